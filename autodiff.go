@@ -1,0 +1,176 @@
+// This file holds the reverse-mode autodiff tape: op recording in creation
+// order, Backward from a scalar, the no-grad (inference) mode, and the arena
+// that recycles activation and gradient buffers from one step to the next.
+
+package loope
+
+import "fmt"
+
+// Tape records differentiable ops in creation order and replays their
+// backward functions in reverse. It also owns every tensor its ops create:
+// Reset recycles them, so a training loop that calls Reset once per step
+// reaches a steady state that allocates next to nothing.
+//
+// A Tape is not safe for concurrent use; kernels parallelise inside an op
+// over fixed ranges, so results do not depend on scheduling.
+type Tape[T Float] struct {
+	// NoGrad switches the tape to inference mode: ops record nothing and
+	// their outputs carry no gradient.
+	NoGrad bool
+
+	nodes  []node[T]    // recorded ops; nodes[:nnodes] are live
+	nnodes int          //
+	pool   []*Tensor[T] // arena tensors; pool[:npool] are live
+	npool  int          //
+	bufs   [][]T        // arena scratch buffers; bufs[:nbufs] are live
+	nbufs  int          //
+}
+
+// node is one recorded op. Its backward function is a plain (non-capturing)
+// function, so recording allocates nothing; what the backward needs beyond
+// inputs and output is kept in ints, fs and saved, whose backing arrays are
+// reused across steps.
+type node[T Float] struct {
+	backward func(n *node[T])
+	out      *Tensor[T]
+	in       []*Tensor[T] // operands, in the op's argument order
+	ints     []int        // integer attributes (axes, sizes, indices)
+	fs       []float64    // float attributes (eps, scale, smoothing)
+	saved    [][]T        // arena buffers saved by the forward
+	hook     any          // an op-specific value (e.g. an index slice); nil for most ops
+}
+
+// Reset forgets every recorded op and recycles every tensor and buffer the
+// tape handed out since the last Reset. Tensors from the previous step must
+// not be used after Reset.
+func (tp *Tape[T]) Reset() {
+	for i := range tp.nnodes {
+		n := &tp.nodes[i]
+		n.out, n.hook, n.backward = nil, nil, nil
+		clear(n.in)
+		n.in = n.in[:0]
+		n.ints, n.fs = n.ints[:0], n.fs[:0]
+		clear(n.saved)
+		n.saved = n.saved[:0]
+	}
+	tp.nnodes, tp.npool, tp.nbufs = 0, 0, 0
+}
+
+// New returns a zeroed arena tensor of the given shape. It carries a zeroed
+// gradient unless the tape is in no-grad mode.
+func (tp *Tape[T]) New(shape ...int) *Tensor[T] {
+	return tp.newTensor(!tp.NoGrad, shape)
+}
+
+// out returns a zeroed arena tensor for an op's result; it has a gradient
+// only if the tape records and some input has one.
+func (tp *Tape[T]) out(shape []int, inputs ...*Tensor[T]) *Tensor[T] {
+	return tp.newTensor(tp.needsGrad(inputs...), shape)
+}
+
+// needsGrad reports whether an op over inputs must be recorded.
+func (tp *Tape[T]) needsGrad(inputs ...*Tensor[T]) bool {
+	if tp.NoGrad {
+		return false
+	}
+	for _, t := range inputs {
+		if t != nil && t.Grad != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func (tp *Tape[T]) newTensor(grad bool, shape []int) *Tensor[T] {
+	n := numel("Tape.New", shape)
+	if tp.npool == len(tp.pool) {
+		tp.pool = append(tp.pool, &Tensor[T]{})
+	}
+	t := tp.pool[tp.npool]
+	tp.npool++
+	t.Shape = append(t.Shape[:0], shape...)
+	t.Data = grow(t.Data, n)
+	if grad {
+		t.Grad = grow(t.Grad[:cap(t.Grad)], n)
+	} else {
+		t.Grad = nil // a slot keeps its grad status step to step, so nothing is lost
+	}
+	return t
+}
+
+// grow returns a zeroed slice of length n, reusing buf's storage if it fits.
+func grow[T Float](buf []T, n int) []T {
+	if cap(buf) < n {
+		return make([]T, n)
+	}
+	buf = buf[:n]
+	clear(buf)
+	return buf
+}
+
+// scratch returns a zeroed arena buffer of length n, valid until Reset.
+// Ops use it for values the backward needs (means, softmax rows, masks).
+func (tp *Tape[T]) scratch(n int) []T {
+	if tp.nbufs == len(tp.bufs) {
+		tp.bufs = append(tp.bufs, nil)
+	}
+	b := grow(tp.bufs[tp.nbufs], n)
+	tp.bufs[tp.nbufs] = b
+	tp.nbufs++
+	return b
+}
+
+// record appends an op whose backward is fn; out must already hold the
+// forward result. It returns the node so the op can attach attributes.
+// Callers record only when out.Grad != nil.
+func (tp *Tape[T]) record(fn func(*node[T]), out *Tensor[T], in ...*Tensor[T]) *node[T] {
+	if tp.nnodes == len(tp.nodes) {
+		tp.nodes = append(tp.nodes, node[T]{})
+	}
+	n := &tp.nodes[tp.nnodes]
+	tp.nnodes++
+	n.backward, n.out = fn, out
+	n.in = append(n.in[:0], in...)
+	return n
+}
+
+// Len returns the number of ops recorded since the last Reset.
+func (tp *Tape[T]) Len() int { return tp.nnodes }
+
+// Backward seeds d loss/d loss = 1 and runs every recorded backward in
+// reverse creation order, accumulating into the Grad of each tensor. loss
+// must be a one-element tensor made by this tape. Parameter gradients are
+// not cleared first: call ZeroGrad between steps.
+func (tp *Tape[T]) Backward(loss *Tensor[T]) {
+	if loss.Size() != 1 {
+		panic(fmt.Sprintf("loope: Backward: loss must have one element, has shape %v", loss.Shape))
+	}
+	seed := tp.scratch(1)
+	seed[0] = 1
+	tp.backwardFrom(loss, seed)
+}
+
+// backwardFrom adds seed to out.Grad and runs the tape in reverse. The
+// gradient check uses it to seed a random projection of a non-scalar output.
+func (tp *Tape[T]) backwardFrom(out *Tensor[T], seed []T) {
+	if out.Grad == nil {
+		panic("loope: Backward: output has no gradient (no-grad mode, or no parameter upstream)")
+	}
+	if len(seed) != len(out.Grad) {
+		panic(fmt.Sprintf("loope: Backward: seed length %d for shape %v", len(seed), out.Shape))
+	}
+	for i, s := range seed {
+		out.Grad[i] += s
+	}
+	for i := tp.nnodes - 1; i >= 0; i-- {
+		n := &tp.nodes[i]
+		n.backward(n)
+	}
+}
+
+// ZeroGrad clears the gradients of params.
+func ZeroGrad[T Float](params []*Tensor[T]) {
+	for _, p := range params {
+		p.ZeroGrad()
+	}
+}

@@ -1,0 +1,144 @@
+// This file holds the matrix-product ops: MatMul, Linear and BatchMatMul,
+// each forward beside its backward. All of them run on gemm.
+
+package loope
+
+import "fmt"
+
+// MatMul returns a·b for a (..., M, K) and b (K, N): shape (..., M, N).
+// The leading axes of a are flattened into M.
+func (tp *Tape[T]) MatMul(a, b *Tensor[T]) *Tensor[T] {
+	if len(a.Shape) < 2 || len(b.Shape) != 2 || a.Dim(-1) != b.Shape[0] {
+		panic(fmt.Sprintf("loope: MatMul: shape mismatch %v x %v", a.Shape, b.Shape))
+	}
+	k, n := b.Shape[0], b.Shape[1]
+	m := numel("MatMul", a.Shape[:len(a.Shape)-1])
+	shape := append(append(make([]int, 0, len(a.Shape)), a.Shape[:len(a.Shape)-1]...), n)
+	out := tp.out(shape, a, b)
+	gemm(false, false, m, n, k, a.Data, max(k, 1), b.Data, max(n, 1), out.Data, max(n, 1), false)
+	if out.Grad != nil {
+		nd := tp.record(matMulBackward[T], out, a, b)
+		nd.ints = append(nd.ints, m, n, k)
+	}
+	return out
+}
+
+// matMulBackward: dA += dC·Bᵀ, dB += Aᵀ·dC.
+func matMulBackward[T Float](nd *node[T]) {
+	a, b, c := nd.in[0], nd.in[1], nd.out
+	m, n, k := nd.ints[0], nd.ints[1], nd.ints[2]
+	if a.Grad != nil {
+		gemm(false, true, m, k, n, c.Grad, max(n, 1), b.Data, max(n, 1), a.Grad, max(k, 1), true)
+	}
+	if b.Grad != nil {
+		gemm(true, false, k, n, m, a.Data, max(k, 1), c.Grad, max(n, 1), b.Grad, max(n, 1), true)
+	}
+}
+
+// Linear returns x·wᵀ + bias for x (..., In), w (Out, In) as PyTorch's
+// nn.Linear stores it, and bias (Out) or nil: shape (..., Out).
+func (tp *Tape[T]) Linear(x, w, bias *Tensor[T]) *Tensor[T] {
+	if len(x.Shape) < 1 || len(w.Shape) != 2 || x.Dim(-1) != w.Shape[1] ||
+		(bias != nil && (len(bias.Shape) != 1 || bias.Shape[0] != w.Shape[0])) {
+		bs := []int(nil)
+		if bias != nil {
+			bs = bias.Shape
+		}
+		panic(fmt.Sprintf("loope: Linear: shape mismatch x %v, w %v, bias %v", x.Shape, w.Shape, bs))
+	}
+	nOut, nIn := w.Shape[0], w.Shape[1]
+	m := numel("Linear", x.Shape[:len(x.Shape)-1])
+	shape := append(append(make([]int, 0, len(x.Shape)), x.Shape[:len(x.Shape)-1]...), nOut)
+	out := tp.out(shape, x, w, bias)
+	if bias != nil {
+		for i := range m {
+			copy(out.Data[i*nOut:(i+1)*nOut], bias.Data)
+		}
+	}
+	gemm(false, true, m, nOut, nIn, x.Data, max(nIn, 1), w.Data, max(nIn, 1), out.Data, max(nOut, 1), true)
+	if out.Grad != nil {
+		nd := tp.record(linearBackward[T], out, x, w, bias)
+		nd.ints = append(nd.ints, m, nOut, nIn)
+	}
+	return out
+}
+
+// linearBackward: dx += dy·w, dw += dyᵀ·x, dbias += Σ_rows dy.
+func linearBackward[T Float](nd *node[T]) {
+	x, w, bias, y := nd.in[0], nd.in[1], nd.in[2], nd.out
+	m, nOut, nIn := nd.ints[0], nd.ints[1], nd.ints[2]
+	if x.Grad != nil {
+		gemm(false, false, m, nIn, nOut, y.Grad, max(nOut, 1), w.Data, max(nIn, 1), x.Grad, max(nIn, 1), true)
+	}
+	if w.Grad != nil {
+		gemm(true, false, nOut, nIn, m, y.Grad, max(nOut, 1), x.Data, max(nIn, 1), w.Grad, max(nIn, 1), true)
+	}
+	if bias != nil && bias.Grad != nil {
+		for i := range m {
+			for j, g := range y.Grad[i*nOut : (i+1)*nOut] {
+				bias.Grad[j] += g
+			}
+		}
+	}
+}
+
+// BatchMatMul returns op(a)·op(b) per batch item for a (..., M, K) and
+// b (..., K, N) with equal leading axes (op transposes the last two axes
+// when transA/transB is set): shape (..., M, N).
+func (tp *Tape[T]) BatchMatMul(a, b *Tensor[T], transA, transB bool) *Tensor[T] {
+	ra, rb := len(a.Shape), len(b.Shape)
+	if ra < 2 || ra != rb || !sameShape(a.Shape[:ra-2], b.Shape[:rb-2]) {
+		panic(fmt.Sprintf("loope: BatchMatMul: shape mismatch %v x %v", a.Shape, b.Shape))
+	}
+	m, k := a.Shape[ra-2], a.Shape[ra-1]
+	if transA {
+		m, k = k, m
+	}
+	kb, n := b.Shape[rb-2], b.Shape[rb-1]
+	if transB {
+		kb, n = n, kb
+	}
+	if k != kb {
+		panic(fmt.Sprintf("loope: BatchMatMul: shape mismatch %v x %v (transA=%v transB=%v)", a.Shape, b.Shape, transA, transB))
+	}
+	batch := numel("BatchMatMul", a.Shape[:ra-2])
+	shape := append(append(make([]int, 0, ra), a.Shape[:ra-2]...), m, n)
+	out := tp.out(shape, a, b)
+	lda, ldb := a.Shape[ra-1], b.Shape[rb-1]
+	gemmBatched(transA, transB, batch, m, n, k, a.Data, m*k, max(lda, 1), b.Data, k*n, max(ldb, 1), out.Data, m*n, max(n, 1), false)
+	if out.Grad != nil {
+		nd := tp.record(batchMatMulBackward[T], out, a, b)
+		nd.ints = append(nd.ints, batch, m, n, k, boolInt(transA), boolInt(transB))
+	}
+	return out
+}
+
+// batchMatMulBackward, per item with C = op(A)·op(B):
+// dop(A) = dC·op(B)ᵀ, dop(B) = op(A)ᵀ·dC, transposed back into A's or B's layout.
+func batchMatMulBackward[T Float](nd *node[T]) {
+	a, b, c := nd.in[0], nd.in[1], nd.out
+	batch, m, n, k := nd.ints[0], nd.ints[1], nd.ints[2], nd.ints[3]
+	transA, transB := nd.ints[4] == 1, nd.ints[5] == 1
+	lda, ldb := a.Shape[len(a.Shape)-1], b.Shape[len(b.Shape)-1]
+	if a.Grad != nil {
+		if transA { // A is (k, m): dA = op(B)·dCᵀ
+			gemmBatched(transB, true, batch, k, m, n, b.Data, k*n, max(ldb, 1), c.Grad, m*n, max(n, 1), a.Grad, m*k, max(lda, 1), true)
+		} else { // A is (m, k): dA = dC·op(B)ᵀ
+			gemmBatched(false, !transB, batch, m, k, n, c.Grad, m*n, max(n, 1), b.Data, k*n, max(ldb, 1), a.Grad, m*k, max(lda, 1), true)
+		}
+	}
+	if b.Grad != nil {
+		if transB { // B is (n, k): dB = dCᵀ·op(A)
+			gemmBatched(true, transA, batch, n, k, m, c.Grad, m*n, max(n, 1), a.Data, m*k, max(lda, 1), b.Grad, k*n, max(ldb, 1), true)
+		} else { // B is (k, n): dB = op(A)ᵀ·dC
+			gemmBatched(!transA, false, batch, k, n, m, a.Data, m*k, max(lda, 1), c.Grad, m*n, max(n, 1), b.Grad, k*n, max(ldb, 1), true)
+		}
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
