@@ -458,50 +458,52 @@ func (f *SafeFile) WriteFile(path string) error {
 }
 
 // writeAtomic replaces path by what write produces, atomically (see
-// WriteFile). If write or any step before the rename fails, path is
-// untouched and the temporary file is removed.
-func writeAtomic(path string, write func(w io.Writer) error) (err error) {
+// WriteFile). The new file gets the permission bits of the file it
+// replaces, or 0644. If write fails or panics, or any step before the
+// rename fails, path is untouched and the temporary file is removed. An
+// error syncing the folder after the rename is returned too, but the new
+// file is then already in place.
+func writeAtomic(path string, write func(w io.Writer) error) error {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
+	}
+	perm := os.FileMode(0o644)
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+		perm = fi.Mode().Perm()
 	}
 	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("loope: write %s: %w", path, err)
 	}
+	renamed := false
 	defer func() {
-		if err != nil {
+		if !renamed {
 			tmp.Close()
 			os.Remove(tmp.Name())
-			err = fmt.Errorf("loope: write %s: %w", path, err)
 		}
 	}()
 	bw := bufio.NewWriterSize(tmp, 1<<20)
-	if err = write(bw); err != nil {
-		return err
+	for _, step := range []func() error{
+		func() error { return write(bw) },
+		bw.Flush,
+		func() error { return tmp.Chmod(perm) },
+		tmp.Sync,
+		tmp.Close,
+		func() error { return os.Rename(tmp.Name(), path) },
+	} {
+		if err := step(); err != nil {
+			return fmt.Errorf("loope: write %s: %w", path, err)
+		}
 	}
-	if err = bw.Flush(); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = tmp.Sync(); err != nil {
-		return err
-	}
-	if err = tmp.Close(); err != nil {
-		return err
-	}
-	if err = os.Rename(tmp.Name(), path); err != nil {
-		return err
-	}
+	renamed = true
 	// The new file is in place; make the rename durable.
 	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("loope: write %s: sync folder: %w", path, err)
+	if err == nil {
+		err = d.Sync()
+		d.Close()
 	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err != nil {
 		return fmt.Errorf("loope: write %s: sync folder: %w", path, err)
 	}
 	return nil

@@ -533,6 +533,18 @@ func TestWriteAtomic(t *testing.T) {
 	if err := bad.WriteFile(path); err == nil {
 		t.Fatal("WriteFile of an inconsistent file: no error")
 	}
+	// A panicking writer also leaves no temporary file.
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("writeAtomic swallowed the writer's panic")
+			}
+		}()
+		_ = writeAtomic(path, func(w io.Writer) error {
+			_, _ = w.Write(make([]byte, 2<<20))
+			panic("boom")
+		})
+	}()
 	if err := writeAtomic(filepath.Join(dir, "no", "such", "dir", "x"), func(io.Writer) error { return nil }); err == nil {
 		t.Fatal("writeAtomic into a missing folder: no error")
 	}
@@ -557,8 +569,14 @@ func TestWriteAtomic(t *testing.T) {
 		t.Fatal(err)
 	}
 	next.Metadata["step"] = "100"
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := next.WriteFile(path); err != nil {
 		t.Fatal(err)
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("replaced file mode: %v %v, want 0600 kept", fi.Mode(), err)
 	}
 	back, err := ReadSafeFile(path)
 	if err != nil {
