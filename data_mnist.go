@@ -103,7 +103,7 @@ func readIDX(name string, r io.Reader, magic uint32, limit int64, copyData bool)
 	}
 	got := binary.BigEndian.Uint32(hdr[:])
 	if got != magic {
-		return nil, fmt.Errorf("loope: IDX file %s: magic %#08x, want %#08x (%s)", name, got, magic, idxKind(magic))
+		return nil, fmt.Errorf("loope: IDX file %s: magic 0x%08x, want 0x%08x (%s)", name, got, magic, idxKind(magic))
 	}
 	ndim := int(hdr[3])
 	dimBytes := make([]byte, 4*ndim)
