@@ -45,10 +45,13 @@ type ImageSet struct {
 	lut        []float32 // (OutC, 256) normalised value of each byte per output channel
 }
 
-// newImageSet allocates an ImageSet of n images with c×h×w pixels each.
+// newImageSet allocates an ImageSet of n images with c×h×w pixels each,
+// normalised as p/255.
 func newImageSet(n, c, h, w, classes int) *ImageSet {
-	return &ImageSet{N: n, C: c, H: h, W: w, Classes: classes,
+	s := &ImageSet{N: n, C: c, H: h, W: w, Classes: classes,
 		Pix: make([]uint8, n*c*h*w), Labels: make([]int32, n)}
+	s.table()
+	return s
 }
 
 // Len returns the number of images.
@@ -89,11 +92,13 @@ func (s *ImageSet) SetNorm(mean, std []float32) error {
 	}
 	s.Mean, s.Std = slices.Clone(mean), slices.Clone(std)
 	s.lut = nil
+	s.table()
 	return nil
 }
 
 // table returns the (OutC, 256) lookup table of normalised values, building
-// it on first use. The values are computed in float64 and rounded once.
+// it if missing (every constructor and SetNorm build it, so Example only
+// reads it). The values are computed in float64 and rounded once.
 func (s *ImageSet) table() []float32 {
 	c := s.Channels()
 	if len(s.lut) == c*256 {
@@ -113,9 +118,10 @@ func (s *ImageSet) table() []float32 {
 	return lut
 }
 
-// Prepare builds the normalisation table now. Example builds it on first use,
-// which is a data race if the first calls come from several goroutines; call
-// Prepare (or Example once) before reading the set concurrently.
+// Prepare builds the normalisation table if it is missing. The constructors
+// and SetNorm already build it; a set assembled by hand (a struct literal, or
+// OutC changed directly) must call Prepare before concurrent Example calls,
+// since the first Example would build the table otherwise.
 func (s *ImageSet) Prepare() { s.table() }
 
 // Example writes image i normalised into img (OutC, H, W) and its class index
@@ -157,6 +163,7 @@ func (s *ImageSet) WithChannels(c int) (*ImageSet, error) {
 		if s.Mean != nil {
 			v.Mean, v.Std = slices.Repeat(s.Mean[:1], c), slices.Repeat(s.Std[:1], c)
 		}
+		v.table()
 		return &v, nil
 	case s.C == 3 && c == 1:
 		g := newImageSet(s.N, 1, s.H, s.W, s.Classes)
@@ -187,7 +194,8 @@ func (s *ImageSet) Resized(size int) (*ImageSet, error) {
 	}
 	r := newImageSet(s.N, s.C, size, size, s.Classes)
 	copy(r.Labels, s.Labels)
-	r.Names, r.OutC, r.Mean, r.Std = s.Names, s.OutC, s.Mean, s.Std
+	r.Names, r.OutC, r.Mean, r.Std, r.lut = s.Names, s.OutC, s.Mean, s.Std, nil
+	r.table()
 	rz := newResizer(s.H, s.W, size)
 	hw, ss := s.H*s.W, size*size
 	parallelFor(s.N, 64, func(lo, hi int) {
@@ -202,11 +210,30 @@ func (s *ImageSet) Resized(size int) (*ImageSet, error) {
 	return r, nil
 }
 
+// Fit returns the set with the given channel count and size×size images,
+// converting and resizing only what differs (see WithChannels and Resized);
+// e.g. MNIST for the tiny preset is s.Fit(3, 14).
+func (s *ImageSet) Fit(channels, size int) (*ImageSet, error) {
+	if channels < s.C { // convert first: fewer planes to resize
+		g, err := s.WithChannels(channels)
+		if err != nil {
+			return nil, err
+		}
+		return g.Resized(size)
+	}
+	r, err := s.Resized(size)
+	if err != nil {
+		return nil, err
+	}
+	return r.WithChannels(channels)
+}
+
 // Subset returns a new set holding copies of the images idx, in that order.
 // It panics if an index is out of range.
 func (s *ImageSet) Subset(idx []int) *ImageSet {
 	r := newImageSet(len(idx), s.C, s.H, s.W, s.Classes)
-	r.Names, r.OutC, r.Mean, r.Std = s.Names, s.OutC, s.Mean, s.Std
+	r.Names, r.OutC, r.Mean, r.Std, r.lut = s.Names, s.OutC, s.Mean, s.Std, nil
+	r.table()
 	for k, i := range idx {
 		if i < 0 || i >= s.N {
 			panic(fmt.Sprintf("loope: ImageSet.Subset: index %d of %d", i, s.N))
@@ -359,6 +386,7 @@ func (a *Augment) Len() int { return a.Set.N }
 func (a *Augment) draw(i int) (dy, dx int, flip bool) {
 	var p rand.PCG
 	p.Seed(a.Seed, a.epoch<<32^uint64(i)^0x9e3779b97f4a7c15)
+	p.Uint64() // one step away from the structured seed
 	u := p.Uint64()
 	n := uint64(2*a.Pad + 1)
 	dy = int((u >> 32 & 0xffff) * n >> 16)

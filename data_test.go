@@ -335,3 +335,39 @@ func BenchmarkImageSetExample(b *testing.B) {
 		}
 	})
 }
+
+func TestFitAndConcurrentExample(t *testing.T) {
+	t.Parallel()
+	g := randomSet(6, 1, 28, 28, 10, 12)
+	if err := g.SetNorm([]float32{MNISTMean}, []float32{MNISTStd}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := g.Fit(3, 14)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := g.Resized(14)
+	if f.Channels() != 3 || f.H != 14 || !slices.Equal(f.Pix, r.Pix) || len(f.Mean) != 3 {
+		t.Fatalf("Fit(3, 14): %d channels, %d×%d, mean %v", f.Channels(), f.H, f.W, f.Mean)
+	}
+	c := randomSet(2, 3, 8, 8, 2, 13)
+	f1, err := c.Fit(1, 4)
+	if err != nil || f1.C != 1 || f1.H != 4 {
+		t.Fatalf("Fit(1, 4): %v, %v", f1, err)
+	}
+	// Example only reads shared state: two goroutines on a fresh view (run
+	// with -race to check).
+	done := make(chan []float32)
+	for range 2 {
+		go func() {
+			img, target := make([]float32, 3*14*14), make([]float32, 1)
+			for i := range f.N {
+				f.Example(i, img, target)
+			}
+			done <- img
+		}()
+	}
+	if a, b := <-done, <-done; !slices.Equal(a, b) {
+		t.Error("concurrent Example calls disagree")
+	}
+}
