@@ -433,16 +433,28 @@ func (a *Augment) Example(i int, img, target []float32) {
 				continue
 			}
 			row := plane[sy*W : (sy+1)*W]
-			for x := range out {
-				xx := x
-				if flip {
-					xx = W - 1 - x
+			// Source column sx = x+ox (or W−1−x+ox flipped) is inside [0, W)
+			// for x in [lo, hi); the rest is padding.
+			lo, hi := max(0, -ox), min(W, W-ox)
+			if flip {
+				lo, hi = max(0, ox), min(W, W+ox)
+			}
+			lo = min(lo, W) // |ox| ≥ W: the whole row is padding
+			hi = max(hi, lo)
+			for x := range lo {
+				out[x] = zero
+			}
+			for x := hi; x < W; x++ {
+				out[x] = zero
+			}
+			if flip {
+				base := W - 1 + ox
+				for x := lo; x < hi; x++ {
+					out[x] = l[row[base-x]]
 				}
-				sx := xx + ox
-				if sx < 0 || sx >= W {
-					out[x] = zero
-				} else {
-					out[x] = l[row[sx]]
+			} else if lo < hi {
+				for x, p := range row[lo+ox : hi+ox] {
+					out[lo+x] = l[p]
 				}
 			}
 		}

@@ -331,3 +331,30 @@ func FuzzIDX(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkLoadMNIST: reading the real gzipped training set, and fitting it
+// to the tiny preset (3×14×14).
+func BenchmarkLoadMNIST(b *testing.B) {
+	dir, err := MNISTDir()
+	if err != nil {
+		b.Skipf("real MNIST unavailable (%v)", err)
+	}
+	var s *ImageSet
+	b.Run("load", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if s, err = LoadMNIST(dir, true); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(s.N)*float64(b.N)/b.Elapsed().Seconds(), "images/s")
+	})
+	b.Run("fit3x14", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := s.Fit(3, 14); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(s.N)*float64(b.N)/b.Elapsed().Seconds(), "images/s")
+	})
+}

@@ -257,6 +257,17 @@ func TestAugment(t *testing.T) {
 	if same > 10 {
 		t.Errorf("epoch 1 repeats epoch 0's draws for %d of 40 images", same)
 	}
+	// Padding wider than the image: rows and columns may be all padding.
+	wide := &Augment{Set: s, Pad: 7, Flip: true, Seed: 5}
+	for i := range s.N {
+		dy, dx, flip := wide.draw(i)
+		wide.Example(i, img, target)
+		for j, p := range augmentReference(s, i, 7, dy, dx, flip) {
+			if img[j] != lut[(j/30)*256+int(p)] {
+				t.Fatalf("pad 7 image %d pixel %d: got %v, want byte %d", i, j, img[j], p)
+			}
+		}
+	}
 	// No augmentation is the identity.
 	none := &Augment{Set: s}
 	s.Example(5, first, target)
