@@ -31,9 +31,10 @@ type Dataset interface {
 // (torchvision ToTensor followed by Normalize) and writes the class index to
 // target[0].
 //
-// If OutC is set to a multiple channel count of a one-channel set (see
-// WithChannels), Example replicates the single plane OutC times, so MNIST
-// stays 47 MB in memory while the model sees 3 channels.
+// A one-channel set with OutC > 1 (made by WithChannels) replicates its
+// plane OutC times in Example, so MNIST stays 47 MB in memory while the
+// model sees 3 channels. Set normalisation with SetNorm, not by assigning
+// Mean and Std, so the lookup table Example reads is rebuilt.
 type ImageSet struct {
 	N, C, H, W int       // images, stored channels, rows, columns
 	OutC       int       // channels Example writes: C, or a replication of a 1-channel set; 0 means C
