@@ -24,6 +24,8 @@ type Tape[T Float] struct {
 	npool  int          //
 	bufs   [][]T        // arena scratch buffers; bufs[:nbufs] are live
 	nbufs  int          //
+	views  []*Tensor[T] // view headers (see view); views[:nviews] are live
+	nviews int          //
 }
 
 // node is one recorded op. Its backward function is a plain (non-capturing)
@@ -53,7 +55,10 @@ func (tp *Tape[T]) Reset() {
 		clear(n.saved)
 		n.saved = n.saved[:0]
 	}
-	tp.nnodes, tp.npool, tp.nbufs = 0, 0, 0
+	for _, v := range tp.views[:tp.nviews] {
+		v.Data, v.Grad = nil, nil // drop the aliases; never reuse their storage
+	}
+	tp.nnodes, tp.npool, tp.nbufs, tp.nviews = 0, 0, 0, 0
 }
 
 // New returns a zeroed arena tensor of the given shape. It carries a zeroed
@@ -106,6 +111,30 @@ func grow[T Float](buf []T, n int) []T {
 	buf = buf[:n]
 	clear(buf)
 	return buf
+}
+
+// view returns an arena tensor header of the given shape whose Data and
+// Grad alias x's (Grad is nil in no-grad mode): a zero-copy reshape, needing
+// no backward because gradients flow into x.Grad directly.
+//
+// Views live in their own pool, apart from the tensors of out/New, and a
+// view slot's Data and Grad are only ever reassigned, never grown or
+// cleared. Were views drawn from the main pool, the next step's grow would
+// clear and write into whatever storage the slot last aliased, i.e. into
+// another tensor (a parameter, or an arena output of a different slot).
+// The caller checks that shape has x's element count.
+func (tp *Tape[T]) view(x *Tensor[T], shape []int) *Tensor[T] {
+	if tp.nviews == len(tp.views) {
+		tp.views = append(tp.views, &Tensor[T]{})
+	}
+	t := tp.views[tp.nviews]
+	tp.nviews++
+	t.Shape = append(t.Shape[:0], shape...)
+	t.Data, t.Grad = x.Data, x.Grad
+	if tp.NoGrad {
+		t.Grad = nil
+	}
+	return t
 }
 
 // scratch returns a zeroed arena buffer of length n, valid until Reset.
