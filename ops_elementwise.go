@@ -448,46 +448,107 @@ func addScalarBackward[T Float](nd *node[T]) {
 // in terms of x or y, whichever is cheaper. Transcendental functions are
 // evaluated in float64 for every T.
 
-// unary runs an activation: forward kernel fwd, backward kernel bwd
-// (dx += f'·dy over a chunk), both split over threads for large tensors.
-func (tp *Tape[T]) unary(x *Tensor[T], fwd func(y, x []T), bwd func(dx, dy, x, y []T)) *Tensor[T] {
+// Activation codes: unary dispatches its forward and backward kernels on
+// them with a switch, once per chunk. (Passing the generic kernels as
+// function values instead would allocate a closure per call.)
+const (
+	actGELU = iota
+	actReLU
+	actSigmoid
+	actTanh
+	actSin
+	actCos
+	actExp
+	actLog
+)
+
+// unary runs activation act forward, splitting large tensors over threads,
+// and records unaryBackward with act in nd.ints.
+func (tp *Tape[T]) unary(act int, x *Tensor[T]) *Tensor[T] {
 	out := tp.out(x.Shape, x)
 	n := len(x.Data)
 	if n < 2*parGrain {
-		fwd(out.Data, x.Data)
+		unaryForward(act, out.Data, x.Data)
 	} else {
 		y, xd := out.Data, x.Data
-		parallelFor(n, parGrain, func(lo, hi int) { fwd(y[lo:hi], xd[lo:hi]) })
+		parallelFor(n, parGrain, func(lo, hi int) { unaryForward(act, y[lo:hi], xd[lo:hi]) })
 	}
 	if out.Grad != nil {
 		nd := tp.record(unaryBackward[T], out, x)
-		nd.hook = bwd // a static function value: boxing it does not allocate
+		nd.ints = append(nd.ints, act)
 	}
 	return out
 }
 
-// unaryBackward calls the activation's backward kernel stored in nd.hook.
+// unaryBackward adds f'·dy into dx through the activation's backward kernel.
 func unaryBackward[T Float](nd *node[T]) {
 	x, y := nd.in[0], nd.out
 	if x.Grad == nil {
 		return
 	}
-	bwd := nd.hook.(func(dx, dy, x, y []T))
-	n := len(x.Data)
+	act, n := nd.ints[0], len(x.Data)
 	if n < 2*parGrain {
-		bwd(x.Grad, y.Grad, x.Data, y.Data)
+		unaryGrad(act, x.Grad, y.Grad, x.Data, y.Data)
 		return
 	}
 	parallelFor(n, parGrain, func(lo, hi int) {
-		bwd(x.Grad[lo:hi], y.Grad[lo:hi], x.Data[lo:hi], y.Data[lo:hi])
+		unaryGrad(act, x.Grad[lo:hi], y.Grad[lo:hi], x.Data[lo:hi], y.Data[lo:hi])
 	})
+}
+
+// unaryForward fills y = f(x) for activation act.
+func unaryForward[T Float](act int, y, x []T) {
+	switch act {
+	case actGELU:
+		geluForward(y, x)
+	case actReLU:
+		reluForward(y, x)
+	case actSigmoid:
+		sigmoidForward(y, x)
+	case actTanh:
+		tanhForward(y, x)
+	case actSin:
+		sinForward(y, x)
+	case actCos:
+		cosForward(y, x)
+	case actExp:
+		expForward(y, x)
+	case actLog:
+		logForward(y, x)
+	default:
+		panic(fmt.Sprintf("loope: unknown activation %d", act))
+	}
+}
+
+// unaryGrad adds f'(x)·dy into dx for activation act.
+func unaryGrad[T Float](act int, dx, dy, x, y []T) {
+	switch act {
+	case actGELU:
+		geluBackward(dx, dy, x, y)
+	case actReLU:
+		reluBackward(dx, dy, x, y)
+	case actSigmoid:
+		sigmoidBackward(dx, dy, x, y)
+	case actTanh:
+		tanhBackward(dx, dy, x, y)
+	case actSin:
+		sinBackward(dx, dy, x, y)
+	case actCos:
+		cosBackward(dx, dy, x, y)
+	case actExp:
+		expBackward(dx, dy, x, y)
+	case actLog:
+		logBackward(dx, dy, x, y)
+	default:
+		panic(fmt.Sprintf("loope: unknown activation %d", act))
+	}
 }
 
 // GELU returns the exact (erf) Gaussian error linear unit
 // y = x·Φ(x) = 0.5·x·(1 + erf(x/√2)) (Hendrycks & Gimpel, arXiv 1606.08415;
 // PyTorch's default approximate='none'). x (...) → (...).
 func (tp *Tape[T]) GELU(x *Tensor[T]) *Tensor[T] {
-	return tp.unary(x, geluForward[T], geluBackward[T])
+	return tp.unary(actGELU, x)
 }
 
 func geluForward[T Float](y, x []T) {
@@ -510,7 +571,7 @@ func geluBackward[T Float](dx, dy, x, _ []T) {
 
 // ReLU returns max(x, 0). x (...) → (...).
 func (tp *Tape[T]) ReLU(x *Tensor[T]) *Tensor[T] {
-	return tp.unary(x, reluForward[T], reluBackward[T])
+	return tp.unary(actReLU, x)
 }
 
 func reluForward[T Float](y, x []T) {
@@ -530,7 +591,7 @@ func reluBackward[T Float](dx, dy, x, _ []T) {
 
 // Sigmoid returns 1/(1 + e^(−x)). x (...) → (...).
 func (tp *Tape[T]) Sigmoid(x *Tensor[T]) *Tensor[T] {
-	return tp.unary(x, sigmoidForward[T], sigmoidBackward[T])
+	return tp.unary(actSigmoid, x)
 }
 
 func sigmoidForward[T Float](y, x []T) {
@@ -557,7 +618,7 @@ func sigmoid(x float64) float64 {
 
 // Tanh returns tanh(x). x (...) → (...).
 func (tp *Tape[T]) Tanh(x *Tensor[T]) *Tensor[T] {
-	return tp.unary(x, tanhForward[T], tanhBackward[T])
+	return tp.unary(actTanh, x)
 }
 
 func tanhForward[T Float](y, x []T) {
@@ -575,7 +636,7 @@ func tanhBackward[T Float](dx, dy, _, y []T) {
 
 // Sin returns sin(x). x (...) → (...).
 func (tp *Tape[T]) Sin(x *Tensor[T]) *Tensor[T] {
-	return tp.unary(x, sinForward[T], sinBackward[T])
+	return tp.unary(actSin, x)
 }
 
 func sinForward[T Float](y, x []T) {
@@ -593,7 +654,7 @@ func sinBackward[T Float](dx, dy, x, _ []T) {
 
 // Cos returns cos(x). x (...) → (...).
 func (tp *Tape[T]) Cos(x *Tensor[T]) *Tensor[T] {
-	return tp.unary(x, cosForward[T], cosBackward[T])
+	return tp.unary(actCos, x)
 }
 
 func cosForward[T Float](y, x []T) {
@@ -611,7 +672,7 @@ func cosBackward[T Float](dx, dy, x, _ []T) {
 
 // Exp returns e^x. x (...) → (...).
 func (tp *Tape[T]) Exp(x *Tensor[T]) *Tensor[T] {
-	return tp.unary(x, expForward[T], expBackward[T])
+	return tp.unary(actExp, x)
 }
 
 func expForward[T Float](y, x []T) {
@@ -630,7 +691,7 @@ func expBackward[T Float](dx, dy, _, y []T) {
 // Log returns the natural logarithm ln x (NaN for x < 0, −Inf at 0).
 // x (...) → (...).
 func (tp *Tape[T]) Log(x *Tensor[T]) *Tensor[T] {
-	return tp.unary(x, logForward[T], logBackward[T])
+	return tp.unary(actLog, x)
 }
 
 func logForward[T Float](y, x []T) {
