@@ -91,6 +91,8 @@ var gradCases = []gradCase{
 		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.MeanAxis(in[0], 0, false) }},
 	{name: "MeanAxis/neg-keep", shapes: [][]int{{2, 3, 4}},
 		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.MeanAxis(in[0], -2, true) }},
+	{name: "MeanAxis/last", shapes: [][]int{{2, 3, 4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.MeanAxis(in[0], 2, false) }},
 	{name: "Softmax", shapes: [][]int{{2, 3, 5}}, init: uniform(-3, 3),
 		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.Softmax(in[0]) }},
 	{name: "Reshape", shapes: [][]int{{2, 3, 4}},

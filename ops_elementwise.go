@@ -21,6 +21,11 @@ import (
 // the calling goroutine; above 2·parGrain they split over Threads().
 const parGrain = 16384
 
+// serial reports whether an element-wise kernel over n elements should run
+// on the calling goroutine: n is small, or there is one thread. Callers test
+// it before building the closure for parallelFor, which allocates.
+func serial(n int) bool { return n < 2*parGrain || Threads() == 1 }
+
 // maxBcastRank bounds the rank of a broadcast after merging axes; only
 // operands of rank > maxBcastRank with alternating broadcast patterns reach it.
 const maxBcastRank = 32
@@ -44,9 +49,10 @@ type bcastPlan struct {
 	outer, inner int // product of dims[:rank-1], dims[rank-1]
 }
 
-// broadcastShape returns the NumPy broadcast of shapes a and b, reusing a or
-// b when one of them already is the result (no allocation on that path).
-func broadcastShape(op string, a, b []int) []int {
+// broadcastShape returns the NumPy broadcast of shapes a and b: a or b
+// itself when one of them already is the result, else the shape appended
+// to dst[:0] (pass a stack buffer to avoid allocating).
+func broadcastShape(op string, a, b, dst []int) []int {
 	if sameShape(a, b) {
 		return a
 	}
@@ -72,13 +78,13 @@ func broadcastShape(op string, a, b []int) []int {
 	if bigIsOut {
 		return big
 	}
-	out := make([]int, r)
+	out := dst[:0]
 	for k := range r {
 		ds := 1
 		if k >= r-len(small) {
 			ds = small[k-(r-len(small))]
 		}
-		out[k] = max(big[k], ds)
+		out = append(out, max(big[k], ds))
 	}
 	return out
 }
@@ -229,10 +235,11 @@ func binaryRun[T Float](op int, out, a []T, sa int, b []T, sb int) {
 // binary is the shared forward of Add, Sub, Mul and Div.
 func (tp *Tape[T]) binary(op int, a, b *Tensor[T]) *Tensor[T] {
 	name := binaryNames[op]
-	shape := broadcastShape(name, a.Shape, b.Shape)
+	var buf [8]int
+	shape := broadcastShape(name, a.Shape, b.Shape, buf[:0])
 	out := tp.out(shape, a, b)
 	p := makeBcastPlan(name, a.Shape, b.Shape, out.Shape)
-	if p.outer*p.inner < 2*parGrain {
+	if serial(p.outer * p.inner) {
 		binaryRows(op, &p, out.Data, a.Data, b.Data, 0, p.outer)
 	} else {
 		q := p
@@ -273,7 +280,7 @@ func binaryBackward[T Float](nd *node[T]) {
 		if x.Grad == nil {
 			continue
 		}
-		if len(x.Data) == len(y.Data) && len(y.Data) >= 2*parGrain {
+		if len(x.Data) == len(y.Data) && !serial(len(y.Data)) {
 			q := p
 			parallelFor(q.outer, max(1, parGrain/q.inner), func(lo, hi int) {
 				binaryGradRows(op, which, &q, x.Grad, y.Grad, a.Data, b.Data, y.Data, lo, hi)
@@ -467,7 +474,7 @@ const (
 func (tp *Tape[T]) unary(act int, x *Tensor[T]) *Tensor[T] {
 	out := tp.out(x.Shape, x)
 	n := len(x.Data)
-	if n < 2*parGrain {
+	if serial(n) {
 		unaryForward(act, out.Data, x.Data)
 	} else {
 		y, xd := out.Data, x.Data
@@ -487,7 +494,7 @@ func unaryBackward[T Float](nd *node[T]) {
 		return
 	}
 	act, n := nd.ints[0], len(x.Data)
-	if n < 2*parGrain {
+	if serial(n) {
 		unaryGrad(act, x.Grad, y.Grad, x.Data, y.Data)
 		return
 	}

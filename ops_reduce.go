@@ -110,7 +110,16 @@ func (tp *Tape[T]) sumAxis(op string, x *Tensor[T], axis int, keepDim, mean bool
 		scale = 1 / float64(n)
 	}
 	c := T(scale)
-	for o := range outer {
+	if inner == 1 { // reducing the last axis: contiguous rows
+		for o := range outer {
+			var s T
+			for _, v := range x.Data[o*n : (o+1)*n] {
+				s += v
+			}
+			out.Data[o] = s * c
+		}
+	}
+	for o := 0; o < outer && inner > 1; o++ {
 		dst := out.Data[o*inner : (o+1)*inner]
 		for k := range n {
 			for i, v := range x.Data[(o*n+k)*inner : (o*n+k+1)*inner] {
@@ -139,6 +148,15 @@ func sumAxisBackward[T Float](nd *node[T]) {
 	}
 	outer, n, inner := nd.ints[0], nd.ints[1], nd.ints[2]
 	c := T(nd.fs[0])
+	if inner == 1 {
+		for o := range outer {
+			g := c * y.Grad[o]
+			for k := range x.Grad[o*n : (o+1)*n] {
+				x.Grad[o*n+k] += g
+			}
+		}
+		return
+	}
 	for o := range outer {
 		g := y.Grad[o*inner : (o+1)*inner]
 		for k := range n {
@@ -161,7 +179,7 @@ func (tp *Tape[T]) Softmax(x *Tensor[T]) *Tensor[T] {
 	k := x.Shape[len(x.Shape)-1]
 	if k > 0 {
 		rows := len(x.Data) / k
-		if len(x.Data) < 2*parGrain {
+		if serial(len(x.Data)) {
 			softmaxRows(out.Data, x.Data, k, 0, rows)
 		} else {
 			y, xd := out.Data, x.Data
@@ -207,7 +225,7 @@ func softmaxBackward[T Float](nd *node[T]) {
 		return
 	}
 	rows := len(y.Data) / k
-	if len(y.Data) < 2*parGrain {
+	if serial(len(y.Data)) {
 		softmaxGradRows(x.Grad, y.Grad, y.Data, k, 0, rows)
 		return
 	}
