@@ -61,6 +61,8 @@ var gradCases = []gradCase{
 	{name: "Mul", shapes: [][]int{{2, 3, 4}, {2, 3, 4}}, build: bin(opMul)},
 	{name: "Mul/bcast", shapes: [][]int{{2, 1, 4}, {3, 1}}, build: bin(opMul)},
 	{name: "Mul/suffix", shapes: [][]int{{2, 3, 4}, {4}}, build: bin(opMul)},
+	{name: "Mul/self", shapes: [][]int{{2, 3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.Mul(in[0], in[0]) }},
 	{name: "Mul/mixed", shapes: [][]int{{2, 1, 3, 1, 2}, {4, 1, 5, 2}}, build: bin(opMul)},
 	{name: "Div", shapes: [][]int{{2, 3, 4}, {2, 3, 4}}, init: awayFromZero(1), build: bin(opDiv)},
 	{name: "Div/bcast", shapes: [][]int{{3, 4}, {2, 3, 4}}, init: awayFromZero(1), build: bin(opDiv)},
