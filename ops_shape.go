@@ -23,7 +23,7 @@ func (tp *Tape[T]) Reshape(x *Tensor[T], shape ...int) *Tensor[T] {
 		case d == -1 && infer < 0:
 			infer = i
 		case d < 0:
-			panic(fmt.Sprintf("loope: Reshape: bad shape %v for %v", ints(shape), x.Shape))
+			panic(fmt.Sprintf("loope: Reshape: bad shape %v for %v", copyInts(shape), x.Shape))
 		default:
 			known *= d
 		}
@@ -31,11 +31,11 @@ func (tp *Tape[T]) Reshape(x *Tensor[T], shape ...int) *Tensor[T] {
 	n := len(x.Data)
 	if infer >= 0 {
 		if known == 0 || n%known != 0 {
-			panic(fmt.Sprintf("loope: Reshape: cannot reshape %v into %v", x.Shape, ints(shape)))
+			panic(fmt.Sprintf("loope: Reshape: cannot reshape %v into %v", x.Shape, copyInts(shape)))
 		}
 		out.Shape[infer] = n / known
 	} else if known != n {
-		panic(fmt.Sprintf("loope: Reshape: cannot reshape %v into %v", x.Shape, ints(shape)))
+		panic(fmt.Sprintf("loope: Reshape: cannot reshape %v into %v", x.Shape, copyInts(shape)))
 	}
 	return out
 }
@@ -67,13 +67,13 @@ func (tp *Tape[T]) Permute(x *Tensor[T], perm ...int) *Tensor[T] {
 func (tp *Tape[T]) permute(op string, x *Tensor[T], perm []int) *Tensor[T] {
 	r := len(x.Shape)
 	if len(perm) != r || r > maxPermRank {
-		panic(fmt.Sprintf("loope: %s: permutation %v for shape %v", op, ints(perm), x.Shape))
+		panic(fmt.Sprintf("loope: %s: permutation %v for shape %v", op, copyInts(perm), x.Shape))
 	}
 	var seen [maxPermRank]bool
 	var shape [maxPermRank]int
 	for k, p := range perm {
 		if p < 0 || p >= r || seen[p] {
-			panic(fmt.Sprintf("loope: %s: permutation %v for shape %v", op, ints(perm), x.Shape))
+			panic(fmt.Sprintf("loope: %s: permutation %v for shape %v", op, copyInts(perm), x.Shape))
 		}
 		seen[p] = true
 		shape[k] = x.Shape[p]
@@ -299,12 +299,12 @@ func (tp *Tape[T]) Split(x *Tensor[T], axis int, sizes ...int) []*Tensor[T] {
 	total := 0
 	for _, s := range sizes {
 		if s < 0 {
-			panic(fmt.Sprintf("loope: Split: negative size in %v", ints(sizes)))
+			panic(fmt.Sprintf("loope: Split: negative size in %v", copyInts(sizes)))
 		}
 		total += s
 	}
 	if total != x.Shape[axis] {
-		panic(fmt.Sprintf("loope: Split: sizes %v do not sum to axis %d of %v", ints(sizes), axis, x.Shape))
+		panic(fmt.Sprintf("loope: Split: sizes %v do not sum to axis %d of %v", copyInts(sizes), axis, x.Shape))
 	}
 	outs := make([]*Tensor[T], len(sizes))
 	start := 0
@@ -364,6 +364,6 @@ func gatherBackward[T Float](nd *node[T]) {
 	}
 }
 
-// ints returns a copy of s for panic messages, so that s itself does not
+// copyInts returns a copy of s for panic messages, so that s itself does not
 // escape and callers' variadic or stack-built slices stay off the heap.
-func ints(s []int) []int { return append([]int(nil), s...) }
+func copyInts(s []int) []int { return append([]int(nil), s...) }

@@ -5,8 +5,8 @@ import "math/rand/v2"
 // Helpers for the opsa rows of gradCases (element-wise, reduction, shape
 // and loss ops).
 
-// bin returns a gradCase build for the binary op code op on in[0], in[1].
-func bin(op int) func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+// binCase returns a gradCase build for the binary op code op on in[0], in[1].
+func binCase(op int) func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
 	return func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
 		switch op {
 		case opAdd:
@@ -26,8 +26,8 @@ func unaryCase(f func(*Tape[float64], *Tensor[float64]) *Tensor[float64]) func(t
 	return func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return f(tp, in[0]) }
 }
 
-// uniform fills every input with U(lo, hi).
-func uniform(lo, hi float64) func(int, []float64, *rand.Rand) {
+// uniformInit fills every input with U(lo, hi).
+func uniformInit(lo, hi float64) func(int, []float64, *rand.Rand) {
 	return func(_ int, x []float64, rng *rand.Rand) {
 		for j := range x {
 			x[j] = lo + (hi-lo)*rng.Float64()
