@@ -566,11 +566,22 @@ func geluForward[T Float](y, x []T) {
 }
 
 // geluBackward: dx += (Φ(x) + x·φ(x))·dy, φ the standard normal density.
-func geluBackward[T Float](dx, dy, x, _ []T) {
+// Φ(x) is recovered as y/x from the forward output y = x·Φ(x), saving the
+// erf (the costliest part); that is within T's rounding of Φ as long as y
+// is a normal number. Near 0 (|x| < 1e-3, where y/x loses digits for tiny
+// x) and far left (x < −10, y near underflow in float32, where Φ < 1e-23
+// anyway) Φ is evaluated directly.
+func geluBackward[T Float](dx, dy, x, y []T) {
 	const invSqrt2Pi = 0.3989422804014327 // 1/√(2π)
+	y = y[:len(x)]
 	for i, v := range x {
 		f := float64(v)
-		cdf := 0.5 * (1 + math.Erf(f/math.Sqrt2))
+		var cdf float64
+		if f > -10 && math.Abs(f) >= 1e-3 {
+			cdf = float64(y[i]) / f
+		} else {
+			cdf = 0.5 * (1 + math.Erf(f/math.Sqrt2))
+		}
 		pdf := invSqrt2Pi * math.Exp(-0.5*f*f)
 		dx[i] += T(cdf+f*pdf) * dy[i]
 	}

@@ -424,3 +424,37 @@ func TestReshapeView(t *testing.T) {
 		t.Error("Reshape in no-grad mode carries a Grad")
 	}
 }
+
+// TestGELUDerivative checks the backward, which takes Φ(x) = y/x from the
+// forward output, against Φ(x) + x·φ(x) with Φ from erf, across the
+// branch points ±1e-3 and −10, in float64 and float32.
+func TestGELUDerivative(t *testing.T) {
+	xs := []float64{-40, -12, -10.5, -10, -9.99, -3, -1, -0.3, -1.1e-3, -1e-3, -9e-4, -1e-8, 0,
+		1e-30, 1e-8, 9e-4, 1e-3, 1.1e-3, 0.3, 1, 2.5, 8, 40}
+	want := make([]float64, len(xs))
+	for i, x := range xs {
+		want[i] = 0.5*math.Erfc(-x/math.Sqrt2) + x*math.Exp(-x*x/2)/math.Sqrt(2*math.Pi)
+	}
+	x64 := NewParam[float64](len(xs))
+	copy(x64.Data, xs)
+	var tp Tape[float64]
+	tp.Backward(tp.Sum(tp.GELU(x64)))
+	x32 := NewParam[float32](len(xs))
+	for i, v := range xs {
+		x32.Data[i] = float32(v)
+	}
+	var tp32 Tape[float32]
+	tp32.Backward(tp32.Sum(tp32.GELU(x32)))
+	for i, w := range want {
+		if d := math.Abs(x64.Grad[i] - w); d > 1e-15*max(1, math.Abs(w)) {
+			t.Errorf("float64 GELU'(%g) = %.17g, want %.17g", xs[i], x64.Grad[i], w)
+		}
+		// float32: x is rounded to float32 first; compare with the exact
+		// derivative at that rounded x.
+		xr := float64(float32(xs[i]))
+		w32 := 0.5*math.Erfc(-xr/math.Sqrt2) + xr*math.Exp(-xr*xr/2)/math.Sqrt(2*math.Pi)
+		if d := math.Abs(float64(x32.Grad[i]) - w32); d > 3e-7*max(1, math.Abs(w32)) {
+			t.Errorf("float32 GELU'(%g) = %.9g, want %.9g", xs[i], x32.Grad[i], w32)
+		}
+	}
+}
