@@ -117,7 +117,8 @@ func layerNormBackward[T Float](nd *node[T]) {
 // running = (1 − momentum)·running + momentum·batch, with the unbiased
 // variance for runVar. In eval mode (training false) μ_c = runMean_c and
 // σ²_c = runVar_c, so y is an affine map of x. rstd_c = 1/√(σ²_c + eps).
-// runMean and runVar never receive gradients.
+// runMean and runVar never receive gradients. As in PyTorch, the running
+// update happens whenever training is true, also on a no-grad tape.
 func (tp *Tape[T]) BatchNorm2d(x, gamma, beta, runMean, runVar *Tensor[T], momentum, eps float64, training bool) *Tensor[T] {
 	ok := len(x.Shape) == 4 && gamma != nil && beta != nil && runMean != nil && runVar != nil
 	if ok {

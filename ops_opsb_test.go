@@ -12,15 +12,15 @@ import (
 	"testing"
 )
 
-// randT returns a tensor of the given shape with U(-1, 1) values from rng.
-func randT[T Float](rng *rand.Rand, shape ...int) *Tensor[T] {
+// opsbRand returns a tensor of the given shape with U(-1, 1) values from rng.
+func opsbRand[T Float](rng *rand.Rand, shape ...int) *Tensor[T] {
 	return New[T](shape...).FillUniform(rng, -1, 1)
 }
 
-// maxAbsDiff returns max_i |a_i − b_i|, panicking on a length mismatch.
-func maxAbsDiff[T, U Float](a []T, b []U) float64 {
+// opsbMaxDiff returns max_i |a_i − b_i|, panicking on a length mismatch.
+func opsbMaxDiff[T, U Float](a []T, b []U) float64 {
 	if len(a) != len(b) {
-		panic(fmt.Sprintf("maxAbsDiff: lengths %d, %d", len(a), len(b)))
+		panic(fmt.Sprintf("opsbMaxDiff: lengths %d, %d", len(a), len(b)))
 	}
 	m := 0.0
 	for i := range a {
@@ -31,7 +31,7 @@ func maxAbsDiff[T, U Float](a []T, b []U) float64 {
 
 func TestLayerNormForward(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 1))
-	x, g, b := randT[float64](rng, 3, 4, 7), randT[float64](rng, 7), randT[float64](rng, 7)
+	x, g, b := opsbRand[float64](rng, 3, 4, 7), opsbRand[float64](rng, 7), opsbRand[float64](rng, 7)
 	for i := range x.Data[:7] { // a row with a large offset: the two-pass variance must not cancel
 		x.Data[i] = 1e4 + x.Data[i]
 	}
@@ -52,7 +52,7 @@ func TestLayerNormForward(t *testing.T) {
 			want[r*7+j] = (v-mu)/math.Sqrt(vr+1e-6)*g.Data[j] + b.Data[j]
 		}
 	}
-	if d := maxAbsDiff(y.Data, want); d > 1e-9 {
+	if d := opsbMaxDiff(y.Data, want); d > 1e-9 {
 		t.Errorf("LayerNorm vs reference: max |diff| %g", d)
 	}
 }
@@ -60,7 +60,7 @@ func TestLayerNormForward(t *testing.T) {
 func TestBatchNorm2dForward(t *testing.T) {
 	rng := rand.New(rand.NewPCG(2, 1))
 	const B, C, H, W, mom, eps = 3, 2, 2, 3, 0.1, 1e-5
-	x, g, b := randT[float64](rng, B, C, H, W), randT[float64](rng, C), randT[float64](rng, C)
+	x, g, b := opsbRand[float64](rng, B, C, H, W), opsbRand[float64](rng, C), opsbRand[float64](rng, C)
 	rm0, rv0 := []float64{0.3, -0.1}, []float64{0.7, 1.4}
 	for _, training := range []bool{true, false} {
 		rm, rv := FromData(append([]float64(nil), rm0...), C), FromData(append([]float64(nil), rv0...), C)
@@ -122,11 +122,11 @@ func refSoftmaxRows(x []float64, n int) {
 func TestAttentionForward(t *testing.T) {
 	const B, H, N, Dh, scale = 2, 3, 5, 4, 0.5
 	rng := rand.New(rand.NewPCG(3, 1))
-	q, k, v := randT[float64](rng, B, H, N, Dh), randT[float64](rng, B, H, N, Dh), randT[float64](rng, B, H, N, Dh)
+	q, k, v := opsbRand[float64](rng, B, H, N, Dh), opsbRand[float64](rng, B, H, N, Dh), opsbRand[float64](rng, B, H, N, Dh)
 	for _, bshape := range [][]int{nil, {H, N, N}, {B, H, N, N}} {
 		var bias *Tensor[float64]
 		if bshape != nil {
-			bias = randT[float64](rng, bshape...)
+			bias = opsbRand[float64](rng, bshape...)
 		}
 		// Unfused: (q·scale)·kᵀ with BatchMatMul, bias, softmax, ·v.
 		var tp Tape[float64]
@@ -143,7 +143,7 @@ func TestAttentionForward(t *testing.T) {
 		refSoftmaxRows(s.Data, N)
 		want := tp.BatchMatMul(s, v, false, false)
 		got := tp.Attention(q, k, v, bias, scale)
-		if d := maxAbsDiff(got.Data, want.Data); d > 1e-14 {
+		if d := opsbMaxDiff(got.Data, want.Data); d > 1e-14 {
 			t.Errorf("bias %v: fused vs unfused max |diff| %g", bshape, d)
 		}
 	}
@@ -152,7 +152,7 @@ func TestAttentionForward(t *testing.T) {
 func TestRotateForward(t *testing.T) {
 	const B, H, N, Dh = 2, 3, 5, 6
 	rng := rand.New(rand.NewPCG(4, 1))
-	x := randT[float64](rng, B, H, N, Dh)
+	x := opsbRand[float64](rng, B, H, N, Dh)
 	for _, hc := range []int{1, H} {
 		for _, skip := range []int{0, 1} {
 			nr := N - skip
@@ -230,9 +230,9 @@ func refConv2d(x, w, bias *Tensor[float64], stride, pad, groups int, dy []float6
 	return y, dx, dw, db
 }
 
-// convCases cover the three uses (patchify, 5×5 pad 2, depthwise 3×3 pad 1)
+// conv2dRefCases cover the three uses (patchify, 5×5 pad 2, depthwise 3×3 pad 1)
 // and general strides, paddings and groups. Fields: x shape, w shape, stride, pad, groups.
-var convCases = []struct {
+var conv2dRefCases = []struct {
 	name                string
 	x, w                []int
 	stride, pad, groups int
@@ -247,20 +247,20 @@ var convCases = []struct {
 }
 
 func TestConv2dVsReference(t *testing.T) {
-	for ci, tc := range convCases {
+	for ci, tc := range conv2dRefCases {
 		rng := rand.New(rand.NewPCG(uint64(ci), 5))
-		x, w, bias := randT[float64](rng, tc.x...), randT[float64](rng, tc.w...), randT[float64](rng, tc.w[0])
+		x, w, bias := opsbRand[float64](rng, tc.x...), opsbRand[float64](rng, tc.w...), opsbRand[float64](rng, tc.w[0])
 		x.Grad, w.Grad, bias.Grad = make([]float64, x.Size()), make([]float64, w.Size()), make([]float64, bias.Size())
 		var tp Tape[float64]
 		y := tp.Conv2d(x, w, bias, tc.stride, tc.pad, tc.groups)
-		dy := randT[float64](rng, y.Shape...).Data
+		dy := opsbRand[float64](rng, y.Shape...).Data
 		tp.backwardFrom(y, dy)
 		ry, rdx, rdw, rdb := refConv2d(x, w, bias, tc.stride, tc.pad, tc.groups, dy)
 		for _, c := range []struct {
 			what      string
 			got, want []float64
 		}{{"y", y.Data, ry}, {"dx", x.Grad, rdx}, {"dw", w.Grad, rdw}, {"dbias", bias.Grad, rdb}} {
-			if d := maxAbsDiff(c.got, c.want); d > 1e-12 {
+			if d := opsbMaxDiff(c.got, c.want); d > 1e-12 {
 				t.Errorf("%s: %s max |diff| %g", tc.name, c.what, d)
 			}
 		}
@@ -271,7 +271,7 @@ func TestConv2dVsReference(t *testing.T) {
 // the general im2col path on the same depthwise geometry.
 func TestConv2dDepthwiseTwin(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
-	x, w, bias := randT[float64](rng, 2, 5, 6, 7), randT[float64](rng, 5, 1, 3, 3), randT[float64](rng, 5)
+	x, w, bias := opsbRand[float64](rng, 2, 5, 6, 7), opsbRand[float64](rng, 5, 1, 3, 3), opsbRand[float64](rng, 5)
 	for _, sp := range [][2]int{{1, 1}, {2, 0}, {2, 2}} {
 		g, ok := convGeomOf(x, w, bias, sp[0], sp[1], 5)
 		if !ok || !g.depthwise() {
@@ -280,7 +280,7 @@ func TestConv2dDepthwiseTwin(t *testing.T) {
 		direct, gen := make([]float64, g.b*g.o*g.ho*g.wo), make([]float64, g.b*g.o*g.ho*g.wo)
 		conv2dDepthwiseForward(direct, x.Data, w.Data, bias.Data, &g)
 		conv2dIm2colForward(gen, x.Data, w.Data, bias.Data, make([]float64, g.nw*g.k()*g.ho*g.wo), &g)
-		if d := maxAbsDiff(direct, gen); d > 1e-14 {
+		if d := opsbMaxDiff(direct, gen); d > 1e-14 {
 			t.Errorf("stride %d pad %d: depthwise vs im2col max |diff| %g", sp[0], sp[1], d)
 		}
 	}
@@ -366,7 +366,7 @@ func TestOpsbFloat32(t *testing.T) {
 		for _, v := range r64 {
 			scale = max(scale, math.Abs(v))
 		}
-		if d := maxAbsDiff(r32, r64); d > 1e-5*max(scale, 1) {
+		if d := opsbMaxDiff(r32, r64); d > 1e-5*max(scale, 1) {
 			t.Errorf("%s: float32 vs float64 max |diff| %g (max |value| %g)", c.name, d, scale)
 		}
 	}
