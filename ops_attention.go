@@ -21,8 +21,8 @@ import (
 // before the product: S = (q·scale)·kᵀ + bias. The softmax matrix P
 // (B, H, N, N) is kept for the backward.
 func (tp *Tape[T]) Attention(q, k, v, bias *Tensor[T], scale float64) *Tensor[T] {
-	if len(q.Shape) != 4 || !sameShape(q.Shape, k.Shape) || !sameShape(q.Shape, v.Shape) {
-		panic(fmt.Sprintf("loope: Attention: shape mismatch q %v, k %v, v %v", q.Shape, k.Shape, v.Shape))
+	if k == nil || v == nil || len(q.Shape) != 4 || !sameShape(q.Shape, k.Shape) || !sameShape(q.Shape, v.Shape) {
+		panic(fmt.Sprintf("loope: Attention: shape mismatch q %v, k %v, v %v", q.Shape, shapeOrNil(k), shapeOrNil(v)))
 	}
 	b, h, n, dh := q.Shape[0], q.Shape[1], q.Shape[2], q.Shape[3]
 	biasMode := 0 // 0 none, 1 shared (H, N, N), 2 per item (B, H, N, N)
@@ -202,7 +202,7 @@ func attentionBackward[T Float](nd *node[T]) {
 // out[..., 2j] = a·c − b·s, out[..., 2j+1] = a·s + b·c. Gradients flow to x,
 // cos and sin (RoPE-Mixed learns its frequencies). Shape (B, H, N, Dh).
 func (tp *Tape[T]) Rotate(x, cos, sin *Tensor[T], skip int) *Tensor[T] {
-	ok := len(x.Shape) == 4 && x.Shape[3]%2 == 0 && skip >= 0 && skip <= x.Shape[2] &&
+	ok := cos != nil && sin != nil && len(x.Shape) == 4 && x.Shape[3]%2 == 0 && skip >= 0 && skip <= x.Shape[2] &&
 		len(cos.Shape) == 3 && sameShape(cos.Shape, sin.Shape)
 	if ok {
 		hc := cos.Shape[0]
@@ -210,7 +210,7 @@ func (tp *Tape[T]) Rotate(x, cos, sin *Tensor[T], skip int) *Tensor[T] {
 	}
 	if !ok {
 		panic(fmt.Sprintf("loope: Rotate: shape mismatch x %v, cos %v, sin %v, skip %d (want cos, sin (1 or H, N−skip, Dh/2))",
-			x.Shape, cos.Shape, sin.Shape, skip))
+			x.Shape, shapeOrNil(cos), shapeOrNil(sin), skip))
 	}
 	b, h, n, dh := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
 	hc, half, nr := cos.Shape[0], dh/2, n-skip

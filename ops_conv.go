@@ -23,7 +23,7 @@ func (tp *Tape[T]) Conv2d(x, w, bias *Tensor[T], stride, pad, groups int) *Tenso
 	g, ok := convGeomOf(x, w, bias, stride, pad, groups)
 	if !ok {
 		panic(fmt.Sprintf("loope: Conv2d: shape mismatch x %v, w %v, bias %v, stride %d, pad %d, groups %d",
-			x.Shape, w.Shape, shapeOrNil(bias), stride, pad, groups))
+			x.Shape, shapeOrNil(w), shapeOrNil(bias), stride, pad, groups))
 	}
 	out := tp.out([]int{g.b, g.o, g.ho, g.wo}, x, w, bias)
 	var bd []T
@@ -127,7 +127,7 @@ func (g *convGeom) depthwise() bool { return g.groups == g.c && g.o == g.c }
 
 // convGeomOf checks the Conv2d arguments and returns their geometry.
 func convGeomOf[T Float](x, w, bias *Tensor[T], stride, pad, groups int) (convGeom, bool) {
-	if len(x.Shape) != 4 || len(w.Shape) != 4 || stride < 1 || pad < 0 || groups < 1 {
+	if w == nil || len(x.Shape) != 4 || len(w.Shape) != 4 || stride < 1 || pad < 0 || groups < 1 {
 		return convGeom{}, false
 	}
 	g := convGeom{b: x.Shape[0], c: x.Shape[1], h: x.Shape[2], w: x.Shape[3],

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -389,6 +390,44 @@ func TestOpsbThreads(t *testing.T) {
 					break
 				}
 			}
+		}
+	}
+}
+
+// TestOpsbShapePanics checks that bad shapes panic with a "loope: <Op>:" message.
+func TestOpsbShapePanics(t *testing.T) {
+	n := func(shape ...int) *Tensor[float64] { return New[float64](shape...) }
+	q := n(2, 3, 5, 4)
+	for _, c := range []struct {
+		op string
+		f  func(tp *Tape[float64])
+	}{
+		{"LayerNorm", func(tp *Tape[float64]) { tp.LayerNorm(n(2, 4), n(3), n(3), 1e-6) }},
+		{"LayerNorm", func(tp *Tape[float64]) { tp.LayerNorm(n(2, 4), n(4), nil, 1e-6) }},
+		{"BatchNorm2d", func(tp *Tape[float64]) { tp.BatchNorm2d(n(2, 3, 4), n(3), n(3), n(3), n(3), 0.1, 1e-5, true) }},
+		{"BatchNorm2d", func(tp *Tape[float64]) { tp.BatchNorm2d(n(2, 3, 2, 2), n(3), n(3), n(2), n(3), 0.1, 1e-5, false) }},
+		{"BatchNorm2d", func(tp *Tape[float64]) { tp.BatchNorm2d(n(1, 3, 1, 1), n(3), n(3), n(3), n(3), 0.1, 1e-5, true) }},
+		{"Attention", func(tp *Tape[float64]) { tp.Attention(q, n(2, 3, 6, 4), q, nil, 0.5) }},
+		{"Attention", func(tp *Tape[float64]) { tp.Attention(q, q, q, n(3, 5, 4), 0.5) }},
+		{"Attention", func(tp *Tape[float64]) { tp.Attention(q, q, nil, nil, 0.5) }},
+		{"Rotate", func(tp *Tape[float64]) { tp.Rotate(q, n(1, 5, 2), n(1, 5, 2), 1) }},
+		{"Rotate", func(tp *Tape[float64]) { tp.Rotate(q, n(2, 4, 2), n(2, 4, 2), 1) }},
+		{"Rotate", func(tp *Tape[float64]) { tp.Rotate(n(2, 3, 5, 3), n(1, 5, 1), n(1, 5, 1), 0) }},
+		{"Rotate", func(tp *Tape[float64]) { tp.Rotate(q, nil, n(1, 4, 2), 1) }},
+		{"Conv2d", func(tp *Tape[float64]) { tp.Conv2d(n(1, 4, 5, 5), n(2, 3, 3, 3), nil, 1, 0, 1) }},
+		{"Conv2d", func(tp *Tape[float64]) { tp.Conv2d(n(1, 4, 5, 5), n(3, 2, 3, 3), nil, 1, 0, 2) }},
+		{"Conv2d", func(tp *Tape[float64]) { tp.Conv2d(n(1, 4, 2, 2), n(2, 4, 3, 3), nil, 1, 0, 1) }},
+		{"Conv2d", func(tp *Tape[float64]) { tp.Conv2d(n(1, 4, 5, 5), n(2, 4, 3, 3), n(3), 1, 0, 1) }},
+		{"Conv2d", func(tp *Tape[float64]) { tp.Conv2d(n(1, 4, 5, 5), n(2, 4, 3, 3), nil, 0, 0, 1) }},
+	} {
+		msg := func() (msg string) {
+			defer func() { msg, _ = recover().(string) }()
+			var tp Tape[float64]
+			c.f(&tp)
+			return ""
+		}()
+		if !strings.HasPrefix(msg, "loope: "+c.op+": ") {
+			t.Errorf("%s: panic %q, want prefix %q", c.op, msg, "loope: "+c.op+": ")
 		}
 	}
 }
