@@ -146,6 +146,75 @@ var gradCases = []gradCase{
 			return tp.BCEWithLogits(in[0], t)
 		}},
 	// ---- end opsa ----
+	// ---- Rows of branch opsb: ops_norm.go, ops_attention.go, ops_conv.go ----
+	{name: "LayerNorm", shapes: [][]int{{2, 3, 5}, {5}, {5}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.LayerNorm(in[0], in[1], in[2], 1e-6)
+		}},
+	{name: "BatchNorm2d/train", shapes: [][]int{{2, 3, 2, 3}, {3}, {3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			// Fresh running stats per call: the FD loop repeats the forward many times.
+			rm, rv := FromData([]float64{0.1, -0.2, 0.3}, 3), FromData([]float64{0.5, 1, 2}, 3)
+			return tp.BatchNorm2d(in[0], in[1], in[2], rm, rv, 0.1, 1e-5, true)
+		}},
+	{name: "BatchNorm2d/eval", shapes: [][]int{{2, 3, 2, 3}, {3}, {3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			rm, rv := FromData([]float64{0.1, -0.2, 0.3}, 3), FromData([]float64{0.5, 1, 2}, 3)
+			return tp.BatchNorm2d(in[0], in[1], in[2], rm, rv, 0.1, 1e-5, false)
+		}},
+	{name: "Attention/nobias", shapes: [][]int{{2, 2, 3, 4}, {2, 2, 3, 4}, {2, 2, 3, 4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Attention(in[0], in[1], in[2], nil, 0.5)
+		}},
+	{name: "Attention/biasHNN", shapes: [][]int{{2, 2, 3, 4}, {2, 2, 3, 4}, {2, 2, 3, 4}, {2, 3, 3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Attention(in[0], in[1], in[2], in[3], 0.5)
+		}},
+	{name: "Attention/biasBHNN", shapes: [][]int{{2, 2, 3, 4}, {2, 2, 3, 4}, {2, 2, 3, 4}, {2, 2, 3, 3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Attention(in[0], in[1], in[2], in[3], 0.5)
+		}},
+	{name: "Rotate/shared-skip0", shapes: [][]int{{2, 2, 3, 4}, {1, 3, 2}, {1, 3, 2}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Rotate(in[0], in[1], in[2], 0)
+		}},
+	{name: "Rotate/shared-skip1", shapes: [][]int{{2, 2, 4, 4}, {1, 3, 2}, {1, 3, 2}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Rotate(in[0], in[1], in[2], 1)
+		}},
+	{name: "Rotate/perhead-skip0", shapes: [][]int{{2, 2, 3, 4}, {2, 3, 2}, {2, 3, 2}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Rotate(in[0], in[1], in[2], 0)
+		}},
+	{name: "Rotate/perhead-skip1", shapes: [][]int{{2, 2, 4, 4}, {2, 3, 2}, {2, 3, 2}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Rotate(in[0], in[1], in[2], 1)
+		}},
+	{name: "Conv2d/patchify", shapes: [][]int{{2, 2, 4, 4}, {3, 2, 2, 2}, {3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Conv2d(in[0], in[1], in[2], 2, 0, 1)
+		}},
+	{name: "Conv2d/5x5p2", shapes: [][]int{{2, 2, 4, 3}, {3, 2, 5, 5}, {3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Conv2d(in[0], in[1], in[2], 1, 2, 1)
+		}},
+	{name: "Conv2d/depthwise3x3p1", shapes: [][]int{{2, 3, 4, 3}, {3, 1, 3, 3}, {3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Conv2d(in[0], in[1], in[2], 1, 1, 3)
+		}},
+	{name: "Conv2d/depthwise-s2-nobias", shapes: [][]int{{1, 2, 5, 4}, {2, 1, 3, 2}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Conv2d(in[0], in[1], nil, 2, 1, 2)
+		}},
+	{name: "Conv2d/s2p1-groups2", shapes: [][]int{{2, 4, 5, 4}, {4, 2, 3, 3}, {4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Conv2d(in[0], in[1], in[2], 2, 1, 2)
+		}},
+	{name: "Conv2d/s2-nobias", shapes: [][]int{{1, 2, 6, 5}, {3, 2, 2, 3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Conv2d(in[0], in[1], nil, 2, 0, 1)
+		}},
+	// ---- end of branch opsb rows ----
 }
 
 // gradTol is the acceptance bound |analytic − numeric| ≤ 1e-6 + 1e-5·|numeric|.
