@@ -168,26 +168,38 @@ func HilbertD2XY(n, d int) (x, y int) {
 	return x, y
 }
 
-// HilbertCropped returns the classic Hilbert curve of the smallest 2^k×2^k
-// grid that holds h×w, restricted to the cells with row < h, column < w and
-// ranked (pe-zoo §7.2; the "16×16 Hilbert cropped to 14×14" of
-// loope-paper §5.5). For h = w = 2^k it is the classic curve itself.
-func HilbertCropped(h, w int) []int {
-	checkGrid("HilbertCropped", h, w)
+// HilbertCurveIndex returns, for each raster token of an h×w grid, its
+// index d along the classic Hilbert curve of the smallest enclosing
+// 2^k×2^k grid (x = column, y = row; the grid sits in the top-left corner).
+// Values lie in [0, 4^k) and have gaps unless h = w = 2^k; positions
+// d + 1 give the "true 16×16 Hilbert curve cropped to 14×14" sinusoid of
+// loope-paper §5.5.
+func HilbertCurveIndex(h, w int) []int {
+	checkGrid("HilbertCurveIndex", h, w)
 	n := 1
 	for n < max(h, w) {
 		n *= 2
 	}
 	o := make([]int, h*w)
-	k := 0
 	for d := range n * n {
 		x, y := HilbertD2XY(n, d)
 		if x < w && y < h {
-			o[y*w+x] = k
-			k++
+			o[y*w+x] = d
 		}
 	}
 	return o
+}
+
+// HilbertCropped returns HilbertCurveIndex ranked to 0…h·w−1: the classic
+// Hilbert curve of the enclosing 2^k grid restricted to the h×w cells
+// (pe-zoo §7.2). For h = w = 2^k it is the classic curve itself.
+func HilbertCropped(h, w int) []int {
+	idx := HilbertCurveIndex(h, w)
+	keys := make([]uint64, len(idx))
+	for i, v := range idx {
+		keys[i] = uint64(v)
+	}
+	return rankKeys(keys)
 }
 
 // floorDiv is Python's a // b (rounds toward −∞); Go's / truncates toward 0,

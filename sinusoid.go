@@ -248,3 +248,50 @@ func Rope1DFreqs(headDim int, theta float64) []float64 {
 	}
 	return f
 }
+
+// FixedPENames lists the fixed PE tables FixedPE builds, in display order.
+var FixedPENames = []string{"sin1d", "hilbert", "snake", "zigzag", "morton", "peano", "hilbert-classic", "hilbert-crop", "sincos2d", "sincos2d-sum"}
+
+// FixedPE returns the (h·w+1, dim) table (CLS row first) of a named fixed
+// PE on an h×w grid with the frequency set freqSet (see FreqSet; "" means
+// Vaswani):
+//
+//	sin1d            1-D sinusoid, raster positions (CLS 0, patches 1…N)
+//	hilbert, gilbert sinusoid at the Gilbert positions X_G (the paper's "Hilbert")
+//	snake, zigzag, morton, peano, hilbert-classic
+//	                 sinusoid at order[t]+1 of that ordering (OrderByName)
+//	hilbert-crop     sinusoid at HilbertCurveIndex+1 (unranked, loope-paper §5.5)
+//	sincos2d         MAE 2-D sin-cos (D/4 frequencies: FreqSet(freqSet, dim/2))
+//	sincos2d-sum     the LOOPE repo's summed 2-D variant on [−1, 1] coordinates
+func FixedPE(name string, dim, h, w int, freqSet string) ([]float64, error) {
+	if h < 1 || w < 1 {
+		return nil, fmt.Errorf("loope: PE %q: grid %d×%d must be at least 1×1", name, h, w)
+	}
+	fdim := dim
+	if name == "sincos2d" {
+		if dim < 4 || dim%4 != 0 {
+			return nil, fmt.Errorf("loope: PE sincos2d: dim %d must be a positive multiple of 4", dim)
+		}
+		fdim = dim / 2
+	}
+	freqs, err := FreqSet(freqSet, fdim)
+	if err != nil {
+		return nil, err
+	}
+	var order []int
+	switch name {
+	case "sincos2d":
+		return SinCos2D(dim, h, w, freqs), nil
+	case "sincos2d-sum":
+		return SinCos2DSum(dim, h, w, freqs), nil
+	case "hilbert-crop":
+		order = HilbertCurveIndex(h, w)
+	case "sin1d":
+		order = Raster(h, w)
+	case "hilbert", "gilbert", "snake", "zigzag", "morton", "peano", "hilbert-classic":
+		order, _ = OrderByName(name, h, w)
+	default:
+		return nil, fmt.Errorf("loope: unknown fixed PE %q (valid: %s)", name, strings.Join(FixedPENames, ", "))
+	}
+	return OrderedSinusoid(order, dim, freqs), nil
+}
