@@ -19,13 +19,16 @@
 //     compared exactly via the integer d².
 //   - A bucket with < 2 cells counts ρ = 0; a NaN ρ (a constant side) counts 0.
 //   - A zero PE row has cosine similarity 0 with everything, itself included.
+//   - A radial bin with mean μ(r) = 0 makes σ/μ infinite or NaN, and so A_SU;
+//     the metric is undefined there (e.g. for the all-zero PE).
 
 package loope
 
 import (
+	"cmp"
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 )
 
 // PESITieTol is the absolute tolerance under which two cosine similarities
@@ -240,7 +243,12 @@ func (rk *ranker) rank(dst, v []float64, tol float64) {
 	for i := range idx {
 		idx[i] = i
 	}
-	sort.SliceStable(idx, func(a, b int) bool { return v[idx[a]] < v[idx[b]] })
+	slices.SortFunc(idx, func(a, b int) int { // by value, then index: deterministic
+		if c := cmp.Compare(v[a], v[b]); c != 0 {
+			return c
+		}
+		return a - b
+	})
 	for lo := 0; lo < len(idx); {
 		hi := lo + 1
 		for hi < len(idx) && v[idx[hi]]-v[idx[hi-1]] <= tol {
