@@ -148,19 +148,55 @@ func OrderedSinusoid(order []int, dim int, freqs []float64) []float64 {
 // at integer grid coordinates (column first: MAE's meshgrid(grid_w, grid_h)
 // puts the column in grid[0]). dim must be a multiple of 4.
 func SinCos2D(dim, h, w int, freqs []float64) []float64 {
-	checkGrid("SinCos2D", h, w)
+	return sinCos2D("SinCos2D", dim, h, w, freqs, [4]int{sinC, cosC, sinR, cosR}, true)
+}
+
+// SinCos2DMoCo returns the (h·w+1, dim) MoCo v3 2-D sin-cos table
+// (vits.py build_2d_sincos_position_embedding; pe-zoo §5), the transpose of
+// SinCos2D: quarters [sin(r·ω) | cos(r·ω) | sin(c·ω) | cos(c·ω)], CLS row zero.
+func SinCos2DMoCo(dim, h, w int, freqs []float64) []float64 {
+	return sinCos2D("SinCos2DMoCo", dim, h, w, freqs, [4]int{sinR, cosR, sinC, cosC}, true)
+}
+
+// SinCos2DTimm returns the (h·w, dim) timm 2-D sin-cos table
+// (layers/pos_embed_sincos.py build_sincos2d_pos_embed defaults; pe-zoo §5):
+// quarters [sin(r·ω) | sin(c·ω) | cos(r·ω) | cos(c·ω)] and no CLS row.
+func SinCos2DTimm(dim, h, w int, freqs []float64) []float64 {
+	return sinCos2D("SinCos2DTimm", dim, h, w, freqs, [4]int{sinR, sinC, cosR, cosC}, false)
+}
+
+// Quarter contents of the 2-D sin-cos layouts.
+const (
+	sinC = iota // sin(column·ω)
+	cosC        // cos(column·ω)
+	sinR        // sin(row·ω)
+	cosR        // cos(row·ω)
+)
+
+// sinCos2D fills quarters in the given layout order, after a zero CLS row
+// if cls.
+func sinCos2D(op string, dim, h, w int, freqs []float64, layout [4]int, cls bool) []float64 {
+	checkGrid(op, h, w)
 	if dim%4 != 0 || dim < 4 {
-		panic(fmt.Sprintf("loope: SinCos2D: dim %d must be a positive multiple of 4", dim))
+		panic(fmt.Sprintf("loope: %s: dim %d must be a positive multiple of 4", op, dim))
 	}
 	q := dim / 4
-	freqs = freqsOrVaswani("SinCos2D", dim/2, freqs)
-	pe := make([]float64, (h*w+1)*dim)
+	freqs = freqsOrVaswani(op, dim/2, freqs)
+	off := 0
+	if cls {
+		off = 1
+	}
+	pe := make([]float64, (h*w+off)*dim)
+	var v [4]float64
 	for r := range h {
 		for c := range w {
-			row := pe[(1+r*w+c)*dim : (2+r*w+c)*dim]
+			row := pe[(off+r*w+c)*dim : (off+1+r*w+c)*dim]
 			for i, om := range freqs {
-				row[i], row[q+i] = math.Sincos(float64(c) * om)
-				row[2*q+i], row[3*q+i] = math.Sincos(float64(r) * om)
+				v[sinC], v[cosC] = math.Sincos(float64(c) * om)
+				v[sinR], v[cosR] = math.Sincos(float64(r) * om)
+				for k, src := range layout {
+					row[k*q+i] = v[src]
+				}
 			}
 		}
 	}

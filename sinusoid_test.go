@@ -82,6 +82,20 @@ func TestSinCos2D(t *testing.T) {
 	near(t, "idx96", row[96], 0.841471, 1e-6)
 	near(t, "idx144", row[144], 0.540302, 1e-6)
 	near(t, "ω_1 (D/4 = 48 freqs)", VaswaniFreqs(d / 2)[1], 0.825404, 1e-6)
+	// MoCo v3 (CLS row first) and timm (no CLS row), same token.
+	moco := SinCos2DMoCo(d, 14, 14, nil)[(1+16)*d:]
+	near(t, "MoCo idx0", moco[0], 0.841471, 1e-6)
+	near(t, "MoCo idx48", moco[48], 0.540302, 1e-6)
+	near(t, "MoCo idx96", moco[96], 0.909297, 1e-6)
+	near(t, "MoCo idx144", moco[144], -0.416147, 1e-6)
+	tm := SinCos2DTimm(d, 14, 14, nil)
+	if len(tm) != 196*d {
+		t.Fatalf("timm: len = %d, want 196·192", len(tm))
+	}
+	tm = tm[16*d:]
+	near(t, "timm idx48", tm[48], 0.909297, 1e-6)
+	near(t, "timm idx96", tm[96], 0.540302, 1e-6)
+	near(t, "timm idx144", tm[144], -0.416147, 1e-6)
 }
 
 func TestSinCos2DSum(t *testing.T) {
