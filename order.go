@@ -212,7 +212,7 @@ func floorDiv(a, b int) int {
 	return q
 }
 
-func sgn(v int) int {
+func signInt(v int) int {
 	switch {
 	case v > 0:
 		return 1
@@ -263,9 +263,9 @@ func (g *gilbertGen) emit(x, y int) {
 // generate is gilbert2d's generate2d: it visits the rectangle at (x, y)
 // spanned by the major axis (ax, ay) and the minor axis (bx, by).
 func (g *gilbertGen) generate(x, y, ax, ay, bx, by int) {
-	w, h := abs(ax+ay), abs(bx+by)
-	dax, day := sgn(ax), sgn(ay) // unit major direction
-	dbx, dby := sgn(bx), sgn(by) // unit minor direction
+	w, h := absInt(ax+ay), absInt(bx+by)
+	dax, day := signInt(ax), signInt(ay) // unit major direction
+	dbx, dby := signInt(bx), signInt(by) // unit minor direction
 	if h == 1 {
 		for range w {
 			g.emit(x, y)
@@ -282,7 +282,7 @@ func (g *gilbertGen) generate(x, y, ax, ay, bx, by int) {
 	}
 	ax2, ay2 := floorDiv(ax, 2), floorDiv(ay, 2)
 	bx2, by2 := floorDiv(bx, 2), floorDiv(by, 2)
-	w2, h2 := abs(ax2+ay2), abs(bx2+by2)
+	w2, h2 := absInt(ax2+ay2), absInt(bx2+by2)
 	if 2*w > 3*h { // long case: split the major axis only
 		if w2%2 == 1 && w > 2 { // prefer even halves
 			ax2, ay2 = ax2+dax, ay2+day
@@ -299,7 +299,7 @@ func (g *gilbertGen) generate(x, y, ax, ay, bx, by int) {
 	g.generate(x+(ax-dax)+(bx2-dbx), y+(ay-day)+(by2-dby), -bx2, -by2, -(ax - ax2), -(ay - ay2))
 }
 
-func abs(v int) int {
+func absInt(v int) int {
 	if v < 0 {
 		return -v
 	}

@@ -91,8 +91,8 @@ func curveSteps(order []int, h, w int) (unit, diag, jump int) {
 		pos[k] = t
 	}
 	for k := 1; k < len(pos); k++ {
-		dr := abs(pos[k]/w - pos[k-1]/w)
-		dc := abs(pos[k]%w - pos[k-1]%w)
+		dr := absInt(pos[k]/w - pos[k-1]/w)
+		dc := absInt(pos[k]%w - pos[k-1]%w)
 		switch {
 		case dr+dc == 1:
 			unit++

@@ -189,18 +189,18 @@ func TestPESIRuledOutConventions(t *testing.T) {
 	for i := range pos {
 		pos[i] /= 196
 	}
-	near(t, "A_SU with X/N", PESI(DropCLS(Sinusoid1D(pos, 768, nil), 768), 768, 14, 14, 60).ASU, 0.002, 5e-4)
-	near(t, "M_D with N = 1", PESI(pe, 768, 14, 14, 1).MD, 1.65, 5e-3)
+	checkNear(t, "A_SU with X/N", PESI(DropCLS(Sinusoid1D(pos, 768, nil), 768), 768, 14, 14, 60).ASU, 0.002, 5e-4)
+	checkNear(t, "M_D with N = 1", PESI(pe, 768, 14, 14, 1).MD, 1.65, 5e-3)
 	if testing.Short() {
 		t.Skip("brute force at D 768")
 	}
 	s := naivePESI(pe, 768, 14, 14, 60, naiveOpts{skipR0: true})
-	near(t, "M_U without r = 0", s.MU, 1.9466, 5e-5)
-	near(t, "A_SU without r = 0", s.ASU, 0.1331, 5e-5)
+	checkNear(t, "M_U without r = 0", s.MU, 1.9466, 5e-5)
+	checkNear(t, "A_SU without r = 0", s.ASU, 0.1331, 5e-5)
 	s = naivePESI(pe, 768, 14, 14, 60, naiveOpts{skipCentre: true})
-	near(t, "M_D without centre", s.MD, 1.4893, 5e-5)
+	checkNear(t, "M_D without centre", s.MD, 1.4893, 5e-5)
 	s = naivePESI(pe, 768, 14, 14, 60, naiveOpts{noSnap: true})
-	near(t, "M_D with plain floor", s.MD, 1.4859, 5e-5)
+	checkNear(t, "M_D with plain floor", s.MD, 1.4859, 5e-5)
 	checkScores(t, "naive, spec conventions", naivePESI(pe, 768, 14, 14, 60, naiveOpts{}), PESIScores{1.9567, 1.4905, 0.1243}, 5e-5)
 }
 

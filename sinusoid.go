@@ -148,29 +148,29 @@ func OrderedSinusoid(order []int, dim int, freqs []float64) []float64 {
 // at integer grid coordinates (column first: MAE's meshgrid(grid_w, grid_h)
 // puts the column in grid[0]). dim must be a multiple of 4.
 func SinCos2D(dim, h, w int, freqs []float64) []float64 {
-	return sinCos2D("SinCos2D", dim, h, w, freqs, [4]int{sinC, cosC, sinR, cosR}, true)
+	return sinCos2D("SinCos2D", dim, h, w, freqs, [4]int{qsinC, qcosC, qsinR, qcosR}, true)
 }
 
 // SinCos2DMoCo returns the (h·w+1, dim) MoCo v3 2-D sin-cos table
 // (vits.py build_2d_sincos_position_embedding; pe-zoo §5), the transpose of
 // SinCos2D: quarters [sin(r·ω) | cos(r·ω) | sin(c·ω) | cos(c·ω)], CLS row zero.
 func SinCos2DMoCo(dim, h, w int, freqs []float64) []float64 {
-	return sinCos2D("SinCos2DMoCo", dim, h, w, freqs, [4]int{sinR, cosR, sinC, cosC}, true)
+	return sinCos2D("SinCos2DMoCo", dim, h, w, freqs, [4]int{qsinR, qcosR, qsinC, qcosC}, true)
 }
 
 // SinCos2DTimm returns the (h·w, dim) timm 2-D sin-cos table
 // (layers/pos_embed_sincos.py build_sincos2d_pos_embed defaults; pe-zoo §5):
 // quarters [sin(r·ω) | sin(c·ω) | cos(r·ω) | cos(c·ω)] and no CLS row.
 func SinCos2DTimm(dim, h, w int, freqs []float64) []float64 {
-	return sinCos2D("SinCos2DTimm", dim, h, w, freqs, [4]int{sinR, sinC, cosR, cosC}, false)
+	return sinCos2D("SinCos2DTimm", dim, h, w, freqs, [4]int{qsinR, qsinC, qcosR, qcosC}, false)
 }
 
 // Quarter contents of the 2-D sin-cos layouts.
 const (
-	sinC = iota // sin(column·ω)
-	cosC        // cos(column·ω)
-	sinR        // sin(row·ω)
-	cosR        // cos(row·ω)
+	qsinC = iota // sin(column·ω)
+	qcosC        // cos(column·ω)
+	qsinR        // sin(row·ω)
+	qcosR        // cos(row·ω)
 )
 
 // sinCos2D fills quarters in the given layout order, after a zero CLS row
@@ -192,8 +192,8 @@ func sinCos2D(op string, dim, h, w int, freqs []float64, layout [4]int, cls bool
 		for c := range w {
 			row := pe[(off+r*w+c)*dim : (off+1+r*w+c)*dim]
 			for i, om := range freqs {
-				v[sinC], v[cosC] = math.Sincos(float64(c) * om)
-				v[sinR], v[cosR] = math.Sincos(float64(r) * om)
+				v[qsinC], v[qcosC] = math.Sincos(float64(c) * om)
+				v[qsinR], v[qcosR] = math.Sincos(float64(r) * om)
 				for k, src := range layout {
 					row[k*q+i] = v[src]
 				}

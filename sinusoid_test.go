@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func near(t *testing.T, what string, got, want, tol float64) {
+func checkNear(t *testing.T, what string, got, want, tol float64) {
 	t.Helper()
 	if math.Abs(got-want) > tol {
 		t.Errorf("%s = %.7g, want %.7g (tol %g)", what, got, want, tol)
@@ -17,10 +17,10 @@ func TestSinusoid1D(t *testing.T) {
 	// pe-zoo §4 test value, D=192, p=5.
 	pe := Sinusoid1D([]float64{0, 1, 2, 3, 4, 5}, 192, nil)
 	row := pe[5*192:]
-	near(t, "PE[5,0]", row[0], -0.958924, 1e-6)
-	near(t, "PE[5,1]", row[1], 0.283662, 1e-6)
-	near(t, "PE[5,2]", row[2], -0.985618, 1e-6)
-	near(t, "PE[5,3]", row[3], -0.168986, 1e-6)
+	checkNear(t, "PE[5,0]", row[0], -0.958924, 1e-6)
+	checkNear(t, "PE[5,1]", row[1], 0.283662, 1e-6)
+	checkNear(t, "PE[5,2]", row[2], -0.985618, 1e-6)
+	checkNear(t, "PE[5,3]", row[3], -0.168986, 1e-6)
 	// Position 0 (CLS): sin 0 = 0, cos 0 = 1 in alternating dims (loope-paper §2.4).
 	for i := range 192 {
 		want := float64(i % 2)
@@ -31,13 +31,13 @@ func TestSinusoid1D(t *testing.T) {
 	// Vaswani frequencies: ω_i = 10000^(−2i/D) (pe-zoo §4).
 	f := VaswaniFreqs(192)
 	for i, w := range f {
-		near(t, "ω", w, math.Pow(10000, -2*float64(i)/192), 1e-15)
+		checkNear(t, "ω", w, math.Pow(10000, -2*float64(i)/192), 1e-15)
 	}
 	// Fractional positions (LOOPE's X_G + X_C) use the same formula.
 	p := Sinusoid1D([]float64{2.25}, 8, []float64{1, 0.5, 0.25, 0.125})
 	for i, w := range []float64{1, 0.5, 0.25, 0.125} {
-		near(t, "sin", p[2*i], math.Sin(2.25*w), 0)
-		near(t, "cos", p[2*i+1], math.Cos(2.25*w), 0)
+		checkNear(t, "sin", p[2*i], math.Sin(2.25*w), 0)
+		checkNear(t, "cos", p[2*i+1], math.Cos(2.25*w), 0)
 	}
 }
 
@@ -76,26 +76,26 @@ func TestSinCos2D(t *testing.T) {
 		}
 	}
 	row := pe[(1+1*14+2)*d:]
-	near(t, "idx0", row[0], 0.909297, 1e-6)
-	near(t, "idx1", row[1], 0.996801, 1e-6)
-	near(t, "idx48", row[48], -0.416147, 1e-6)
-	near(t, "idx96", row[96], 0.841471, 1e-6)
-	near(t, "idx144", row[144], 0.540302, 1e-6)
-	near(t, "ω_1 (D/4 = 48 freqs)", VaswaniFreqs(d / 2)[1], 0.825404, 1e-6)
+	checkNear(t, "idx0", row[0], 0.909297, 1e-6)
+	checkNear(t, "idx1", row[1], 0.996801, 1e-6)
+	checkNear(t, "idx48", row[48], -0.416147, 1e-6)
+	checkNear(t, "idx96", row[96], 0.841471, 1e-6)
+	checkNear(t, "idx144", row[144], 0.540302, 1e-6)
+	checkNear(t, "ω_1 (D/4 = 48 freqs)", VaswaniFreqs(d / 2)[1], 0.825404, 1e-6)
 	// MoCo v3 (CLS row first) and timm (no CLS row), same token.
 	moco := SinCos2DMoCo(d, 14, 14, nil)[(1+16)*d:]
-	near(t, "MoCo idx0", moco[0], 0.841471, 1e-6)
-	near(t, "MoCo idx48", moco[48], 0.540302, 1e-6)
-	near(t, "MoCo idx96", moco[96], 0.909297, 1e-6)
-	near(t, "MoCo idx144", moco[144], -0.416147, 1e-6)
+	checkNear(t, "MoCo idx0", moco[0], 0.841471, 1e-6)
+	checkNear(t, "MoCo idx48", moco[48], 0.540302, 1e-6)
+	checkNear(t, "MoCo idx96", moco[96], 0.909297, 1e-6)
+	checkNear(t, "MoCo idx144", moco[144], -0.416147, 1e-6)
 	tm := SinCos2DTimm(d, 14, 14, nil)
 	if len(tm) != 196*d {
 		t.Fatalf("timm: len = %d, want 196·192", len(tm))
 	}
 	tm = tm[16*d:]
-	near(t, "timm idx48", tm[48], 0.909297, 1e-6)
-	near(t, "timm idx96", tm[96], 0.540302, 1e-6)
-	near(t, "timm idx144", tm[144], -0.416147, 1e-6)
+	checkNear(t, "timm idx48", tm[48], 0.909297, 1e-6)
+	checkNear(t, "timm idx96", tm[96], 0.540302, 1e-6)
+	checkNear(t, "timm idx144", tm[144], -0.416147, 1e-6)
 }
 
 func TestSinCos2DSum(t *testing.T) {
@@ -112,13 +112,13 @@ func TestSinCos2DSum(t *testing.T) {
 	// Token (r=2, c=1): y = 1, x = −0.5.
 	row := pe[(1+2*5+1)*d:]
 	for i, w := range f {
-		near(t, "sin-sum", row[2*i], math.Sin(-0.5*w)+math.Sin(w), 1e-15)
-		near(t, "cos-sum", row[2*i+1], math.Cos(-0.5*w)+math.Cos(w), 1e-15)
+		checkNear(t, "sin-sum", row[2*i], math.Sin(-0.5*w)+math.Sin(w), 1e-15)
+		checkNear(t, "cos-sum", row[2*i+1], math.Cos(-0.5*w)+math.Cos(w), 1e-15)
 	}
 	// Centre of a 3×3 grid is (0, 0): [0, 2, 0, 2, …].
 	c := SinCos2DSum(d, 3, 3, nil)[(1+4)*d:][:d]
 	for i, v := range c {
-		near(t, "centre", v, float64(2*(i%2)), 0)
+		checkNear(t, "centre", v, float64(2*(i%2)), 0)
 	}
 }
 
@@ -128,18 +128,18 @@ func TestRopeFreqs(t *testing.T) {
 	if len(ax) != 16 {
 		t.Fatalf("axial: %d freqs, want 16", len(ax))
 	}
-	near(t, "axial f_0", ax[0], 1, 0)
-	near(t, "axial f_1", ax[1], 0.749894, 1e-6)
-	near(t, "axial f_15", ax[15], 0.0133352, 1e-7)
+	checkNear(t, "axial f_0", ax[0], 1, 0)
+	checkNear(t, "axial f_1", ax[1], 0.749894, 1e-6)
+	checkNear(t, "axial f_15", ax[15], 0.0133352, 1e-7)
 	mg := RopeMixedMagnitudes(64, 10)
-	near(t, "mixed mag_0", mg[0], 1, 0)
-	near(t, "mixed mag_1", mg[1], 0.865964, 1e-6)
-	near(t, "mixed mag_15", mg[15], 0.115478, 1e-6)
+	checkNear(t, "mixed mag_0", mg[0], 1, 0)
+	checkNear(t, "mixed mag_1", mg[1], 0.865964, 1e-6)
+	checkNear(t, "mixed mag_15", mg[15], 0.115478, 1e-6)
 	// 1-D RoPE θ_j = 10000^(−2j/d) is the Vaswani set over the head dim.
 	r := Rope1DFreqs(64, 10000)
 	v := VaswaniFreqs(64)
 	for j := range r {
-		near(t, "rope1d", r[j], v[j], 1e-15)
+		checkNear(t, "rope1d", r[j], v[j], 1e-15)
 	}
 }
 
@@ -161,18 +161,18 @@ func TestFreqSet(t *testing.T) {
 		}
 	}
 	f1, _ := FreqSet("f1", d)
-	near(t, "f1(10)", f1[10], math.Pow(0.978, 10), 1e-15)
+	checkNear(t, "f1(10)", f1[10], math.Pow(0.978, 10), 1e-15)
 	f2, _ := FreqSet("f2", d)
-	near(t, "f2(0)", f2[0], 1, 0)
-	near(t, "f2(383)", f2[383], 1-383*0.9999/767, 1e-15)
+	checkNear(t, "f2(0)", f2[0], 1, 0)
+	checkNear(t, "f2(383)", f2[383], 1-383*0.9999/767, 1e-15)
 	f3, _ := FreqSet("f3", d)
-	near(t, "f3(7)", f3[7], math.Pow(0.9, 7), 1e-15)
+	checkNear(t, "f3(7)", f3[7], math.Pow(0.9, 7), 1e-15)
 	v, _ := FreqSet("vaswani", d)
 	if !slices.Equal(v, VaswaniFreqs(d)) {
 		t.Error("vaswani set != VaswaniFreqs")
 	}
 	// f1 ≈ Vaswani geometric ratio 10000^(−2/768) ≈ 0.9763 (loope-paper §9).
-	near(t, "Vaswani ratio", v[1]/v[0], 0.9763, 1e-4)
+	checkNear(t, "Vaswani ratio", v[1]/v[0], 0.9763, 1e-4)
 	if _, err := FreqSet("f9", d); err == nil {
 		t.Error("unknown set: want an error")
 	}
