@@ -20,6 +20,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -65,32 +66,28 @@ func pesiMain(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageErr("unexpected arguments %q", fs.Args())
 	}
+	h, w, err := parsePESIGrid(*grid)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	if *dirs < 1 {
+		return usageErr("-directions %d must be >= 1", *dirs)
+	}
 	if *in != "" {
 		for _, f := range []string{"pe", "all", "dim", "freqs"} {
 			if set[f] {
 				return usageErr("-in and -%s do not go together", f)
 			}
 		}
-		if *dirs < 1 {
-			return usageErr("-directions %d must be >= 1", *dirs)
-		}
-		grid := *grid
 		if !set["grid"] {
-			grid = ""
+			h, w = 0, 0 // infer from the table
 		}
-		return pesiFile(stdout, *in, *tensor, grid, *dirs)
+		return pesiFile(stdout, *in, *tensor, h, w, *dirs)
 	} else if set["tensor"] {
 		return usageErr("-tensor needs -in")
 	}
-	h, w, err := parsePESIGrid(*grid)
-	if err != nil {
-		return usageErr("%v", err)
-	}
 	if *dim < 2 || *dim%2 != 0 {
 		return usageErr("-dim %d must be even and >= 2", *dim)
-	}
-	if *dirs < 1 {
-		return usageErr("-directions %d must be >= 1", *dirs)
 	}
 	if _, err := loope.FreqSet(*freqs, *dim); err != nil {
 		return usageErr("%v", err)
@@ -98,7 +95,7 @@ func pesiMain(args []string, stdout, stderr io.Writer) error {
 	names := []string{*pe}
 	if *all {
 		names = loope.FixedPENames
-	} else if !validPESIName(*pe) {
+	} else if !slices.Contains(loope.FixedPENames, *pe) && *pe != "gilbert" {
 		return usageErr("unknown -pe %q (valid: %s)", *pe, strings.Join(loope.FixedPENames, ", "))
 	}
 	paper := *all && *dim == 768 && h == 14 && w == 14 && *dirs == 60 && *freqs == "vaswani"
@@ -139,8 +136,8 @@ func pesiMain(args []string, stdout, stderr io.Writer) error {
 }
 
 // pesiFile scores the PE table called name (or the only tensor) of the
-// safetensors file at path on grid ("" = infer a square grid).
-func pesiFile(stdout io.Writer, path, name, grid string, dirs int) error {
+// safetensors file at path on the h×w grid (0×0: infer a square grid).
+func pesiFile(stdout io.Writer, path, name string, h, w, dirs int) error {
 	f, err := loope.ReadSafeFile(path)
 	if err != nil {
 		return err
@@ -162,17 +159,14 @@ func pesiFile(stdout io.Writer, path, name, grid string, dirs int) error {
 		return fmt.Errorf("tensor %q has shape %v, want (rows, D) with leading 1s allowed", name, shape)
 	}
 	rows, dim := shape[0], shape[1]
-	var h, w int
-	if grid != "" {
-		if h, w, err = parsePESIGrid(grid); err != nil {
-			return err
+	if h == 0 {
+		if g := int(math.Round(math.Sqrt(float64(rows)))); g*g == rows {
+			h, w = g, g
+		} else if g := int(math.Round(math.Sqrt(float64(rows - 1)))); g*g == rows-1 {
+			h, w = g, g
+		} else {
+			return fmt.Errorf("tensor %q has %d rows, neither G² nor G²+1: give -grid", name, rows)
 		}
-	} else if g := isqrt(rows); g*g == rows {
-		h, w = g, g
-	} else if g := isqrt(rows - 1); g*g == rows-1 {
-		h, w = g, g
-	} else {
-		return fmt.Errorf("tensor %q has %d rows, neither G² nor G²+1: give -grid", name, rows)
 	}
 	switch rows {
 	case h * w:
@@ -184,33 +178,6 @@ func pesiFile(stdout io.Writer, path, name, grid string, dirs int) error {
 	s := loope.PESI(data, dim, h, w, dirs)
 	fmt.Fprintf(stdout, "M_U %.4f  M_D %.4f  A_SU %.4f\n", s.MU, s.MD, s.ASU)
 	return nil
-}
-
-// isqrt returns ⌊√n⌋ for n >= 0 (0 for n < 0).
-func isqrt(n int) int {
-	if n < 0 {
-		return 0
-	}
-	g := int(math.Sqrt(float64(n)))
-	for g*g > n {
-		g--
-	}
-	for (g+1)*(g+1) <= n {
-		g++
-	}
-	return g
-}
-
-func validPESIName(name string) bool {
-	if name == "gilbert" {
-		return true
-	}
-	for _, n := range loope.FixedPENames {
-		if n == name {
-			return true
-		}
-	}
-	return false
 }
 
 // parsePESIGrid reads "G" or "HxW".
