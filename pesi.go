@@ -11,7 +11,8 @@
 //   - Radial bins r = round(d), r = 0 (the centre alone) included.
 //   - Direction θ = atan2(j − y, i − x), bucket k = ⌊θ/δ⌋ mod N with δ = 2π/N;
 //     θ/δ within 1e-9 of an integer is snapped to it first, so cells on an
-//     axis land on their exact boundary bucket (+column → N/4, −row → N/2).
+//     axis land on their exact boundary bucket (N = 60: +column → 15,
+//     −row → 30, −column → 45).
 //     The centre (θ = atan2(0,0) = 0, d = 0) is in bucket 0.
 //   - Spearman ρ = Pearson correlation of average ranks. Similarities (and
 //     radial means, all cosines in [−1, 1]) within 1e-12 of each other rank
