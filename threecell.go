@@ -177,11 +177,11 @@ func newThreeCellDict(g int) *threeCellDict {
 // A ThreeCell holds a scratch random source, so one value must not be used
 // from several goroutines at once; make one per goroutine.
 type ThreeCell struct {
-	G           int    // grid side, ≥ 3
 	CellPx      int    // pixels per cell side; images are (G·CellPx)²
 	Seed        uint64 // dataset seed
 	MaxAttempts int    // inner retries (ThreeCellMaxAttempts)
 
+	g    int // grid side, ≥ 3; fixed because dict depends on it
 	dict *threeCellDict
 	src  rand.PCG
 	rng  *rand.Rand
@@ -194,13 +194,16 @@ func NewThreeCell(g, cellPx int, seed uint64) *ThreeCell {
 	if g < 3 || cellPx < 1 {
 		panic(fmt.Sprintf("loope: NewThreeCell: need grid ≥ 3 and cell ≥ 1 pixel, got grid %d cell %d", g, cellPx))
 	}
-	tc := &ThreeCell{G: g, CellPx: cellPx, Seed: seed, MaxAttempts: ThreeCellMaxAttempts, dict: newThreeCellDict(g)}
+	tc := &ThreeCell{CellPx: cellPx, Seed: seed, MaxAttempts: ThreeCellMaxAttempts, g: g, dict: newThreeCellDict(g)}
 	tc.rng = rand.New(&tc.src)
 	return tc
 }
 
+// Grid returns the grid side G.
+func (tc *ThreeCell) Grid() int { return tc.g }
+
 // Side returns the image side in pixels, G·CellPx.
-func (tc *ThreeCell) Side() int { return tc.G * tc.CellPx }
+func (tc *ThreeCell) Side() int { return tc.g * tc.CellPx }
 
 // Fixed returns image i of the fixed 10,000-image dataset (stream 0).
 func (tc *ThreeCell) Fixed(i int) ThreeCellSample { return tc.Sample(ThreeCellFixedStream, i) }
@@ -237,7 +240,7 @@ func tcMix64(z uint64) uint64 {
 
 // draw runs Algorithm 4 once with rng (see ThreeCell for the draw order).
 func (tc *ThreeCell) draw(rng *rand.Rand) ThreeCellSample {
-	g, d := tc.G, tc.dict
+	g, d := tc.g, tc.dict
 	nk := len(d.keys)
 	mode := 1 + rng.IntN(3)
 	for {
