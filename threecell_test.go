@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-var threeCellFull = flag.Bool("threecell.full", false, "also brute-force the G = 14 priors (about a minute)")
+var threeCellFull = flag.Bool("threecell.full", false, "also brute-force the G = 14 priors (about 15 s of CPU)")
 
 // specLabels recomputes the six bits of spec §4.4 from its text, without the
 // library: vectors from R in float64 (exact for these small integers), the

@@ -112,29 +112,37 @@ func writeThreeCellCSV(w *bufio.Writer, tc *loope.ThreeCell, n int) error {
 	return nil
 }
 
-// writeAtomic writes path through a temporary file in the same directory and
-// renames it into place, so readers never see a partial file.
-func writeAtomic(path string, fill func(w *bufio.Writer) error) error {
+// writeAtomic writes path through a temporary file in the same directory,
+// synced and renamed into place, so path holds either its old content or
+// the complete new file. The file gets the mode of the file it replaces, or
+// 0644.
+//
+// NOTE: safetensors.go has the same helper unexported (writeAtomic in
+// package loope); once it is exported, use it here.
+func writeAtomic(path string, fill func(w *bufio.Writer) error) (err error) {
+	perm := os.FileMode(0o644)
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+		perm = fi.Mode().Perm()
+	}
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+			err = fmt.Errorf("writing %s: %w", path, err)
+		}
+	}()
 	w := bufio.NewWriterSize(f, 1<<20)
-	err = fill(w)
-	if err == nil {
-		err = w.Flush()
+	if err := fill(w); err != nil {
+		return err
 	}
-	if err == nil {
-		err = f.Close()
-	} else {
-		f.Close()
+	for _, step := range []func() error{w.Flush, func() error { return f.Chmod(perm) }, f.Sync, f.Close} {
+		if err := step(); err != nil {
+			return err
+		}
 	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return os.Rename(f.Name(), path)
 }

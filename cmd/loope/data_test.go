@@ -55,6 +55,9 @@ func TestDataCSV(t *testing.T) {
 			}
 		}
 	}
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("output mode %v (%v), want 0644", fi.Mode(), err)
+	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("%d files in the output directory, want only tc.csv", len(ents))
 	}
