@@ -55,8 +55,10 @@ func TestDataCSV(t *testing.T) {
 			}
 		}
 	}
-	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o644 {
-		t.Errorf("output mode %v (%v), want 0644", fi.Mode(), err)
+	if fi, err := os.Stat(out); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o644 {
+		t.Errorf("output mode %v, want 0644", fi.Mode())
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("%d files in the output directory, want only tc.csv", len(ents))
