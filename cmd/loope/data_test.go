@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -62,6 +63,63 @@ func TestDataCSV(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
 		t.Errorf("%d files in the output directory, want only tc.csv", len(ents))
+	}
+}
+
+// TestDataSafetensors writes cells, labels and images and reads them back.
+func TestDataSafetensors(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "tc.safetensors")
+	var err error
+	captureStderr(t, func() {
+		err = runData([]string{"-grid", "4", "-cell", "3", "-n", "20", "-seed", "9", "-images", "-out", out})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := loope.ReadSafeFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cells, cshape, err := loope.GetInt64(f, "cells")
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels, lshape, err := loope.GetUint8(f, "labels")
+	if err != nil {
+		t.Fatal(err)
+	}
+	images, ishape, err := loope.GetUint8(f, "images")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cshape, []int{20, 3, 2}) || !slices.Equal(lshape, []int{20, 6}) || !slices.Equal(ishape, []int{20, 12, 12, 3}) {
+		t.Fatalf("shapes %v %v %v, want [20 3 2] [20 6] [20 12 12 3]", cshape, lshape, ishape)
+	}
+	if f.Metadata["grid"] != "4" || f.Metadata["seed"] != "9" || f.Metadata["cell_px"] != "3" {
+		t.Errorf("metadata %v", f.Metadata)
+	}
+	tc := loope.NewThreeCell(4, 3, 9)
+	img := make([]uint8, 12*12*3)
+	for i := range 20 {
+		s := tc.Fixed(i)
+		want := []int64{int64(s.Red.Row), int64(s.Red.Col), int64(s.Green.Row), int64(s.Green.Col), int64(s.Blue.Row), int64(s.Blue.Col)}
+		if !slices.Equal(cells[6*i:6*i+6], want) {
+			t.Fatalf("sample %d: cells %v, want %v", i, cells[6*i:6*i+6], want)
+		}
+		if !slices.Equal(labels[6*i:6*i+6], s.Labels[:]) {
+			t.Fatalf("sample %d: labels %v, want %v", i, labels[6*i:6*i+6], s.Labels)
+		}
+		s.RenderRGB(img, 3)
+		if !slices.Equal(images[i*len(img):(i+1)*len(img)], img) {
+			t.Fatalf("sample %d: image differs from RenderRGB", i)
+		}
+	}
+	captureStderr(t, func() { err = runData([]string{"-grid", "4", "-n", "20", "-out", out}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, err = loope.ReadSafeFile(out); err != nil || !slices.Equal(f.Names, []string{"cells", "labels"}) {
+		t.Errorf("without -images: tensors %v (%v), want [cells labels]", f.Names, err)
 	}
 }
 
