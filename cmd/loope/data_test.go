@@ -118,8 +118,11 @@ func TestDataSafetensors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f, err = loope.ReadSafeFile(out); err != nil || !slices.Equal(f.Names, []string{"cells", "labels"}) {
-		t.Errorf("without -images: tensors %v (%v), want [cells labels]", f.Names, err)
+	if f, err = loope.ReadSafeFile(out); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(f.Names, []string{"cells", "labels"}) {
+		t.Errorf("without -images: tensors %v, want [cells labels]", f.Names)
 	}
 }
 
