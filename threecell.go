@@ -1,4 +1,4 @@
-// This file holds the Three-Cell Experiment (arXiv 2504.14386 §3.3, Table 4;
+// This file holds the Three-Cell Experiment (arXiv 2504.14386, Table 4;
 // spec loope-paper.md §4): the generator of supplement Algorithm 4, the six
 // labels, rendering to model input and to RGB bytes, the fixed 8k/1k/1k
 // split and fresh per-epoch draws, the group accuracies of Table 4, and the
@@ -46,7 +46,7 @@ type ThreeCellSample struct {
 	G                int      // grid side
 	Red, Green, Blue Cell     // distinct, inside the grid, never collinear
 	Labels           [6]uint8 // ThreeCellLabels(G, Red, Green, Blue), each 0 or 1
-	Mode             int      // generator mode: 1 equal distance, 2 green closer, 3 green farther
+	Mode             int      // generator mode: 1 equal distances, 2 green not farther, 3 green not closer
 }
 
 // ThreeCellLabels returns the six label bits of spec §4.4 for a red, green
