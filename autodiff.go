@@ -28,18 +28,22 @@ type Tape[T Float] struct {
 	nviews int          //
 }
 
-// node is one recorded op. Its backward function is a plain (non-capturing)
-// function, so recording allocates nothing; what the backward needs beyond
-// inputs and output is kept in ints, fs and saved, whose backing arrays are
-// reused across steps.
+// backwardOp is an op's backward pass. Each op implements it on an empty
+// struct type declared next to its forward (e.g. linearBackward[T]{}), so
+// storing it in a node allocates nothing, unlike a generic func value, which
+// Go turns into a closure over the type dictionary.
+type backwardOp[T Float] interface{ backward(nd *node[T]) }
+
+// node is one recorded op. What the backward needs beyond inputs and output
+// is kept in ints, fs and saved, whose backing arrays are reused across steps.
 type node[T Float] struct {
-	backward func(n *node[T])
-	out      *Tensor[T]
-	in       []*Tensor[T] // operands, in the op's argument order
-	ints     []int        // integer attributes (axes, sizes, indices)
-	fs       []float64    // float attributes (eps, scale, smoothing)
-	saved    [][]T        // arena buffers saved by the forward
-	hook     any          // an op-specific value (e.g. an index slice); nil for most ops
+	op    backwardOp[T]
+	out   *Tensor[T]
+	in    []*Tensor[T] // operands, in the op's argument order
+	ints  []int        // integer attributes (axes, sizes, indices)
+	fs    []float64    // float attributes (eps, scale, smoothing)
+	saved [][]T        // arena buffers saved by the forward
+	hook  any          // an op-specific value (e.g. an index slice); nil for most ops
 }
 
 // Reset forgets every recorded op and recycles every tensor and buffer the
@@ -48,7 +52,7 @@ type node[T Float] struct {
 func (tp *Tape[T]) Reset() {
 	for i := range tp.nnodes {
 		n := &tp.nodes[i]
-		n.out, n.hook, n.backward = nil, nil, nil
+		n.out, n.hook, n.op = nil, nil, nil
 		clear(n.in)
 		n.in = n.in[:0]
 		n.ints, n.fs = n.ints[:0], n.fs[:0]
@@ -149,16 +153,16 @@ func (tp *Tape[T]) scratch(n int) []T {
 	return b
 }
 
-// record appends an op whose backward is fn; out must already hold the
+// record appends an op whose backward pass is op; out must already hold the
 // forward result. It returns the node so the op can attach attributes.
 // Callers record only when out.Grad != nil.
-func (tp *Tape[T]) record(fn func(*node[T]), out *Tensor[T], in ...*Tensor[T]) *node[T] {
+func (tp *Tape[T]) record(op backwardOp[T], out *Tensor[T], in ...*Tensor[T]) *node[T] {
 	if tp.nnodes == len(tp.nodes) {
 		tp.nodes = append(tp.nodes, node[T]{})
 	}
 	n := &tp.nodes[tp.nnodes]
 	tp.nnodes++
-	n.backward, n.out = fn, out
+	n.op, n.out = op, out
 	n.in = append(n.in[:0], in...)
 	return n
 }
@@ -193,7 +197,7 @@ func (tp *Tape[T]) backwardFrom(out *Tensor[T], seed []T) {
 	}
 	for i := tp.nnodes - 1; i >= 0; i-- {
 		n := &tp.nodes[i]
-		n.backward(n)
+		n.op.backward(n)
 	}
 }
 

@@ -75,7 +75,7 @@ func (tp *Tape[T]) Attention(q, k, v, bias *Tensor[T], scale float64) *Tensor[T]
 		}
 	})
 	if out.Grad != nil {
-		nd := tp.record(attentionBackward[T], out, q, k, v, bias)
+		nd := tp.record(attentionBackward[T]{}, out, q, k, v, bias)
 		nd.ints = append(nd.ints, b, h, n, dh, nw, biasMode)
 		nd.fs = append(nd.fs, scale)
 		nd.saved = append(nd.saved, p, slots, dsAll)
@@ -125,7 +125,9 @@ func softmaxRow[T Float](r []T) {
 // attentionBackward, per item with P = softmax(S), S = (q·scale)·kᵀ + bias:
 // dV += Pᵀ·dO; dP = dO·Vᵀ; dS = P⊙(dP − rowsum(dP⊙P)); dbias += dS (summed
 // over B for a shared bias); dQ += scale·dS·K; dK += scale·dSᵀ·Q.
-func attentionBackward[T Float](nd *node[T]) {
+type attentionBackward[T Float] struct{}
+
+func (attentionBackward[T]) backward(nd *node[T]) {
 	q, k, v, bias, o := nd.in[0], nd.in[1], nd.in[2], nd.in[3], nd.out
 	b, h, n, dh, nw, biasMode := nd.ints[0], nd.ints[1], nd.ints[2], nd.ints[3], nd.ints[4], nd.ints[5]
 	scale := T(nd.fs[0])
@@ -232,7 +234,7 @@ func (tp *Tape[T]) Rotate(x, cos, sin *Tensor[T], skip int) *Tensor[T] {
 		}
 	})
 	if out.Grad != nil {
-		nd := tp.record(rotateBackward[T], out, x, cos, sin)
+		nd := tp.record(rotateBackward[T]{}, out, x, cos, sin)
 		nd.ints = append(nd.ints, skip)
 	}
 	return out
@@ -241,7 +243,9 @@ func (tp *Tape[T]) Rotate(x, cos, sin *Tensor[T], skip int) *Tensor[T] {
 // rotateBackward, per pair with g0 = dout[2j], g1 = dout[2j+1]:
 // da += g0·c + g1·s, db += −g0·s + g1·c, dc += g0·a + g1·b, ds += −g0·b + g1·a,
 // with dc, ds summed over B (and over H when Hc = 1) in a fixed order.
-func rotateBackward[T Float](nd *node[T]) {
+type rotateBackward[T Float] struct{}
+
+func (rotateBackward[T]) backward(nd *node[T]) {
 	x, cos, sin, out := nd.in[0], nd.in[1], nd.in[2], nd.out
 	skip := nd.ints[0]
 	b, h, n, dh := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]

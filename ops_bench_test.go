@@ -37,10 +37,9 @@ func newOpsStep() (x, bias, g *Tensor[float32], labels []int) {
 	return
 }
 
-// TestOpsStepAllocs bounds the steady-state allocations of opsStep: one
-// per recorded op (the backward closure, see TestMLPStepAllocs), plus the
-// parallelFor closures and goroutines of the kernels that split (each
-// split call allocates; with 1 thread none does).
+// TestOpsStepAllocs checks that the steady state of opsStep allocates
+// nothing on 1 thread; with 2 threads the parallelFor closures and
+// goroutines of the kernels that split still allocate (logged).
 func TestOpsStepAllocs(t *testing.T) {
 	defer SetThreads(Threads())
 	SetThreads(1)
@@ -49,8 +48,8 @@ func TestOpsStepAllocs(t *testing.T) {
 	opsStep(&tp, x, bias, g, labels)
 	ops := tp.Len()
 	allocs := testing.AllocsPerRun(5, func() { opsStep(&tp, x, bias, g, labels) })
-	if allocs > float64(ops) {
-		t.Errorf("steady-state step (%d ops, 1 thread) allocates %v times, want ≤ %d", ops, allocs, ops)
+	if allocs > 0 {
+		t.Errorf("steady-state step (%d ops, 1 thread) allocates %v times, want 0", ops, allocs)
 	}
 	t.Logf("1 thread: %v allocs per step, %d recorded ops", allocs, ops)
 	SetThreads(2)

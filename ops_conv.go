@@ -38,7 +38,7 @@ func (tp *Tape[T]) Conv2d(x, w, bias *Tensor[T], stride, pad, groups int) *Tenso
 		conv2dIm2colForward(out.Data, x.Data, w.Data, bd, slots, &g)
 	}
 	if out.Grad != nil {
-		nd := tp.record(conv2dBackward[T], out, x, w, bias)
+		nd := tp.record(conv2dBackward[T]{}, out, x, w, bias)
 		nd.ints = append(nd.ints, g.b, g.c, g.h, g.w, g.o, g.kh, g.kw, g.stride, g.pad, g.groups, g.ho, g.wo, g.nw)
 		nd.saved = append(nd.saved, slots)
 	}
@@ -50,7 +50,9 @@ func (tp *Tape[T]) Conv2d(x, w, bias *Tensor[T], stride, pad, groups int) *Tenso
 // weight block of group g: dW_g += Σ_b dy_{b,g}·col_{b,g}ᵀ and
 // dx_b += col2im(W_gᵀ·dy_{b,g}); the depthwise path runs the same sums as
 // direct loops.
-func conv2dBackward[T Float](nd *node[T]) {
+type conv2dBackward[T Float] struct{}
+
+func (conv2dBackward[T]) backward(nd *node[T]) {
 	x, w, bias, y := nd.in[0], nd.in[1], nd.in[2], nd.out
 	it := nd.ints
 	g := convGeom{b: it[0], c: it[1], h: it[2], w: it[3], o: it[4], kh: it[5], kw: it[6],

@@ -248,7 +248,7 @@ func (tp *Tape[T]) binary(op int, a, b *Tensor[T]) *Tensor[T] {
 		})
 	}
 	if out.Grad != nil {
-		nd := tp.record(binaryBackward[T], out, a, b)
+		nd := tp.record(binaryBackward[T]{}, out, a, b)
 		nd.ints = append(nd.ints, op)
 	}
 	return out
@@ -272,7 +272,9 @@ func binaryRows[T Float](op int, p *bcastPlan, out, a, b []T, lo, hi int) {
 // each summed over the axes along which that operand was broadcast.
 // An operand that is not broadcast gets its rows in parallel; a broadcast
 // one is reduced serially, in row order, so sums never depend on threads.
-func binaryBackward[T Float](nd *node[T]) {
+type binaryBackward[T Float] struct{}
+
+func (binaryBackward[T]) backward(nd *node[T]) {
 	a, b, y := nd.in[0], nd.in[1], nd.out
 	op := nd.ints[0]
 	p := makeBcastPlan(binaryNames[op], a.Shape, b.Shape, y.Shape)
@@ -407,14 +409,16 @@ func (tp *Tape[T]) Scale(x *Tensor[T], s float64) *Tensor[T] {
 		out.Data[i] = v * c
 	}
 	if out.Grad != nil {
-		nd := tp.record(scaleBackward[T], out, x)
+		nd := tp.record(scaleBackward[T]{}, out, x)
 		nd.fs = append(nd.fs, s)
 	}
 	return out
 }
 
 // scaleBackward: dx += s·dy.
-func scaleBackward[T Float](nd *node[T]) {
+type scaleBackward[T Float] struct{}
+
+func (scaleBackward[T]) backward(nd *node[T]) {
 	x, y := nd.in[0], nd.out
 	if x.Grad == nil {
 		return
@@ -433,13 +437,15 @@ func (tp *Tape[T]) AddScalar(x *Tensor[T], s float64) *Tensor[T] {
 		out.Data[i] = v + c
 	}
 	if out.Grad != nil {
-		tp.record(addScalarBackward[T], out, x)
+		tp.record(addScalarBackward[T]{}, out, x)
 	}
 	return out
 }
 
 // addScalarBackward: dx += dy.
-func addScalarBackward[T Float](nd *node[T]) {
+type addScalarBackward[T Float] struct{}
+
+func (addScalarBackward[T]) backward(nd *node[T]) {
 	x, y := nd.in[0], nd.out
 	if x.Grad == nil {
 		return
@@ -481,14 +487,16 @@ func (tp *Tape[T]) unary(act int, x *Tensor[T]) *Tensor[T] {
 		parallelFor(n, parGrain, func(lo, hi int) { unaryForward(act, y[lo:hi], xd[lo:hi]) })
 	}
 	if out.Grad != nil {
-		nd := tp.record(unaryBackward[T], out, x)
+		nd := tp.record(unaryBackward[T]{}, out, x)
 		nd.ints = append(nd.ints, act)
 	}
 	return out
 }
 
 // unaryBackward adds f'·dy into dx through the activation's backward kernel.
-func unaryBackward[T Float](nd *node[T]) {
+type unaryBackward[T Float] struct{}
+
+func (unaryBackward[T]) backward(nd *node[T]) {
 	x, y := nd.in[0], nd.out
 	if x.Grad == nil {
 		return

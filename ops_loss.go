@@ -57,7 +57,7 @@ func (tp *Tape[T]) CrossEntropy(logits *Tensor[T], labels []int, smoothing float
 	}
 	out.Data[0] = T(total / float64(max(b, 1)))
 	if out.Grad != nil {
-		nd := tp.record(crossEntropyBackward[T], out, logits)
+		nd := tp.record(crossEntropyBackward[T]{}, out, logits)
 		nd.ints = append(nd.ints, labels...)
 		nd.fs = append(nd.fs, eps)
 		nd.saved = append(nd.saved, p)
@@ -66,7 +66,9 @@ func (tp *Tape[T]) CrossEntropy(logits *Tensor[T], labels []int, smoothing float
 }
 
 // crossEntropyBackward: dlogits[r, j] += (dy/B)·(p_{r,j} − (1−ε)·[j = y_r] − ε/K).
-func crossEntropyBackward[T Float](nd *node[T]) {
+type crossEntropyBackward[T Float] struct{}
+
+func (crossEntropyBackward[T]) backward(nd *node[T]) {
 	x, y := nd.in[0], nd.out
 	if x.Grad == nil {
 		return
@@ -105,13 +107,15 @@ func (tp *Tape[T]) BCEWithLogits(logits, targets *Tensor[T]) *Tensor[T] {
 	}
 	out.Data[0] = T(total / float64(max(len(logits.Data), 1)))
 	if out.Grad != nil {
-		tp.record(bceWithLogitsBackward[T], out, logits, targets)
+		tp.record(bceWithLogitsBackward[T]{}, out, logits, targets)
 	}
 	return out
 }
 
 // bceWithLogitsBackward: dx += (dy/n)·(σ(x) − t).
-func bceWithLogitsBackward[T Float](nd *node[T]) {
+type bceWithLogitsBackward[T Float] struct{}
+
+func (bceWithLogitsBackward[T]) backward(nd *node[T]) {
 	x, t, y := nd.in[0], nd.in[1], nd.out
 	if x.Grad == nil {
 		return

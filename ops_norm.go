@@ -29,7 +29,7 @@ func (tp *Tape[T]) LayerNorm(x, gamma, beta *Tensor[T], eps float64) *Tensor[T] 
 	stats := tp.scratch(2 * rows) // mean (rows), rstd (rows)
 	layerNormForward(out.Data, stats[:rows], stats[rows:], x.Data, gamma.Data, beta.Data, rows, d, eps)
 	if out.Grad != nil {
-		nd := tp.record(layerNormBackward[T], out, x, gamma, beta)
+		nd := tp.record(layerNormBackward[T]{}, out, x, gamma, beta)
 		nd.ints = append(nd.ints, rows, d)
 		nd.saved = append(nd.saved, stats[:rows], stats[rows:])
 	}
@@ -64,7 +64,9 @@ func layerNormForward[T Float](out, mean, rstd, x, gamma, beta []T, rows, d int,
 // layerNormBackward, per row with n = (x − μ)·rstd and dn = dy⊙γ
 // (llm.c doc/layernorm): dx += rstd·(dn − mean(dn) − n·mean(dn⊙n)),
 // dγ += Σ_rows dy⊙n, dβ += Σ_rows dy.
-func layerNormBackward[T Float](nd *node[T]) {
+type layerNormBackward[T Float] struct{}
+
+func (layerNormBackward[T]) backward(nd *node[T]) {
 	x, gamma, beta, y := nd.in[0], nd.in[1], nd.in[2], nd.out
 	rows, d := nd.ints[0], nd.ints[1]
 	mean, rstd := nd.saved[0], nd.saved[1]
@@ -138,7 +140,7 @@ func (tp *Tape[T]) BatchNorm2d(x, gamma, beta, runMean, runVar *Tensor[T], momen
 	batchNormForward(out.Data, stats[:c], stats[c:], x.Data, gamma.Data, beta.Data, runMean.Data, runVar.Data,
 		b, c, hw, momentum, eps, training)
 	if out.Grad != nil {
-		nd := tp.record(batchNormBackward[T], out, x, gamma, beta)
+		nd := tp.record(batchNormBackward[T]{}, out, x, gamma, beta)
 		nd.ints = append(nd.ints, b, c, hw, boolInt(training))
 		nd.saved = append(nd.saved, stats[:c], stats[c:])
 	}
@@ -187,7 +189,9 @@ func batchNormForward[T Float](out, mean, rstd, x, gamma, beta, runMean, runVar 
 // batchNormBackward, per channel with n = (x − μ)·rstd and dn = dy·γ:
 // training: dx += rstd·(dn − mean(dn) − n·mean(dn⊙n)) (μ and σ² depend on x);
 // eval: dx += rstd·dn. Both: dγ += Σ dy⊙n, dβ += Σ dy.
-func batchNormBackward[T Float](nd *node[T]) {
+type batchNormBackward[T Float] struct{}
+
+func (batchNormBackward[T]) backward(nd *node[T]) {
 	x, gamma, beta, y := nd.in[0], nd.in[1], nd.in[2], nd.out
 	b, c, hw, training := nd.ints[0], nd.ints[1], nd.ints[2], nd.ints[3] == 1
 	mean, rstd := nd.saved[0], nd.saved[1]

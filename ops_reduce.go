@@ -62,14 +62,16 @@ func (tp *Tape[T]) sumAll(x *Tensor[T], scale float64) *Tensor[T] {
 	}
 	out.Data[0] = T(s * scale)
 	if out.Grad != nil {
-		nd := tp.record(sumAllBackward[T], out, x)
+		nd := tp.record(sumAllBackward[T]{}, out, x)
 		nd.fs = append(nd.fs, scale)
 	}
 	return out
 }
 
 // sumAllBackward: dx += scale·dy for every element.
-func sumAllBackward[T Float](nd *node[T]) {
+type sumAllBackward[T Float] struct{}
+
+func (sumAllBackward[T]) backward(nd *node[T]) {
 	x, y := nd.in[0], nd.out
 	if x.Grad == nil {
 		return
@@ -133,7 +135,7 @@ func (tp *Tape[T]) sumAxis(op string, x *Tensor[T], axis int, keepDim, mean bool
 		}
 	}
 	if out.Grad != nil {
-		nd := tp.record(sumAxisBackward[T], out, x)
+		nd := tp.record(sumAxisBackward[T]{}, out, x)
 		nd.ints = append(nd.ints, outer, n, inner)
 		nd.fs = append(nd.fs, scale)
 	}
@@ -141,7 +143,9 @@ func (tp *Tape[T]) sumAxis(op string, x *Tensor[T], axis int, keepDim, mean bool
 }
 
 // sumAxisBackward: dx[o, k, i] += scale·dy[o, i] for every k.
-func sumAxisBackward[T Float](nd *node[T]) {
+type sumAxisBackward[T Float] struct{}
+
+func (sumAxisBackward[T]) backward(nd *node[T]) {
 	x, y := nd.in[0], nd.out
 	if x.Grad == nil {
 		return
@@ -187,7 +191,7 @@ func (tp *Tape[T]) Softmax(x *Tensor[T]) *Tensor[T] {
 		}
 	}
 	if out.Grad != nil {
-		tp.record(softmaxBackward[T], out, x)
+		tp.record(softmaxBackward[T]{}, out, x)
 	}
 	return out
 }
@@ -215,7 +219,9 @@ func softmaxRows[T Float](y, x []T, k, lo, hi int) {
 }
 
 // softmaxBackward: dx += y ⊙ (dy − Σ_j dy_j·y_j), per row.
-func softmaxBackward[T Float](nd *node[T]) {
+type softmaxBackward[T Float] struct{}
+
+func (softmaxBackward[T]) backward(nd *node[T]) {
 	x, y := nd.in[0], nd.out
 	if x.Grad == nil {
 		return

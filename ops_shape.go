@@ -81,7 +81,7 @@ func (tp *Tape[T]) permute(op string, x *Tensor[T], perm []int) *Tensor[T] {
 	out := tp.out(shape[:r], x)
 	permuteCopy(x.Shape, perm, out.Data, x.Data, false)
 	if out.Grad != nil {
-		nd := tp.record(permuteBackward[T], out, x)
+		nd := tp.record(permuteBackward[T]{}, out, x)
 		nd.ints = append(nd.ints, perm...)
 	}
 	return out
@@ -89,7 +89,9 @@ func (tp *Tape[T]) permute(op string, x *Tensor[T], perm []int) *Tensor[T] {
 
 // permuteBackward: dx[idx] += dy[perm(idx)], the same traversal as the
 // forward with the copy direction reversed (a bijection, so no conflicts).
-func permuteBackward[T Float](nd *node[T]) {
+type permuteBackward[T Float] struct{}
+
+func (permuteBackward[T]) backward(nd *node[T]) {
 	x, y := nd.in[0], nd.out
 	if x.Grad != nil {
 		permuteCopy(x.Shape, nd.ints, y.Grad, x.Grad, true)
@@ -225,14 +227,16 @@ func (tp *Tape[T]) Concat(axis int, xs ...*Tensor[T]) *Tensor[T] {
 		off += w
 	}
 	if out.Grad != nil {
-		nd := tp.record(concatBackward[T], out, xs...)
+		nd := tp.record(concatBackward[T]{}, out, xs...)
 		nd.ints = append(nd.ints, outer, inner, axis)
 	}
 	return out
 }
 
 // concatBackward: each dx_i += its block of columns of dy (outer, Σ n_i·inner).
-func concatBackward[T Float](nd *node[T]) {
+type concatBackward[T Float] struct{}
+
+func (concatBackward[T]) backward(nd *node[T]) {
 	y := nd.out
 	outer, inner, axis := nd.ints[0], nd.ints[1], nd.ints[2]
 	row := y.Shape[axis] * inner
@@ -269,14 +273,16 @@ func (tp *Tape[T]) Slice(x *Tensor[T], axis, start, end int) *Tensor[T] {
 		copy(out.Data[o*w:(o+1)*w], x.Data[(o*n+start)*inner:(o*n+end)*inner])
 	}
 	if out.Grad != nil {
-		nd := tp.record(sliceBackward[T], out, x)
+		nd := tp.record(sliceBackward[T]{}, out, x)
 		nd.ints = append(nd.ints, outer, inner, n, start, end)
 	}
 	return out
 }
 
 // sliceBackward: dx[o, start:end, :] += dy[o, :, :].
-func sliceBackward[T Float](nd *node[T]) {
+type sliceBackward[T Float] struct{}
+
+func (sliceBackward[T]) backward(nd *node[T]) {
 	x, y := nd.in[0], nd.out
 	if x.Grad == nil {
 		return
@@ -338,7 +344,7 @@ func (tp *Tape[T]) Gather(x *Tensor[T], axis int, idx []int) *Tensor[T] {
 		}
 	}
 	if out.Grad != nil {
-		nd := tp.record(gatherBackward[T], out, x)
+		nd := tp.record(gatherBackward[T]{}, out, x)
 		nd.ints = append(nd.ints, outer, inner, n)
 		nd.ints = append(nd.ints, idx...)
 	}
@@ -347,7 +353,9 @@ func (tp *Tape[T]) Gather(x *Tensor[T], axis int, idx []int) *Tensor[T] {
 
 // gatherBackward scatters: dx[o, idx[k], i] += dy[o, k, i], so repeated
 // indices add up. nd.ints = (outer, inner, n, idx...).
-func gatherBackward[T Float](nd *node[T]) {
+type gatherBackward[T Float] struct{}
+
+func (gatherBackward[T]) backward(nd *node[T]) {
 	x, y := nd.in[0], nd.out
 	if x.Grad == nil {
 		return

@@ -128,7 +128,7 @@ type noPE[T Float] struct{ NoHooks[T] }
 
 func newNoPE[T Float](cfg Config, rng *rand.Rand) (PosEmb[T], error) { return noPE[T]{}, nil }
 
-func (noPE[T]) Name() string             { return "none" }
+func (noPE[T]) Name() string            { return "none" }
 func (noPE[T]) Params() []NamedParam[T] { return nil }
 
 // learnablePE is timm's pos_embed: one learnable row per token, CLS

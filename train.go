@@ -87,14 +87,14 @@ type EvalResult struct {
 
 // Metric is one JSON line of the metrics stream.
 type Metric struct {
-	Step      int       `json:"step"`
-	Split     string    `json:"split"` // "train" or "val"
-	Loss      float64   `json:"loss"`
-	Acc       float64   `json:"acc"`
-	BitAcc    []float64 `json:"bit_acc,omitempty"`
-	LR        float64   `json:"lr,omitempty"`
-	ImagesPS  float64   `json:"images_per_s,omitempty"`
-	ElapsedS  float64   `json:"elapsed_s"`
+	Step     int       `json:"step"`
+	Split    string    `json:"split"` // "train" or "val"
+	Loss     float64   `json:"loss"`
+	Acc      float64   `json:"acc"`
+	BitAcc   []float64 `json:"bit_acc,omitempty"`
+	LR       float64   `json:"lr,omitempty"`
+	ImagesPS float64   `json:"images_per_s,omitempty"`
+	ElapsedS float64   `json:"elapsed_s"`
 }
 
 // batcher fills model-precision batches from a Dataset without allocating.
