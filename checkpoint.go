@@ -18,12 +18,13 @@ const (
 	metaConfig  = "config"   // JSON of Config (incl. every PE option)
 	metaParams  = "params"   // JSON list of parameter names, in model order
 	metaNoDecay = "no_decay" // JSON list of names excluded from weight decay
+	metaBuffers = "buffers"  // JSON list of names that are buffers, not trained (e.g. BatchNorm running stats)
 	metaStep    = "step"     // optimiser steps taken (checkpoints)
 )
 
 // putParams stores every model tensor under its timm name.
 func putParams[T Float](f *SafeFile, m *ViT[T]) error {
-	names, nodecay := []string{}, []string{}
+	names, nodecay, buffers := []string{}, []string{}, []string{}
 	for _, p := range m.Params() {
 		if err := PutFloat(f, p.Name, p.T.Data, p.T.Shape...); err != nil {
 			return err
@@ -31,6 +32,9 @@ func putParams[T Float](f *SafeFile, m *ViT[T]) error {
 		names = append(names, p.Name)
 		if p.NoDecay {
 			nodecay = append(nodecay, p.Name)
+		}
+		if p.Buffer {
+			buffers = append(buffers, p.Name)
 		}
 	}
 	cfg, err := json.Marshal(m.Cfg)
@@ -40,6 +44,7 @@ func putParams[T Float](f *SafeFile, m *ViT[T]) error {
 	f.Metadata[metaConfig] = string(cfg)
 	f.Metadata[metaParams] = mustJSON(names)
 	f.Metadata[metaNoDecay] = mustJSON(nodecay)
+	f.Metadata[metaBuffers] = mustJSON(buffers)
 	return nil
 }
 

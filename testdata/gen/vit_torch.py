@@ -60,17 +60,13 @@ def write_safetensors(path, tensors, meta):
 
 
 class PE:
-    """Positional embeddings, one method per hook of Go's PosEmb interface."""
+    """Base positional embedding: one method per hook of Go's PosEmb
+    interface, each the identity. Subclasses override what they use."""
 
     def __init__(self, cfg, params):
-        self.name = cfg["pe"]["name"]
-        self.p = params
-        if self.name not in ("none", "learnable"):
-            raise SystemExit(f"vit_torch.py: PE {self.name!r} not implemented here yet")
+        self.cfg, self.p = cfg, params
 
     def add_input(self, x, img):
-        if self.name == "learnable":
-            return x + self.p["pos_embed"]
         return x
 
     def attn_bias(self, layer, q):
@@ -81,6 +77,29 @@ class PE:
 
     def after_block(self, i, x):
         return x
+
+
+class Learnable(PE):
+    def add_input(self, x, img):
+        return x + self.p["pos_embed"]
+
+
+# PES maps Go registry names to PE classes. PE families live in their own
+# modules next to this file and add themselves here.
+PES = {"none": PE, "learnable": Learnable}
+for _mod in ("pe_additive", "pe_attention"):
+    try:
+        PES.update(__import__(_mod).PES)
+    except ModuleNotFoundError as e:
+        if e.name != _mod:
+            raise
+
+
+def make_pe(cfg, params):
+    name = cfg["pe"]["name"]
+    if name not in PES:
+        raise SystemExit(f"vit_torch.py: PE {name!r} not implemented (have {sorted(PES)})")
+    return PES[name](cfg, params)
 
 
 def forward(cfg, p, pe, img):
@@ -127,9 +146,11 @@ def main(fixture, out):
     cfg = json.loads(meta["config"])
     names = json.loads(meta["params"])
     no_decay = set(json.loads(meta["no_decay"]))
+    buffers = set(json.loads(meta.get("buffers", "[]")))
     dtype = torch.float64 if t["input"].dtype == np.float64 else torch.float32
-    params = {n: torch.tensor(t[n], dtype=dtype, requires_grad=True) for n in names}
-    pe = PE(cfg, params)
+    params = {n: torch.tensor(t[n], dtype=dtype, requires_grad=n not in buffers) for n in names}
+    names = [n for n in names if n not in buffers]  # the trained ones
+    pe = make_pe(cfg, params)
     img = torch.tensor(t["input"], dtype=dtype)
     targets = torch.tensor(t["targets"], dtype=dtype if meta["loss"] == "bce" else torch.int64)
 
