@@ -24,8 +24,12 @@ func runFixture(args []string) error {
 	classes := fs.Int("classes", 0, "K > 0: K-class cross-entropy targets; 0: the 6-bit BCE targets of Three-Cell")
 	smoothing := fs.Float64("smoothing", 0, "label smoothing (with -classes)")
 	out := fs.String("out", "", "output .safetensors file (required)")
+	dim := fs.Int("dim", 0, "override the preset's width D (0 keeps it)")
+	depth := fs.Int("depth", 0, "override the preset's depth (0 keeps it)")
+	heads := fs.Int("heads", 0, "override the preset's heads (0 keeps it)")
+	mlp := fs.Int("mlp", 0, "override the preset's MLP width (0 keeps it)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: loope fixture -preset P -pe NAME -seed S -batch B [-f64] [-classes K] -out F.safetensors")
+		fmt.Fprintln(fs.Output(), "usage: loope fixture -preset P -pe NAME -seed S -batch B [-f64] [-classes K] [-dim D -depth L -heads H -mlp M] -out F.safetensors")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -40,6 +44,17 @@ func runFixture(args []string) error {
 		return err
 	}
 	cfg.PE.Name = *pe
+	for _, o := range []struct {
+		dst *int
+		v   int
+	}{{&cfg.Dim, *dim}, {&cfg.Depth, *depth}, {&cfg.Heads, *heads}, {&cfg.MLP, *mlp}} {
+		if o.v < 0 {
+			return fmt.Errorf("-dim, -depth, -heads and -mlp must be >= 0")
+		}
+		if o.v > 0 {
+			*o.dst = o.v
+		}
+	}
 	fc := loope.FixtureConfig{Model: cfg, Seed: *seed, Batch: *batch, Loss: "bce", Smoothing: *smoothing}
 	if *classes < 0 {
 		return fmt.Errorf("-classes must be >= 0, got %d", *classes)
