@@ -24,20 +24,26 @@ type Tape[T Float] struct {
 	npool  int          //
 	bufs   [][]T        // arena scratch buffers; bufs[:nbufs] are live
 	nbufs  int          //
+	views  []*Tensor[T] // view headers (see view); views[:nviews] are live
+	nviews int          //
 }
 
-// node is one recorded op. Its backward function is a plain (non-capturing)
-// function, so recording allocates nothing; what the backward needs beyond
-// inputs and output is kept in ints, fs and saved, whose backing arrays are
-// reused across steps.
+// backwardOp is an op's backward pass. Each op implements it on an empty
+// struct type declared next to its forward (e.g. linearBackward[T]{}), so
+// storing it in a node allocates nothing, unlike a generic func value, which
+// Go turns into a closure over the type dictionary.
+type backwardOp[T Float] interface{ backward(nd *node[T]) }
+
+// node is one recorded op. What the backward needs beyond inputs and output
+// is kept in ints, fs and saved, whose backing arrays are reused across steps.
 type node[T Float] struct {
-	backward func(n *node[T])
-	out      *Tensor[T]
-	in       []*Tensor[T] // operands, in the op's argument order
-	ints     []int        // integer attributes (axes, sizes, indices)
-	fs       []float64    // float attributes (eps, scale, smoothing)
-	saved    [][]T        // arena buffers saved by the forward
-	hook     any          // an op-specific value (e.g. an index slice); nil for most ops
+	op    backwardOp[T]
+	out   *Tensor[T]
+	in    []*Tensor[T] // operands, in the op's argument order
+	ints  []int        // integer attributes (axes, sizes, indices)
+	fs    []float64    // float attributes (eps, scale, smoothing)
+	saved [][]T        // arena buffers saved by the forward
+	hook  any          // an op-specific value (e.g. an index slice); nil for most ops
 }
 
 // Reset forgets every recorded op and recycles every tensor and buffer the
@@ -46,14 +52,17 @@ type node[T Float] struct {
 func (tp *Tape[T]) Reset() {
 	for i := range tp.nnodes {
 		n := &tp.nodes[i]
-		n.out, n.hook, n.backward = nil, nil, nil
+		n.out, n.hook, n.op = nil, nil, nil
 		clear(n.in)
 		n.in = n.in[:0]
 		n.ints, n.fs = n.ints[:0], n.fs[:0]
 		clear(n.saved)
 		n.saved = n.saved[:0]
 	}
-	tp.nnodes, tp.npool, tp.nbufs = 0, 0, 0
+	for _, v := range tp.views[:tp.nviews] {
+		v.Data, v.Grad = nil, nil // drop the aliases; never reuse their storage
+	}
+	tp.nnodes, tp.npool, tp.nbufs, tp.nviews = 0, 0, 0, 0
 }
 
 // New returns a zeroed arena tensor of the given shape. It carries a zeroed
@@ -108,6 +117,30 @@ func grow[T Float](buf []T, n int) []T {
 	return buf
 }
 
+// view returns an arena tensor header of the given shape whose Data and
+// Grad alias x's (Grad is nil in no-grad mode): a zero-copy reshape, needing
+// no backward because gradients flow into x.Grad directly.
+//
+// Views live in their own pool, apart from the tensors of out/New, and a
+// view slot's Data and Grad are only ever reassigned, never grown or
+// cleared. Were views drawn from the main pool, the next step's grow would
+// clear and write into whatever storage the slot last aliased, i.e. into
+// another tensor (a parameter, or an arena output of a different slot).
+// The caller checks that shape has x's element count.
+func (tp *Tape[T]) view(x *Tensor[T], shape []int) *Tensor[T] {
+	if tp.nviews == len(tp.views) {
+		tp.views = append(tp.views, &Tensor[T]{})
+	}
+	t := tp.views[tp.nviews]
+	tp.nviews++
+	t.Shape = append(t.Shape[:0], shape...)
+	t.Data, t.Grad = x.Data, x.Grad
+	if tp.NoGrad {
+		t.Grad = nil
+	}
+	return t
+}
+
 // scratch returns a zeroed arena buffer of length n, valid until Reset.
 // Ops use it for values the backward needs (means, softmax rows, masks).
 func (tp *Tape[T]) scratch(n int) []T {
@@ -120,16 +153,16 @@ func (tp *Tape[T]) scratch(n int) []T {
 	return b
 }
 
-// record appends an op whose backward is fn; out must already hold the
+// record appends an op whose backward pass is op; out must already hold the
 // forward result. It returns the node so the op can attach attributes.
 // Callers record only when out.Grad != nil.
-func (tp *Tape[T]) record(fn func(*node[T]), out *Tensor[T], in ...*Tensor[T]) *node[T] {
+func (tp *Tape[T]) record(op backwardOp[T], out *Tensor[T], in ...*Tensor[T]) *node[T] {
 	if tp.nnodes == len(tp.nodes) {
 		tp.nodes = append(tp.nodes, node[T]{})
 	}
 	n := &tp.nodes[tp.nnodes]
 	tp.nnodes++
-	n.backward, n.out = fn, out
+	n.op, n.out = op, out
 	n.in = append(n.in[:0], in...)
 	return n
 }
@@ -164,7 +197,7 @@ func (tp *Tape[T]) backwardFrom(out *Tensor[T], seed []T) {
 	}
 	for i := tp.nnodes - 1; i >= 0; i-- {
 		n := &tp.nodes[i]
-		n.backward(n)
+		n.op.backward(n)
 	}
 }
 

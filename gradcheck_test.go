@@ -47,6 +47,174 @@ var gradCases = []gradCase{
 			return tp.BatchMatMul(in[0], in[1], true, true)
 		}},
 	// Rows for further ops go here, grouped by op file.
+
+	// ---- opsa: ops_elementwise.go, ops_reduce.go, ops_shape.go, ops_loss.go ----
+	{name: "Add", shapes: [][]int{{2, 3, 4}, {2, 3, 4}}, build: binCase(opAdd)},
+	{name: "Add/suffix", shapes: [][]int{{2, 3, 4}, {4}}, build: binCase(opAdd)},
+	{name: "Add/suffix2", shapes: [][]int{{2, 3, 4}, {3, 4}}, build: binCase(opAdd)},
+	{name: "Add/prefix", shapes: [][]int{{3, 4}, {2, 3, 4}}, build: binCase(opAdd)},
+	{name: "Add/outer", shapes: [][]int{{3, 1}, {1, 4}}, build: binCase(opAdd)},
+	{name: "Add/scalar", shapes: [][]int{{}, {2, 3}}, build: binCase(opAdd)},
+	{name: "Sub", shapes: [][]int{{2, 3, 4}, {2, 3, 4}}, build: binCase(opSub)},
+	{name: "Sub/bcast", shapes: [][]int{{2, 1, 4}, {3, 1}}, build: binCase(opSub)},
+	{name: "Sub/rowwise", shapes: [][]int{{2, 3, 4}, {2, 3, 1}}, build: binCase(opSub)},
+	{name: "Mul", shapes: [][]int{{2, 3, 4}, {2, 3, 4}}, build: binCase(opMul)},
+	{name: "Mul/bcast", shapes: [][]int{{2, 1, 4}, {3, 1}}, build: binCase(opMul)},
+	{name: "Mul/suffix", shapes: [][]int{{2, 3, 4}, {4}}, build: binCase(opMul)},
+	{name: "Mul/self", shapes: [][]int{{2, 3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.Mul(in[0], in[0]) }},
+	{name: "Mul/mixed", shapes: [][]int{{2, 1, 3, 1, 2}, {4, 1, 5, 2}}, build: binCase(opMul)},
+	{name: "Div", shapes: [][]int{{2, 3, 4}, {2, 3, 4}}, init: awayFromZero(1), build: binCase(opDiv)},
+	{name: "Div/bcast", shapes: [][]int{{3, 4}, {2, 3, 4}}, init: awayFromZero(1), build: binCase(opDiv)},
+	{name: "Div/rowwise", shapes: [][]int{{2, 3, 4}, {2, 3, 1}}, init: awayFromZero(1), build: binCase(opDiv)},
+	{name: "AddBias", shapes: [][]int{{2, 3, 4}, {4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.AddBias(in[0], in[1]) }},
+	{name: "Scale", shapes: [][]int{{2, 3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.Scale(in[0], -1.7) }},
+	{name: "AddScalar", shapes: [][]int{{2, 3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.AddScalar(in[0], 0.3) }},
+	{name: "GELU", shapes: [][]int{{3, 5}}, init: uniformInit(-3, 3), build: unaryCase((*Tape[float64]).GELU)},
+	{name: "ReLU", shapes: [][]int{{3, 5}}, init: awayFromZero(0), build: unaryCase((*Tape[float64]).ReLU)},
+	{name: "Sigmoid", shapes: [][]int{{3, 5}}, init: uniformInit(-4, 4), build: unaryCase((*Tape[float64]).Sigmoid)},
+	{name: "Tanh", shapes: [][]int{{3, 5}}, init: uniformInit(-2, 2), build: unaryCase((*Tape[float64]).Tanh)},
+	{name: "Sin", shapes: [][]int{{3, 5}}, init: uniformInit(-4, 4), build: unaryCase((*Tape[float64]).Sin)},
+	{name: "Cos", shapes: [][]int{{3, 5}}, init: uniformInit(-4, 4), build: unaryCase((*Tape[float64]).Cos)},
+	{name: "Exp", shapes: [][]int{{3, 5}}, init: uniformInit(-2, 2), build: unaryCase((*Tape[float64]).Exp)},
+	{name: "Log", shapes: [][]int{{3, 5}}, init: uniformInit(0.2, 3), build: unaryCase((*Tape[float64]).Log)},
+	{name: "Sum", shapes: [][]int{{2, 3, 4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.Sum(in[0]) }},
+	{name: "Mean", shapes: [][]int{{2, 3, 4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.Mean(in[0]) }},
+	{name: "SumAxis/mid", shapes: [][]int{{2, 3, 4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.SumAxis(in[0], 1, false) }},
+	{name: "SumAxis/last-keep", shapes: [][]int{{2, 3, 4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.SumAxis(in[0], -1, true) }},
+	{name: "MeanAxis/first", shapes: [][]int{{2, 3, 4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.MeanAxis(in[0], 0, false) }},
+	{name: "MeanAxis/neg-keep", shapes: [][]int{{2, 3, 4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.MeanAxis(in[0], -2, true) }},
+	{name: "MeanAxis/last", shapes: [][]int{{2, 3, 4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.MeanAxis(in[0], 2, false) }},
+	{name: "Softmax", shapes: [][]int{{2, 3, 5}}, init: uniformInit(-3, 3),
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.Softmax(in[0]) }},
+	{name: "Reshape", shapes: [][]int{{2, 3, 4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			// Through an op on each side, so the view's aliased Grad carries
+			// a gradient both into and out of it.
+			return tp.Sin(tp.Reshape(tp.Tanh(in[0]), 4, -1))
+		}},
+	{name: "Reshape/leaf", shapes: [][]int{{2, 3, 4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.Reshape(in[0], 6, 4) }},
+	{name: "Transpose/last2", shapes: [][]int{{2, 3, 4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.Transpose(in[0], -1, -2) }},
+	{name: "Transpose/outer", shapes: [][]int{{2, 3, 4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.Transpose(in[0], 0, 1) }},
+	{name: "Permute", shapes: [][]int{{2, 3, 4, 5}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.Permute(in[0], 2, 0, 3, 1) }},
+	{name: "Concat", shapes: [][]int{{2, 1, 4}, {2, 3, 4}, {2, 2, 4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.Concat(1, in...) }},
+	{name: "Concat/last", shapes: [][]int{{2, 3}, {2, 1}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.Concat(-1, in...) }},
+	{name: "Slice", shapes: [][]int{{2, 5, 3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.Slice(in[0], 1, 1, 4) }},
+	{name: "Split", shapes: [][]int{{2, 6}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			p := tp.Split(in[0], -1, 1, 3, 2)
+			// Weight the pieces differently so a mix-up shows.
+			return tp.Concat(1, tp.Scale(p[2], 2), p[0], tp.Scale(p[1], -3))
+		}},
+	{name: "Gather", shapes: [][]int{{2, 4, 3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Gather(in[0], 1, []int{3, 0, 3, 1, 3}) // repeats: the backward must add
+		}},
+	{name: "CrossEntropy", shapes: [][]int{{4, 5}}, init: uniformInit(-3, 3),
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.CrossEntropy(in[0], []int{1, 4, 0, 1}, 0)
+		}},
+	{name: "CrossEntropy/smooth", shapes: [][]int{{4, 5}}, init: uniformInit(-3, 3),
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.CrossEntropy(in[0], []int{1, 4, 0, 1}, 0.1)
+		}},
+	{name: "BCEWithLogits", shapes: [][]int{{3, 4}}, init: uniformInit(-4, 4),
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			// Targets are constants (no gradient by contract): fixed soft
+			// labels j/11, not a checked input.
+			t := New[float64](3, 4)
+			for j := range t.Data {
+				t.Data[j] = float64(j) / 11
+			}
+			return tp.BCEWithLogits(in[0], t)
+		}},
+	// ---- end opsa ----
+	// ---- Rows of branch opsb: ops_norm.go, ops_attention.go, ops_conv.go ----
+	{name: "LayerNorm", shapes: [][]int{{2, 3, 5}, {5}, {5}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.LayerNorm(in[0], in[1], in[2], 1e-6)
+		}},
+	{name: "BatchNorm2d/train", shapes: [][]int{{2, 3, 2, 3}, {3}, {3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			// Fresh running stats per call: the FD loop repeats the forward many times.
+			rm, rv := FromData([]float64{0.1, -0.2, 0.3}, 3), FromData([]float64{0.5, 1, 2}, 3)
+			return tp.BatchNorm2d(in[0], in[1], in[2], rm, rv, 0.1, 1e-5, true)
+		}},
+	{name: "BatchNorm2d/eval", shapes: [][]int{{2, 3, 2, 3}, {3}, {3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			rm, rv := FromData([]float64{0.1, -0.2, 0.3}, 3), FromData([]float64{0.5, 1, 2}, 3)
+			return tp.BatchNorm2d(in[0], in[1], in[2], rm, rv, 0.1, 1e-5, false)
+		}},
+	{name: "Attention/nobias", shapes: [][]int{{2, 2, 3, 4}, {2, 2, 3, 4}, {2, 2, 3, 4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Attention(in[0], in[1], in[2], nil, 0.5)
+		}},
+	{name: "Attention/biasHNN", shapes: [][]int{{2, 2, 3, 4}, {2, 2, 3, 4}, {2, 2, 3, 4}, {2, 3, 3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Attention(in[0], in[1], in[2], in[3], 0.5)
+		}},
+	{name: "Attention/biasBHNN", shapes: [][]int{{2, 2, 3, 4}, {2, 2, 3, 4}, {2, 2, 3, 4}, {2, 2, 3, 3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Attention(in[0], in[1], in[2], in[3], 0.5)
+		}},
+	{name: "Rotate/shared-skip0", shapes: [][]int{{2, 2, 3, 4}, {1, 3, 2}, {1, 3, 2}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Rotate(in[0], in[1], in[2], 0)
+		}},
+	{name: "Rotate/shared-skip1", shapes: [][]int{{2, 2, 4, 4}, {1, 3, 2}, {1, 3, 2}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Rotate(in[0], in[1], in[2], 1)
+		}},
+	{name: "Rotate/perhead-skip0", shapes: [][]int{{2, 2, 3, 4}, {2, 3, 2}, {2, 3, 2}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Rotate(in[0], in[1], in[2], 0)
+		}},
+	{name: "Rotate/perhead-skip1", shapes: [][]int{{2, 2, 4, 4}, {2, 3, 2}, {2, 3, 2}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Rotate(in[0], in[1], in[2], 1)
+		}},
+	{name: "Conv2d/patchify", shapes: [][]int{{2, 2, 4, 4}, {3, 2, 2, 2}, {3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Conv2d(in[0], in[1], in[2], 2, 0, 1)
+		}},
+	{name: "Conv2d/5x5p2", shapes: [][]int{{2, 2, 4, 3}, {3, 2, 5, 5}, {3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Conv2d(in[0], in[1], in[2], 1, 2, 1)
+		}},
+	{name: "Conv2d/depthwise3x3p1", shapes: [][]int{{2, 3, 4, 3}, {3, 1, 3, 3}, {3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Conv2d(in[0], in[1], in[2], 1, 1, 3)
+		}},
+	{name: "Conv2d/depthwise-s2-nobias", shapes: [][]int{{1, 2, 5, 4}, {2, 1, 3, 2}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Conv2d(in[0], in[1], nil, 2, 1, 2)
+		}},
+	{name: "Conv2d/s2p1-groups2", shapes: [][]int{{2, 4, 5, 4}, {4, 2, 3, 3}, {4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Conv2d(in[0], in[1], in[2], 2, 1, 2)
+		}},
+	{name: "Conv2d/s2-nobias", shapes: [][]int{{1, 2, 6, 5}, {3, 2, 2, 3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Conv2d(in[0], in[1], nil, 2, 0, 1)
+		}},
+	// ---- end of branch opsb rows ----
 }
 
 // gradTol is the acceptance bound |analytic − numeric| ≤ 1e-6 + 1e-5·|numeric|.

@@ -1,28 +1,42 @@
-// This file holds the GEMM entry points every op uses: C (+)= op(A)·op(B)
-// on row-major slices with leading dimensions, single and batched.
+// This file holds the GEMM entry points every op uses, C (+)= op(A)·op(B) on
+// row-major slices with leading dimensions, single and batched, and the one
+// packed driver they all run: a GotoBLAS/BLIS 5-loop blocking around a
+// register-tile micro-kernel (AVX2 assembly in matmul_amd64.s, plain Go in
+// matmul_generic.go). Design and measurements: /work/shared/spec/gemm-perf.md.
+//
+// Loops, outermost first (B̂, Â are the packed copies):
+//
+//	jc: columns of C in blocks of NC   (B̂ block KC x NC lives in L3/L2)
+//	pc: depth in blocks of KC          (pack B̂; the first block stores, later ones add)
+//	ic: rows of C in blocks of MC      (pack Â, MC x KC, lives in L2)
+//	jr: columns in panels of NR        (one B̂ panel, KC x NR, lives in L1)
+//	ir: rows in panels of MR           (micro-kernel: MR x NR tile of C in registers)
+//
+// Transposes are handled only by packing, so NN, NT, TN and TT share one
+// path. Edge tiles are computed into a scratch tile and merged.
+//
+// Parallelism splits C into fixed parts (row ranges on multiples of MR, or
+// column ranges on multiples of NR): each part is a serial packed GEMM on
+// its own buffers. Every element of C is then computed by the same sequence
+// of operations whatever the thread count or scheduling, so results are
+// bit-identical for any Threads().
 
 package loope
 
-import "fmt"
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+)
 
 // gemm computes C = op(A)·op(B), or C += op(A)·op(B) when acc is true.
 // op(A) is (m, k): A is stored (m, k) with row stride lda, or (k, m) when
 // transA. op(B) is (k, n): B is stored (k, n) with row stride ldb, or (n, k)
-// when transB. C is (m, n) with row stride ldc.
+// when transB. C is (m, n) with row stride ldc. Large products are split over
+// Threads() goroutines.
 func gemm[T Float](transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, c []T, ldc int, acc bool) {
 	checkGemm(transA, transB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc)
-	if m == 0 || n == 0 {
-		return
-	}
-	if !acc {
-		for i := range m {
-			clear(c[i*ldc : i*ldc+n])
-		}
-	}
-	if k == 0 {
-		return
-	}
-	gemmGeneric(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	gemmWith(kernelFor[T](), Threads(), transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc)
 }
 
 // gemmBatched runs batch independent GEMMs; operand i starts at i*strideA,
@@ -30,16 +44,43 @@ func gemm[T Float](transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb 
 // are split over goroutines in fixed contiguous ranges.
 func gemmBatched[T Float](transA, transB bool, batch, m, n, k int,
 	a []T, strideA, lda int, b []T, strideB, ldb int, c []T, strideC, ldc int, acc bool) {
-	parallelFor(batch, 1, func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			gemmSerial(transA, transB, m, n, k, a[i*strideA:], lda, b[i*strideB:], ldb, c[i*strideC:], ldc, acc)
+	if batch < 0 || strideA < 0 || strideB < 0 || strideC < 0 {
+		panic(fmt.Sprintf("loope: gemmBatched: bad arguments batch=%d strideA=%d strideB=%d strideC=%d", batch, strideA, strideB, strideC))
+	}
+	if batch == 0 {
+		return
+	}
+	last := batch - 1 // the item reaching furthest into each slice
+	if len(a) < last*strideA || len(b) < last*strideB || len(c) < last*strideC {
+		panic(fmt.Sprintf("loope: gemmBatched: slices too short: batch=%d len(a)=%d strideA=%d len(b)=%d strideB=%d len(c)=%d strideC=%d",
+			batch, len(a), strideA, len(b), strideB, len(c), strideC))
+	}
+	checkGemm(transA, transB, m, n, k, len(a)-last*strideA, lda, len(b)-last*strideB, ldb, len(c)-last*strideC, ldc)
+	kn := kernelFor[T]()
+	parts := min(Threads(), batch)
+	if float64(batch)*gemmFlops(m, n, k) < kn.parMin {
+		parts = 1
+	}
+	if parts <= 1 {
+		buf := getGemmBuf[T]()
+		for i := range batch {
+			gemmPacked(kn, buf, transA, transB, m, n, k, a[i*strideA:], lda, b[i*strideB:], ldb, c[i*strideC:], ldc, acc)
 		}
-	})
+		putGemmBuf(buf)
+		return
+	}
+	j := getGemmJob[T]()
+	*j = gemmJob[T]{kn: kn, transA: transA, transB: transB, acc: acc, m: m, n: n, k: k,
+		a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc,
+		batch: batch, strideA: strideA, strideB: strideB, strideC: strideC, parts: parts}
+	runGemmJob(j)
+	putGemmJob(j)
 }
 
 // gemmSerial is gemm on the calling goroutine only.
 func gemmSerial[T Float](transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, c []T, ldc int, acc bool) {
-	gemm(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc)
+	checkGemm(transA, transB, m, n, k, len(a), lda, len(b), ldb, len(c), ldc)
+	gemmWith(kernelFor[T](), 1, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc)
 }
 
 // checkGemm panics if a slice is too short for the shapes and strides.
@@ -60,4 +101,386 @@ func checkGemm(transA, transB bool, m, n, k, na, lda, nb, ldb, nc, ldc int) {
 		panic(fmt.Sprintf("loope: gemm: bad arguments transA=%v transB=%v m=%d n=%d k=%d len(a)=%d lda=%d len(b)=%d ldb=%d len(c)=%d ldc=%d",
 			transA, transB, m, n, k, na, lda, nb, ldb, nc, ldc))
 	}
+}
+
+// gemmKernel is a register-tile micro-kernel with the cache blocking the
+// packed driver uses around it.
+type gemmKernel[T Float] struct {
+	name   string
+	mr, nr int     // tile rows and columns
+	mc     int     // rows of an Â block (multiple of mr): Â (mc x kc) stays in L2
+	kc     int     // depth of a block when k > kcMax; the last block is not shorter than the others
+	kcMax  int     // k <= kcMax runs as one block, so C is written once
+	nc     int     // columns of a B̂ block (multiple of nr) at depth kc; scaled by kc/depth
+	parMin float64 // smallest product (2mnk) split over goroutines
+	// fn computes np row panels, for i in [0, np):
+	//	C[i*mr : i*mr+mr, 0:nr] (+)= Â_i·B̂
+	// where Â_i = a[i*mr*kc:] is k-major (mr values per k), b is one k-major
+	// panel (nr values per k), C has row stride ldc, and add chooses += over =.
+	// Products are summed in k order.
+	fn func(np, kc int, a, b, c []T, ldc int, add bool)
+}
+
+// kernelFor returns the micro-kernel for T: the assembly one when the CPU
+// has it, else the plain-Go twin.
+func kernelFor[T Float]() *gemmKernel[T] {
+	var z T
+	var kn any
+	switch any(z).(type) {
+	case float32:
+		if k := archKernelF32(); k != nil {
+			kn = k
+		} else {
+			kn = &goKernelF32
+		}
+	case float64:
+		if k := archKernelF64(); k != nil {
+			kn = k
+		} else {
+			kn = &goKernelF64
+		}
+	}
+	if k, ok := kn.(*gemmKernel[T]); ok {
+		return k
+	}
+	return goKernelFor[T]() // a named float type: plain Go
+}
+
+// parMinFlops is the default gemmKernel.parMin: about 20-40 µs on one
+// core, well above the cost of waking a helper goroutine.
+const parMinFlops = 1 << 22
+
+func gemmFlops(m, n, k int) float64 { return 2 * float64(m) * float64(n) * float64(k) }
+
+// gemmWith is gemm with an explicit kernel and thread count (tests use it to
+// cross-check kernels and splits). The arguments are already checked.
+func gemmWith[T Float](kn *gemmKernel[T], threads int, transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, c []T, ldc int, acc bool) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		if !acc {
+			for i := range m {
+				clear(c[i*ldc : i*ldc+n])
+			}
+		}
+		return
+	}
+	parts, splitM, step := gemmSplit(kn, threads, m, n, k)
+	if parts <= 1 {
+		buf := getGemmBuf[T]()
+		gemmPacked(kn, buf, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc)
+		putGemmBuf(buf)
+		return
+	}
+	j := getGemmJob[T]()
+	*j = gemmJob[T]{kn: kn, transA: transA, transB: transB, acc: acc, m: m, n: n, k: k,
+		a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, parts: parts, splitM: splitM, step: step}
+	runGemmJob(j)
+	putGemmJob(j)
+}
+
+// gemmSplit chooses the fixed parts of C for threads goroutines. It splits
+// the longer of m and n: splitting rows makes every part pack all of B
+// (k x n), splitting columns makes every part pack all of A (m x k), so
+// splitting the longer side duplicates the smaller operand.
+func gemmSplit[T Float](kn *gemmKernel[T], threads, m, n, k int) (parts int, splitM bool, step int) {
+	if threads <= 1 || gemmFlops(m, n, k) < kn.parMin {
+		return 1, false, 0
+	}
+	if m >= n {
+		step = roundUp(ceilDiv(m, threads), kn.mr)
+		return ceilDiv(m, step), true, step
+	}
+	step = roundUp(ceilDiv(n, threads), kn.nr)
+	return ceilDiv(n, step), false, step
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+func roundUp(a, b int) int { return ceilDiv(a, b) * b }
+
+// gemmBlocks returns the depth and column block sizes for depth k.
+func gemmBlocks[T Float](kn *gemmKernel[T], n, k int) (kcb, ncb int) {
+	kcb = k
+	if k > kn.kcMax {
+		kcb = ceilDiv(k, ceilDiv(k, kn.kc))
+	}
+	// Keep the B̂ block near kc*nc elements whatever its depth.
+	ncb = max(kn.nc*kn.kc/kcb/kn.nr*kn.nr, kn.nr)
+	return kcb, min(ncb, roundUp(n, kn.nr))
+}
+
+// gemmPacked is the serial packed driver: C (+)= op(A)·op(B) for m, n, k > 0
+// (see the file comment for the loops).
+func gemmPacked[T Float](kn *gemmKernel[T], buf *gemmBuf[T], transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, c []T, ldc int, acc bool) {
+	mr, nr, mcb := kn.mr, kn.nr, kn.mc
+	kcb, ncb := gemmBlocks(kn, n, k)
+	pa := growBuf(&buf.a, min(mcb, roundUp(m, mr))*kcb)
+	pb := growBuf(&buf.b, ncb*kcb)
+	tile := growBuf(&buf.tile, mr*nr)
+	// Element (i, p) of op(A) is a[i*ars+p*acs]; element (p, j) of op(B) is b[j*brs+p*bcs].
+	ars, acs := lda, 1
+	if transA {
+		ars, acs = 1, lda
+	}
+	brs, bcs := 1, ldb
+	if transB {
+		brs, bcs = ldb, 1
+	}
+	for jc := 0; jc < n; jc += ncb {
+		nn := min(ncb, n-jc)
+		for pc := 0; pc < k; pc += kcb {
+			kk := min(kcb, k-pc)
+			add := acc || pc > 0
+			packPanels(pb, b[jc*brs+pc*bcs:], nn, kk, nr, brs, bcs)
+			for ic := 0; ic < m; ic += mcb {
+				mm := min(mcb, m-ic)
+				packPanels(pa, a[ic*ars+pc*acs:], mm, kk, mr, ars, acs)
+				full := mm / mr
+				for jr := 0; jr < nn; jr += nr {
+					bp := pb[jr*kk : (jr+nr)*kk]
+					cc := c[ic*ldc+jc+jr:]
+					w := min(nr, nn-jr)
+					if w == nr && full > 0 {
+						kn.fn(full, kk, pa, bp, cc, ldc, add)
+					}
+					first := full
+					if w < nr {
+						first = 0
+					}
+					for ip := first; ip*mr < mm; ip++ {
+						kn.fn(1, kk, pa[ip*mr*kk:], bp, tile, nr, false)
+						mergeTile(cc[ip*mr*ldc:], ldc, tile, nr, min(mr, mm-ip*mr), w, add)
+					}
+				}
+			}
+		}
+	}
+}
+
+// mergeTile adds (or stores) the top-left rows x cols of tile (row stride nr)
+// into c (row stride ldc).
+func mergeTile[T Float](c []T, ldc int, tile []T, nr, rows, cols int, add bool) {
+	for r := range rows {
+		dst, src := c[r*ldc:r*ldc+cols], tile[r*nr:r*nr+cols]
+		if add {
+			for j, v := range src {
+				dst[j] += v
+			}
+		} else {
+			copy(dst, src)
+		}
+	}
+}
+
+// packPanels copies a rows x depth block of a matrix, element (i, p) at
+// src[i*rs+p*cs], into dst as ceil(rows/w) panels of w rows each, k-major:
+// element (i, p) goes to dst[(i/w)*w*depth + p*w + i%w]. The last panel is
+// zero-padded to w rows. One of rs, cs is 1.
+func packPanels[T Float](dst, src []T, rows, depth, w, rs, cs int) {
+	for i0 := 0; i0 < rows; i0 += w {
+		d := dst[i0*depth : (i0+w)*depth]
+		h := min(w, rows-i0)
+		if h < w {
+			clear(d)
+		}
+		s := src[i0*rs:]
+		switch {
+		case cs == 1: // each row is contiguous: scatter it with stride w
+			for r := range h {
+				row := s[r*rs : r*rs+depth]
+				dr := d[r:]
+				for p, v := range row {
+					dr[p*w] = v
+				}
+			}
+		case w == 16 && h == 16: // each k step is a contiguous run of w values
+			for p := range depth {
+				*(*[16]T)(d[p*16:]) = [16]T(s[p*cs:])
+			}
+		case w == 8 && h == 8:
+			for p := range depth {
+				*(*[8]T)(d[p*8:]) = [8]T(s[p*cs:])
+			}
+		case w == 6 && h == 6:
+			for p := range depth {
+				*(*[6]T)(d[p*6:]) = [6]T(s[p*cs:])
+			}
+		default:
+			for p := range depth {
+				copy(d[p*w:p*w+h], s[p*cs:p*cs+h])
+			}
+		}
+	}
+}
+
+// gemmBuf holds one goroutine's packing buffers. They are pooled, so a
+// steady state allocates nothing; packing overwrites every element used.
+type gemmBuf[T Float] struct{ a, b, tile []T }
+
+func growBuf[T Float](s *[]T, n int) []T {
+	if cap(*s) < n {
+		*s = make([]T, n)
+	}
+	return (*s)[:n]
+}
+
+var gemmBufPools, gemmJobPools [2]sync.Pool // [0] float32, [1] float64
+
+// poolIndex is 0 for float32, 1 for float64 and -1 for named float types,
+// which are not pooled.
+func poolIndex[T Float]() int {
+	var z T
+	switch any(z).(type) {
+	case float32:
+		return 0
+	case float64:
+		return 1
+	}
+	return -1
+}
+
+func getGemmBuf[T Float]() *gemmBuf[T] {
+	if i := poolIndex[T](); i >= 0 {
+		if b, ok := gemmBufPools[i].Get().(*gemmBuf[T]); ok {
+			return b
+		}
+	}
+	return new(gemmBuf[T])
+}
+
+func putGemmBuf[T Float](b *gemmBuf[T]) {
+	if i := poolIndex[T](); i >= 0 {
+		gemmBufPools[i].Put(b)
+	}
+}
+
+// gemmJob is one GEMM (batch == 0) or batched GEMM split into parts. Part
+// boundaries are fixed by the arguments and the thread count; which
+// goroutine runs a part does not change its result.
+type gemmJob[T Float] struct {
+	kn                  *gemmKernel[T]
+	transA, transB, acc bool
+	m, n, k             int
+	a, b, c             []T
+	lda, ldb, ldc       int
+	parts               int
+	splitM              bool // single: parts are row ranges (else column ranges)
+	step                int  // single: rows or columns per part
+	batch               int  // batched: parts are contiguous ranges of [0, batch)
+	strideA             int
+	strideB             int
+	strideC             int
+	next                atomic.Int32 // next part to run
+	wg                  sync.WaitGroup
+}
+
+func getGemmJob[T Float]() *gemmJob[T] {
+	if i := poolIndex[T](); i >= 0 {
+		if j, ok := gemmJobPools[i].Get().(*gemmJob[T]); ok {
+			return j
+		}
+	}
+	return new(gemmJob[T])
+}
+
+func putGemmJob[T Float](j *gemmJob[T]) {
+	j.a, j.b, j.c = nil, nil, nil
+	if i := poolIndex[T](); i >= 0 {
+		gemmJobPools[i].Put(j)
+	}
+}
+
+// work runs parts until none is left.
+func (j *gemmJob[T]) work() {
+	buf := getGemmBuf[T]()
+	for {
+		i := int(j.next.Add(1)) - 1
+		if i >= j.parts {
+			break
+		}
+		j.runPart(i, buf)
+	}
+	putGemmBuf(buf)
+}
+
+func (j *gemmJob[T]) done() { j.wg.Done() }
+
+func (j *gemmJob[T]) runPart(i int, buf *gemmBuf[T]) {
+	if j.batch > 0 {
+		for t := i * j.batch / j.parts; t < (i+1)*j.batch/j.parts; t++ {
+			gemmPacked(j.kn, buf, j.transA, j.transB, j.m, j.n, j.k,
+				j.a[t*j.strideA:], j.lda, j.b[t*j.strideB:], j.ldb, j.c[t*j.strideC:], j.ldc, j.acc)
+		}
+		return
+	}
+	lo := i * j.step
+	a, b, c, m, n := j.a, j.b, j.c, j.m, j.n
+	if j.splitM {
+		m = min(j.step, j.m-lo)
+		if j.transA {
+			a = a[lo:]
+		} else {
+			a = a[lo*j.lda:]
+		}
+		c = c[lo*j.ldc:]
+	} else {
+		n = min(j.step, j.n-lo)
+		if j.transB {
+			b = b[lo*j.ldb:]
+		} else {
+			b = b[lo:]
+		}
+		c = c[lo:]
+	}
+	gemmPacked(j.kn, buf, j.transA, j.transB, m, n, j.k, a, j.lda, b, j.ldb, c, j.ldc, j.acc)
+}
+
+// gemmWorker is a job helpers can run: work, then done.
+type gemmWorker interface {
+	work()
+	done()
+}
+
+// Helper goroutines are started on demand (at most maxGemmHelpers) and park
+// on their inbox. A caller takes only idle helpers, so it never waits for
+// another caller's job; parts nobody took it runs itself.
+const maxGemmHelpers = 255
+
+var (
+	gemmIdle    = make(chan chan gemmWorker, maxGemmHelpers)
+	gemmHelpers atomic.Int32
+)
+
+func gemmHelper(inbox chan gemmWorker) {
+	for j := range inbox {
+		j.work()
+		gemmIdle <- inbox // idle again before done: the caller's next job may take it
+		j.done()
+	}
+}
+
+// runGemmJob runs j's parts on the calling goroutine and up to parts-1 idle
+// helpers, and returns when all parts are done.
+func runGemmJob[T Float](j *gemmJob[T]) {
+	want := min(j.parts-1, maxGemmHelpers)
+	for range want {
+		var inbox chan gemmWorker
+		select {
+		case inbox = <-gemmIdle:
+		default:
+			if n := gemmHelpers.Load(); n >= int32(want) || !gemmHelpers.CompareAndSwap(n, n+1) {
+				break
+			}
+			inbox = make(chan gemmWorker, 1)
+			go gemmHelper(inbox)
+		}
+		if inbox == nil {
+			break
+		}
+		j.wg.Add(1)
+		inbox <- j
+	}
+	j.work()
+	j.wg.Wait()
 }

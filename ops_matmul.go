@@ -17,14 +17,16 @@ func (tp *Tape[T]) MatMul(a, b *Tensor[T]) *Tensor[T] {
 	out := tp.out(shape, a, b)
 	gemm(false, false, m, n, k, a.Data, max(k, 1), b.Data, max(n, 1), out.Data, max(n, 1), false)
 	if out.Grad != nil {
-		nd := tp.record(matMulBackward[T], out, a, b)
+		nd := tp.record(matMulBackward[T]{}, out, a, b)
 		nd.ints = append(nd.ints, m, n, k)
 	}
 	return out
 }
 
 // matMulBackward: dA += dC·Bᵀ, dB += Aᵀ·dC.
-func matMulBackward[T Float](nd *node[T]) {
+type matMulBackward[T Float] struct{}
+
+func (matMulBackward[T]) backward(nd *node[T]) {
 	a, b, c := nd.in[0], nd.in[1], nd.out
 	m, n, k := nd.ints[0], nd.ints[1], nd.ints[2]
 	if a.Grad != nil {
@@ -57,14 +59,16 @@ func (tp *Tape[T]) Linear(x, w, bias *Tensor[T]) *Tensor[T] {
 	}
 	gemm(false, true, m, nOut, nIn, x.Data, max(nIn, 1), w.Data, max(nIn, 1), out.Data, max(nOut, 1), true)
 	if out.Grad != nil {
-		nd := tp.record(linearBackward[T], out, x, w, bias)
+		nd := tp.record(linearBackward[T]{}, out, x, w, bias)
 		nd.ints = append(nd.ints, m, nOut, nIn)
 	}
 	return out
 }
 
 // linearBackward: dx += dy·w, dw += dyᵀ·x, dbias += Σ_rows dy.
-func linearBackward[T Float](nd *node[T]) {
+type linearBackward[T Float] struct{}
+
+func (linearBackward[T]) backward(nd *node[T]) {
 	x, w, bias, y := nd.in[0], nd.in[1], nd.in[2], nd.out
 	m, nOut, nIn := nd.ints[0], nd.ints[1], nd.ints[2]
 	if x.Grad != nil {
@@ -107,7 +111,7 @@ func (tp *Tape[T]) BatchMatMul(a, b *Tensor[T], transA, transB bool) *Tensor[T] 
 	lda, ldb := a.Shape[ra-1], b.Shape[rb-1]
 	gemmBatched(transA, transB, batch, m, n, k, a.Data, m*k, max(lda, 1), b.Data, k*n, max(ldb, 1), out.Data, m*n, max(n, 1), false)
 	if out.Grad != nil {
-		nd := tp.record(batchMatMulBackward[T], out, a, b)
+		nd := tp.record(batchMatMulBackward[T]{}, out, a, b)
 		nd.ints = append(nd.ints, batch, m, n, k, boolInt(transA), boolInt(transB))
 	}
 	return out
@@ -115,7 +119,9 @@ func (tp *Tape[T]) BatchMatMul(a, b *Tensor[T], transA, transB bool) *Tensor[T] 
 
 // batchMatMulBackward, per item with C = op(A)·op(B):
 // dop(A) = dC·op(B)ᵀ, dop(B) = op(A)ᵀ·dC, transposed back into A's or B's layout.
-func batchMatMulBackward[T Float](nd *node[T]) {
+type batchMatMulBackward[T Float] struct{}
+
+func (batchMatMulBackward[T]) backward(nd *node[T]) {
 	a, b, c := nd.in[0], nd.in[1], nd.out
 	batch, m, n, k := nd.ints[0], nd.ints[1], nd.ints[2], nd.ints[3]
 	transA, transB := nd.ints[4] == 1, nd.ints[5] == 1

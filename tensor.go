@@ -128,7 +128,9 @@ func numel(op string, shape []int) int {
 	n := 1
 	for _, s := range shape {
 		if s < 0 {
-			panic(fmt.Sprintf("loope: %s: negative size in shape %v", op, shape))
+			// Print a copy so shape does not escape: callers may pass
+			// stack-built shapes without allocating.
+			panic(fmt.Sprintf("loope: %s: negative size in shape %v", op, append([]int(nil), shape...)))
 		}
 		n *= s
 	}

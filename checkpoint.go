@@ -1,0 +1,282 @@
+// This file maps a ViT to and from safetensors: checkpoints (weights with
+// timm names, optimiser moments, config in the metadata) and the golden
+// fixtures porters check their ports against.
+
+package loope
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+)
+
+// Metadata keys of our safetensors files.
+const (
+	metaFormat  = "format"   // "loope-checkpoint/1" or "loope-fixture/1"
+	metaConfig  = "config"   // JSON of Config (incl. every PE option)
+	metaParams  = "params"   // JSON list of parameter names, in model order
+	metaNoDecay = "no_decay" // JSON list of names excluded from weight decay
+	metaBuffers = "buffers"  // JSON list of names that are buffers, not trained (e.g. BatchNorm running stats)
+	metaStep    = "step"     // optimiser steps taken (checkpoints)
+)
+
+// putParams stores every model tensor under its timm name.
+func putParams[T Float](f *SafeFile, m *ViT[T]) error {
+	names, nodecay, buffers := []string{}, []string{}, []string{}
+	for _, p := range m.Params() {
+		if err := PutFloat(f, p.Name, p.T.Data, p.T.Shape...); err != nil {
+			return err
+		}
+		names = append(names, p.Name)
+		if p.NoDecay {
+			nodecay = append(nodecay, p.Name)
+		}
+		if p.Buffer {
+			buffers = append(buffers, p.Name)
+		}
+	}
+	cfg, err := json.Marshal(m.Cfg)
+	if err != nil {
+		return err
+	}
+	f.Metadata[metaConfig] = string(cfg)
+	f.Metadata[metaParams] = mustJSON(names)
+	f.Metadata[metaNoDecay] = mustJSON(nodecay)
+	f.Metadata[metaBuffers] = mustJSON(buffers)
+	return nil
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+// ConfigFromSafe reads the model config stored in f's metadata.
+func ConfigFromSafe(f *SafeFile) (Config, error) {
+	s, ok := f.Metadata[metaConfig]
+	if !ok {
+		return Config{}, errors.New("loope: no model config in safetensors metadata (key \"config\")")
+	}
+	var cfg Config
+	if err := json.Unmarshal([]byte(s), &cfg); err != nil {
+		return Config{}, fmt.Errorf("loope: bad model config in metadata: %w", err)
+	}
+	return cfg, cfg.Validate()
+}
+
+// LoadParams copies every tensor of m from f, checking that each name is
+// present with the model's shape; a tensor stored in the other float
+// precision is converted. Tensors of f that m does not have are an error
+// unless they start with one of the prefixes in ignore.
+func LoadParams[T Float](m *ViT[T], f *SafeFile, ignore ...string) error {
+	want := map[string]bool{}
+	var errs []error
+	for _, p := range m.Params() {
+		want[p.Name] = true
+		data, shape, err := GetFloat[T](f, p.Name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !sameShape(shape, p.T.Shape) {
+			errs = append(errs, fmt.Errorf("tensor %q has shape %v, model wants %v", p.Name, shape, p.T.Shape))
+			continue
+		}
+		copy(p.T.Data, data)
+	}
+	for _, name := range f.Names {
+		if want[name] || hasAnyPrefix(name, ignore) {
+			continue
+		}
+		errs = append(errs, fmt.Errorf("unexpected tensor %q (not a parameter of this %s model)", name, m.Cfg.PE.Name))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("loope: loading parameters: %w", err)
+	}
+	return nil
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if len(s) >= len(p) && s[:len(p)] == p {
+			return true
+		}
+	}
+	return false
+}
+
+// SaveCheckpoint writes m, the optimiser moments (as "optim.m.<name>" and
+// "optim.v.<name>") and the step count to path, atomically.
+func SaveCheckpoint[T Float](path string, m *ViT[T], opt *Adam[T]) error {
+	f, err := checkpointFile(m, opt)
+	if err != nil {
+		return err
+	}
+	return f.WriteFile(path)
+}
+
+// checkpointFile builds the safetensors file of a checkpoint in memory.
+func checkpointFile[T Float](m *ViT[T], opt *Adam[T]) (*SafeFile, error) {
+	f := NewSafeFile()
+	f.Metadata[metaFormat] = "loope-checkpoint/1"
+	if err := putParams(f, m); err != nil {
+		return nil, err
+	}
+	if opt == nil {
+		return f, nil
+	}
+	f.Metadata[metaStep] = strconv.Itoa(opt.Step)
+	mo, vo := opt.Moments()
+	i := 0
+	for _, p := range m.Params() {
+		if p.Buffer {
+			continue
+		}
+		if err := PutFloat(f, "optim.m."+p.Name, mo[i], p.T.Shape...); err != nil {
+			return nil, err
+		}
+		if err := PutFloat(f, "optim.v."+p.Name, vo[i], p.T.Shape...); err != nil {
+			return nil, err
+		}
+		i++
+	}
+	return f, nil
+}
+
+// LoadCheckpoint reads a checkpoint written by SaveCheckpoint: it rebuilds
+// the model from the stored config, loads its tensors and, if opt is not
+// nil, the optimiser moments and step into opt (which must have been made
+// for the returned model's Params).
+func LoadCheckpoint[T Float](path string) (*ViT[T], *SafeFile, error) {
+	f, err := ReadSafeFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := ConfigFromSafe(f)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	m, err := NewViT[T](cfg, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := LoadParams(m, f, "optim.", "train."); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, f, nil
+}
+
+// LoadOptimizer restores opt (made for m's Params) from a checkpoint file.
+func LoadOptimizer[T Float](opt *Adam[T], m *ViT[T], f *SafeFile) error {
+	step, err := strconv.Atoi(f.Metadata[metaStep])
+	if err != nil {
+		return fmt.Errorf("loope: checkpoint has no valid optimiser step: %w", err)
+	}
+	mo, vo := opt.Moments()
+	i := 0
+	for _, p := range m.Params() {
+		if p.Buffer {
+			continue
+		}
+		for _, part := range []struct {
+			prefix string
+			dst    []T
+		}{{"optim.m.", mo[i]}, {"optim.v.", vo[i]}} {
+			data, shape, err := GetFloat[T](f, part.prefix+p.Name)
+			if err != nil {
+				return err
+			}
+			if !sameShape(shape, p.T.Shape) {
+				return fmt.Errorf("loope: %s%s has shape %v, want %v", part.prefix, p.Name, shape, p.T.Shape)
+			}
+			copy(part.dst, data)
+		}
+		i++
+	}
+	opt.Step = step
+	return nil
+}
+
+// FixtureConfig describes a golden fixture for porters.
+type FixtureConfig struct {
+	Model     Config  // model; Classes is the number of outputs
+	Seed      uint64  // weights, input and targets all derive from it
+	Batch     int     // images in the input batch
+	Loss      string  // "bce" (6-bit targets) or "ce" (class targets)
+	Smoothing float64 // label smoothing for "ce"
+}
+
+// Fixture builds the model of fc, runs one forward and backward pass on a
+// seeded N(0, 1) input batch and random targets, and returns a safetensors
+// file holding the initial weights (timm names), "input" (B, C, H, W),
+// "targets" (B, K) bits or (B) class indices, "logits" (B, K), "loss" (a
+// scalar) and "grad.<name>" for every parameter.
+func Fixture[T Float](fc FixtureConfig) (*SafeFile, error) {
+	if fc.Batch <= 0 {
+		return nil, fmt.Errorf("loope: fixture batch must be > 0, got %d", fc.Batch)
+	}
+	if fc.Loss != "bce" && fc.Loss != "ce" {
+		return nil, fmt.Errorf("loope: fixture loss must be bce or ce, got %q", fc.Loss)
+	}
+	m, err := NewViT[T](fc.Model, fc.Seed)
+	if err != nil {
+		return nil, err
+	}
+	cfg := fc.Model
+	rng := rand.New(rand.NewPCG(fc.Seed, 0xf1c7))
+	x := New[T](fc.Batch, cfg.Channels, cfg.Image, cfg.Image).FillNormal(rng, 0, 1)
+	y := New[T](fc.Batch, cfg.Classes)
+	labels := make([]int, fc.Batch)
+	for r := range labels {
+		labels[r] = rng.IntN(cfg.Classes)
+		for j := range cfg.Classes {
+			y.Data[r*cfg.Classes+j] = T(rng.IntN(2))
+		}
+	}
+	var tp Tape[T]
+	logits := m.Forward(&tp, x)
+	loss := lossOf(&tp, fc.Loss, fc.Smoothing, logits, y, labels)
+	tp.Backward(loss)
+
+	f := NewSafeFile()
+	f.Metadata[metaFormat] = "loope-fixture/1"
+	f.Metadata["loss"] = fc.Loss
+	f.Metadata["smoothing"] = strconv.FormatFloat(fc.Smoothing, 'g', -1, 64)
+	f.Metadata["seed"] = strconv.FormatUint(fc.Seed, 10)
+	f.Metadata["generator"] = "loope fixture (github.com/loope-go/loope)"
+	if err := putParams(f, m); err != nil {
+		return nil, err
+	}
+	put := func(name string, data []T, shape ...int) {
+		if err == nil {
+			err = PutFloat(f, name, data, shape...)
+		}
+	}
+	put("input", x.Data, x.Shape...)
+	if fc.Loss == "bce" {
+		put("targets", y.Data, y.Shape...)
+	} else if err == nil {
+		err = PutInt64(f, "targets", toInt64(labels), fc.Batch)
+	}
+	put("logits", logits.Data, logits.Shape...)
+	put("loss", loss.Data)
+	for _, p := range m.Params() {
+		if !p.Buffer {
+			put("grad."+p.Name, p.T.Grad, p.T.Shape...)
+		}
+	}
+	return f, err
+}
+
+func toInt64(xs []int) []int64 {
+	out := make([]int64, len(xs))
+	for i, x := range xs {
+		out[i] = int64(x)
+	}
+	return out
+}

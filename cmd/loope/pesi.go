@@ -1,0 +1,195 @@
+// Subcommand pesi prints the PESI metrics (M_U, M_D, A_SU; LOOPE
+// arXiv 2504.14386 §5) of a fixed positional embedding, or with -all a
+// Table-5-style Markdown table of every fixed PE beside the paper's values:
+//
+//	loope pesi -pe hilbert -dim 768 -grid 14
+//	M_U 1.9674  M_D 1.2900  A_SU 0.0939
+//
+// Takes well under a second for D 768 on 14×14. With -in it scores a PE
+// table read from a safetensors file instead (e.g. a trained learnable PE):
+//
+//	loope pesi -in model.safetensors -tensor pos_embed
+//
+// The tensor is (h·w, D) or (h·w+1, D) with CLS first, leading 1-axes
+// ignored; without -grid the square grid is inferred from the row count.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/loope-go/loope"
+)
+
+func init() {
+	commands["pesi"] = command{summary: "PESI metrics (M_U, M_D, A_SU) of fixed positional embeddings", run: runPESI}
+}
+
+// paperPESI holds the reference values shown by -all at D 768, 14×14,
+// N = 60, Vaswani frequencies: loope-paper §7 Table 5 and §5.5.
+var paperPESI = map[string]string{
+	"sin1d":        "1.9567 / 1.4905 / 0.1243 (Table 5, 1D Sinusoid)",
+	"hilbert":      "1.9674 / 1.2900 / 0.0939 (Table 5, LOOPE (ours); its Hilbert [11] row 1.9670 / 1.2897 / 0.0945 matches no fixed order, spec §5.5)",
+	"hilbert-crop": "1.9641 / 1.2839 / 0.1063 (spec §5.5, 16×16 Hilbert cropped)",
+}
+
+func runPESI(args []string) error { return pesiMain(args, os.Stdout, os.Stderr) }
+
+// pesiMain is runPESI with the output streams as parameters (for tests).
+func pesiMain(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("pesi", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	pe := fs.String("pe", "hilbert", "fixed PE: "+strings.Join(loope.FixedPENames, ", ")+" (gilbert = hilbert)")
+	dim := fs.Int("dim", 768, "embedding dimension D (even; multiple of 4 for sincos2d)")
+	grid := fs.String("grid", "14", "patch grid: G (square) or HxW (rows x columns)")
+	dirs := fs.Int("directions", 60, "direction buckets N for M_D (δ = 360°/N)")
+	freqs := fs.String("freqs", "vaswani", "frequency set: "+strings.Join(loope.FreqSetNames, ", "))
+	all := fs.Bool("all", false, "print a Markdown table for every fixed PE")
+	in := fs.String("in", "", "score the PE table in this safetensors file instead of a fixed PE")
+	tensor := fs.String("tensor", "", "with -in: tensor name (default: the file's only tensor)")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	usageErr := func(format string, a ...any) error {
+		fmt.Fprintf(fs.Output(), "loope pesi: "+format+"\n", a...)
+		fs.Usage()
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected arguments %q", fs.Args())
+	}
+	h, w, err := parsePESIGrid(*grid)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	if *dirs < 1 {
+		return usageErr("-directions %d must be >= 1", *dirs)
+	}
+	if *in != "" {
+		for _, f := range []string{"pe", "all", "dim", "freqs"} {
+			if set[f] {
+				return usageErr("-in and -%s do not go together", f)
+			}
+		}
+		if !set["grid"] {
+			h, w = 0, 0 // infer from the table
+		}
+		return pesiFile(stdout, *in, *tensor, h, w, *dirs)
+	} else if set["tensor"] {
+		return usageErr("-tensor needs -in")
+	}
+	if *dim < 2 || *dim%2 != 0 {
+		return usageErr("-dim %d must be even and >= 2", *dim)
+	}
+	if _, err := loope.FreqSet(*freqs, *dim); err != nil {
+		return usageErr("%v", err)
+	}
+	names := []string{*pe}
+	if *all {
+		names = loope.FixedPENames
+	} else if !slices.Contains(loope.FixedPENames, *pe) && *pe != "gilbert" {
+		return usageErr("unknown -pe %q (valid: %s)", *pe, strings.Join(loope.FixedPENames, ", "))
+	}
+	paper := *all && *dim == 768 && h == 14 && w == 14 && *dirs == 60 && *freqs == "vaswani"
+	if *all {
+		fmt.Fprintf(stdout, "PESI, D %d, grid %dx%d, N = %d directions, frequencies %s\n\n", *dim, h, w, *dirs, *freqs)
+		if paper {
+			fmt.Fprintln(stdout, "| PE | M_U | M_D | A_SU | reference M_U / M_D / A_SU |")
+			fmt.Fprintln(stdout, "|---|---|---|---|---|")
+		} else {
+			fmt.Fprintln(stdout, "| PE | M_U | M_D | A_SU |")
+			fmt.Fprintln(stdout, "|---|---|---|---|")
+		}
+	}
+	for _, name := range names {
+		table, err := loope.FixedPE(name, *dim, h, w, *freqs)
+		if err != nil {
+			if *all { // e.g. sincos2d needs D divisible by 4: mark that row
+				fmt.Fprintf(stdout, "| %s | – | – | – |\n", name)
+				continue
+			}
+			return usageErr("%v", err)
+		}
+		s := loope.PESI(loope.DropCLS(table, *dim), *dim, h, w, *dirs)
+		switch {
+		case !*all:
+			fmt.Fprintf(stdout, "M_U %.4f  M_D %.4f  A_SU %.4f\n", s.MU, s.MD, s.ASU)
+		case paper:
+			ref := paperPESI[name]
+			if ref == "" {
+				ref = "–"
+			}
+			fmt.Fprintf(stdout, "| %s | %.4f | %.4f | %.4f | %s |\n", name, s.MU, s.MD, s.ASU, ref)
+		default:
+			fmt.Fprintf(stdout, "| %s | %.4f | %.4f | %.4f |\n", name, s.MU, s.MD, s.ASU)
+		}
+	}
+	return nil
+}
+
+// pesiFile scores the PE table called name (or the only tensor) of the
+// safetensors file at path on the h×w grid (0×0: infer a square grid).
+func pesiFile(stdout io.Writer, path, name string, h, w, dirs int) error {
+	f, err := loope.ReadSafeFile(path)
+	if err != nil {
+		return err
+	}
+	if name == "" {
+		if len(f.Names) != 1 {
+			return fmt.Errorf("%s holds %d tensors (%s): choose one with -tensor", path, len(f.Names), strings.Join(f.Names, ", "))
+		}
+		name = f.Names[0]
+	}
+	data, shape, err := loope.GetFloat[float64](f, name)
+	if err != nil {
+		return err
+	}
+	for len(shape) > 2 && shape[0] == 1 {
+		shape = shape[1:]
+	}
+	if len(shape) != 2 || shape[0] < 1 || shape[1] < 1 {
+		return fmt.Errorf("tensor %q has shape %v, want (rows, D) with leading 1s allowed", name, shape)
+	}
+	rows, dim := shape[0], shape[1]
+	if h == 0 {
+		if g := int(math.Round(math.Sqrt(float64(rows)))); g*g == rows {
+			h, w = g, g
+		} else if g := int(math.Round(math.Sqrt(float64(rows - 1)))); g*g == rows-1 {
+			h, w = g, g
+		} else {
+			return fmt.Errorf("tensor %q has %d rows, neither G² nor G²+1: give -grid", name, rows)
+		}
+	}
+	switch rows {
+	case h * w:
+	case h*w + 1:
+		data = loope.DropCLS(data, dim)
+	default:
+		return fmt.Errorf("tensor %q has %d rows, grid %dx%d needs %d or %d (CLS first)", name, rows, h, w, h*w, h*w+1)
+	}
+	s := loope.PESI(data, dim, h, w, dirs)
+	fmt.Fprintf(stdout, "M_U %.4f  M_D %.4f  A_SU %.4f\n", s.MU, s.MD, s.ASU)
+	return nil
+}
+
+// parsePESIGrid reads "G" or "HxW".
+func parsePESIGrid(s string) (h, w int, err error) {
+	hs, ws, ok := strings.Cut(strings.ToLower(s), "x")
+	if !ok {
+		ws = hs
+	}
+	h, err1 := strconv.Atoi(hs)
+	w, err2 := strconv.Atoi(ws)
+	if err1 != nil || err2 != nil || h < 1 || w < 1 {
+		return 0, 0, fmt.Errorf("-grid %q: want G or HxW with positive integers", s)
+	}
+	return h, w, nil
+}

@@ -1,0 +1,482 @@
+package loope
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"gonum.org/v1/gonum/blas/blas64"
+	"gonum.org/v1/gonum/mat"
+)
+
+// gemmCase is one GEMM call: shapes, transposes, leading dimensions, acc.
+type gemmCase struct {
+	tA, tB        bool
+	m, n, k       int
+	lda, ldb, ldc int
+	acc           bool
+}
+
+func (g gemmCase) String() string {
+	t := func(b bool) string {
+		if b {
+			return "T"
+		}
+		return "N"
+	}
+	return fmt.Sprintf("%s%s/m=%d,n=%d,k=%d/ld=%d,%d,%d/acc=%v", t(g.tA), t(g.tB), g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.acc)
+}
+
+// dims returns the stored (rows, cols) of A, B and C.
+func (g gemmCase) dims() (ra, ca, rb, cb int) {
+	ra, ca, rb, cb = g.m, g.k, g.k, g.n
+	if g.tA {
+		ra, ca = ca, ra
+	}
+	if g.tB {
+		rb, cb = cb, rb
+	}
+	return
+}
+
+// withLd sets each leading dimension to its width plus a pad drawn from
+// {0, 0, 1, 5} (max 1), so gaps between rows are common but not universal.
+func (g gemmCase) withLd(rng *rand.Rand) gemmCase {
+	_, ca, _, cb := g.dims()
+	pad := func() int { return []int{0, 0, 1, 5}[rng.IntN(4)] }
+	g.lda, g.ldb, g.ldc = max(ca+pad(), 1), max(cb+pad(), 1), max(g.n+pad(), 1)
+	return g
+}
+
+// guardNaN returns a NaN with a payload no arithmetic produces, for the
+// padding around and between the rows of every operand.
+func guardNaN[T Float]() T {
+	var z T
+	if _, ok := any(z).(float32); ok {
+		return T(math.Float32frombits(0x7fc0dead))
+	}
+	return T(math.Float64frombits(0x7ff80000deadbeef))
+}
+
+func sameBits[T Float](x, y T) bool {
+	if _, ok := any(x).(float32); ok {
+		return math.Float32bits(float32(x)) == math.Float32bits(float32(y))
+	}
+	return math.Float64bits(float64(x)) == math.Float64bits(float64(y))
+}
+
+// guarded is a rows x cols matrix with row stride ld inside a buffer of
+// guard NaNs: gpad of them before and after, and ld-cols between rows.
+type guarded[T Float] struct {
+	buf            []T
+	rows, cols, ld int
+	view           []T // the matrix as gemm sees it: exact length, capped capacity
+	guardV         T
+	origin         []T // buf after filling, to check that nothing else moved
+}
+
+const gpad = 37
+
+func newGuarded[T Float](rows, cols, ld int, fill func() T) *guarded[T] {
+	g := &guarded[T]{rows: rows, cols: cols, ld: ld, guardV: guardNaN[T]()}
+	g.buf = make([]T, gpad+rows*ld+gpad)
+	for i := range g.buf {
+		g.buf[i] = g.guardV
+	}
+	for i := range rows {
+		for j := range cols {
+			g.buf[gpad+i*ld+j] = fill()
+		}
+	}
+	n := 0
+	if rows > 0 && cols > 0 {
+		n = (rows-1)*ld + cols
+	}
+	g.view = g.buf[gpad : gpad+n : gpad+n]
+	g.origin = append([]T(nil), g.buf...)
+	return g
+}
+
+func (g *guarded[T]) at(i, j int) T { return g.buf[gpad+i*g.ld+j] }
+
+// checkGuards fails if any guard element changed, or (inputs) any element.
+func (g *guarded[T]) checkGuards(t *testing.T, name string, input bool) {
+	t.Helper()
+	for idx, v := range g.buf {
+		off := idx - gpad
+		inside := off >= 0 && off < g.rows*g.ld && off%g.ld < g.cols
+		if inside && !input {
+			continue
+		}
+		if !sameBits(v, g.origin[idx]) {
+			t.Fatalf("%s: element %d (offset %d) changed from %v to %v", name, idx, off, g.origin[idx], v)
+		}
+	}
+}
+
+// refGemm returns op(A)·op(B) (+ C0 when acc) with float64 sums, and the
+// magnitude Σ|a||b| (+ |C0|) that bounds the rounding error of each element.
+func refGemm[T Float](g gemmCase, a, b, c0 *guarded[T]) (ref, mag []float64) {
+	ref, mag = make([]float64, g.m*g.n), make([]float64, g.m*g.n)
+	for i := range g.m {
+		for j := range g.n {
+			var s, sa float64
+			if g.acc {
+				s, sa = float64(c0.at(i, j)), math.Abs(float64(c0.at(i, j)))
+			}
+			for p := range g.k {
+				var av, bv float64
+				if g.tA {
+					av = float64(a.at(p, i))
+				} else {
+					av = float64(a.at(i, p))
+				}
+				if g.tB {
+					bv = float64(b.at(j, p))
+				} else {
+					bv = float64(b.at(p, j))
+				}
+				s += av * bv
+				sa += math.Abs(av * bv)
+			}
+			ref[i*g.n+j], mag[i*g.n+j] = s, sa
+		}
+	}
+	return ref, mag
+}
+
+// unitRoundoff is u = 2^-24 (float32) or 2^-53 (float64).
+func unitRoundoff[T Float]() float64 {
+	var z T
+	if _, ok := any(z).(float32); ok {
+		return 0x1p-24
+	}
+	return 0x1p-53
+}
+
+// runGemmCase runs g with kernel kn on threads goroutines over NaN-guarded
+// operands, checks guards and the error bound, and returns C (m*n values).
+//
+// Error bound: a k-term dot product plus C0 computed in any order with
+// (fused or not) roundings has |ĉ - c| <= γ_{k+1}·(|C0| + Σ|a||b|), where
+// γ_n = n·u/(1-n·u) (Higham, Accuracy and Stability of Numerical
+// Algorithms, 2nd ed., eq. 3.5); we allow 2(k+2)u for the float64 reference.
+func runGemmCase[T Float](t *testing.T, kn *gemmKernel[T], threads int, g gemmCase, seed uint64) []T {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 7))
+	uni := func() T { return T(2*rng.Float64() - 1) }
+	ra, ca, rb, cb := g.dims()
+	a := newGuarded(ra, ca, g.lda, uni)
+	b := newGuarded(rb, cb, g.ldb, uni)
+	cInit := uni
+	if !g.acc { // C must be ignored: fill it with NaN
+		cInit = guardNaN[T]
+	}
+	c := newGuarded(g.m, g.n, g.ldc, cInit)
+	ref, mag := refGemm(g, a, b, c)
+	gemmWith(kn, threads, g.tA, g.tB, g.m, g.n, g.k, a.view, g.lda, b.view, g.ldb, c.view, g.ldc, g.acc)
+	name := fmt.Sprintf("%s/threads=%d/%v", kn.name, threads, g)
+	a.checkGuards(t, name+": A", true)
+	b.checkGuards(t, name+": B", true)
+	c.checkGuards(t, name+": C", false)
+	tol := 2 * float64(g.k+2) * unitRoundoff[T]()
+	out := make([]T, g.m*g.n)
+	for i := range g.m {
+		for j := range g.n {
+			got := c.at(i, j)
+			want := ref[i*g.n+j]
+			if d := math.Abs(float64(got) - want); !(d <= tol*mag[i*g.n+j]) {
+				t.Fatalf("%s: C[%d,%d] = %v, want %v (|diff| %.3g > bound %.3g)", name, i, j, got, want, d, tol*mag[i*g.n+j])
+			}
+			out[i*g.n+j] = got
+		}
+	}
+	return out
+}
+
+// testKernels returns the kernels to check for T: the selected one (asm when
+// available), the plain-Go twin, and both with tiny blocks and no minimum
+// size for splitting, so small shapes cross every blocking boundary and
+// every parallel split.
+func testKernels[T Float]() []*gemmKernel[T] {
+	ks := []*gemmKernel[T]{kernelFor[T]()}
+	if g := goKernelFor[T](); g != ks[0] {
+		ks = append(ks, g)
+	}
+	for _, k := range ks[:len(ks):len(ks)] {
+		s := *k
+		s.name += "/small-blocks"
+		s.mc, s.kc, s.kcMax, s.nc, s.parMin = 2*k.mr, 5, 7, 3*k.nr, 0
+		ks = append(ks, &s)
+	}
+	return ks
+}
+
+// boundaryDims returns sizes around a block size b with tile t: 0, 1, t±1,
+// b±1, 2b+t+1 (deduplicated, non-negative).
+func boundaryDims(t, b int) []int {
+	seen := map[int]bool{}
+	var out []int
+	for _, v := range []int{0, 1, t - 1, t, t + 1, b - 1, b, b + 1, 2*b + t + 1} {
+		if v >= 0 && !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+var allTrans = [4][2]bool{{false, false}, {false, true}, {true, false}, {true, true}}
+
+// TestGemmBoundaries runs every kernel (tiny blocks) on the product of sizes
+// around mr, nr, mc, nc and kc, kcMax: each shape with one of the four
+// transposes and acc true/false in turn, with leading dimensions sometimes
+// wider than the matrix, on 1 and 3 goroutines (bit-identical results).
+func TestGemmBoundaries(t *testing.T) {
+	t.Run("f32", testGemmBoundaries[float32])
+	t.Run("f64", testGemmBoundaries[float64])
+}
+
+func testGemmBoundaries[T Float](t *testing.T) {
+	for _, kn := range testKernels[T]() {
+		if kn.kc != 5 {
+			continue
+		}
+		t.Run(kn.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(1, 2))
+			ks := []int{0, 1, 4, 5, 6, 7, 8, 11, 16}
+			variant := 0
+			for _, m := range boundaryDims(kn.mr, kn.mc) {
+				for _, n := range boundaryDims(kn.nr, kn.nc) {
+					for _, k := range ks {
+						tr := allTrans[variant%4]
+						g := gemmCase{tA: tr[0], tB: tr[1], m: m, n: n, k: k, acc: variant/4%2 == 1}.withLd(rng)
+						variant++
+						seed := rng.Uint64()
+						c1 := runGemmCase(t, kn, 1, g, seed)
+						c3 := runGemmCase(t, kn, 3, g, seed)
+						for i := range c1 {
+							if !sameBits(c1[i], c3[i]) {
+								t.Fatalf("%v: threads 1 and 3 differ at %d: %v vs %v", g, i, c1[i], c3[i])
+							}
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestGemmRealBlocks crosses the production block sizes one dimension at a
+// time (the others small and odd), with every transpose and acc.
+func TestGemmRealBlocks(t *testing.T) {
+	t.Run("f32", testGemmRealBlocks[float32])
+	t.Run("f64", testGemmRealBlocks[float64])
+}
+
+func testGemmRealBlocks[T Float](t *testing.T) {
+	for _, kn := range testKernels[T]() {
+		if kn.kc == 5 {
+			continue
+		}
+		t.Run(kn.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(3, 4))
+			mr, nr := kn.mr, kn.nr
+			var shapes [][3]int // m, n, k
+			for _, m := range []int{kn.mc - 1, kn.mc + 1, 2*kn.mc + mr + 1} {
+				shapes = append(shapes, [3]int{m, nr + 3, 9})
+			}
+			for _, k := range []int{kn.kcMax, kn.kcMax + 1} {
+				shapes = append(shapes, [3]int{mr + 1, nr + 1, k})
+			}
+			for _, n := range []int{kn.nc - 1, kn.nc + 1} {
+				shapes = append(shapes, [3]int{mr - 1, n, 3})
+			}
+			// k > kcMax shrinks the depth block to 257 and widens nothing:
+			// the column block shrinks to nc*kc/257 rounded to nr.
+			_, ncb := gemmBlocks(kn, 1<<20, kn.kcMax+1)
+			shapes = append(shapes, [3]int{2, ncb + 1, kn.kcMax + 1})
+			if testing.Short() {
+				shapes = shapes[:3]
+			}
+			for _, s := range shapes {
+				for v := range 8 {
+					if s[0]*s[1]*s[2] > 1<<20 && v%3 != 0 { // big: NN, TT, TN+acc (v = 0, 3, 6)
+						continue
+					}
+					tr := allTrans[v%4]
+					g := gemmCase{tA: tr[0], tB: tr[1], m: s[0], n: s[1], k: s[2], acc: v >= 4}.withLd(rng)
+					runGemmCase(t, kn, 2, g, rng.Uint64())
+				}
+			}
+		})
+	}
+}
+
+// TestGemmKernelsAgree runs the selected kernel and the plain-Go twin on the
+// same inputs and compares them directly (both also pass the error bound).
+func TestGemmKernelsAgree(t *testing.T) {
+	t.Run("f32", testGemmKernelsAgree[float32])
+	t.Run("f64", testGemmKernelsAgree[float64])
+}
+
+func testGemmKernelsAgree[T Float](t *testing.T) {
+	ks := testKernels[T]()
+	fast, twin := ks[0], goKernelFor[T]()
+	if fast == twin {
+		t.Skip("no assembly kernel in this build or on this CPU")
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, s := range [][3]int{{1, 1, 1}, {7, 17, 33}, {13, 31, 300}, {150, 40, 64}, {65, 65, 64}} {
+		for v := range 8 {
+			tr := allTrans[v%4]
+			g := gemmCase{tA: tr[0], tB: tr[1], m: s[0], n: s[1], k: s[2], acc: v >= 4}.withLd(rng)
+			seed := rng.Uint64()
+			x := runGemmCase(t, fast, 1, g, seed)
+			y := runGemmCase(t, twin, 1, g, seed)
+			tol := 4 * float64(g.k+2) * unitRoundoff[T]() * float64(g.k+1) // |x|,|y| <= k+1 for inputs in [-1,1]
+			for i := range x {
+				if d := math.Abs(float64(x[i]) - float64(y[i])); d > tol {
+					t.Fatalf("%v: %s and %s differ at %d: %v vs %v", g, fast.name, twin.name, i, x[i], y[i])
+				}
+			}
+		}
+	}
+}
+
+// TestGemmGonum checks float64 gemm against gonum's mat.Dense.Mul, an
+// independent implementation, with strided views and all transposes.
+func TestGemmGonum(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 9))
+	dense := func(rows, cols, ld int, data []float64) *mat.Dense {
+		var d mat.Dense
+		d.SetRawMatrix(blas64.General{Rows: rows, Cols: cols, Stride: ld, Data: data})
+		return &d
+	}
+	for _, s := range [][3]int{{1, 1, 1}, {5, 3, 2}, {37, 29, 41}, {200, 70, 300}, {64, 300, 129}} {
+		for _, tr := range allTrans {
+			g := gemmCase{tA: tr[0], tB: tr[1], m: s[0], n: s[1], k: s[2]}.withLd(rng)
+			ra, ca, rb, cb := g.dims()
+			uni := func() float64 { return 2*rng.Float64() - 1 }
+			a, b := newGuarded(ra, ca, g.lda, uni), newGuarded(rb, cb, g.ldb, uni)
+			c := newGuarded(g.m, g.n, g.ldc, guardNaN[float64])
+			gemm(g.tA, g.tB, g.m, g.n, g.k, a.view, g.lda, b.view, g.ldb, c.view, g.ldc, false)
+			var opA, opB mat.Matrix = dense(ra, ca, g.lda, a.view), dense(rb, cb, g.ldb, b.view)
+			if g.tA {
+				opA = opA.T()
+			}
+			if g.tB {
+				opB = opB.T()
+			}
+			var want mat.Dense
+			want.Mul(opA, opB)
+			if got := dense(g.m, g.n, g.ldc, c.view); !mat.EqualApprox(got, &want, 1e-12) {
+				t.Fatalf("%v: gemm and gonum mat.Mul differ:\n%v\n%v", g, mat.Formatted(got), mat.Formatted(&want))
+			}
+		}
+	}
+}
+
+// TestGemmDeterministic checks that the threaded path gives the same bits
+// on repeated runs and for 1 and 2 threads, on shapes split by rows and by
+// columns.
+func TestGemmDeterministic(t *testing.T) {
+	defer SetThreads(Threads())
+	rng := rand.New(rand.NewPCG(10, 11))
+	for _, s := range [][3]int{{300, 200, 100}, {40, 700, 300}} {
+		m, n, k := s[0], s[1], s[2]
+		a, b := make([]float32, m*k), make([]float32, k*n)
+		for i := range a {
+			a[i] = float32(rng.NormFloat64())
+		}
+		for i := range b {
+			b[i] = float32(rng.NormFloat64())
+		}
+		run := func(threads int) []float32 {
+			SetThreads(threads)
+			c := make([]float32, m*n)
+			gemm(true, false, m, n, k, a, m, b, n, c, n, false)
+			return c
+		}
+		if p, _, _ := gemmSplit(kernelFor[float32](), 2, m, n, k); p != 2 {
+			t.Fatalf("m=%d n=%d k=%d: want a 2-way split, got %d parts", m, n, k, p)
+		}
+		c2, c2b, c1 := run(2), run(2), run(1)
+		for i := range c1 {
+			if c2[i] != c2b[i] || c1[i] != c2[i] {
+				t.Fatalf("m=%d n=%d k=%d: element %d differs: threads=2 %v, again %v, threads=1 %v", m, n, k, i, c2[i], c2b[i], c1[i])
+			}
+		}
+	}
+}
+
+// TestGemmBatched checks gemmBatched against gemmSerial per item (same
+// bits) and the reference bound, with acc and a transposed operand.
+func TestGemmBatched(t *testing.T) {
+	defer SetThreads(Threads())
+	SetThreads(2)
+	rng := rand.New(rand.NewPCG(12, 13))
+	const batch, m, n, k = 24, 65, 64, 65 // attention-sized, above parMin in total
+	a, b := make([]float32, batch*m*k), make([]float32, batch*n*k)
+	c, want := make([]float32, batch*m*n), make([]float32, batch*m*n)
+	for _, s := range [][]float32{a, b, c} {
+		for i := range s {
+			s[i] = float32(2*rng.Float64() - 1)
+		}
+	}
+	copy(want, c)
+	gemmBatched(false, true, batch, m, n, k, a, m*k, k, b, n*k, k, c, m*n, n, true)
+	for i := range batch {
+		gemmSerial(false, true, m, n, k, a[i*m*k:], k, b[i*n*k:], k, want[i*m*n:], n, true)
+	}
+	for i := range c {
+		if c[i] != want[i] {
+			t.Fatalf("element %d: batched %v, serial %v", i, c[i], want[i])
+		}
+	}
+}
+
+// TestGemmNoAlloc checks that a steady-state threaded gemm allocates
+// nothing (packing buffers and jobs are pooled, helpers are reused).
+func TestGemmNoAlloc(t *testing.T) {
+	defer SetThreads(Threads())
+	SetThreads(2)
+	const m, n, k = 200, 96, 128
+	a, b, c := make([]float32, m*k), make([]float32, k*n), make([]float32, m*n)
+	if allocs := testing.AllocsPerRun(20, func() { gemm(false, false, m, n, k, a, k, b, n, c, n, false) }); allocs != 0 {
+		t.Errorf("gemm: %v allocations per call, want 0", allocs)
+	}
+	bt := make([]float32, 8*k*n)
+	ct := make([]float32, 8*m*n)
+	at := make([]float32, 8*m*k)
+	if allocs := testing.AllocsPerRun(20, func() {
+		gemmBatched(false, false, 8, m, n, k, at, m*k, k, bt, k*n, n, ct, m*n, n, false)
+	}); allocs != 0 {
+		t.Errorf("gemmBatched: %v allocations per call, want 0", allocs)
+	}
+}
+
+// TestGemmBadArgs checks that inconsistent shapes panic with a loope message.
+func TestGemmBadArgs(t *testing.T) {
+	for _, f := range []func(){
+		func() {
+			gemm(false, false, 2, 2, 2, make([]float32, 3), 2, make([]float32, 4), 2, make([]float32, 4), 2, false)
+		},
+		func() {
+			gemm(false, false, 2, 2, 2, make([]float32, 4), 1, make([]float32, 4), 2, make([]float32, 4), 2, false)
+		},
+		func() {
+			gemmBatched(false, false, 3, 2, 2, 2, make([]float32, 12), 4, 2, make([]float32, 12), 4, 2, make([]float32, 11), 4, 2, false)
+		},
+	} {
+		func() {
+			defer func() {
+				if r, ok := recover().(string); !ok || len(r) < 6 || r[:6] != "loope:" {
+					t.Errorf("want a loope: panic, got %v", r)
+				}
+			}()
+			f()
+		}()
+	}
+}

@@ -1,0 +1,304 @@
+// This file holds the attention-side ops: fused scaled-dot-product
+// Attention (with an optional, possibly learnable, additive logit bias for
+// relative-position PEs, pe-zoo.md §8) and Rotate, the RoPE rotation of q or
+// k (pe-zoo.md §9), each forward beside its backward.
+//
+// Both split work over (batch, head) items or over parameter elements in
+// fixed ranges, and every output element is computed by one goroutine in a
+// fixed order, so results are bit-identical for any thread count.
+
+package loope
+
+import (
+	"fmt"
+	"math"
+)
+
+// Attention returns softmax(scale·q·kᵀ + bias)·v per batch item and head
+// for q, k, v (B, H, N, Dh): shape (B, H, N, Dh). bias is nil, (H, N, N)
+// shared over the batch, or (B, H, N, N); it may carry a gradient (learnable
+// relative-position tables). As in timm (pe-zoo.md §1, §12.5) q is scaled
+// before the product: S = (q·scale)·kᵀ + bias. The softmax matrix P
+// (B, H, N, N) is kept for the backward.
+func (tp *Tape[T]) Attention(q, k, v, bias *Tensor[T], scale float64) *Tensor[T] {
+	if k == nil || v == nil || len(q.Shape) != 4 || !sameShape(q.Shape, k.Shape) || !sameShape(q.Shape, v.Shape) {
+		panic(fmt.Sprintf("loope: Attention: shape mismatch q %v, k %v, v %v", q.Shape, shapeOrNil(k), shapeOrNil(v)))
+	}
+	b, h, n, dh := q.Shape[0], q.Shape[1], q.Shape[2], q.Shape[3]
+	biasMode := 0 // 0 none, 1 shared (H, N, N), 2 per item (B, H, N, N)
+	if bias != nil {
+		switch {
+		case sameShape(bias.Shape, []int{h, n, n}):
+			biasMode = 1
+		case sameShape(bias.Shape, []int{b, h, n, n}):
+			biasMode = 2
+		default:
+			panic(fmt.Sprintf("loope: Attention: bias %v must be (H, N, N) or (B, H, N, N) for q %v", bias.Shape, q.Shape))
+		}
+	}
+	out := tp.out(q.Shape, q, k, v, bias)
+	items, nn := b*h, n*n
+	nw := max(1, min(Threads(), items)) // scratch slots, one per fixed chunk of items
+	qs := tp.scratch(nw * n * dh)       // q·scale, per slot
+	var p, slots, dsAll []T
+	if out.Grad != nil {
+		p = tp.scratch(items * nn)
+		slots = tp.scratch(nw * nn) // dS per slot in the backward
+		if biasMode == 1 && bias.Grad != nil {
+			dsAll = tp.scratch(items * nn) // dS of every item, reduced over B after the parallel part
+		}
+	} else {
+		slots = tp.scratch(nw * nn)
+	}
+	var bd []T
+	if bias != nil {
+		bd = bias.Data
+	}
+	parallelFor(nw, 1, func(wlo, whi int) {
+		for w := wlo; w < whi; w++ {
+			qw := qs[w*n*dh : (w+1)*n*dh]
+			for it := w * items / nw; it < (w+1)*items/nw; it++ {
+				s := slots[w*nn : (w+1)*nn]
+				if p != nil {
+					s = p[it*nn : (it+1)*nn]
+				}
+				var bi []T
+				switch biasMode {
+				case 1:
+					bi = bd[(it%h)*nn : (it%h+1)*nn]
+				case 2:
+					bi = bd[it*nn : (it+1)*nn]
+				}
+				attentionForward(out.Data[it*n*dh:(it+1)*n*dh], s, qw, q.Data[it*n*dh:(it+1)*n*dh],
+					k.Data[it*n*dh:(it+1)*n*dh], v.Data[it*n*dh:(it+1)*n*dh], bi, n, dh, T(scale))
+			}
+		}
+	})
+	if out.Grad != nil {
+		nd := tp.record(attentionBackward[T]{}, out, q, k, v, bias)
+		nd.ints = append(nd.ints, b, h, n, dh, nw, biasMode)
+		nd.fs = append(nd.fs, scale)
+		nd.saved = append(nd.saved, p, slots, dsAll)
+	}
+	return out
+}
+
+// attentionForward computes one (batch, head) item: qs = q·scale,
+// p = softmax(qs·kᵀ + bias) row by row (bias may be nil), out = p·v.
+// q, k, v, out (n, dh); p (n, n); qs is scratch (n, dh).
+func attentionForward[T Float](out, p, qs, q, k, v, bias []T, n, dh int, scale T) {
+	for i, x := range q {
+		qs[i] = x * scale
+	}
+	ld := max(dh, 1)
+	gemmSerial(false, true, n, n, dh, qs, ld, k, ld, p, max(n, 1), false)
+	for i, bv := range bias {
+		p[i] += bv
+	}
+	for i := range n {
+		softmaxRow(p[i*n : (i+1)*n])
+	}
+	gemmSerial(false, false, n, dh, n, p, max(n, 1), v, ld, out, ld, false)
+}
+
+// softmaxRow replaces r by softmax(r), shifting by the row maximum.
+func softmaxRow[T Float](r []T) {
+	if len(r) == 0 {
+		return
+	}
+	mx := r[0]
+	for _, v := range r[1:] {
+		mx = max(mx, v)
+	}
+	var s float64
+	for j, v := range r {
+		e := T(math.Exp(float64(v - mx)))
+		r[j] = e
+		s += float64(e)
+	}
+	inv := T(1 / s)
+	for j := range r {
+		r[j] *= inv
+	}
+}
+
+// attentionBackward, per item with P = softmax(S), S = (q·scale)·kᵀ + bias:
+// dV += Pᵀ·dO; dP = dO·Vᵀ; dS = P⊙(dP − rowsum(dP⊙P)); dbias += dS (summed
+// over B for a shared bias); dQ += scale·dS·K; dK += scale·dSᵀ·Q.
+type attentionBackward[T Float] struct{}
+
+func (attentionBackward[T]) backward(nd *node[T]) {
+	q, k, v, bias, o := nd.in[0], nd.in[1], nd.in[2], nd.in[3], nd.out
+	b, h, n, dh, nw, biasMode := nd.ints[0], nd.ints[1], nd.ints[2], nd.ints[3], nd.ints[4], nd.ints[5]
+	scale := T(nd.fs[0])
+	p, slots, dsAll := nd.saved[0], nd.saved[1], nd.saved[2]
+	items, nn, ld := b*h, n*n, max(dh, 1)
+	biasGrad := bias != nil && bias.Grad != nil
+	needDS := q.Grad != nil || k.Grad != nil || biasGrad
+	parallelFor(nw, 1, func(wlo, whi int) {
+		for w := wlo; w < whi; w++ {
+			ds := slots[w*nn : (w+1)*nn]
+			for it := w * items / nw; it < (w+1)*items/nw; it++ {
+				off := it * n * dh
+				pi, do := p[it*nn:(it+1)*nn], o.Grad[off:off+n*dh]
+				if v.Grad != nil {
+					gemmSerial(true, false, n, dh, n, pi, max(n, 1), do, ld, v.Grad[off:], ld, true)
+				}
+				if !needDS {
+					continue
+				}
+				gemmSerial(false, true, n, n, dh, do, ld, v.Data[off:], ld, ds, max(n, 1), false)
+				for i := range n {
+					pr, dr := pi[i*n:(i+1)*n], ds[i*n:(i+1)*n]
+					var dot float64
+					for j, pv := range pr {
+						dot += float64(dr[j] * pv)
+					}
+					d := T(dot)
+					for j, pv := range pr {
+						dr[j] = pv * (dr[j] - d)
+					}
+				}
+				if biasGrad && biasMode == 2 {
+					for j, g := range ds {
+						bias.Grad[it*nn+j] += g
+					}
+				} else if biasGrad {
+					copy(dsAll[it*nn:(it+1)*nn], ds)
+				}
+				if q.Grad == nil && k.Grad == nil {
+					continue
+				}
+				for j := range ds {
+					ds[j] *= scale
+				}
+				if q.Grad != nil {
+					gemmSerial(false, false, n, dh, n, ds, max(n, 1), k.Data[off:], ld, q.Grad[off:], ld, true)
+				}
+				if k.Grad != nil {
+					gemmSerial(true, false, n, dh, n, ds, max(n, 1), q.Data[off:], ld, k.Grad[off:], ld, true)
+				}
+			}
+		}
+	})
+	if biasGrad && biasMode == 1 {
+		// Reduce over the batch in order b = 0, 1, ..., split over bias elements.
+		parallelFor(h*nn, 4096, func(lo, hi int) {
+			for e := lo; e < hi; e++ {
+				hh, j := e/nn, e%nn
+				var s T
+				for bi := range b {
+					s += dsAll[(bi*h+hh)*nn+j]
+				}
+				bias.Grad[e] += s
+			}
+		})
+	}
+}
+
+// Rotate applies the RoPE rotation (pe-zoo.md §9) to adjacent channel pairs
+// of x (B, H, N, Dh) for tokens skip..N−1; tokens before skip (the CLS token
+// when skip = 1) pass through unchanged. cos and sin are (Hc, N−skip, Dh/2)
+// with Hc = 1 (shared over heads) or H. For a = x[..., 2j], b = x[..., 2j+1]
+// and the angle table entries c, s of that head, token and pair:
+// out[..., 2j] = a·c − b·s, out[..., 2j+1] = a·s + b·c. Gradients flow to x,
+// cos and sin (RoPE-Mixed learns its frequencies). Shape (B, H, N, Dh).
+func (tp *Tape[T]) Rotate(x, cos, sin *Tensor[T], skip int) *Tensor[T] {
+	ok := cos != nil && sin != nil && len(x.Shape) == 4 && x.Shape[3]%2 == 0 && skip >= 0 && skip <= x.Shape[2] &&
+		len(cos.Shape) == 3 && sameShape(cos.Shape, sin.Shape)
+	if ok {
+		hc := cos.Shape[0]
+		ok = (hc == 1 || hc == x.Shape[1]) && cos.Shape[1] == x.Shape[2]-skip && cos.Shape[2] == x.Shape[3]/2
+	}
+	if !ok {
+		panic(fmt.Sprintf("loope: Rotate: shape mismatch x %v, cos %v, sin %v, skip %d (want cos, sin (1 or H, N−skip, Dh/2))",
+			x.Shape, shapeOrNil(cos), shapeOrNil(sin), skip))
+	}
+	b, h, n, dh := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+	hc, half, nr := cos.Shape[0], dh/2, n-skip
+	out := tp.out(x.Shape, x, cos, sin)
+	parallelFor(b*h, max(1, 4096/max(n*dh, 1)), func(lo, hi int) {
+		for it := lo; it < hi; it++ {
+			xi, oi := x.Data[it*n*dh:(it+1)*n*dh], out.Data[it*n*dh:(it+1)*n*dh]
+			copy(oi[:skip*dh], xi[:skip*dh])
+			ao := (it % h % hc) * nr * half // angle table offset of this head
+			for t := range nr {
+				xr, or := xi[(skip+t)*dh:(skip+t+1)*dh], oi[(skip+t)*dh:(skip+t+1)*dh]
+				c, s := cos.Data[ao+t*half:ao+(t+1)*half], sin.Data[ao+t*half:ao+(t+1)*half]
+				for j := range half {
+					a, bb := xr[2*j], xr[2*j+1]
+					or[2*j] = a*c[j] - bb*s[j]
+					or[2*j+1] = a*s[j] + bb*c[j]
+				}
+			}
+		}
+	})
+	if out.Grad != nil {
+		nd := tp.record(rotateBackward[T]{}, out, x, cos, sin)
+		nd.ints = append(nd.ints, skip)
+	}
+	return out
+}
+
+// rotateBackward, per pair with g0 = dout[2j], g1 = dout[2j+1]:
+// da += g0·c + g1·s, db += −g0·s + g1·c, dc += g0·a + g1·b, ds += −g0·b + g1·a,
+// with dc, ds summed over B (and over H when Hc = 1) in a fixed order.
+type rotateBackward[T Float] struct{}
+
+func (rotateBackward[T]) backward(nd *node[T]) {
+	x, cos, sin, out := nd.in[0], nd.in[1], nd.in[2], nd.out
+	skip := nd.ints[0]
+	b, h, n, dh := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+	hc, half, nr := cos.Shape[0], dh/2, n-skip
+	if x.Grad != nil {
+		parallelFor(b*h, max(1, 4096/max(n*dh, 1)), func(lo, hi int) {
+			for it := lo; it < hi; it++ {
+				gi, dxi := out.Grad[it*n*dh:(it+1)*n*dh], x.Grad[it*n*dh:(it+1)*n*dh]
+				for i, g := range gi[:skip*dh] {
+					dxi[i] += g
+				}
+				ao := (it % h % hc) * nr * half
+				for t := range nr {
+					gr, dr := gi[(skip+t)*dh:(skip+t+1)*dh], dxi[(skip+t)*dh:(skip+t+1)*dh]
+					c, s := cos.Data[ao+t*half:ao+(t+1)*half], sin.Data[ao+t*half:ao+(t+1)*half]
+					for j := range half {
+						g0, g1 := gr[2*j], gr[2*j+1]
+						dr[2*j] += g0*c[j] + g1*s[j]
+						dr[2*j+1] += g1*c[j] - g0*s[j]
+					}
+				}
+			}
+		})
+	}
+	if cos.Grad == nil && sin.Grad == nil {
+		return
+	}
+	hpc := h / hc // heads sharing one angle table
+	parallelFor(hc*nr, max(1, 4096/max(b*hpc*dh, 1)), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			a0, t := r/nr, r%nr
+			var dc, ds []T
+			if cos.Grad != nil {
+				dc = cos.Grad[r*half : (r+1)*half]
+			}
+			if sin.Grad != nil {
+				ds = sin.Grad[r*half : (r+1)*half]
+			}
+			for bi := range b {
+				for hh := a0 * hpc; hh < (a0+1)*hpc; hh++ {
+					off := ((bi*h+hh)*n + skip + t) * dh
+					xr, gr := x.Data[off:off+dh], out.Grad[off:off+dh]
+					for j := range half {
+						a, bb, g0, g1 := xr[2*j], xr[2*j+1], gr[2*j], gr[2*j+1]
+						if dc != nil {
+							dc[j] += g0*a + g1*bb
+						}
+						if ds != nil {
+							ds[j] += g1*a - g0*bb
+						}
+					}
+				}
+			}
+		}
+	})
+}

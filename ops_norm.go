@@ -1,0 +1,241 @@
+// This file holds the normalisation ops: LayerNorm over the last axis (the
+// ViT's pre-norm, pe-zoo.md §1) and BatchNorm2d per channel over (B, H, W).
+// Each op is a thin Tape method over a forward kernel and its backward
+// kernel, side by side, as in llm.c's layernorm_forward/_backward.
+//
+// Sums over a row or a channel are accumulated in float64 for both element
+// types. Work is split so that every output element (including parameter
+// gradients) is computed by one goroutine in a fixed order: results are
+// bit-identical for any thread count.
+
+package loope
+
+import (
+	"fmt"
+	"math"
+)
+
+// LayerNorm returns y = (x − μ)/√(σ² + eps)·γ + β over the last axis of
+// x (..., D), with the row mean μ and the biased row variance σ²;
+// gamma (D), beta (D). timm's ViT uses eps = 1e-6 (pe-zoo.md §1).
+func (tp *Tape[T]) LayerNorm(x, gamma, beta *Tensor[T], eps float64) *Tensor[T] {
+	if len(x.Shape) < 1 || gamma == nil || beta == nil || len(gamma.Shape) != 1 ||
+		!sameShape(gamma.Shape, beta.Shape) || gamma.Shape[0] != x.Dim(-1) {
+		panic(fmt.Sprintf("loope: LayerNorm: shape mismatch x %v, gamma %v, beta %v", x.Shape, shapeOrNil(gamma), shapeOrNil(beta)))
+	}
+	d := x.Dim(-1)
+	rows := numel("LayerNorm", x.Shape[:len(x.Shape)-1])
+	out := tp.out(x.Shape, x, gamma, beta)
+	stats := tp.scratch(2 * rows) // mean (rows), rstd (rows)
+	layerNormForward(out.Data, stats[:rows], stats[rows:], x.Data, gamma.Data, beta.Data, rows, d, eps)
+	if out.Grad != nil {
+		nd := tp.record(layerNormBackward[T]{}, out, x, gamma, beta)
+		nd.ints = append(nd.ints, rows, d)
+		nd.saved = append(nd.saved, stats[:rows], stats[rows:])
+	}
+	return out
+}
+
+// layerNormForward normalises each of the rows of x (rows, d) and stores the
+// row mean and rstd = 1/√(σ² + eps) for the backward.
+func layerNormForward[T Float](out, mean, rstd, x, gamma, beta []T, rows, d int, eps float64) {
+	parallelFor(rows, max(1, 4096/max(d, 1)), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			xi, oi := x[i*d:(i+1)*d], out[i*d:(i+1)*d]
+			var s float64
+			for _, v := range xi {
+				s += float64(v)
+			}
+			mu := s / float64(d)
+			var ss float64
+			for _, v := range xi {
+				dv := float64(v) - mu
+				ss += dv * dv
+			}
+			m, r := T(mu), T(1/math.Sqrt(ss/float64(d)+eps))
+			mean[i], rstd[i] = m, r
+			for j, v := range xi {
+				oi[j] = (v-m)*r*gamma[j] + beta[j]
+			}
+		}
+	})
+}
+
+// layerNormBackward, per row with n = (x − μ)·rstd and dn = dy⊙γ
+// (llm.c doc/layernorm): dx += rstd·(dn − mean(dn) − n·mean(dn⊙n)),
+// dγ += Σ_rows dy⊙n, dβ += Σ_rows dy.
+type layerNormBackward[T Float] struct{}
+
+func (layerNormBackward[T]) backward(nd *node[T]) {
+	x, gamma, beta, y := nd.in[0], nd.in[1], nd.in[2], nd.out
+	rows, d := nd.ints[0], nd.ints[1]
+	mean, rstd := nd.saved[0], nd.saved[1]
+	if x.Grad != nil {
+		parallelFor(rows, max(1, 4096/max(d, 1)), func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				xi, dyi, dxi := x.Data[i*d:(i+1)*d], y.Grad[i*d:(i+1)*d], x.Grad[i*d:(i+1)*d]
+				m, r := mean[i], rstd[i]
+				var sd, sdn float64
+				for j, v := range xi {
+					dn := dyi[j] * gamma.Data[j]
+					sd += float64(dn)
+					sdn += float64(dn * (v - m) * r)
+				}
+				md, mdn := T(sd/float64(d)), T(sdn/float64(d))
+				for j, v := range xi {
+					n := (v - m) * r
+					dxi[j] += (dyi[j]*gamma.Data[j] - md - n*mdn) * r
+				}
+			}
+		})
+	}
+	if gamma.Grad != nil || beta.Grad != nil {
+		// Split over columns so each parameter gradient sums its rows in order.
+		parallelFor(d, max(8, 4096/max(rows, 1)), func(lo, hi int) {
+			for i := range rows {
+				xi, dyi := x.Data[i*d+lo:i*d+hi], y.Grad[i*d+lo:i*d+hi]
+				m, r := mean[i], rstd[i]
+				if gamma.Grad != nil {
+					dg := gamma.Grad[lo:hi]
+					for j, v := range xi {
+						dg[j] += dyi[j] * ((v - m) * r)
+					}
+				}
+				if beta.Grad != nil {
+					db := beta.Grad[lo:hi]
+					for j, g := range dyi {
+						db[j] += g
+					}
+				}
+			}
+		})
+	}
+}
+
+// BatchNorm2d normalises x (B, C, H, W) per channel: y = (x − μ_c)·rstd_c·γ_c + β_c
+// with gamma, beta (C). In training mode μ_c and the biased variance σ²_c
+// come from the batch (over B, H, W) and the running statistics
+// runMean, runVar (C) are updated in place as PyTorch does:
+// running = (1 − momentum)·running + momentum·batch, with the unbiased
+// variance for runVar. In eval mode (training false) μ_c = runMean_c and
+// σ²_c = runVar_c, so y is an affine map of x. rstd_c = 1/√(σ²_c + eps).
+// runMean and runVar never receive gradients. As in PyTorch, the running
+// update happens whenever training is true, also on a no-grad tape.
+func (tp *Tape[T]) BatchNorm2d(x, gamma, beta, runMean, runVar *Tensor[T], momentum, eps float64, training bool) *Tensor[T] {
+	ok := len(x.Shape) == 4 && gamma != nil && beta != nil && runMean != nil && runVar != nil
+	if ok {
+		c := []int{x.Shape[1]}
+		ok = sameShape(gamma.Shape, c) && sameShape(beta.Shape, c) && sameShape(runMean.Shape, c) && sameShape(runVar.Shape, c)
+	}
+	if !ok {
+		panic(fmt.Sprintf("loope: BatchNorm2d: shape mismatch x %v, gamma %v, beta %v, runMean %v, runVar %v",
+			x.Shape, shapeOrNil(gamma), shapeOrNil(beta), shapeOrNil(runMean), shapeOrNil(runVar)))
+	}
+	b, c, hw := x.Shape[0], x.Shape[1], x.Shape[2]*x.Shape[3]
+	if training && b*hw < 2 {
+		panic(fmt.Sprintf("loope: BatchNorm2d: training needs more than one value per channel, x %v", x.Shape))
+	}
+	out := tp.out(x.Shape, x, gamma, beta)
+	stats := tp.scratch(2 * c) // mean (C), rstd (C) used by the forward
+	batchNormForward(out.Data, stats[:c], stats[c:], x.Data, gamma.Data, beta.Data, runMean.Data, runVar.Data,
+		b, c, hw, momentum, eps, training)
+	if out.Grad != nil {
+		nd := tp.record(batchNormBackward[T]{}, out, x, gamma, beta)
+		nd.ints = append(nd.ints, b, c, hw, boolInt(training))
+		nd.saved = append(nd.saved, stats[:c], stats[c:])
+	}
+	return out
+}
+
+// batchNormForward normalises each channel of x (b, c, hw) and stores the
+// mean and rstd it used; in training mode it also updates runMean, runVar.
+func batchNormForward[T Float](out, mean, rstd, x, gamma, beta, runMean, runVar []T,
+	b, c, hw int, momentum, eps float64, training bool) {
+	parallelFor(c, max(1, 4096/max(b*hw, 1)), func(lo, hi int) {
+		for ch := lo; ch < hi; ch++ {
+			if training {
+				var s float64
+				for bi := range b {
+					for _, v := range x[(bi*c+ch)*hw : (bi*c+ch+1)*hw] {
+						s += float64(v)
+					}
+				}
+				n := float64(b * hw)
+				mu := s / n
+				var ss float64
+				for bi := range b {
+					for _, v := range x[(bi*c+ch)*hw : (bi*c+ch+1)*hw] {
+						dv := float64(v) - mu
+						ss += dv * dv
+					}
+				}
+				mean[ch], rstd[ch] = T(mu), T(1/math.Sqrt(ss/n+eps))
+				runMean[ch] = T((1-momentum)*float64(runMean[ch]) + momentum*mu)
+				runVar[ch] = T((1-momentum)*float64(runVar[ch]) + momentum*ss/(n-1))
+			} else {
+				mean[ch], rstd[ch] = runMean[ch], T(1/math.Sqrt(float64(runVar[ch])+eps))
+			}
+			m, r, g, be := mean[ch], rstd[ch], gamma[ch], beta[ch]
+			for bi := range b {
+				o := (bi*c + ch) * hw
+				for i, v := range x[o : o+hw] {
+					out[o+i] = (v-m)*r*g + be
+				}
+			}
+		}
+	})
+}
+
+// batchNormBackward, per channel with n = (x − μ)·rstd and dn = dy·γ:
+// training: dx += rstd·(dn − mean(dn) − n·mean(dn⊙n)) (μ and σ² depend on x);
+// eval: dx += rstd·dn. Both: dγ += Σ dy⊙n, dβ += Σ dy.
+type batchNormBackward[T Float] struct{}
+
+func (batchNormBackward[T]) backward(nd *node[T]) {
+	x, gamma, beta, y := nd.in[0], nd.in[1], nd.in[2], nd.out
+	b, c, hw, training := nd.ints[0], nd.ints[1], nd.ints[2], nd.ints[3] == 1
+	mean, rstd := nd.saved[0], nd.saved[1]
+	parallelFor(c, max(1, 4096/max(b*hw, 1)), func(lo, hi int) {
+		for ch := lo; ch < hi; ch++ {
+			m, r, g := mean[ch], rstd[ch], gamma.Data[ch]
+			var sdy, sdyn float64 // Σ dy, Σ dy⊙n
+			for bi := range b {
+				o := (bi*c + ch) * hw
+				dy := y.Grad[o : o+hw]
+				for i, v := range x.Data[o : o+hw] {
+					sdy += float64(dy[i])
+					sdyn += float64(dy[i] * ((v - m) * r))
+				}
+			}
+			if gamma.Grad != nil {
+				gamma.Grad[ch] += T(sdyn)
+			}
+			if beta.Grad != nil {
+				beta.Grad[ch] += T(sdy)
+			}
+			if x.Grad == nil {
+				continue
+			}
+			var md, mdn T // mean(dn), mean(dn⊙n)
+			if training {
+				cnt := float64(b * hw)
+				md, mdn = T(float64(g)*sdy/cnt), T(float64(g)*sdyn/cnt)
+			}
+			for bi := range b {
+				o := (bi*c + ch) * hw
+				dy, dx := y.Grad[o:o+hw], x.Grad[o:o+hw]
+				for i, v := range x.Data[o : o+hw] {
+					dx[i] += (dy[i]*g - md - (v-m)*r*mdn) * r
+				}
+			}
+		}
+	})
+}
+
+// shapeOrNil returns t's shape, or nil for a nil tensor (for panic messages).
+func shapeOrNil[T Float](t *Tensor[T]) []int {
+	if t == nil {
+		return nil
+	}
+	return t.Shape
+}

@@ -1,0 +1,419 @@
+// This file holds the training loop: seeded shuffling, mini-batches, the
+// optimiser step with schedule and clipping, periodic evaluation, one
+// progress line per interval on stderr and metrics as JSON lines.
+
+package loope
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"time"
+
+	"gonum.org/v1/gonum/floats"
+)
+
+// Dataset is a source of labelled images.
+type Dataset interface {
+	// Len returns the number of examples (per epoch, for streams).
+	Len() int
+	// Example writes example i: its image, normalised, (C, H, W) into img,
+	// and its target into target: K label bits (0 or 1) for multi-label
+	// (BCE) data, or target[0] = the class index for class (CE) data.
+	Example(i int, img, target []float32)
+}
+
+// EpochSetter is implemented by streaming datasets that draw fresh
+// examples every epoch; the loop calls SetEpoch before each epoch.
+type EpochSetter interface{ SetEpoch(epoch int) }
+
+// TrainConfig holds the optimisation settings of a run.
+type TrainConfig struct {
+	Steps       int     // optimiser steps in total (> 0)
+	Batch       int     // examples per step (> 0)
+	LR          float64 // peak learning rate
+	MinLR       float64 // final learning rate of the cosine schedule
+	Warmup      int     // linear warm-up steps
+	WeightDecay float64 // AdamW decoupled weight decay (weights only)
+	Optimizer   string  // "adamw" (default) or "adam"
+	ClipNorm    float64 // global gradient-norm clip; 0 disables
+	Loss        string  // "bce" (multi-label bits) or "ce" (classes)
+	Smoothing   float64 // label smoothing for "ce"
+	Seed        uint64  // shuffling seed
+	EvalEvery   int     // evaluate on the validation set every this many steps (0: only at the end)
+	LogEvery    int     // progress line every this many steps (0: 50)
+
+	// CheckpointDir, if set, receives last.safetensors every
+	// CheckpointEvery steps (0: only at the end) and best.safetensors
+	// whenever the validation accuracy improves; both written atomically.
+	CheckpointDir   string
+	CheckpointEvery int
+	// Resume, if set, is a checkpoint written by Train (last.safetensors)
+	// to continue from: model, optimiser moments, step, schedule position,
+	// RNG state and data order are restored, so the run continues bit for
+	// bit as if it had never stopped.
+	Resume string
+
+	Log     io.Writer // progress lines (typically os.Stderr); nil discards
+	Metrics io.Writer // JSON lines, one per log/eval point; nil discards
+}
+
+// Validate reports every invalid setting.
+func (c TrainConfig) Validate() error {
+	var errs []error
+	if c.Steps <= 0 {
+		errs = append(errs, fmt.Errorf("steps must be > 0, got %d", c.Steps))
+	}
+	if c.Batch <= 0 {
+		errs = append(errs, fmt.Errorf("batch must be > 0, got %d", c.Batch))
+	}
+	if !(c.LR > 0) || !(c.MinLR >= 0) || c.MinLR > c.LR {
+		errs = append(errs, fmt.Errorf("need 0 <= min-lr <= lr and lr > 0, got lr %g min-lr %g", c.LR, c.MinLR))
+	}
+	if c.Warmup < 0 || c.WeightDecay < 0 || c.ClipNorm < 0 || c.Smoothing < 0 || c.Smoothing >= 1 {
+		errs = append(errs, fmt.Errorf("warmup, weight decay, clip must be >= 0 and smoothing in [0, 1)"))
+	}
+	if c.Optimizer != "" && c.Optimizer != "adamw" && c.Optimizer != "adam" {
+		errs = append(errs, fmt.Errorf("unknown optimizer %q (valid: adamw, adam)", c.Optimizer))
+	}
+	if c.CheckpointEvery < 0 {
+		errs = append(errs, fmt.Errorf("checkpoint interval must be >= 0, got %d", c.CheckpointEvery))
+	}
+	if c.Loss != "bce" && c.Loss != "ce" {
+		errs = append(errs, fmt.Errorf("unknown loss %q (valid: bce, ce)", c.Loss))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("loope: invalid training config: %w", err)
+	}
+	return nil
+}
+
+// EvalResult is the outcome of Evaluate.
+type EvalResult struct {
+	Loss     float64   // mean loss
+	Acc      float64   // class accuracy (ce) or mean bit accuracy (bce)
+	BitAcc   []float64 // per-bit accuracy (bce only)
+	Examples int
+}
+
+// Metric is one JSON line of the metrics stream.
+type Metric struct {
+	Step     int       `json:"step"`
+	Split    string    `json:"split"` // "train" or "val"
+	Loss     float64   `json:"loss"`
+	Acc      float64   `json:"acc"`
+	BitAcc   []float64 `json:"bit_acc,omitempty"`
+	LR       float64   `json:"lr,omitempty"`
+	ImagesPS float64   `json:"images_per_s,omitempty"`
+	ElapsedS float64   `json:"elapsed_s"`
+}
+
+// batcher fills model-precision batches from a Dataset without allocating.
+type batcher[T Float] struct {
+	ds          Dataset
+	img, target []float32
+	x, y        *Tensor[T] // (B, C, H, W), (B, K)
+	labels      []int      // class indices (ce)
+}
+
+func newBatcher[T Float](ds Dataset, cfg Config, batch int) *batcher[T] {
+	n := cfg.Channels * cfg.Image * cfg.Image
+	return &batcher[T]{ds: ds, img: make([]float32, n), target: make([]float32, cfg.Classes),
+		x: New[T](batch, cfg.Channels, cfg.Image, cfg.Image), y: New[T](batch, cfg.Classes), labels: make([]int, batch)}
+}
+
+// fill loads examples idx into the first len(idx) rows and returns views of
+// exactly that many rows.
+func (b *batcher[T]) fill(idx []int) (x, y *Tensor[T], labels []int) {
+	n, k := len(b.img), len(b.target)
+	for r, i := range idx {
+		clear(b.target)
+		b.ds.Example(i, b.img, b.target)
+		for j, v := range b.img {
+			b.x.Data[r*n+j] = T(v)
+		}
+		for j, v := range b.target {
+			b.y.Data[r*k+j] = T(v)
+		}
+		b.labels[r] = int(b.target[0])
+	}
+	m := len(idx)
+	x = &Tensor[T]{Shape: []int{m, b.x.Shape[1], b.x.Shape[2], b.x.Shape[3]}, Data: b.x.Data[:m*n]}
+	y = &Tensor[T]{Shape: []int{m, k}, Data: b.y.Data[:m*k]}
+	return x, y, b.labels[:m]
+}
+
+// loss adds the configured loss of logits to tp.
+func lossOf[T Float](tp *Tape[T], kind string, smoothing float64, logits, y *Tensor[T], labels []int) *Tensor[T] {
+	if kind == "ce" {
+		return tp.CrossEntropy(logits, labels, smoothing)
+	}
+	return tp.BCEWithLogits(logits, y)
+}
+
+// Evaluate runs m over ds in inference mode and returns mean loss and
+// accuracy.
+func Evaluate[T Float](m *ViT[T], ds Dataset, kind string, batch int) EvalResult {
+	b := newBatcher[T](ds, m.Cfg, batch)
+	tp := &Tape[T]{NoGrad: true}
+	k := m.Cfg.Classes
+	res := EvalResult{Examples: ds.Len()}
+	correct := make([]float64, k)
+	idx := make([]int, 0, batch)
+	for lo := 0; lo < ds.Len(); lo += batch {
+		idx = idx[:0]
+		for i := lo; i < min(lo+batch, ds.Len()); i++ {
+			idx = append(idx, i)
+		}
+		tp.Reset()
+		x, y, labels := b.fill(idx)
+		logits := m.Forward(tp, x)
+		res.Loss += float64(lossOf(tp, kind, 0, logits, y, labels).Data[0]) * float64(len(idx))
+		countCorrect(kind, logits, y, labels, correct)
+	}
+	n := float64(max(ds.Len(), 1))
+	res.Loss /= n
+	if kind == "ce" {
+		res.Acc = correct[0] / n
+		return res
+	}
+	res.BitAcc = make([]float64, k)
+	for j := range k {
+		res.BitAcc[j] = correct[j] / n
+		res.Acc += res.BitAcc[j] / float64(k)
+	}
+	return res
+}
+
+// trainState is the position of a run that a checkpoint must restore
+// beyond model and optimiser: saved as JSON metadata plus the data order.
+type trainState struct {
+	Step    int     `json:"step"`     // steps done
+	Epoch   int     `json:"epoch"`    // current epoch
+	Pos     int     `json:"pos"`      // next index into perm
+	RNG     []byte  `json:"rng"`      // shuffling PCG state
+	BestAcc float64 `json:"best_acc"` // best validation accuracy so far (-1: none)
+	perm    []int   // data order of the current epoch ("train.perm")
+}
+
+// saveTrainCheckpoint writes m, opt and st to path atomically.
+func saveTrainCheckpoint[T Float](path string, m *ViT[T], opt *Adam[T], st trainState) error {
+	f, err := checkpointFile(m, opt)
+	if err != nil {
+		return err
+	}
+	f.Metadata["train_state"] = mustJSON(st)
+	if err := PutInts(f, "train.perm", st.perm, len(st.perm)); err != nil {
+		return err
+	}
+	return f.WriteFile(path)
+}
+
+// resumeTrain restores m, opt and the run position from a checkpoint
+// written by saveTrainCheckpoint.
+func resumeTrain[T Float](path string, m *ViT[T], opt *Adam[T], n int) (trainState, error) {
+	var st trainState
+	f, err := ReadSafeFile(path)
+	if err != nil {
+		return st, err
+	}
+	cfg, err := ConfigFromSafe(f)
+	if err != nil {
+		return st, fmt.Errorf("%s: %w", path, err)
+	}
+	if cfg != m.Cfg {
+		return st, fmt.Errorf("%s: checkpoint model config %+v differs from this run's %+v", path, cfg, m.Cfg)
+	}
+	if err := LoadParams(m, f, "optim.", "train."); err != nil {
+		return st, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := LoadOptimizer(opt, m, f); err != nil {
+		return st, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := json.Unmarshal([]byte(f.Metadata["train_state"]), &st); err != nil {
+		return st, fmt.Errorf("%s: bad train_state metadata: %w", path, err)
+	}
+	if st.perm, _, err = GetInts(f, "train.perm"); err != nil {
+		return st, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(st.perm) != n || st.Pos < 0 || st.Pos > n || st.Step != opt.Step {
+		return st, fmt.Errorf("%s: train state (step %d, pos %d, %d examples) does not fit this run (%d examples, optimiser step %d)",
+			path, st.Step, st.Pos, len(st.perm), n, opt.Step)
+	}
+	return st, nil
+}
+
+// Train optimises m on train for tc.Steps steps, evaluating on val (may be
+// nil). Same seed and thread count give the same bits, also across a
+// checkpoint and resume.
+func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, error) {
+	if err := tc.Validate(); err != nil {
+		return EvalResult{}, err
+	}
+	if train.Len() == 0 {
+		return EvalResult{}, errors.New("loope: empty training set")
+	}
+	logw := tc.Log
+	if logw == nil {
+		logw = io.Discard
+	}
+	enc := json.NewEncoder(io.Discard)
+	if tc.Metrics != nil {
+		enc = json.NewEncoder(tc.Metrics)
+	}
+	logEvery := tc.LogEvery
+	if logEvery <= 0 {
+		logEvery = 50
+	}
+	params := m.Params()
+	var opt *Adam[T]
+	if tc.Optimizer == "adam" {
+		opt = NewAdam(params)
+	} else {
+		opt = NewAdamW(params, tc.WeightDecay)
+	}
+	trainable := m.Trainable()
+	pcg := rand.NewPCG(tc.Seed, 0x5eed)
+	rng := rand.New(pcg)
+	st := trainState{BestAcc: -1}
+	if tc.Resume != "" {
+		var err error
+		if st, err = resumeTrain(tc.Resume, m, opt, train.Len()); err != nil {
+			return EvalResult{}, err
+		}
+		if err := pcg.UnmarshalBinary(st.RNG); err != nil {
+			return EvalResult{}, fmt.Errorf("%s: bad RNG state: %w", tc.Resume, err)
+		}
+		fmt.Fprintf(logw, "resumed from %s at step %d\n", tc.Resume, st.Step)
+	} else {
+		st.perm = rng.Perm(train.Len())
+	}
+	if es, ok := train.(EpochSetter); ok {
+		es.SetEpoch(st.Epoch)
+	}
+	save := func(name string) error {
+		if tc.CheckpointDir == "" {
+			return nil
+		}
+		var err error
+		if st.RNG, err = pcg.MarshalBinary(); err != nil {
+			return err
+		}
+		return saveTrainCheckpoint(filepath.Join(tc.CheckpointDir, name), m, opt, st)
+	}
+	b := newBatcher[T](train, m.Cfg, tc.Batch)
+	tp := &Tape[T]{}
+	idx := make([]int, tc.Batch)
+	hits := make([]float64, m.Cfg.Classes)
+	start := time.Now()
+	var lossSum, accSum float64
+	var seen, lastSeen int
+	lastT := start
+	var last EvalResult
+	for st.Step < tc.Steps {
+		step := st.Step
+		for r := range idx { // seeded shuffle, reshuffled every epoch
+			if st.Pos == len(st.perm) {
+				st.Pos, st.Epoch = 0, st.Epoch+1
+				st.perm = rng.Perm(train.Len())
+				if es, ok := train.(EpochSetter); ok {
+					es.SetEpoch(st.Epoch)
+				}
+			}
+			idx[r] = st.perm[st.Pos]
+			st.Pos++
+		}
+		lr := CosineLR(step, tc.Steps, tc.Warmup, tc.LR, tc.MinLR)
+		tp.Reset()
+		ZeroGrad(trainable)
+		x, y, labels := b.fill(idx)
+		logits := m.Forward(tp, x)
+		loss := lossOf(tp, tc.Loss, tc.Smoothing, logits, y, labels)
+		lv := float64(loss.Data[0])
+		if math.IsNaN(lv) || math.IsInf(lv, 0) {
+			return last, fmt.Errorf("loope: non-finite loss %v at step %d (last good checkpoint kept)", lv, step+1)
+		}
+		tp.Backward(loss)
+		if err := checkFinite(params, true); err != nil {
+			return last, fmt.Errorf("loope: step %d: %w (last good checkpoint kept)", step+1, err)
+		}
+		if tc.ClipNorm > 0 {
+			ClipGradNorm(trainable, tc.ClipNorm)
+		}
+		opt.Update(lr)
+		if err := checkFinite(params, false); err != nil {
+			return last, fmt.Errorf("loope: step %d: %w (last good checkpoint kept)", step+1, err)
+		}
+		lossSum += lv
+		clear(hits)
+		countCorrect(tc.Loss, logits, y, labels, hits)
+		if tc.Loss == "ce" {
+			accSum += hits[0] / float64(len(idx))
+		} else {
+			accSum += floats.Sum(hits) / float64(len(idx)*len(hits))
+		}
+		seen += len(idx)
+		st.Step++
+		done := st.Step
+		if done%logEvery == 0 || done == tc.Steps {
+			now := time.Now()
+			steps := float64((done-1)%logEvery + 1)
+			ips := float64(seen-lastSeen) / now.Sub(lastT).Seconds()
+			eta := time.Duration(float64(tc.Steps-done) * float64(tc.Batch) / ips * float64(time.Second))
+			fmt.Fprintf(logw, "step %d/%d loss %.4f acc %.4f lr %.3g %.1f img/s eta %s\n",
+				done, tc.Steps, lossSum/steps, accSum/steps, lr, ips, eta.Round(time.Second))
+			enc.Encode(Metric{Step: done, Split: "train", Loss: lossSum / steps, Acc: accSum / steps,
+				LR: lr, ImagesPS: ips, ElapsedS: now.Sub(start).Seconds()})
+			lossSum, accSum, lastSeen, lastT = 0, 0, seen, now
+		}
+		if val != nil && ((tc.EvalEvery > 0 && done%tc.EvalEvery == 0) || done == tc.Steps) {
+			last = Evaluate(m, val, tc.Loss, tc.Batch)
+			fmt.Fprintf(logw, "eval step %d loss %.4f acc %.4f\n", done, last.Loss, last.Acc)
+			enc.Encode(Metric{Step: done, Split: "val", Loss: last.Loss, Acc: last.Acc, BitAcc: last.BitAcc,
+				ElapsedS: time.Since(start).Seconds()})
+			if last.Acc > st.BestAcc {
+				st.BestAcc = last.Acc
+				if err := save("best.safetensors"); err != nil {
+					return last, err
+				}
+			}
+		}
+		if (tc.CheckpointEvery > 0 && done%tc.CheckpointEvery == 0) || done == tc.Steps {
+			if err := save("last.safetensors"); err != nil {
+				return last, err
+			}
+		}
+	}
+	return last, nil
+}
+
+// countCorrect adds, for each row of logits (B, K), its hits to correct:
+// correct[0] += 1 for a right argmax class (ce), or correct[j] += 1 for
+// each bit j whose logit sign matches the target (bce).
+func countCorrect[T Float](kind string, logits, y *Tensor[T], labels []int, correct []float64) {
+	b, k := logits.Shape[0], logits.Shape[1]
+	for r := range b {
+		row := logits.Data[r*k : (r+1)*k]
+		if kind == "ce" {
+			best := 0
+			for j, v := range row {
+				if v > row[best] {
+					best = j
+				}
+			}
+			if best == labels[r] {
+				correct[0]++
+			}
+			continue
+		}
+		for j, v := range row {
+			if (v > 0) == (y.Data[r*k+j] > 0.5) {
+				correct[j]++
+			}
+		}
+	}
+}

@@ -1,0 +1,272 @@
+// This file holds the Vision Transformer: its Config and presets, timm's
+// initialisation, and the forward pass in timm's exact op order
+// (pe-zoo §1, timm models/vision_transformer.py).
+
+package loope
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+)
+
+// Config describes a ViT. The zero value is invalid; start from a preset.
+type Config struct {
+	Image    int      `json:"image"`    // input side in pixels (square images)
+	Channels int      `json:"channels"` // input channels C
+	Patch    int      `json:"patch"`    // patch side P; Image % Patch == 0
+	Dim      int      `json:"dim"`      // token width D
+	Depth    int      `json:"depth"`    // number of blocks
+	Heads    int      `json:"heads"`    // attention heads H; Dim % Heads == 0
+	MLP      int      `json:"mlp"`      // MLP hidden width
+	Classes  int      `json:"classes"`  // outputs K (classes, or 6 label bits)
+	Eps      float64  `json:"eps"`      // LayerNorm epsilon (timm: 1e-6)
+	PE       PEConfig `json:"pe"`       // positional embedding
+}
+
+// presets are the named model shapes (issue 3); Classes defaults to the 6
+// Three-Cell bits and PE to learnable.
+var presets = map[string]Config{
+	"tiny":  {Image: 14, Channels: 3, Patch: 2, Dim: 64, Depth: 4, Heads: 4, MLP: 256},
+	"small": {Image: 28, Channels: 3, Patch: 2, Dim: 64, Depth: 4, Heads: 4, MLP: 256},
+	"ti16":  {Image: 224, Channels: 3, Patch: 16, Dim: 192, Depth: 12, Heads: 3, MLP: 768},
+	"s16":   {Image: 224, Channels: 3, Patch: 16, Dim: 384, Depth: 12, Heads: 6, MLP: 1536},
+	"b16":   {Image: 224, Channels: 3, Patch: 16, Dim: 768, Depth: 12, Heads: 12, MLP: 3072},
+}
+
+// PresetNames returns the preset names, sorted.
+func PresetNames() []string {
+	names := make([]string, 0, len(presets))
+	for n := range presets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Preset returns the named model config with 6 outputs, LayerNorm eps 1e-6
+// and the learnable PE.
+func Preset(name string) (Config, error) {
+	c, ok := presets[name]
+	if !ok {
+		return Config{}, fmt.Errorf("loope: unknown preset %q (valid: %s)", name, strings.Join(PresetNames(), ", "))
+	}
+	c.Classes, c.Eps, c.PE = 6, 1e-6, PEConfig{Name: "learnable"}
+	return c, nil
+}
+
+// Validate reports every inconsistency in c.
+func (c Config) Validate() error {
+	var errs []error
+	pos := func(name string, v int) {
+		if v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be > 0, got %d", name, v))
+		}
+	}
+	pos("image", c.Image)
+	pos("channels", c.Channels)
+	pos("patch", c.Patch)
+	pos("dim", c.Dim)
+	pos("depth", c.Depth)
+	pos("heads", c.Heads)
+	pos("mlp", c.MLP)
+	pos("classes", c.Classes)
+	if c.Image > 0 && c.Patch > 0 && c.Image%c.Patch != 0 {
+		errs = append(errs, fmt.Errorf("image %d is not divisible by patch %d", c.Image, c.Patch))
+	}
+	if c.Dim > 0 && c.Heads > 0 && c.Dim%c.Heads != 0 {
+		errs = append(errs, fmt.Errorf("dim %d is not divisible by heads %d", c.Dim, c.Heads))
+	}
+	if !(c.Eps > 0) || math.IsInf(c.Eps, 0) {
+		errs = append(errs, fmt.Errorf("eps must be a positive finite number, got %g", c.Eps))
+	}
+	if _, ok := peRegistry[c.PE.Name]; !ok {
+		errs = append(errs, fmt.Errorf("unknown positional embedding %q (valid: %s)", c.PE.Name, strings.Join(PENames(), ", ")))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("loope: invalid config: %w", err)
+	}
+	return nil
+}
+
+// Grid returns the patch-grid side G = Image / Patch.
+func (c Config) Grid() int { return c.Image / c.Patch }
+
+// Tokens returns N = G² + 1 (patches plus CLS).
+func (c Config) Tokens() int { return c.Grid()*c.Grid() + 1 }
+
+// Block is one pre-norm transformer block (timm Block).
+type Block[T Float] struct {
+	Norm1W, Norm1B *Tensor[T] // (D), (D)
+	QKVW, QKVB     *Tensor[T] // (3D, D), (3D): rows [0,D) Q, [D,2D) K, [2D,3D) V
+	ProjW, ProjB   *Tensor[T] // (D, D), (D)
+	Norm2W, Norm2B *Tensor[T] // (D), (D)
+	FC1W, FC1B     *Tensor[T] // (MLP, D), (MLP)
+	FC2W, FC2B     *Tensor[T] // (D, MLP), (D)
+}
+
+// ViT is a timm VisionTransformer with class token, final norm, a linear
+// head on the CLS token, and a pluggable positional embedding.
+type ViT[T Float] struct {
+	Cfg            Config
+	PatchW, PatchB *Tensor[T] // (D, C, P, P), (D)
+	CLS            *Tensor[T] // (1, 1, D)
+	PE             PosEmb[T]
+	Blocks         []Block[T]
+	NormW, NormB   *Tensor[T] // (D), (D)
+	HeadW, HeadB   *Tensor[T] // (K, D), (K)
+}
+
+// NewViT builds a ViT with timm's initialisation (pe-zoo §1), drawing
+// every random value from a PCG stream seeded with seed.
+func NewViT[T Float](cfg Config, seed uint64) (*ViT[T], error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x10013e))
+	d, c, p := cfg.Dim, cfg.Channels, cfg.Patch
+	m := &ViT[T]{Cfg: cfg}
+	// Patch conv: PyTorch default kaiming_uniform(a=√5), i.e. U(±1/√fan_in) for weight and bias.
+	bound := 1 / math.Sqrt(float64(c*p*p))
+	m.PatchW = NewParam[T](d, c, p, p).FillUniform(rng, -bound, bound)
+	m.PatchB = NewParam[T](d).FillUniform(rng, -bound, bound)
+	m.CLS = NewParam[T](1, 1, d).FillNormal(rng, 0, 1e-6) // current timm: normal_(std=1e-6)
+	pe, err := newPosEmb[T](cfg, rng)
+	if err != nil {
+		return nil, err
+	}
+	m.PE = pe
+	linear := func(out, in int) (*Tensor[T], *Tensor[T]) {
+		w := NewParam[T](out, in)
+		truncNormal(w.Data, rng, 0.02)
+		return w, NewParam[T](out)
+	}
+	ones := func() *Tensor[T] {
+		t := NewParam[T](d)
+		for i := range t.Data {
+			t.Data[i] = 1
+		}
+		return t
+	}
+	m.Blocks = make([]Block[T], cfg.Depth)
+	for i := range m.Blocks {
+		b := &m.Blocks[i]
+		b.Norm1W, b.Norm1B = ones(), NewParam[T](d)
+		b.QKVW, b.QKVB = linear(3*d, d)
+		b.ProjW, b.ProjB = linear(d, d)
+		b.Norm2W, b.Norm2B = ones(), NewParam[T](d)
+		b.FC1W, b.FC1B = linear(cfg.MLP, d)
+		b.FC2W, b.FC2B = linear(d, cfg.MLP)
+	}
+	m.NormW, m.NormB = ones(), NewParam[T](d)
+	m.HeadW, m.HeadB = linear(cfg.Classes, d)
+	return m, nil
+}
+
+// truncNormal fills x with N(0, std²) truncated to [-2, 2] absolute, as
+// timm's trunc_normal_(std=std) (a = −2, b = 2 are absolute bounds).
+func truncNormal[T Float](x []T, rng *rand.Rand, std float64) {
+	for i := range x {
+		v := std * rng.NormFloat64()
+		for v < -2 || v > 2 {
+			v = std * rng.NormFloat64()
+		}
+		x[i] = T(v)
+	}
+}
+
+// Params returns every tensor of the model with its timm checkpoint name,
+// in a fixed order: backbone first, PE tensors in place of pos_embed.
+func (m *ViT[T]) Params() []NamedParam[T] {
+	ps := []NamedParam[T]{
+		{Name: "patch_embed.proj.weight", T: m.PatchW},
+		{Name: "patch_embed.proj.bias", T: m.PatchB, NoDecay: true},
+		{Name: "cls_token", T: m.CLS, NoDecay: true},
+	}
+	ps = append(ps, m.PE.Params()...)
+	for i := range m.Blocks {
+		b := &m.Blocks[i]
+		pre := fmt.Sprintf("blocks.%d.", i)
+		ps = append(ps,
+			NamedParam[T]{Name: pre + "norm1.weight", T: b.Norm1W, NoDecay: true},
+			NamedParam[T]{Name: pre + "norm1.bias", T: b.Norm1B, NoDecay: true},
+			NamedParam[T]{Name: pre + "attn.qkv.weight", T: b.QKVW},
+			NamedParam[T]{Name: pre + "attn.qkv.bias", T: b.QKVB, NoDecay: true},
+			NamedParam[T]{Name: pre + "attn.proj.weight", T: b.ProjW},
+			NamedParam[T]{Name: pre + "attn.proj.bias", T: b.ProjB, NoDecay: true},
+			NamedParam[T]{Name: pre + "norm2.weight", T: b.Norm2W, NoDecay: true},
+			NamedParam[T]{Name: pre + "norm2.bias", T: b.Norm2B, NoDecay: true},
+			NamedParam[T]{Name: pre + "mlp.fc1.weight", T: b.FC1W},
+			NamedParam[T]{Name: pre + "mlp.fc1.bias", T: b.FC1B, NoDecay: true},
+			NamedParam[T]{Name: pre + "mlp.fc2.weight", T: b.FC2W},
+			NamedParam[T]{Name: pre + "mlp.fc2.bias", T: b.FC2B, NoDecay: true},
+		)
+	}
+	return append(ps,
+		NamedParam[T]{Name: "norm.weight", T: m.NormW, NoDecay: true},
+		NamedParam[T]{Name: "norm.bias", T: m.NormB, NoDecay: true},
+		NamedParam[T]{Name: "head.weight", T: m.HeadW},
+		NamedParam[T]{Name: "head.bias", T: m.HeadB, NoDecay: true},
+	)
+}
+
+// Trainable returns the tensors the optimiser updates (Params without buffers).
+func (m *ViT[T]) Trainable() []*Tensor[T] {
+	var ts []*Tensor[T]
+	for _, p := range m.Params() {
+		if !p.Buffer {
+			ts = append(ts, p.T)
+		}
+	}
+	return ts
+}
+
+// NumParams returns the number of trainable scalars.
+func (m *ViT[T]) NumParams() int {
+	n := 0
+	for _, t := range m.Trainable() {
+		n += t.Size()
+	}
+	return n
+}
+
+// Forward maps images img (B, C, H, W) to logits (B, K) on tp.
+func (m *ViT[T]) Forward(tp *Tape[T], img *Tensor[T]) *Tensor[T] {
+	cfg := m.Cfg
+	if len(img.Shape) != 4 || img.Shape[1] != cfg.Channels || img.Shape[2] != cfg.Image || img.Shape[3] != cfg.Image {
+		panic(fmt.Sprintf("loope: ViT.Forward: image shape %v, want (B, %d, %d, %d)", img.Shape, cfg.Channels, cfg.Image, cfg.Image))
+	}
+	b, d, n := img.Shape[0], cfg.Dim, cfg.Tokens()
+	h, dh := cfg.Heads, cfg.Dim/cfg.Heads
+	// 1. patch_embed: conv k=s=P, then flatten(2).transpose(1, 2) → (B, N−1, D).
+	x := tp.Conv2d(img, m.PatchW, m.PatchB, cfg.Patch, 0, 1)
+	x = tp.Transpose(tp.Reshape(x, b, d, n-1), 1, 2)
+	// 2. _pos_embed: concat CLS first, then the PE.
+	cls := tp.Add(tp.newTensor(false, []int{b, 1, d}), m.CLS) // expand (1,1,D) → (B,1,D)
+	x = tp.Concat(1, cls, x)
+	x = m.PE.AddInput(tp, x, img)
+	scale := 1 / math.Sqrt(float64(dh))
+	for i := range m.Blocks {
+		blk := &m.Blocks[i]
+		// Attention: qkv → (B, N, 3, H, Dh) → (3, B, H, N, Dh).
+		y := tp.LayerNorm(x, blk.Norm1W, blk.Norm1B, cfg.Eps)
+		qkv := tp.Permute(tp.Reshape(tp.Linear(y, blk.QKVW, blk.QKVB), b, n, 3, h, dh), 2, 0, 3, 1, 4)
+		parts := tp.Split(qkv, 0, 1, 1, 1)
+		q, k, v := tp.Reshape(parts[0], b, h, n, dh), tp.Reshape(parts[1], b, h, n, dh), tp.Reshape(parts[2], b, h, n, dh)
+		q, k = m.PE.RotateQK(tp, i, q, k)
+		a := tp.Attention(q, k, v, m.PE.AttnBias(tp, i, q), scale) // (B, H, N, Dh)
+		a = tp.Reshape(tp.Permute(a, 0, 2, 1, 3), b, n, d)
+		x = tp.Add(x, tp.Linear(a, blk.ProjW, blk.ProjB))
+		// MLP.
+		y = tp.LayerNorm(x, blk.Norm2W, blk.Norm2B, cfg.Eps)
+		y = tp.Linear(tp.GELU(tp.Linear(y, blk.FC1W, blk.FC1B)), blk.FC2W, blk.FC2B)
+		x = tp.Add(x, y)
+		x = m.PE.AfterBlock(tp, i, x)
+	}
+	x = tp.LayerNorm(x, m.NormW, m.NormB, cfg.Eps)
+	x = tp.Reshape(tp.Slice(x, 1, 0, 1), b, d) // pool = x[:, 0]
+	return tp.Linear(x, m.HeadW, m.HeadB)
+}
