@@ -1,6 +1,6 @@
 // This file holds the pieces shared by the real-data readers (data_mnist.go,
-// data_cifar.go, data_folder.go): the Dataset interface the training loop
-// consumes, ImageSet (an in-memory set of uint8 images with class labels),
+// data_cifar.go, data_folder.go): ImageSet, an in-memory set of uint8 images
+// with class labels implementing the Dataset interface of train.go,
 // per-channel normalisation, channel conversion, resizing with centre crop,
 // the seeded training augmentation (random crop with zero padding and
 // horizontal flip) and a deterministic train/validation split.
@@ -18,13 +18,12 @@ import (
 	"slices"
 )
 
-// Dataset is a source of labelled images.
-type Dataset interface {
-	Len() int
-	// Example writes example i: its image, normalised, (C, H, W) into img, and its target into target:
-	// K label bits (0 or 1) for multi-label data, or target[0] = the class index for class data.
-	Example(i int, img, target []float32)
-}
+// Compile-time checks against the interfaces the training loop uses.
+var (
+	_ Dataset     = (*ImageSet)(nil)
+	_ Dataset     = (*Augment)(nil)
+	_ EpochSetter = (*Augment)(nil)
+)
 
 // ImageSet is an in-memory set of N class-labelled images of C×H×W uint8
 // pixels. Example normalises pixel p of channel c to (p/255 − Mean[c])/Std[c]
