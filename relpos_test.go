@@ -30,13 +30,13 @@ func TestRelPosIndexPairs(t *testing.T) {
 		i, j int
 		want int
 	}{
-		{"same patch", tok(0, 0), tok(0, 0), 13*27 + 13},     // 364, the centre
-		{"(0,0)→(13,13)", tok(0, 0), tok(13, 13), 0},         // Δ = (−13, −13)
+		{"same patch", tok(0, 0), tok(0, 0), 13*27 + 13},      // 364, the centre
+		{"(0,0)→(13,13)", tok(0, 0), tok(13, 13), 0},          // Δ = (−13, −13)
 		{"(13,13)→(0,0)", tok(13, 13), tok(0, 0), 26*27 + 26}, // 728
-		{"(2,5)→(7,1)", tok(2, 5), tok(7, 1), 8*27 + 17},     // Δ = (−5, 4): 233
-		{"CLS query", 0, tok(3, 4), 729},                     // T−3
-		{"CLS key", tok(3, 4), 0, 730},                       // T−2
-		{"CLS–CLS", 0, 0, 731},                               // T−1
+		{"(2,5)→(7,1)", tok(2, 5), tok(7, 1), 8*27 + 17},      // Δ = (−5, 4): 233
+		{"CLS query", 0, tok(3, 4), 729},                      // T−3
+		{"CLS key", tok(3, 4), 0, 730},                        // T−2
+		{"CLS–CLS", 0, 0, 731},                                // T−1
 	} {
 		if got := idx[tc.i*n+tc.j]; got != tc.want {
 			t.Errorf("%s: index %d, want %d", tc.name, got, tc.want)
