@@ -53,9 +53,10 @@ func TestRopeMixedInit(t *testing.T) {
 	}
 }
 
-// TestRopeRotateQK checks that every rope variant leaves CLS (token 0) and
-// v-independent norms unchanged and rotates pair j of patch token t by the
-// exported angle (for rope-mixed: t_x·Fx + t_y·Fy of that layer and head).
+// TestRopeRotateQK checks that every rope variant leaves CLS (token 0)
+// unchanged and rotates pair j of patch token t of q and k by the exported
+// angle (for rope-mixed the export evaluates t_x·Fx + t_y·Fy in float64,
+// apart from the tape ops RotateQK builds the angles with).
 func TestRopeRotateQK(t *testing.T) {
 	rng := rand.New(rand.NewPCG(2, 3))
 	for _, name := range []string{"rope-axial", "rope-mixed", "rope-1d"} {
