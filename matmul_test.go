@@ -399,8 +399,8 @@ func TestGemmDeterministic(t *testing.T) {
 			gemm(true, false, m, n, k, a, m, b, n, c, n, false)
 			return c
 		}
-		if p, _, _ := gemmSplit(kernelFor[float32](), 2, m, n, k); p != 2 {
-			t.Fatalf("m=%d n=%d k=%d: want a 2-way split, got %d parts", m, n, k, p)
+		if p, _, _, _ := gemmSplit(kernelFor[float32](), 2, m, n, k); p < 2 {
+			t.Fatalf("m=%d n=%d k=%d: want a split, got %d parts", m, n, k, p)
 		}
 		c2, c2b, c1 := run(2), run(2), run(1)
 		for i := range c1 {
