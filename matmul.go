@@ -41,7 +41,8 @@ func gemm[T Float](transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb 
 
 // gemmBatched runs batch independent GEMMs; operand i starts at i*strideA,
 // i*strideB, i*strideC. Each product runs on one goroutine, and products
-// are split over goroutines in fixed contiguous ranges.
+// are split over goroutines in fixed contiguous ranges (a single product is
+// split like gemm).
 func gemmBatched[T Float](transA, transB bool, batch, m, n, k int,
 	a []T, strideA, lda int, b []T, strideB, ldb int, c []T, strideC, ldc int, acc bool) {
 	if batch < 0 || strideA < 0 || strideB < 0 || strideC < 0 {
@@ -57,6 +58,10 @@ func gemmBatched[T Float](transA, transB bool, batch, m, n, k int,
 	}
 	checkGemm(transA, transB, m, n, k, len(a)-last*strideA, lda, len(b)-last*strideB, ldb, len(c)-last*strideC, ldc)
 	kn := kernelFor[T]()
+	if batch == 1 {
+		gemmWith(kn, Threads(), transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc)
+		return
+	}
 	parts := min(Threads(), batch)
 	if float64(batch)*gemmFlops(m, n, k) < kn.parMin {
 		parts = 1
@@ -64,7 +69,7 @@ func gemmBatched[T Float](transA, transB bool, batch, m, n, k int,
 	if parts <= 1 {
 		buf := getGemmBuf[T]()
 		for i := range batch {
-			gemmPacked(kn, buf, false, transA, transB, m, n, k, a[i*strideA:], lda, b[i*strideB:], ldb, c[i*strideC:], ldc, acc)
+			gemmOne(kn, buf, transA, transB, m, n, k, a[i*strideA:], lda, b[i*strideB:], ldb, c[i*strideC:], ldc, acc)
 		}
 		putGemmBuf(buf)
 		return
@@ -72,7 +77,7 @@ func gemmBatched[T Float](transA, transB bool, batch, m, n, k int,
 	j := getGemmJob[T]()
 	*j = gemmJob[T]{kn: kn, transA: transA, transB: transB, acc: acc, m: m, n: n, k: k,
 		a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc,
-		batch: batch, strideA: strideA, strideB: strideB, strideC: strideC, parts: parts}
+		batch: batch, strideA: strideA, strideB: strideB, strideC: strideC, parts: parts, threads: parts}
 	runGemmJob(j)
 	putGemmJob(j)
 }
@@ -155,29 +160,37 @@ func gemmFlops(m, n, k int) float64 { return 2 * float64(m) * float64(n) * float
 // gemmWith is gemm with an explicit kernel and thread count (tests use it to
 // cross-check kernels and splits). The arguments are already checked.
 func gemmWith[T Float](kn *gemmKernel[T], threads int, transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, c []T, ldc int, acc bool) {
-	if m == 0 || n == 0 {
-		return
-	}
-	if k == 0 {
-		if !acc {
-			for i := range m {
-				clear(c[i*ldc : i*ldc+n])
-			}
-		}
+	if m == 0 || n == 0 || k == 0 {
+		gemmOne(kn, nil, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc)
 		return
 	}
 	parts, splitM, step, reuseB := gemmSplit(kn, threads, m, n, k)
 	if parts <= 1 {
 		buf := getGemmBuf[T]()
-		gemmPacked(kn, buf, false, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc)
+		gemmOne(kn, buf, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc)
 		putGemmBuf(buf)
 		return
 	}
 	j := getGemmJob[T]()
 	*j = gemmJob[T]{kn: kn, transA: transA, transB: transB, acc: acc, m: m, n: n, k: k,
-		a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, parts: parts, splitM: splitM, step: step, reuseB: reuseB}
+		a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, parts: parts, threads: threads, splitM: splitM, step: step, reuseB: reuseB}
 	runGemmJob(j)
 	putGemmJob(j)
+}
+
+// gemmOne is one serial GEMM of any size (buf may be nil when m, n or k is 0).
+func gemmOne[T Float](kn *gemmKernel[T], buf *gemmBuf[T], transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, c []T, ldc int, acc bool) {
+	switch {
+	case m == 0 || n == 0:
+	case k == 0:
+		if !acc {
+			for i := range m {
+				clear(c[i*ldc : i*ldc+n])
+			}
+		}
+	default:
+		gemmPacked(kn, buf, false, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc)
+	}
 }
 
 // gemmSplit chooses the fixed parts of C for threads goroutines. It splits
@@ -407,6 +420,7 @@ type gemmJob[T Float] struct {
 	a, b, c             []T
 	lda, ldb, ldc       int
 	parts               int
+	threads             int // goroutines to run the parts on
 	splitM              bool // single: parts are row ranges (else column ranges)
 	step                int  // single: rows or columns per part
 	reuseB              bool // single: B̂ is one block, packed once per goroutine
@@ -454,7 +468,7 @@ func (j *gemmJob[T]) done() { j.wg.Done() }
 func (j *gemmJob[T]) runPart(i int, buf *gemmBuf[T], packedB bool) {
 	if j.batch > 0 {
 		for t := i * j.batch / j.parts; t < (i+1)*j.batch/j.parts; t++ {
-			gemmPacked(j.kn, buf, false, j.transA, j.transB, j.m, j.n, j.k,
+			gemmOne(j.kn, buf, j.transA, j.transB, j.m, j.n, j.k,
 				j.a[t*j.strideA:], j.lda, j.b[t*j.strideB:], j.ldb, j.c[t*j.strideC:], j.ldc, j.acc)
 		}
 		return
@@ -505,10 +519,10 @@ func gemmHelper(inbox chan gemmWorker) {
 	}
 }
 
-// runGemmJob runs j's parts on the calling goroutine and up to parts-1 idle
-// helpers, and returns when all parts are done.
+// runGemmJob runs j's parts on the calling goroutine and up to threads-1
+// idle helpers, and returns when all parts are done.
 func runGemmJob[T Float](j *gemmJob[T]) {
-	want := min(j.parts-1, maxGemmHelpers)
+	want := min(j.threads-1, j.parts-1, maxGemmHelpers)
 	for range want {
 		var inbox chan gemmWorker
 		select {
