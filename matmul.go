@@ -420,7 +420,7 @@ type gemmJob[T Float] struct {
 	a, b, c             []T
 	lda, ldb, ldc       int
 	parts               int
-	threads             int // goroutines to run the parts on
+	threads             int  // goroutines to run the parts on
 	splitM              bool // single: parts are row ranges (else column ranges)
 	step                int  // single: rows or columns per part
 	reuseB              bool // single: B̂ is one block, packed once per goroutine
