@@ -160,6 +160,8 @@ def main(fixture, out):
     golden = {"logits": logits.detach().numpy(), "loss": loss.detach().numpy().reshape(())}
     for n in names:
         golden["grad." + n] = params[n].grad.numpy().copy()
+    for n in buffers:  # after the training-mode forward (BatchNorm running statistics)
+        golden["after." + n] = params[n].detach().numpy().copy()
 
     # Loss trace of AdamW steps from the same start.
     for v in params.values():
