@@ -183,10 +183,23 @@ func (p *loopePE[T]) AddInput(tp *Tape[T], x, img *Tensor[T]) *Tensor[T] {
 // context returns X_C (B, N) of the images img (B, C, H, W): the output of
 // art_conv, squashed into (−1, 1).
 func (p *loopePE[T]) context(tp *Tape[T], img *Tensor[T]) *Tensor[T] {
+	b, n := img.Shape[0], p.grid*p.grid
+	h := p.convs(tp, img)
+	h = tp.BatchNorm2d(h, p.BNW, p.BNB, p.BNMean, p.BNVar, loopeBNMomentum, loopeBNEps, !tp.NoGrad)
+	h = tp.Linear(tp.Reshape(h, b, n), p.LinW, p.LinB) // (B, N)
+	if p.tanh {
+		return tp.Tanh(h)
+	}
+	return tp.AddScalar(tp.Scale(tp.Sigmoid(h), 2), -1)
+}
+
+// convs returns the five activated convolutions of [img, rowmap, colmap]:
+// img (B, C, H, W) → (B, 1, h, w), the BatchNorm input.
+func (p *loopePE[T]) convs(tp *Tape[T], img *Tensor[T]) *Tensor[T] {
 	if len(img.Shape) != 4 || img.Shape[1] != p.channels || img.Shape[2] != p.image || img.Shape[3] != p.image {
 		panic(fmt.Sprintf("loope: LOOPE: image shape %v, want (B, %d, %d, %d)", img.Shape, p.channels, p.image, p.image))
 	}
-	b, hw, n := img.Shape[0], p.image*p.image, p.grid*p.grid
+	b, hw := img.Shape[0], p.image*p.image
 	maps := tp.newTensor(false, []int{b, 2, p.image, p.image})
 	for i := range b {
 		copy(maps.Data[i*2*hw:(i+1)*2*hw], p.coords)
@@ -204,12 +217,7 @@ func (p *loopePE[T]) context(tp *Tape[T], img *Tensor[T]) *Tensor[T] {
 			h = tp.GELU(h)
 		}
 	}
-	h = tp.BatchNorm2d(h, p.BNW, p.BNB, p.BNMean, p.BNVar, loopeBNMomentum, loopeBNEps, !tp.NoGrad)
-	h = tp.Linear(tp.Reshape(h, b, n), p.LinW, p.LinB) // (B, N)
-	if p.tanh {
-		return tp.Tanh(h)
-	}
-	return tp.AddScalar(tp.Scale(tp.Sigmoid(h), 2), -1)
+	return h
 }
 
 // embed returns the PE (B, N+1, D) of img (B, C, H, W).
