@@ -228,3 +228,17 @@ func (p *loopePE[T]) embed(tp *Tape[T], img *Tensor[T]) *Tensor[T] {
 	cls := tp.Add(tp.newTensor(false, []int{b, 1, d}), p.CLS) // expand (1, D) → (B, 1, D)
 	return tp.Concat(1, cls, e)
 }
+
+// LoopePositions returns the LOOPE positions X = X_G + X_C (B, N) of the
+// images img (B, C, H, W), in raster token order, for a model whose PE is
+// "loope"; X_G alone is OrderPositions(Gilbert(G, G))[1:]. A tape with
+// NoGrad set gives the inference-mode values (BatchNorm on running
+// statistics). Useful for PESI of the image-dependent order
+// (loope-paper §10 #21) and for `loope pe`.
+func LoopePositions[T Float](m *ViT[T], tp *Tape[T], img *Tensor[T]) (*Tensor[T], error) {
+	p, ok := m.PE.(*loopePE[T])
+	if !ok {
+		return nil, fmt.Errorf("loope: LoopePositions: the model's PE is %q, not loope", m.PE.Name())
+	}
+	return tp.Add(p.context(tp, img), p.xg), nil
+}
