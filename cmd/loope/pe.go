@@ -64,6 +64,8 @@ func runPE(args []string) error {
 	tcSeed := fs.Int64("threecell-seed", -1, "loope: context from Three-Cell image -threecell-index of the generator with this seed (cell = P pixels)")
 	tcIndex := fs.Int("threecell-index", 0, "loope: index of the Three-Cell image")
 	out := fs.String("out", "", "output .safetensors file (required)")
+	heads := fs.Int("heads", 3, "attention-side PEs: heads H (D must be divisible by H)")
+	depth := fs.Int("depth", 1, "attention-side PEs: layers whose tables are written")
 	peOpts := addPEFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: loope pe -pe NAME -dim D -grid G[xW] [-seed S] [PE options] [-image PNG | -threecell-seed S] [-ckpt F] -out pe.safetensors\n\nflags:")
@@ -100,14 +102,16 @@ func runPE(args []string) error {
 		}
 		j.cfg = loope.Config{Image: j.h * *patch, Channels: 3, Patch: *patch, Dim: *dim, Depth: 1, Heads: 1, MLP: 1, Classes: 1,
 			Eps: 1e-6, PE: loope.PEConfig{Name: *name}}
+		if _, additive := peTables[*name]; !additive {
+			j.cfg.Heads, j.cfg.Depth = *heads, *depth
+		}
 		if err := peOpts.apply(fs, &j.cfg.PE); err != nil {
 			return err
 		}
 	}
 	build, ok := peTables[j.cfg.PE.Name]
 	if !ok {
-		return fmt.Errorf("PE %q has no additive table here (attention-side PEs are pe2's part; tables: %s)",
-			j.cfg.PE.Name, strings.Join(slices.Sorted(maps.Keys(peTables)), ", "))
+		return writeAttentionTables(j, *out)
 	}
 	if (*imgPath != "" || *tcSeed >= 0) && j.cfg.PE.Name != "loope" {
 		return fmt.Errorf("-image and -threecell-seed apply to -pe loope only")
@@ -158,6 +162,45 @@ func runPE(args []string) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s: pe %s, (%d, %d)\n", *out, j.cfg.PE.Name, j.h*j.w+1, j.cfg.Dim)
+	return nil
+}
+
+// writeAttentionTables writes the tables of an attention-side or conv PE
+// (rpe, irpe*, rope-*, cpvt), which have no additive (N+1, D) table, under
+// descriptive names, with the explanation in the metadata and on stderr.
+func writeAttentionTables(j *peJob, out string) error {
+	if j.h != j.w {
+		return fmt.Errorf("PE %q needs a square grid, got %dx%d", j.cfg.PE.Name, j.h, j.w)
+	}
+	var tables map[string]*loope.Tensor[float64]
+	var text string
+	var err error
+	if j.ckpt != "" {
+		var m *loope.ViT[float64]
+		if m, _, err = loope.LoadCheckpoint[float64](j.ckpt); err == nil {
+			tables, text, err = loope.AttentionPETablesOf(m.PE)
+		}
+	} else {
+		tables, text, err = loope.AttentionPETables(j.cfg, j.seed)
+	}
+	if err != nil {
+		return fmt.Errorf("%w (additive tables: %s)", err, strings.Join(slices.Sorted(maps.Keys(peTables)), ", "))
+	}
+	f := loope.NewSafeFile()
+	pc, _ := json.Marshal(j.cfg.PE)
+	f.Metadata["pe"] = string(pc)
+	f.Metadata["grid"] = fmt.Sprintf("%dx%d", j.h, j.w)
+	f.Metadata["explanation"] = text
+	f.Metadata["generator"] = "loope pe (github.com/loope-go/loope)"
+	for _, name := range slices.Sorted(maps.Keys(tables)) {
+		if err := loope.PutTensor(f, name, tables[name]); err != nil {
+			return err
+		}
+	}
+	if err := f.WriteFile(out); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s: %s has no additive table; %s\n", out, j.cfg.PE.Name, text)
 	return nil
 }
 

@@ -103,7 +103,8 @@ func TestPECommandErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-pe", "rope-axial"}, "attention-side PEs are pe2's part"},
+		{[]string{"-pe", "rope-axial", "-grid", "3x4"}, "needs a square grid"},
+		{[]string{"-pe", "rope-axial", "-heads", "5"}, "not divisible by heads 5"},
 		{[]string{"-pe", "fourier", "-grid", "3x4"}, "needs a square grid"},
 		{[]string{"-pe", "sin1d", "-image", small}, "apply to -pe loope only"},
 		{[]string{"-pe", "loope", "-grid", "4", "-patch", "2", "-image", small}, "want exactly 8x8"},
@@ -117,6 +118,37 @@ func TestPECommandErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: got %v, want an error containing %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestPECommandAttentionTables: attention-side PEs write their tables under
+// descriptive names with an explanation instead of an additive table.
+func TestPECommandAttentionTables(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "rope.safetensors")
+	var err error
+	captureStderr(t, func() { err = runPE([]string{"-pe", "rope-axial", "-dim", "64", "-heads", "2", "-grid", "5", "-out", out}) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := loope.ReadSafeFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	angles, shape, err := loope.GetFloat[float64](f, "rope.angles")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := loope.RopeAxialAngles(32, 5, loope.RopeAxialTheta)
+	if len(shape) != 2 || shape[0] != 25 || shape[1] != 16 || len(angles) != len(want) {
+		t.Fatalf("rope.angles shape %v, want (25, 16)", shape)
+	}
+	for i := range want {
+		if angles[i] != want[i] {
+			t.Fatalf("rope.angles[%d] = %v, want %v", i, angles[i], want[i])
+		}
+	}
+	if !strings.Contains(f.Metadata["explanation"], "rotate") {
+		t.Errorf("explanation %q does not explain the rotation", f.Metadata["explanation"])
 	}
 }
 
