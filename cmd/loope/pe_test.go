@@ -126,7 +126,9 @@ func TestPECommandErrors(t *testing.T) {
 func TestPECommandAttentionTables(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "rope.safetensors")
 	var err error
-	captureStderr(t, func() { err = runPE([]string{"-pe", "rope-axial", "-dim", "64", "-heads", "2", "-grid", "5", "-out", out}) })
+	captureStderr(t, func() {
+		err = runPE([]string{"-pe", "rope-axial", "-dim", "64", "-heads", "2", "-grid", "5", "-out", out})
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
