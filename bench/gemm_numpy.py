@@ -8,6 +8,14 @@ count per process because OpenBLAS reads OPENBLAS_NUM_THREADS at load time:
     OPENBLAS_NUM_THREADS=1 /usr/bin/python3 bench/gemm_numpy.py
     OPENBLAS_NUM_THREADS=2 /usr/bin/python3 bench/gemm_numpy.py
 
+numpy must run on OpenBLAS for this to be the peer number. Debian's numpy
+links libblas.so.3, which on this machine is the slow reference BLAS (the
+script prints the BLAS library it loaded). Without changing the system,
+unpack OpenBLAS and point the loader at it:
+
+    apt-get download libopenblas0-pthread && dpkg -x libopenblas0-pthread_*.deb /tmp/ob
+    export LD_LIBRARY_PATH=/tmp/ob/usr/lib/x86_64-linux-gnu/openblas-pthread
+
 Each shape is timed for at least -time seconds per repetition; the best of
 -reps repetitions is printed (the machine is shared, so the best is the
 least disturbed run). Transposed operands are numpy views (.T), which
@@ -59,7 +67,8 @@ def main():
     args = ap.parse_args()
     rng = np.random.default_rng(1)
     threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
-    print(f"numpy {np.__version__}, OPENBLAS_NUM_THREADS={threads}")
+    libs = sorted({ln.split()[-1] for ln in open("/proc/self/maps") if "blas" in ln and "/" in ln})
+    print(f"numpy {np.__version__}, OPENBLAS_NUM_THREADS={threads}, BLAS: {' '.join(libs)}")
     for dtype, name in ((np.float32, "f32"), (np.float64, "f64")):
         for m, k, n, ta, tb in SHAPES:
             g = bench(m, k, n, ta, tb, dtype, args.time, args.reps, rng)
