@@ -101,8 +101,14 @@ func attentionForward[T Float](out, p, qs, q, k, v, bias []T, n, dh int, scale T
 	gemmSerial(false, false, n, dh, n, p, max(n, 1), v, ld, out, ld, false)
 }
 
-// softmaxRow replaces r by softmax(r), shifting by the row maximum.
+// softmaxRow replaces r by softmax(r), shifting by the row maximum. float32
+// rows run the fast kernel of fastmath.go; float64 rows use math.Exp with
+// a float64 sum.
 func softmaxRow[T Float](r []T) {
+	if r32, ok := any(r).([]float32); ok {
+		softmaxRow32(r32)
+		return
+	}
 	if len(r) == 0 {
 		return
 	}

@@ -459,7 +459,8 @@ func (addScalarBackward[T]) backward(nd *node[T]) {
 // Activations. Each is y = f(x) element-wise, x (...) → (...). A forward
 // kernel fills y from x; a backward kernel adds f'(x)·dy into dx, written
 // in terms of x or y, whichever is cheaper. Transcendental functions are
-// evaluated in float64 for every T.
+// evaluated in float64, except GELU and Exp on float32, which run the
+// float32 kernels of fastmath.go (the hot ones of a ViT step).
 
 // Activation codes: unary dispatches its forward and backward kernels on
 // them with a switch, once per chunk. (Passing the generic kernels as
@@ -567,6 +568,10 @@ func (tp *Tape[T]) GELU(x *Tensor[T]) *Tensor[T] {
 }
 
 func geluForward[T Float](y, x []T) {
+	if x32, ok := any(x).([]float32); ok {
+		gelu32(any(y).([]float32), x32)
+		return
+	}
 	for i, v := range x {
 		f := float64(v)
 		y[i] = T(0.5 * f * (1 + math.Erf(f/math.Sqrt2)))
@@ -574,12 +579,17 @@ func geluForward[T Float](y, x []T) {
 }
 
 // geluBackward: dx += (Φ(x) + x·φ(x))·dy, φ the standard normal density.
-// Φ(x) is recovered as y/x from the forward output y = x·Φ(x), saving the
-// erf (the costliest part); that is within T's rounding of Φ as long as y
-// is a normal number. Near 0 (|x| < 1e-3, where y/x loses digits for tiny
-// x) and far left (x < −10, y near underflow in float32, where Φ < 1e-23
-// anyway) Φ is evaluated directly.
+// float32 recomputes Φ and φ with the fast kernel. float64 recovers Φ(x)
+// as y/x from the forward output y = x·Φ(x), saving the erf (the costliest
+// part); that is within T's rounding of Φ as long as y is a normal number.
+// Near 0 (|x| < 1e-3, where y/x loses digits for tiny x) and far left
+// (x < −10, y near underflow, where Φ < 1e-23 anyway) Φ is evaluated
+// directly.
 func geluBackward[T Float](dx, dy, x, y []T) {
+	if x32, ok := any(x).([]float32); ok {
+		geluGrad32(any(dx).([]float32), any(dy).([]float32), x32)
+		return
+	}
 	const invSqrt2Pi = 0.3989422804014327 // 1/√(2π)
 	y = y[:len(x)]
 	for i, v := range x {
@@ -702,6 +712,10 @@ func (tp *Tape[T]) Exp(x *Tensor[T]) *Tensor[T] {
 }
 
 func expForward[T Float](y, x []T) {
+	if x32, ok := any(x).([]float32); ok {
+		exp32s(any(y).([]float32), x32)
+		return
+	}
 	for i, v := range x {
 		y[i] = T(math.Exp(float64(v)))
 	}

@@ -197,8 +197,16 @@ func (tp *Tape[T]) Softmax(x *Tensor[T]) *Tensor[T] {
 }
 
 // softmaxRows computes rows [lo, hi) of the softmax of x (rows, k) into y.
-// exp and the row sum run in float64.
+// exp and the row sum run in float64, except for float32 rows, which run
+// the fast kernel of fastmath.go.
 func softmaxRows[T Float](y, x []T, k, lo, hi int) {
+	if y32, ok := any(y).([]float32); ok {
+		copy(y[lo*k:hi*k], x[lo*k:hi*k])
+		for r := lo; r < hi; r++ {
+			softmaxRow32(y32[r*k : (r+1)*k])
+		}
+		return
+	}
 	for r := lo; r < hi; r++ {
 		xr, yr := x[r*k:(r+1)*k], y[r*k:(r+1)*k]
 		m := xr[0]

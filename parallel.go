@@ -1,12 +1,13 @@
 // This file holds the one place that spreads work over cores: a fixed,
 // contiguous split of an index range, so every output element is always
 // computed by the same code path in the same order, whatever the scheduling.
+// The chunks run on a pool of persistent worker goroutines, so a parallel
+// kernel starts no goroutine and allocates nothing itself.
 
 package loope
 
 import (
 	"runtime"
-	"sync"
 	"sync/atomic"
 )
 
@@ -25,26 +26,111 @@ func Threads() int {
 	return runtime.GOMAXPROCS(0)
 }
 
+// rangeJob is work that parallelRun splits: run(lo, hi) handles the items
+// [lo, hi). A job whose dynamic value is pointer-shaped (a pointer, or a
+// struct holding one pointer) is stored in the interface without
+// allocating, which lets hot kernels split with no allocation at all.
+type rangeJob interface{ run(lo, hi int) }
+
+// funcJob adapts a closure to rangeJob.
+type funcJob func(lo, hi int)
+
+func (f funcJob) run(lo, hi int) { f(lo, hi) }
+
 // parallelFor calls fn(lo, hi) on contiguous chunks covering [0, n). Chunk
 // boundaries depend only on n, grain and Threads(): the split is
 // deterministic. Work below 2*grain items runs on the calling goroutine.
-func parallelFor(n, grain int, fn func(lo, hi int)) {
+// The closure fn escapes (it is handed to the workers), so building it
+// allocates once per call; parallelRun with a pointer-shaped job does not.
+func parallelFor(n, grain int, fn func(lo, hi int)) { parallelRun(n, grain, funcJob(fn)) }
+
+// maxChunks bounds the number of chunks of one parallelRun.
+const maxChunks = 64
+
+// parallelRun calls job.run(lo, hi) on contiguous chunks covering [0, n),
+// split as parallelFor does. Chunk i runs on an idle pool worker when one
+// is free, otherwise on the calling goroutine (after chunk 0, in order);
+// either way it covers the same range, so results do not depend on it.
+func parallelRun(n, grain int, job rangeJob) {
 	w := Threads()
 	if grain < 1 {
 		grain = 1
 	}
-	w = min(w, n/grain)
+	w = min(w, n/grain, maxChunks)
 	if w <= 1 {
 		if n > 0 {
-			fn(0, n)
+			job.run(0, n)
 		}
 		return
 	}
-	var wg sync.WaitGroup
+	var taken [maxChunks]*poolWorker
+	k := 0
 	for i := 1; i < w; i++ {
-		lo, hi := i*n/w, (i+1)*n/w
-		wg.Go(func() { fn(lo, hi) })
+		wk := getWorker()
+		if wk == nil {
+			break
+		}
+		taken[k] = wk
+		k++
+		wk.task <- poolTask{job, i * n / w, (i + 1) * n / w}
 	}
-	fn(0, n/w)
-	wg.Wait()
+	job.run(0, n/w)
+	for i := k + 1; i < w; i++ {
+		job.run(i*n/w, (i+1)*n/w)
+	}
+	for _, wk := range taken[:k] {
+		<-wk.done
+		idleWorkers <- wk
+	}
+}
+
+// poolTask is one chunk handed to a worker.
+type poolTask struct {
+	job    rangeJob
+	lo, hi int
+}
+
+// poolWorker is a persistent goroutine running one task at a time: it
+// receives on task and signals done after each.
+type poolWorker struct {
+	task chan poolTask
+	done chan struct{}
+}
+
+// maxWorkers bounds the pool (concurrent callers may each take
+// Threads()−1 workers).
+const maxWorkers = 256
+
+var (
+	idleWorkers = make(chan *poolWorker, maxWorkers)
+	numWorkers  atomic.Int32
+)
+
+// getWorker returns an idle worker, starting one if the pool is below
+// maxWorkers, or nil when none is free.
+func getWorker() *poolWorker {
+	select {
+	case wk := <-idleWorkers:
+		return wk
+	default:
+	}
+	for {
+		n := numWorkers.Load()
+		if n >= maxWorkers {
+			return nil
+		}
+		if numWorkers.CompareAndSwap(n, n+1) {
+			break
+		}
+	}
+	wk := &poolWorker{task: make(chan poolTask, 1), done: make(chan struct{}, 1)}
+	go wk.loop()
+	return wk
+}
+
+func (wk *poolWorker) loop() {
+	for t := range wk.task {
+		t.job.run(t.lo, t.hi)
+		wk.done <- struct{}{}
+	}
 }

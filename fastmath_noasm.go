@@ -1,0 +1,19 @@
+//go:build !amd64 || noasm
+
+// This file is the build without assembly kernels: the float32
+// transcendental kernels of fastmath.go run in plain Go.
+
+package loope
+
+// archFastMath is false: no assembly kernels in this build.
+const archFastMath = false
+
+func softmaxRowAVX2(r *float32, n int, c *[fmRows][8]float32) { panic("loope: no assembly kernels") }
+
+func geluAVX2(y, x *float32, n int, c *[fmRows][8]float32) { panic("loope: no assembly kernels") }
+
+func geluGradAVX2(dx, dy, x *float32, n int, c *[fmRows][8]float32) {
+	panic("loope: no assembly kernels")
+}
+
+func expAVX2(y, x *float32, n int, c *[fmRows][8]float32) { panic("loope: no assembly kernels") }
