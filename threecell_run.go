@@ -116,6 +116,7 @@ type ThreeCellBenchConfig struct {
 	Stream    bool     `json:"stream"`     // fresh training images every epoch
 	TrainSize int      `json:"train_size"` // training images (per epoch when streaming); ≤ 8000 if fixed
 	ValSize   int      `json:"val_size"`   // validation images, from the fixed val split
+	TestSize  int      `json:"test_size"`  // test images (0: the whole test split, as the paper)
 	Freqs     string   `json:"freqs"`      // frequency set of sinusoidal PEs: "" (default) or f1…f4
 
 	Steps       int     `json:"steps"`        // optimiser steps per run
@@ -176,6 +177,9 @@ func (c ThreeCellBenchConfig) Validate() error {
 	}
 	if c.ValSize < 0 || c.ValSize > ThreeCellValN {
 		bad("-val-size %d: need 0 ≤ n ≤ %d", c.ValSize, ThreeCellValN)
+	}
+	if c.TestSize < 0 || c.TestSize > ThreeCellTestN {
+		bad("-test-size %d: need 0 ≤ n ≤ %d (0: all)", c.TestSize, ThreeCellTestN)
 	}
 	if err := checkFreqs(c.Freqs); err != nil {
 		bad("-freqs: %v", err)
@@ -372,7 +376,7 @@ func trainThreeCellRun(cfg ThreeCellBenchConfig, pe string, seed uint64, prog *b
 			return ThreeCellRun{}, nil, err
 		}
 	}
-	test, err := NewThreeCellSplit(NewThreeCell(m.Cfg.Grid(), m.Cfg.Patch, cfg.DataSeed), ThreeCellTest, 0)
+	test, err := NewThreeCellSplit(NewThreeCell(m.Cfg.Grid(), m.Cfg.Patch, cfg.DataSeed), ThreeCellTest, cfg.TestSize)
 	if err != nil {
 		return ThreeCellRun{}, nil, err
 	}
@@ -671,9 +675,14 @@ func (r *ThreeCellReport) Markdown() string {
 		"validation %d images; sinusoid frequencies %s; seeds %v.\n\n",
 		c.Preset, c.Model.Image, r.Grid, r.Grid, r.CellPx, c.Model.Dim, c.Model.Depth, c.Model.Heads, c.Model.MLP,
 		c.Steps, c.Batch, c.LR, c.MinLR, c.Warmup, c.WeightDecay, data, c.DataSeed, c.ValSize, freqs, c.Seeds)
-	fmt.Fprintf(&b, "Test accuracy (%%) on the %d test images (fixed indices [9000, 10000)), mean ± sample std over seeds. "+
+	nTest := c.TestSize
+	if nTest == 0 {
+		nTest = ThreeCellTestN
+	}
+	first, _ := ThreeCellTest.Range()
+	fmt.Fprintf(&b, "Test accuracy (%%) on %d test images (fixed indices [%d, %d)), mean ± sample std over seeds. "+
 		"Distance = mean of bits 0–1, Orientation = bit 2, Area = mean of bits 3–4, Vector Sum = bit 5, "+
-		"Average = mean of the four (loope-paper §4.5).\n\n", ThreeCellTestN)
+		"Average = mean of the four (loope-paper §4.5).\n\n", nTest, first, first+nTest)
 	fmt.Fprintf(&b, "| PE | %s | seeds |\n|---|---|---|---|---|---|---|\n", strings.Join(threeCellColumns[:], " | "))
 	for _, s := range r.Summary {
 		fmt.Fprintf(&b, "| %s |", s.PE)

@@ -50,6 +50,7 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	wd := fs.Float64("wd", 0.05, "AdamW weight decay")
 	trainSize := fs.Int("train-size", loope.ThreeCellTrainN, "training images (per epoch with -stream)")
 	valSize := fs.Int("val-size", 256, "validation images (fixed split)")
+	testSize := fs.Int("test-size", 0, "test images (0: the whole fixed test split of 1,000, as the paper)")
 	stream := fs.Bool("stream", true, "fresh training images every epoch (false: the fixed 8,000-image split)")
 	dataSeed := fs.Uint64("data-seed", 0, "Three-Cell dataset seed, shared by every run")
 	evalEvery := fs.Int("eval-every", 0, "validate every this many steps (0: 4 times per run)")
@@ -77,7 +78,7 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 		return bad("-preset: %v", err)
 	}
 	cfg := loope.ThreeCellBenchConfig{Preset: *preset, Model: model, DataSeed: *dataSeed, Stream: *stream,
-		TrainSize: *trainSize, ValSize: *valSize, Freqs: *freqs, Steps: *steps, Batch: *batch, LR: *lr,
+		TrainSize: *trainSize, ValSize: *valSize, TestSize: *testSize, Freqs: *freqs, Steps: *steps, Batch: *batch, LR: *lr,
 		MinLR: *minLR, WeightDecay: *wd, EvalEvery: *evalEvery, LogEvery: *logEvery, Out: *out, Threads: *threads}
 	cfg.PEs = splitList(*pes)
 	if *pes == "all" {
