@@ -113,29 +113,39 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 // SaveCheckpoint writes m, the optimiser moments (as "optim.m.<name>" and
 // "optim.v.<name>") and the step count to path, atomically.
 func SaveCheckpoint[T Float](path string, m *ViT[T], opt *Adam[T]) error {
+	f, err := checkpointFile(m, opt)
+	if err != nil {
+		return err
+	}
+	return f.WriteFile(path)
+}
+
+// checkpointFile builds the safetensors file of a checkpoint in memory.
+func checkpointFile[T Float](m *ViT[T], opt *Adam[T]) (*SafeFile, error) {
 	f := NewSafeFile()
 	f.Metadata[metaFormat] = "loope-checkpoint/1"
 	if err := putParams(f, m); err != nil {
-		return err
+		return nil, err
 	}
-	if opt != nil {
-		f.Metadata[metaStep] = strconv.Itoa(opt.Step)
-		mo, vo := opt.Moments()
-		i := 0
-		for _, p := range m.Params() {
-			if p.Buffer {
-				continue
-			}
-			if err := PutFloat(f, "optim.m."+p.Name, mo[i], p.T.Shape...); err != nil {
-				return err
-			}
-			if err := PutFloat(f, "optim.v."+p.Name, vo[i], p.T.Shape...); err != nil {
-				return err
-			}
-			i++
+	if opt == nil {
+		return f, nil
+	}
+	f.Metadata[metaStep] = strconv.Itoa(opt.Step)
+	mo, vo := opt.Moments()
+	i := 0
+	for _, p := range m.Params() {
+		if p.Buffer {
+			continue
 		}
+		if err := PutFloat(f, "optim.m."+p.Name, mo[i], p.T.Shape...); err != nil {
+			return nil, err
+		}
+		if err := PutFloat(f, "optim.v."+p.Name, vo[i], p.T.Shape...); err != nil {
+			return nil, err
+		}
+		i++
 	}
-	return f.WriteFile(path)
+	return f, nil
 }
 
 // LoadCheckpoint reads a checkpoint written by SaveCheckpoint: it rebuilds
@@ -155,7 +165,7 @@ func LoadCheckpoint[T Float](path string) (*ViT[T], *SafeFile, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if err := LoadParams(m, f, "optim."); err != nil {
+	if err := LoadParams(m, f, "optim.", "train."); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return m, f, nil

@@ -11,6 +11,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"time"
 
 	"gonum.org/v1/gonum/floats"
@@ -46,6 +47,17 @@ type TrainConfig struct {
 	EvalEvery   int     // evaluate on the validation set every this many steps (0: only at the end)
 	LogEvery    int     // progress line every this many steps (0: 50)
 
+	// CheckpointDir, if set, receives last.safetensors every
+	// CheckpointEvery steps (0: only at the end) and best.safetensors
+	// whenever the validation accuracy improves; both written atomically.
+	CheckpointDir   string
+	CheckpointEvery int
+	// Resume, if set, is a checkpoint written by Train (last.safetensors)
+	// to continue from: model, optimiser moments, step, schedule position,
+	// RNG state and data order are restored, so the run continues bit for
+	// bit as if it had never stopped.
+	Resume string
+
 	Log     io.Writer // progress lines (typically os.Stderr); nil discards
 	Metrics io.Writer // JSON lines, one per log/eval point; nil discards
 }
@@ -67,6 +79,9 @@ func (c TrainConfig) Validate() error {
 	}
 	if c.Optimizer != "" && c.Optimizer != "adamw" && c.Optimizer != "adam" {
 		errs = append(errs, fmt.Errorf("unknown optimizer %q (valid: adamw, adam)", c.Optimizer))
+	}
+	if c.CheckpointEvery < 0 {
+		errs = append(errs, fmt.Errorf("checkpoint interval must be >= 0, got %d", c.CheckpointEvery))
 	}
 	if c.Loss != "bce" && c.Loss != "ce" {
 		errs = append(errs, fmt.Errorf("unknown loss %q (valid: bce, ce)", c.Loss))
@@ -174,8 +189,67 @@ func Evaluate[T Float](m *ViT[T], ds Dataset, kind string, batch int) EvalResult
 	return res
 }
 
+// trainState is the position of a run that a checkpoint must restore
+// beyond model and optimiser: saved as JSON metadata plus the data order.
+type trainState struct {
+	Step    int     `json:"step"`     // steps done
+	Epoch   int     `json:"epoch"`    // current epoch
+	Pos     int     `json:"pos"`      // next index into perm
+	RNG     []byte  `json:"rng"`      // shuffling PCG state
+	BestAcc float64 `json:"best_acc"` // best validation accuracy so far (-1: none)
+	perm    []int   // data order of the current epoch ("train.perm")
+}
+
+// saveTrainCheckpoint writes m, opt and st to path atomically.
+func saveTrainCheckpoint[T Float](path string, m *ViT[T], opt *Adam[T], st trainState) error {
+	f, err := checkpointFile(m, opt)
+	if err != nil {
+		return err
+	}
+	f.Metadata["train_state"] = mustJSON(st)
+	if err := PutInts(f, "train.perm", st.perm, len(st.perm)); err != nil {
+		return err
+	}
+	return f.WriteFile(path)
+}
+
+// resumeTrain restores m, opt and the run position from a checkpoint
+// written by saveTrainCheckpoint.
+func resumeTrain[T Float](path string, m *ViT[T], opt *Adam[T], n int) (trainState, error) {
+	var st trainState
+	f, err := ReadSafeFile(path)
+	if err != nil {
+		return st, err
+	}
+	cfg, err := ConfigFromSafe(f)
+	if err != nil {
+		return st, fmt.Errorf("%s: %w", path, err)
+	}
+	if cfg != m.Cfg {
+		return st, fmt.Errorf("%s: checkpoint model config %+v differs from this run's %+v", path, cfg, m.Cfg)
+	}
+	if err := LoadParams(m, f, "optim.", "train."); err != nil {
+		return st, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := LoadOptimizer(opt, m, f); err != nil {
+		return st, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := json.Unmarshal([]byte(f.Metadata["train_state"]), &st); err != nil {
+		return st, fmt.Errorf("%s: bad train_state metadata: %w", path, err)
+	}
+	if st.perm, _, err = GetInts(f, "train.perm"); err != nil {
+		return st, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(st.perm) != n || st.Pos < 0 || st.Pos > n || st.Step != opt.Step {
+		return st, fmt.Errorf("%s: train state (step %d, pos %d, %d examples) does not fit this run (%d examples, optimiser step %d)",
+			path, st.Step, st.Pos, len(st.perm), n, opt.Step)
+	}
+	return st, nil
+}
+
 // Train optimises m on train for tc.Steps steps, evaluating on val (may be
-// nil). Same seed and thread count give the same bits.
+// nil). Same seed and thread count give the same bits, also across a
+// checkpoint and resume.
 func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, error) {
 	if err := tc.Validate(); err != nil {
 		return EvalResult{}, err
@@ -183,13 +257,13 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 	if train.Len() == 0 {
 		return EvalResult{}, errors.New("loope: empty training set")
 	}
-	logw, metw := tc.Log, tc.Metrics
+	logw := tc.Log
 	if logw == nil {
 		logw = io.Discard
 	}
 	enc := json.NewEncoder(io.Discard)
-	if metw != nil {
-		enc = json.NewEncoder(metw)
+	if tc.Metrics != nil {
+		enc = json.NewEncoder(tc.Metrics)
 	}
 	logEvery := tc.LogEvery
 	if logEvery <= 0 {
@@ -203,32 +277,55 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 		opt = NewAdamW(params, tc.WeightDecay)
 	}
 	trainable := m.Trainable()
-	rng := rand.New(rand.NewPCG(tc.Seed, 0x5eed))
+	pcg := rand.NewPCG(tc.Seed, 0x5eed)
+	rng := rand.New(pcg)
+	st := trainState{BestAcc: -1}
+	if tc.Resume != "" {
+		var err error
+		if st, err = resumeTrain(tc.Resume, m, opt, train.Len()); err != nil {
+			return EvalResult{}, err
+		}
+		if err := pcg.UnmarshalBinary(st.RNG); err != nil {
+			return EvalResult{}, fmt.Errorf("%s: bad RNG state: %w", tc.Resume, err)
+		}
+		fmt.Fprintf(logw, "resumed from %s at step %d\n", tc.Resume, st.Step)
+	} else {
+		st.perm = rng.Perm(train.Len())
+	}
+	if es, ok := train.(EpochSetter); ok {
+		es.SetEpoch(st.Epoch)
+	}
+	save := func(name string) error {
+		if tc.CheckpointDir == "" {
+			return nil
+		}
+		var err error
+		if st.RNG, err = pcg.MarshalBinary(); err != nil {
+			return err
+		}
+		return saveTrainCheckpoint(filepath.Join(tc.CheckpointDir, name), m, opt, st)
+	}
 	b := newBatcher[T](train, m.Cfg, tc.Batch)
 	tp := &Tape[T]{}
-	perm := rng.Perm(train.Len())
-	pos, epoch := 0, 0
-	if es, ok := train.(EpochSetter); ok {
-		es.SetEpoch(0)
-	}
 	idx := make([]int, tc.Batch)
+	hits := make([]float64, m.Cfg.Classes)
 	start := time.Now()
 	var lossSum, accSum float64
 	var seen, lastSeen int
 	lastT := start
 	var last EvalResult
-	hits := make([]float64, m.Cfg.Classes)
-	for step := range tc.Steps {
+	for st.Step < tc.Steps {
+		step := st.Step
 		for r := range idx { // seeded shuffle, reshuffled every epoch
-			if pos == len(perm) {
-				pos, epoch = 0, epoch+1
-				perm = rng.Perm(train.Len())
+			if st.Pos == len(st.perm) {
+				st.Pos, st.Epoch = 0, st.Epoch+1
+				st.perm = rng.Perm(train.Len())
 				if es, ok := train.(EpochSetter); ok {
-					es.SetEpoch(epoch)
+					es.SetEpoch(st.Epoch)
 				}
 			}
-			idx[r] = perm[pos]
-			pos++
+			idx[r] = st.perm[st.Pos]
+			st.Pos++
 		}
 		lr := CosineLR(step, tc.Steps, tc.Warmup, tc.LR, tc.MinLR)
 		tp.Reset()
@@ -238,16 +335,19 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 		loss := lossOf(tp, tc.Loss, tc.Smoothing, logits, y, labels)
 		lv := float64(loss.Data[0])
 		if math.IsNaN(lv) || math.IsInf(lv, 0) {
-			return last, fmt.Errorf("loope: non-finite loss %v at step %d", lv, step)
+			return last, fmt.Errorf("loope: non-finite loss %v at step %d (last good checkpoint kept)", lv, step+1)
 		}
 		tp.Backward(loss)
 		if err := checkFinite(params, true); err != nil {
-			return last, fmt.Errorf("loope: step %d: %w", step, err)
+			return last, fmt.Errorf("loope: step %d: %w (last good checkpoint kept)", step+1, err)
 		}
 		if tc.ClipNorm > 0 {
 			ClipGradNorm(trainable, tc.ClipNorm)
 		}
 		opt.Update(lr)
+		if err := checkFinite(params, false); err != nil {
+			return last, fmt.Errorf("loope: step %d: %w (last good checkpoint kept)", step+1, err)
+		}
 		lossSum += lv
 		clear(hits)
 		countCorrect(tc.Loss, logits, y, labels, hits)
@@ -257,25 +357,35 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 			accSum += floats.Sum(hits) / float64(len(idx)*len(hits))
 		}
 		seen += len(idx)
-		if (step+1)%logEvery == 0 || step+1 == tc.Steps {
+		st.Step++
+		done := st.Step
+		if done%logEvery == 0 || done == tc.Steps {
 			now := time.Now()
-			steps := float64(logEvery)
-			if (step+1)%logEvery != 0 {
-				steps = float64((step + 1) % logEvery)
-			}
+			steps := float64((done-1)%logEvery + 1)
 			ips := float64(seen-lastSeen) / now.Sub(lastT).Seconds()
-			eta := time.Duration(float64(tc.Steps-step-1) * float64(tc.Batch) / ips * float64(time.Second))
+			eta := time.Duration(float64(tc.Steps-done) * float64(tc.Batch) / ips * float64(time.Second))
 			fmt.Fprintf(logw, "step %d/%d loss %.4f acc %.4f lr %.3g %.1f img/s eta %s\n",
-				step+1, tc.Steps, lossSum/steps, accSum/steps, lr, ips, eta.Round(time.Second))
-			enc.Encode(Metric{Step: step + 1, Split: "train", Loss: lossSum / steps, Acc: accSum / steps,
+				done, tc.Steps, lossSum/steps, accSum/steps, lr, ips, eta.Round(time.Second))
+			enc.Encode(Metric{Step: done, Split: "train", Loss: lossSum / steps, Acc: accSum / steps,
 				LR: lr, ImagesPS: ips, ElapsedS: now.Sub(start).Seconds()})
 			lossSum, accSum, lastSeen, lastT = 0, 0, seen, now
 		}
-		if val != nil && ((tc.EvalEvery > 0 && (step+1)%tc.EvalEvery == 0) || step+1 == tc.Steps) {
+		if val != nil && ((tc.EvalEvery > 0 && done%tc.EvalEvery == 0) || done == tc.Steps) {
 			last = Evaluate(m, val, tc.Loss, tc.Batch)
-			fmt.Fprintf(logw, "eval step %d loss %.4f acc %.4f\n", step+1, last.Loss, last.Acc)
-			enc.Encode(Metric{Step: step + 1, Split: "val", Loss: last.Loss, Acc: last.Acc, BitAcc: last.BitAcc,
+			fmt.Fprintf(logw, "eval step %d loss %.4f acc %.4f\n", done, last.Loss, last.Acc)
+			enc.Encode(Metric{Step: done, Split: "val", Loss: last.Loss, Acc: last.Acc, BitAcc: last.BitAcc,
 				ElapsedS: time.Since(start).Seconds()})
+			if last.Acc > st.BestAcc {
+				st.BestAcc = last.Acc
+				if err := save("best.safetensors"); err != nil {
+					return last, err
+				}
+			}
+		}
+		if (tc.CheckpointEvery > 0 && done%tc.CheckpointEvery == 0) || done == tc.Steps {
+			if err := save("last.safetensors"); err != nil {
+				return last, err
+			}
 		}
 	}
 	return last, nil

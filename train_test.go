@@ -1,0 +1,145 @@
+package loope
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// resumeCfg is the small model and run of the resume tests.
+func resumeCfg() (Config, TrainConfig) {
+	cfg, _ := Preset("tiny")
+	cfg.Dim, cfg.Heads, cfg.MLP, cfg.Depth, cfg.Classes = 16, 2, 32, 2, 2
+	tc := TrainConfig{Steps: 24, Batch: 8, LR: 1e-3, MinLR: 1e-4, Warmup: 3, WeightDecay: 0.05,
+		Loss: "ce", Seed: 9, EvalEvery: 8, CheckpointEvery: 4}
+	return cfg, tc
+}
+
+// slowSpot delays each example so a subprocess can be killed mid-run.
+type slowSpot struct{ brightSpot }
+
+func (d slowSpot) Example(i int, img, target []float32) {
+	time.Sleep(2 * time.Millisecond)
+	d.brightSpot.Example(i, img, target)
+}
+
+// TestResumeHelperProcess is the child of TestKillAndResume: it trains with
+// checkpoints into $LOOPE_RESUME_DIR until it is killed.
+func TestResumeHelperProcess(t *testing.T) {
+	dir := os.Getenv("LOOPE_RESUME_DIR")
+	if dir == "" {
+		t.Skip("helper process for TestKillAndResume")
+	}
+	cfg, tc := resumeCfg()
+	m, err := NewViT[float32](cfg, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.CheckpointDir = dir
+	ds := slowSpot{brightSpot{n: 40, side: cfg.Image, ch: cfg.Channels}}
+	if _, err := Train(m, ds, ds.brightSpot, tc); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestKillAndResume: a run killed with SIGKILL after a checkpoint and
+// resumed to the end equals, bit for bit, the uninterrupted run (issue 8).
+func TestKillAndResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("subprocess run")
+	}
+	cfg, tc := resumeCfg()
+	ds := brightSpot{n: 40, side: cfg.Image, ch: cfg.Channels}
+
+	// The uninterrupted run.
+	straight := t.TempDir()
+	m, _ := NewViT[float32](cfg, 4)
+	tc.CheckpointDir = straight
+	if _, err := Train(m, ds, ds, tc); err != nil {
+		t.Fatal(err)
+	}
+
+	// A subprocess killed after its first checkpoint.
+	killed := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestResumeHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "LOOPE_RESUME_DIR="+killed)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ckpt := filepath.Join(killed, "last.safetensors")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := os.Stat(ckpt); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatal("no checkpoint from the child within 60 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cmd.Process.Kill() // SIGKILL
+	cmd.Wait()
+	f, err := ReadSafeFile(ckpt)
+	if err != nil {
+		t.Fatalf("checkpoint left by the killed run: %v", err)
+	}
+	var st trainState
+	json.Unmarshal([]byte(f.Metadata["train_state"]), &st)
+	if st.Step >= tc.Steps {
+		t.Fatalf("child finished (step %d) before it was killed; the test proves nothing", st.Step)
+	}
+	t.Logf("killed after the checkpoint at step %d of %d", st.Step, tc.Steps)
+
+	// Resume in this process to the end.
+	m2, _ := NewViT[float32](cfg, 77) // different init: everything must come from the checkpoint
+	tc.CheckpointDir, tc.Resume = killed, ckpt
+	var log strings.Builder
+	tc.Log = &log
+	if _, err := Train(m2, ds, ds, tc); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(filepath.Join(straight, "last.safetensors"))
+	got, _ := os.ReadFile(filepath.Join(killed, "last.safetensors"))
+	if !bytes.Equal(got, want) {
+		t.Errorf("resumed run's final checkpoint differs from the uninterrupted run's\n%s", log.String())
+	}
+}
+
+// TestResumeRejectsOtherModel: resuming with a different config is an error.
+func TestResumeRejectsOtherModel(t *testing.T) {
+	cfg, tc := resumeCfg()
+	tc.Steps, tc.CheckpointDir = 4, t.TempDir()
+	ds := brightSpot{n: 40, side: cfg.Image, ch: cfg.Channels}
+	m, _ := NewViT[float32](cfg, 1)
+	if _, err := Train(m, ds, nil, tc); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Dim, cfg.MLP = 32, 64
+	m2, _ := NewViT[float32](cfg, 1)
+	tc.Resume = filepath.Join(tc.CheckpointDir, "last.safetensors")
+	if _, err := Train(m2, ds, nil, tc); err == nil || !strings.Contains(err.Error(), "differs from this run") {
+		t.Errorf("got %v, want a config mismatch error", err)
+	}
+}
+
+// TestTrainStopsOnNaN: a non-finite loss stops training with an error that
+// names the step.
+func TestTrainStopsOnNaN(t *testing.T) {
+	cfg, tc := resumeCfg()
+	tc.Steps = 3
+	m, _ := NewViT[float32](cfg, 1)
+	m.HeadB.Data[0] = float32(nan())
+	ds := brightSpot{n: 40, side: cfg.Image, ch: cfg.Channels}
+	_, err := Train(m, ds, nil, tc)
+	if err == nil || !strings.Contains(err.Error(), "non-finite loss") || !strings.Contains(err.Error(), "step 1") {
+		t.Errorf("got %v, want a non-finite loss error at step 1", err)
+	}
+}
+
+func nan() float64 { var z float64; return z / z }
