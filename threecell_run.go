@@ -109,7 +109,7 @@ func (d *ThreeCellData) Example(i int, img, target []float32) {
 // saved in results.json.
 type ThreeCellBenchConfig struct {
 	Preset    string   `json:"preset"`     // model preset name (informational)
-	Model     Config   `json:"model"`      // model shape; PE.Name is set per run
+	Model     Config   `json:"model"`      // model shape; PE is set per run (left zero in results.json)
 	PEs       []string `json:"pes"`        // registered PE names, in table order
 	Seeds     []uint64 `json:"seeds"`      // model-init and shuffling seeds, one run per PE and seed
 	DataSeed  uint64   `json:"data_seed"`  // Three-Cell generator seed, shared by every run
@@ -315,6 +315,7 @@ func RunThreeCellBench(cfg ThreeCellBenchConfig, log io.Writer) (*ThreeCellRepor
 	if err != nil {
 		return nil, err
 	}
+	cfg.Model.PE = PEConfig{}
 	rep := &ThreeCellReport{Config: cfg, Machine: machineInfo(), Grid: gen.Grid(), CellPx: gen.CellPx,
 		Priors: ThreeCellPriors(gen.Grid()), PriorAcc: ThreeCellPriorAcc(gen.Grid()), Started: time.Now()}
 	total := len(cfg.PEs) * len(cfg.Seeds)
@@ -672,9 +673,9 @@ func (r *ThreeCellReport) Markdown() string {
 	}
 	fmt.Fprintf(&b, "Preset %s: %d px images, grid %d×%d, cell %d px = patch, D %d, depth %d, heads %d, MLP %d. "+
 		"%d steps × batch %d, AdamW lr %g → %g cosine, warm-up %d, weight decay %g; %s; data seed %d; "+
-		"validation %d images; sinusoid frequencies %s; seeds %v.\n\n",
+		"validation %d images; sinusoid frequencies %s; seeds %s.\n\n",
 		c.Preset, c.Model.Image, r.Grid, r.Grid, r.CellPx, c.Model.Dim, c.Model.Depth, c.Model.Heads, c.Model.MLP,
-		c.Steps, c.Batch, c.LR, c.MinLR, c.Warmup, c.WeightDecay, data, c.DataSeed, c.ValSize, freqs, c.Seeds)
+		c.Steps, c.Batch, c.LR, c.MinLR, c.Warmup, c.WeightDecay, data, c.DataSeed, c.ValSize, freqs, strings.Trim(fmt.Sprint(c.Seeds), "[]"))
 	nTest := c.TestSize
 	if nTest == 0 {
 		nTest = ThreeCellTestN

@@ -41,7 +41,7 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	pes := fs.String("pe", defaultThreeCellPEs, "comma list of PEs, or all (registered: "+strings.Join(loope.PENames(), ", ")+")")
 	seeds := fs.String("seeds", "1", "N (seeds 0…N−1) or a comma list of seeds (one explicit seed: \"7,\")")
 	preset := fs.String("preset", "small", "model preset: "+strings.Join(loope.PresetNames(), ", ")+" (cell = patch, grid = image/patch)")
-	steps := fs.Int("steps", 150, "optimiser steps per run (default fits ~10 min for 5 PEs on 2 cores)")
+	steps := fs.Int("steps", 100, "optimiser steps per run (the default fits ~10 min for 5 PEs on 2 free cores)")
 	epochs := fs.Float64("epochs", 0, "train this many epochs of -train-size images instead of -steps")
 	batch := fs.Int("batch", 64, "images per step")
 	lr := fs.Float64("lr", 1e-3, "peak learning rate (AdamW)")
