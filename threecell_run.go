@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -171,6 +172,16 @@ func (c ThreeCellBenchConfig) Validate() error {
 		bad("%v", err)
 	} else if _, err := NewThreeCellFor(m, c.DataSeed); err != nil {
 		bad("-preset %s: %v", c.Preset, err)
+	} else {
+		for _, pe := range c.PEs {
+			if _, ok := peRegistry[pe]; !ok {
+				continue
+			}
+			m.PE = c.peConfig(pe) // build each PE once, so its option errors come before any training
+			if _, err := newPosEmb[float32](m, rand.New(rand.NewPCG(0, 0))); err != nil {
+				bad("-pe %s: %v", pe, err)
+			}
+		}
 	}
 	if c.TrainSize <= 0 || (!c.Stream && c.TrainSize > ThreeCellTrainN) {
 		bad("-train-size %d: need 0 < n ≤ %d (fixed split) or n > 0 (stream)", c.TrainSize, ThreeCellTrainN)
