@@ -215,6 +215,12 @@ var gradCases = []gradCase{
 			return tp.Conv2d(in[0], in[1], nil, 2, 0, 1)
 		}},
 	// ---- end of branch opsb rows ----
+	// ---- ops_index.go (branch pe2) ----
+	{name: "TakeAlongLast", shapes: [][]int{{2, 3, 3, 4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			// idx (3, 5) with repeats in a row: the backward must add.
+			return tp.TakeAlongLast(in[0], []int{3, 0, 3, 1, 3, 2, 2, 0, 1, 1, 0, 0, 0, 0, 3}, 5)
+		}},
 }
 
 // gradTol is the acceptance bound |analytic − numeric| ≤ 1e-6 + 1e-5·|numeric|.

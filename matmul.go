@@ -41,7 +41,8 @@ func gemm[T Float](transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb 
 
 // gemmBatched runs batch independent GEMMs; operand i starts at i*strideA,
 // i*strideB, i*strideC. Each product runs on one goroutine, and products
-// are split over goroutines in fixed contiguous ranges.
+// are split over goroutines in fixed contiguous ranges (a single product is
+// split like gemm).
 func gemmBatched[T Float](transA, transB bool, batch, m, n, k int,
 	a []T, strideA, lda int, b []T, strideB, ldb int, c []T, strideC, ldc int, acc bool) {
 	if batch < 0 || strideA < 0 || strideB < 0 || strideC < 0 {
@@ -57,6 +58,10 @@ func gemmBatched[T Float](transA, transB bool, batch, m, n, k int,
 	}
 	checkGemm(transA, transB, m, n, k, len(a)-last*strideA, lda, len(b)-last*strideB, ldb, len(c)-last*strideC, ldc)
 	kn := kernelFor[T]()
+	if batch == 1 {
+		gemmWith(kn, Threads(), transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc)
+		return
+	}
 	parts := min(Threads(), batch)
 	if float64(batch)*gemmFlops(m, n, k) < kn.parMin {
 		parts = 1
@@ -64,7 +69,7 @@ func gemmBatched[T Float](transA, transB bool, batch, m, n, k int,
 	if parts <= 1 {
 		buf := getGemmBuf[T]()
 		for i := range batch {
-			gemmPacked(kn, buf, transA, transB, m, n, k, a[i*strideA:], lda, b[i*strideB:], ldb, c[i*strideC:], ldc, acc)
+			gemmOne(kn, buf, transA, transB, m, n, k, a[i*strideA:], lda, b[i*strideB:], ldb, c[i*strideC:], ldc, acc)
 		}
 		putGemmBuf(buf)
 		return
@@ -72,7 +77,7 @@ func gemmBatched[T Float](transA, transB bool, batch, m, n, k int,
 	j := getGemmJob[T]()
 	*j = gemmJob[T]{kn: kn, transA: transA, transB: transB, acc: acc, m: m, n: n, k: k,
 		a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc,
-		batch: batch, strideA: strideA, strideB: strideB, strideC: strideC, parts: parts}
+		batch: batch, strideA: strideA, strideB: strideB, strideC: strideC, parts: parts, threads: parts}
 	runGemmJob(j)
 	putGemmJob(j)
 }
@@ -155,45 +160,65 @@ func gemmFlops(m, n, k int) float64 { return 2 * float64(m) * float64(n) * float
 // gemmWith is gemm with an explicit kernel and thread count (tests use it to
 // cross-check kernels and splits). The arguments are already checked.
 func gemmWith[T Float](kn *gemmKernel[T], threads int, transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, c []T, ldc int, acc bool) {
-	if m == 0 || n == 0 {
+	if m == 0 || n == 0 || k == 0 {
+		gemmOne(kn, nil, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc)
 		return
 	}
-	if k == 0 {
-		if !acc {
-			for i := range m {
-				clear(c[i*ldc : i*ldc+n])
-			}
-		}
-		return
-	}
-	parts, splitM, step := gemmSplit(kn, threads, m, n, k)
+	parts, splitM, step, reuseB := gemmSplit(kn, threads, m, n, k)
 	if parts <= 1 {
 		buf := getGemmBuf[T]()
-		gemmPacked(kn, buf, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc)
+		gemmOne(kn, buf, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc)
 		putGemmBuf(buf)
 		return
 	}
 	j := getGemmJob[T]()
 	*j = gemmJob[T]{kn: kn, transA: transA, transB: transB, acc: acc, m: m, n: n, k: k,
-		a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, parts: parts, splitM: splitM, step: step}
+		a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, parts: parts, threads: threads, splitM: splitM, step: step, reuseB: reuseB}
 	runGemmJob(j)
 	putGemmJob(j)
+}
+
+// gemmOne is one serial GEMM of any size (buf may be nil when m, n or k is 0).
+func gemmOne[T Float](kn *gemmKernel[T], buf *gemmBuf[T], transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, c []T, ldc int, acc bool) {
+	switch {
+	case m == 0 || n == 0:
+	case k == 0:
+		if !acc {
+			for i := range m {
+				clear(c[i*ldc : i*ldc+n])
+			}
+		}
+	default:
+		gemmPacked(kn, buf, false, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc)
+	}
 }
 
 // gemmSplit chooses the fixed parts of C for threads goroutines. It splits
 // the longer of m and n: splitting rows makes every part pack all of B
 // (k x n), splitting columns makes every part pack all of A (m x k), so
 // splitting the longer side duplicates the smaller operand.
-func gemmSplit[T Float](kn *gemmKernel[T], threads, m, n, k int) (parts int, splitM bool, step int) {
+//
+// When rows are split and B̂ is a single block (k <= kcMax, n <= the column
+// block), a goroutine packs B̂ once and reuses it for every part it runs
+// (reuseB). Then C is cut into about 4 parts per goroutine, so a goroutine
+// slowed down by other load on the machine runs fewer of them. Otherwise
+// there is one part per goroutine.
+func gemmSplit[T Float](kn *gemmKernel[T], threads, m, n, k int) (parts int, splitM bool, step int, reuseB bool) {
 	if threads <= 1 || gemmFlops(m, n, k) < kn.parMin {
-		return 1, false, 0
+		return 1, false, 0, false
 	}
 	if m >= n {
-		step = roundUp(ceilDiv(m, threads), kn.mr)
-		return ceilDiv(m, step), true, step
+		kcb, ncb := gemmBlocks(kn, n, k)
+		reuseB = kcb == k && ncb >= n
+		per := 1
+		if reuseB {
+			per = 4
+		}
+		step = roundUp(ceilDiv(m, per*threads), kn.mr)
+		return ceilDiv(m, step), true, step, reuseB
 	}
 	step = roundUp(ceilDiv(n, threads), kn.nr)
-	return ceilDiv(n, step), false, step
+	return ceilDiv(n, step), false, step, false
 }
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
@@ -211,8 +236,9 @@ func gemmBlocks[T Float](kn *gemmKernel[T], n, k int) (kcb, ncb int) {
 }
 
 // gemmPacked is the serial packed driver: C (+)= op(A)·op(B) for m, n, k > 0
-// (see the file comment for the loops).
-func gemmPacked[T Float](kn *gemmKernel[T], buf *gemmBuf[T], transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, c []T, ldc int, acc bool) {
+// (see the file comment for the loops). With packedB, buf.b already holds
+// B̂ for this op(B), which must be a single block (see gemmSplit).
+func gemmPacked[T Float](kn *gemmKernel[T], buf *gemmBuf[T], packedB bool, transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, c []T, ldc int, acc bool) {
 	mr, nr, mcb := kn.mr, kn.nr, kn.mc
 	kcb, ncb := gemmBlocks(kn, n, k)
 	pa := growBuf(&buf.a, min(mcb, roundUp(m, mr))*kcb)
@@ -232,7 +258,9 @@ func gemmPacked[T Float](kn *gemmKernel[T], buf *gemmBuf[T], transA, transB bool
 		for pc := 0; pc < k; pc += kcb {
 			kk := min(kcb, k-pc)
 			add := acc || pc > 0
-			packPanels(pb, b[jc*brs+pc*bcs:], nn, kk, nr, brs, bcs)
+			if !packedB {
+				packPanels(pb, b[jc*brs+pc*bcs:], nn, kk, nr, brs, bcs)
+			}
 			for ic := 0; ic < m; ic += mcb {
 				mm := min(mcb, m-ic)
 				packPanels(pa, a[ic*ars+pc*acs:], mm, kk, mr, ars, acs)
@@ -286,8 +314,14 @@ func packPanels[T Float](dst, src []T, rows, depth, w, rs, cs int) {
 		}
 		s := src[i0*rs:]
 		switch {
-		case cs == 1: // each row is contiguous: scatter it with stride w
-			for r := range h {
+		case cs == 1 && w == 6 && h == 6: // six contiguous rows: interleave them
+			pack6(d, s[:depth], s[rs:rs+depth], s[2*rs:2*rs+depth], s[3*rs:3*rs+depth], s[4*rs:4*rs+depth], s[5*rs:5*rs+depth])
+		case cs == 1: // each row is contiguous: interleave four at a time
+			r := 0
+			for ; r+4 <= h; r += 4 {
+				pack4(d[r:], w, s[r*rs:r*rs+depth], s[(r+1)*rs:(r+1)*rs+depth], s[(r+2)*rs:(r+2)*rs+depth], s[(r+3)*rs:(r+3)*rs+depth])
+			}
+			for ; r < h; r++ {
 				row := s[r*rs : r*rs+depth]
 				dr := d[r:]
 				for p, v := range row {
@@ -311,6 +345,27 @@ func packPanels[T Float](dst, src []T, rows, depth, w, rs, cs int) {
 				copy(d[p*w:p*w+h], s[p*cs:p*cs+h])
 			}
 		}
+	}
+}
+
+// pack6 interleaves six rows of equal length: d[6p+i] = si[p].
+func pack6[T Float](d, s0, s1, s2, s3, s4, s5 []T) {
+	n := len(s0)
+	s1, s2, s3, s4, s5 = s1[:n], s2[:n], s3[:n], s4[:n], s5[:n]
+	d = d[:6*n]
+	for p := range n {
+		q := d[6*p : 6*p+6 : 6*p+6]
+		q[0], q[1], q[2], q[3], q[4], q[5] = s0[p], s1[p], s2[p], s3[p], s4[p], s5[p]
+	}
+}
+
+// pack4 writes four rows of equal length into d with stride w: d[w*p+i] = si[p].
+func pack4[T Float](d []T, w int, s0, s1, s2, s3 []T) {
+	n := len(s0)
+	s1, s2, s3 = s1[:n], s2[:n], s3[:n]
+	for p := range n {
+		q := d[w*p : w*p+4 : w*p+4]
+		q[0], q[1], q[2], q[3] = s0[p], s1[p], s2[p], s3[p]
 	}
 }
 
@@ -365,8 +420,10 @@ type gemmJob[T Float] struct {
 	a, b, c             []T
 	lda, ldb, ldc       int
 	parts               int
+	threads             int  // goroutines to run the parts on
 	splitM              bool // single: parts are row ranges (else column ranges)
 	step                int  // single: rows or columns per part
+	reuseB              bool // single: B̂ is one block, packed once per goroutine
 	batch               int  // batched: parts are contiguous ranges of [0, batch)
 	strideA             int
 	strideB             int
@@ -394,22 +451,24 @@ func putGemmJob[T Float](j *gemmJob[T]) {
 // work runs parts until none is left.
 func (j *gemmJob[T]) work() {
 	buf := getGemmBuf[T]()
+	packedB := false
 	for {
 		i := int(j.next.Add(1)) - 1
 		if i >= j.parts {
 			break
 		}
-		j.runPart(i, buf)
+		j.runPart(i, buf, packedB)
+		packedB = j.reuseB
 	}
 	putGemmBuf(buf)
 }
 
 func (j *gemmJob[T]) done() { j.wg.Done() }
 
-func (j *gemmJob[T]) runPart(i int, buf *gemmBuf[T]) {
+func (j *gemmJob[T]) runPart(i int, buf *gemmBuf[T], packedB bool) {
 	if j.batch > 0 {
 		for t := i * j.batch / j.parts; t < (i+1)*j.batch/j.parts; t++ {
-			gemmPacked(j.kn, buf, j.transA, j.transB, j.m, j.n, j.k,
+			gemmOne(j.kn, buf, j.transA, j.transB, j.m, j.n, j.k,
 				j.a[t*j.strideA:], j.lda, j.b[t*j.strideB:], j.ldb, j.c[t*j.strideC:], j.ldc, j.acc)
 		}
 		return
@@ -433,7 +492,7 @@ func (j *gemmJob[T]) runPart(i int, buf *gemmBuf[T]) {
 		}
 		c = c[lo:]
 	}
-	gemmPacked(j.kn, buf, j.transA, j.transB, m, n, j.k, a, j.lda, b, j.ldb, c, j.ldc, j.acc)
+	gemmPacked(j.kn, buf, packedB, j.transA, j.transB, m, n, j.k, a, j.lda, b, j.ldb, c, j.ldc, j.acc)
 }
 
 // gemmWorker is a job helpers can run: work, then done.
@@ -460,10 +519,10 @@ func gemmHelper(inbox chan gemmWorker) {
 	}
 }
 
-// runGemmJob runs j's parts on the calling goroutine and up to parts-1 idle
-// helpers, and returns when all parts are done.
+// runGemmJob runs j's parts on the calling goroutine and up to threads-1
+// idle helpers, and returns when all parts are done.
 func runGemmJob[T Float](j *gemmJob[T]) {
-	want := min(j.parts-1, maxGemmHelpers)
+	want := min(j.threads-1, j.parts-1, maxGemmHelpers)
 	for range want {
 		var inbox chan gemmWorker
 		select {

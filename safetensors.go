@@ -457,6 +457,14 @@ func (f *SafeFile) WriteFile(path string) error {
 	})
 }
 
+// WriteFileAtomic replaces path by what write produces: it writes a
+// temporary file in the same folder, fsyncs it and renames it over path, so
+// a crash never leaves a truncated file in place of a good one. Result
+// files and checkpoints all go through it.
+func WriteFileAtomic(path string, write func(w io.Writer) error) error {
+	return writeAtomic(path, write)
+}
+
 // writeAtomic replaces path by what write produces, atomically (see
 // WriteFile). The new file gets the permission bits of the file it
 // replaces, or 0644. If write fails or panics, or any step before the

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -81,8 +82,12 @@ func runData(args []string) error {
 
 	tc := loope.NewThreeCell(*grid, *cell, *seed)
 	if ext == ".csv" {
-		return writeAtomic(*out, func(w *bufio.Writer) error {
-			return writeThreeCellCSV(w, tc, *n)
+		return loope.WriteFileAtomic(*out, func(w io.Writer) error {
+			bw := bufio.NewWriter(w)
+			if err := writeThreeCellCSV(bw, tc, *n); err != nil {
+				return err
+			}
+			return bw.Flush()
 		})
 	}
 	f, err := threeCellSafeFile(tc, *n, *images)
@@ -160,40 +165,4 @@ func writeThreeCellCSV(w *bufio.Writer, tc *loope.ThreeCell, n int) error {
 		}
 	}
 	return nil
-}
-
-// writeAtomic writes path through a temporary file in the same directory,
-// synced and renamed into place, so path holds either its old content or
-// the complete new file. The file gets the mode of the file it replaces, or
-// 0644.
-//
-// NOTE: safetensors.go has the same helper unexported (writeAtomic in
-// package loope, used by SafeFile.WriteFile); once it is exported, use it
-// here.
-func writeAtomic(path string, fill func(w *bufio.Writer) error) (err error) {
-	perm := os.FileMode(0o644)
-	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
-		perm = fi.Mode().Perm()
-	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			err = fmt.Errorf("writing %s: %w", path, err)
-		}
-	}()
-	w := bufio.NewWriterSize(f, 1<<20)
-	if err := fill(w); err != nil {
-		return err
-	}
-	for _, step := range []func() error{w.Flush, func() error { return f.Chmod(perm) }, f.Sync, f.Close} {
-		if err := step(); err != nil {
-			return err
-		}
-	}
-	return os.Rename(f.Name(), path)
 }

@@ -1,0 +1,190 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/loope-go/loope"
+)
+
+func init() {
+	commands["train"] = command{"train a ViT on MNIST, CIFAR-10/100 or an image folder", runTrain}
+}
+
+// trainData holds the three splits of a real data set, fitted to a model.
+type trainData struct {
+	train, val, test *loope.ImageSet
+	classes          int
+}
+
+// loadTrainData parses -data (mnist[:DIR] | cifar10:DIR | cifar100:DIR |
+// folder:DIR), fits images to the model's channels and side, and splits a
+// validation set (valFrac of the training data) off with seed.
+func loadTrainData(spec string, channels, side int, valFrac float64, seed uint64) (*trainData, error) {
+	kind, dir, _ := strings.Cut(spec, ":")
+	var train, test *loope.ImageSet
+	var err error
+	switch kind {
+	case "mnist":
+		if dir == "" {
+			if dir, err = loope.MNISTDir(); err != nil {
+				return nil, err
+			}
+		}
+		if train, err = loope.LoadMNIST(dir, true); err != nil {
+			return nil, err
+		}
+		test, err = loope.LoadMNIST(dir, false)
+	case "cifar10", "cifar100":
+		if dir == "" {
+			return nil, fmt.Errorf("-data %s needs a folder: %s:DIR (the binary version of the data set)", kind, kind)
+		}
+		if train, err = loope.LoadCIFAR(dir, kind == "cifar100", true, false); err != nil {
+			return nil, err
+		}
+		test, err = loope.LoadCIFAR(dir, kind == "cifar100", false, false)
+	case "folder":
+		if dir == "" {
+			return nil, fmt.Errorf("-data folder needs a folder: folder:DIR (one subfolder per class, or DIR/train and DIR/test)")
+		}
+		if st, e := os.Stat(filepath.Join(dir, "train")); e == nil && st.IsDir() {
+			if train, err = loope.LoadFolder(filepath.Join(dir, "train"), side); err != nil {
+				return nil, err
+			}
+			test, err = loope.LoadFolder(filepath.Join(dir, "test"), side)
+		} else {
+			// NOTE(spec): the paper's 80/10/10 split (loope-paper §10 #13): hold out 10% as test first.
+			var all *loope.ImageSet
+			if all, err = loope.LoadFolder(dir, side); err != nil {
+				return nil, err
+			}
+			rest, held := loope.SplitIndices(all.Len(), 0.1, seed^0x7e57)
+			train, test = all.Subset(rest), all.Subset(held)
+			valFrac = 1.0 / 9 // 10% of the whole
+		}
+	default:
+		return nil, fmt.Errorf("unknown -data %q (valid: mnist[:DIR], cifar10:DIR, cifar100:DIR, folder:DIR)", spec)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if train.Classes != test.Classes {
+		return nil, fmt.Errorf("train has %d classes, test %d", train.Classes, test.Classes)
+	}
+	if train, err = train.Fit(channels, side); err != nil {
+		return nil, err
+	}
+	if test, err = test.Fit(channels, side); err != nil {
+		return nil, err
+	}
+	tr, va := loope.SplitIndices(train.Len(), valFrac, seed)
+	return &trainData{train: train.Subset(tr), val: train.Subset(va), test: test, classes: train.Classes}, nil
+}
+
+// runTrain implements `loope train -data D -preset P -pe NAME ...`.
+func runTrain(args []string) error {
+	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	data := fs.String("data", "mnist", "mnist[:DIR] | cifar10:DIR | cifar100:DIR | folder:DIR")
+	preset := fs.String("preset", "small", "model preset: "+strings.Join(loope.PresetNames(), ", "))
+	pe := fs.String("pe", "learnable", "positional embedding: "+strings.Join(loope.PENames(), ", "))
+	epochs := fs.Float64("epochs", 1, "passes over the training split (ignored if -steps > 0)")
+	steps := fs.Int("steps", 0, "optimiser steps (overrides -epochs)")
+	batch := fs.Int("batch", 64, "images per step")
+	lr := fs.Float64("lr", 1e-3, "peak learning rate")
+	minLR := fs.Float64("min-lr", 2.5e-5, "final learning rate (cosine schedule)")
+	warmup := fs.Int("warmup", 100, "linear warm-up steps")
+	wd := fs.Float64("wd", 0.05, "AdamW weight decay (weights only)")
+	smoothing := fs.Float64("smoothing", 0, "label smoothing")
+	clip := fs.Float64("clip", 1, "global gradient-norm clip (0: off)")
+	valFrac := fs.Float64("val-frac", 0.1, "fraction of the training data held out for validation")
+	augment := fs.Bool("augment", false, "random crop with zero padding of image/8 px and horizontal flip (not for digits)")
+	seed := fs.Uint64("seed", 1, "seed for weights, split, shuffling and augmentation")
+	threads := fs.Int("threads", 0, "goroutines for kernels (0: GOMAXPROCS)")
+	out := fs.String("out", "out/train", "output folder: last/best checkpoints, metrics.jsonl, result.json")
+	resume := fs.String("resume", "", "continue from DIR/last.safetensors of an earlier run (same flags)")
+	ckptEvery := fs.Int("ckpt-every", 200, "write DIR/last.safetensors every this many steps")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	bad := func(format string, a ...any) error {
+		fmt.Fprintf(fs.Output(), "loope train: "+format+"\n", a...)
+		fs.Usage()
+		return errUsage
+	}
+	switch {
+	case fs.NArg() > 0:
+		return bad("unexpected arguments %q", fs.Args())
+	case *batch <= 0 || *steps < 0 || !(*epochs > 0) || *threads < 0 || *ckptEvery < 0:
+		return bad("-batch and -epochs must be > 0; -steps, -threads and -ckpt-every >= 0")
+	case !(*valFrac > 0 && *valFrac < 1):
+		return bad("-val-frac must be in (0, 1), got %g", *valFrac)
+	}
+	loope.SetThreads(*threads)
+	cfg, err := loope.Preset(*preset)
+	if err != nil {
+		return err
+	}
+	cfg.PE.Name = *pe
+	t0 := time.Now()
+	d, err := loadTrainData(*data, cfg.Channels, cfg.Image, *valFrac, *seed)
+	if err != nil {
+		return err
+	}
+	cfg.Classes = d.classes
+	var train loope.Dataset = d.train
+	if *augment {
+		train = &loope.Augment{Set: d.train, Pad: max(cfg.Image/8, 1), Flip: true, Seed: *seed}
+	}
+	fmt.Fprintf(os.Stderr, "data %s: %d train, %d val, %d test, %d classes, %dx%dx%d (%.1fs)\n",
+		*data, d.train.Len(), d.val.Len(), d.test.Len(), d.classes, cfg.Channels, cfg.Image, cfg.Image, time.Since(t0).Seconds())
+	m, err := loope.NewViT[float32](cfg, *seed)
+	if err != nil {
+		return err
+	}
+	n := *steps
+	if n == 0 {
+		n = max(int(*epochs*float64(d.train.Len())/float64(*batch)+0.5), 1)
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	metrics, err := os.OpenFile(filepath.Join(*out, "metrics.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer metrics.Close()
+	tc := loope.TrainConfig{Steps: n, Batch: *batch, LR: *lr, MinLR: *minLR, Warmup: min(*warmup, n/2),
+		WeightDecay: *wd, ClipNorm: *clip, Loss: "ce", Smoothing: *smoothing, Seed: *seed,
+		EvalEvery: max(n/10, 1), LogEvery: max(n/50, 10), CheckpointDir: *out, CheckpointEvery: *ckptEvery,
+		Log: os.Stderr, Metrics: metrics}
+	if *resume != "" {
+		tc.Resume = filepath.Join(*resume, "last.safetensors")
+	}
+	fmt.Fprintf(os.Stderr, "model %s pe %s: %d parameters; %d steps of batch %d on %d threads\n",
+		*preset, *pe, m.NumParams(), n, *batch, loope.Threads())
+	if _, err := loope.Train(m, train, d.val, tc); err != nil {
+		return err
+	}
+	// Test with the best validation checkpoint, as the paper (loope-paper §6.2).
+	best, _, err := loope.LoadCheckpoint[float32](filepath.Join(*out, "best.safetensors"))
+	if err != nil {
+		return err
+	}
+	res := loope.Evaluate(best, d.test, "ce", *batch)
+	wall := time.Since(t0)
+	fmt.Printf("test accuracy %.4f loss %.4f (%d images; best-val checkpoint; %s wall)\n", res.Acc, res.Loss, res.Examples, wall.Round(time.Second))
+	summary, _ := json.MarshalIndent(map[string]any{
+		"data": *data, "preset": *preset, "pe": *pe, "steps": n, "batch": *batch, "seed": *seed,
+		"test_acc": res.Acc, "test_loss": res.Loss, "wall_s": wall.Seconds(), "threads": loope.Threads(),
+	}, "", "  ")
+	return loope.WriteFileAtomic(filepath.Join(*out, "result.json"), func(w io.Writer) error {
+		_, err := w.Write(append(summary, '\n'))
+		return err
+	})
+}

@@ -1,0 +1,63 @@
+package loope
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+)
+
+// gemmBenchShapes are the ViT-Tiny GEMMs (gemm-perf.md §2: M = 65 tokens x
+// 64 images, D = 192, MLP 768), two squares, and the qkv layer's backward
+// products dW = Xᵀ·dY (TN) and dX = dY·Wᵀ (NT). bench/gemm_numpy.py runs
+// the same list.
+var gemmBenchShapes = []struct {
+	m, k, n        int
+	transA, transB bool
+}{
+	{4160, 192, 576, false, false},   // qkv
+	{4160, 192, 192, false, false},   // proj
+	{4160, 192, 768, false, false},   // fc1
+	{4160, 768, 192, false, false},   // fc2
+	{12544, 64, 64, false, false},    // a wide, shallow layer
+	{256, 256, 256, false, false},    //
+	{1024, 1024, 1024, false, false}, //
+	{192, 4160, 576, true, false},    // qkv dW = Xᵀ·dY
+	{4160, 576, 192, false, true},    // qkv dX = dY·Wᵀ
+}
+
+// BenchmarkGEMM reports GFLOP/s (2mnk per op) of gemm on Threads()
+// goroutines; set the count with -cpu (GOMAXPROCS), e.g. -cpu 1,2. With
+// -tags noasm it measures the plain-Go twin.
+func BenchmarkGEMM(b *testing.B) {
+	b.Run("f32", benchGEMM[float32])
+	b.Run("f64", benchGEMM[float64])
+}
+
+func benchGEMM[T Float](b *testing.B) {
+	for _, s := range gemmBenchShapes {
+		tr := map[bool]string{false: "N", true: "T"}
+		name := fmt.Sprintf("M=%d,K=%d,N=%d/%s%s", s.m, s.k, s.n, tr[s.transA], tr[s.transB])
+		b.Run(name, func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(1, 1))
+			a, bm, c := make([]T, s.m*s.k), make([]T, s.k*s.n), make([]T, s.m*s.n)
+			for _, x := range [][]T{a, bm} {
+				for i := range x {
+					x[i] = T(2*rng.Float64() - 1)
+				}
+			}
+			lda, ldb := s.k, s.n
+			if s.transA {
+				lda = s.m
+			}
+			if s.transB {
+				ldb = s.k
+			}
+			gemm(s.transA, s.transB, s.m, s.n, s.k, a, lda, bm, ldb, c, s.n, false) // warm the pools
+			b.ReportAllocs()
+			for b.Loop() {
+				gemm(s.transA, s.transB, s.m, s.n, s.k, a, lda, bm, ldb, c, s.n, false)
+			}
+			b.ReportMetric(gemmFlops(s.m, s.n, s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}

@@ -1,0 +1,45 @@
+// This file exports the tables of the attention-side and convolutional PEs
+// (rpe, irpe, irpe-ctx, rope-*, cpvt) for `loope pe`: these PEs add no
+// (N, D) table to the input, so their lookup tables, biases or angles are
+// exported instead, under descriptive names, with a text that explains them.
+
+package loope
+
+import "fmt"
+
+// attnTabler is implemented by the PEs AttentionPETables knows.
+type attnTabler interface {
+	attnTables() (map[string]*Tensor[float64], string)
+}
+
+// AttentionPETables builds the model cfg with seed (as NewViT) and returns
+// the tables of its attention-side or convolutional PE with an explanation:
+//
+//	rpe         rpe.index (N, N), rpe.table.layer<l> ((2G−1)²+3, H), rpe.bias.layer<l> (H, N, N)
+//	irpe        irpe.buckets (N, N), irpe.table.layer<l> (H, K), irpe.bias.layer<l> (H, N, N)
+//	irpe-ctx    irpe.buckets (N, N), irpe_ctx.table.layer<l> (Dh, K), pos_embed (1, N, D)
+//	rope-axial  rope.angles (G², Dh/2)
+//	rope-1d     rope.angles (G², Dh/2)
+//	rope-mixed  rope.freqs (2, L, H·Dh/2), rope.angles.layer<l> (H, G², Dh/2)
+//	cpvt        cpvt.weight (D, 1, 3, 3), cpvt.bias (D)
+//
+// Integer tables (index, buckets) are stored as float64. Other PEs are an
+// error.
+func AttentionPETables(cfg Config, seed uint64) (map[string]*Tensor[float64], string, error) {
+	m, err := NewViT[float64](cfg, seed)
+	if err != nil {
+		return nil, "", err
+	}
+	return AttentionPETablesOf(m.PE)
+}
+
+// AttentionPETablesOf is AttentionPETables for the PE of an existing
+// model, e.g. one loaded from a checkpoint, whose tables are learnt.
+func AttentionPETablesOf[T Float](pe PosEmb[T]) (map[string]*Tensor[float64], string, error) {
+	t, ok := pe.(attnTabler)
+	if !ok {
+		return nil, "", fmt.Errorf("loope: PE %q is not an attention-side or convolutional PE (want rpe, irpe, irpe-ctx, rope-axial, rope-mixed, rope-1d or cpvt)", pe.Name())
+	}
+	tables, text := t.attnTables()
+	return tables, text, nil
+}

@@ -1,0 +1,154 @@
+package loope
+
+import (
+	"math"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// attnPENames are the PEs of rope.go, relpos.go and cpvt.go.
+var attnPENames = []string{"rpe", "irpe", "irpe-ctx", "rope-axial", "rope-mixed", "rope-1d", "cpvt"}
+
+// TestAttentionPEParamCounts pins the PE parameter counts of ti16 to the
+// pe-zoo §11 rows: rpe = "BEiT RPB (+3 CLS entries)" 26,352; irpe = "iRPE
+// bias (product, r=1.9, per-head)" 1,800; irpe-ctx = "iRPE contextual
+// product, shared, on K" 38,400 + 37,824 APE; RoPE-Mixed 2,304; RoPE-Axial
+// and 1-D RoPE 0; CPVT 1,920. The backbone without a PE has 5,717,416 −
+// 37,824 parameters (timm's ti16 with its 37,824-entry APE, 1000 classes).
+func TestAttentionPEParamCounts(t *testing.T) {
+	const backbone = 5717416 - 37824
+	want := map[string]int{"rpe": 26352, "irpe": 1800, "irpe-ctx": 38400 + 37824, "rope-axial": 0,
+		"rope-mixed": 2304, "rope-1d": 0, "cpvt": 1920}
+	for _, name := range attnPENames {
+		cfg, _ := Preset("ti16")
+		cfg.Classes, cfg.PE.Name = 1000, name
+		m, err := NewViT[float32](cfg, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pe := 0
+		for _, p := range m.PE.Params() {
+			pe += p.T.Size()
+		}
+		if pe != want[name] || m.NumParams() != backbone+want[name] {
+			t.Errorf("%s: PE %d, model %d parameters; want %d, %d", name, pe, m.NumParams(), want[name], backbone+want[name])
+		}
+	}
+}
+
+// TestAttentionPEGradFD checks, in float64, the gradient of Σ logits⊙R
+// through a tiny ViT (image 8, patch 2, D 8, depth 2, 2 heads) with each
+// PE against central finite differences at a few random coordinates of
+// every PE parameter (mostly where the gradient is nonzero) and of both
+// blocks' qkv weights (through which RoPE
+// and the biases act on q and k). Zero-initialised tables are first
+// randomised so that no term vanishes.
+func TestAttentionPEGradFD(t *testing.T) {
+	for pi, name := range attnPENames {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			cfg := tinyAttnConfig(name)
+			m, err := NewViT[float64](cfg, uint64(pi))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(uint64(pi), 99))
+			for _, p := range m.PE.Params() {
+				for i := range p.T.Data {
+					p.T.Data[i] += 0.3 * (2*rng.Float64() - 1)
+				}
+			}
+			x := New[float64](2, cfg.Channels, cfg.Image, cfg.Image).FillNormal(rng, 0, 1)
+			r := New[float64](2, cfg.Classes).FillUniform(rng, -1, 1)
+			loss := func(tp *Tape[float64]) *Tensor[float64] { return tp.Sum(tp.Mul(m.Forward(tp, x), r)) }
+			var tp Tape[float64]
+			tp.Backward(loss(&tp))
+			check := []NamedParam[float64]{}
+			for _, p := range m.Params() {
+				if strings.HasPrefix(p.Name, "pos_embed") || strings.HasSuffix(p.Name, "attn.qkv.weight") {
+					check = append(check, p)
+				}
+			}
+			for _, p := range check {
+				var nz []int // coordinates with a nonzero gradient (some table rows are unused on a 4×4 grid)
+				for i, g := range p.T.Grad {
+					if g != 0 {
+						nz = append(nz, i)
+					}
+				}
+				for c := range 6 {
+					i := rng.IntN(p.T.Size())
+					if c < 4 && len(nz) > 0 {
+						i = nz[rng.IntN(len(nz))]
+					}
+					v := p.T.Data[i]
+					const h = 1e-6
+					var f [2]float64
+					for s, d := range []float64{h, -h} {
+						p.T.Data[i] = v + d
+						var tp Tape[float64]
+						tp.NoGrad = true
+						f[s] = loss(&tp).Data[0]
+					}
+					p.T.Data[i] = v
+					numeric := (f[0] - f[1]) / (2 * h)
+					// The loss is O(1), so the central difference is good to
+					// ~1e-10 absolute; PE gradients here are ~1e-5.
+					if a := p.T.Grad[i]; !(math.Abs(a-numeric) <= 1e-9+1e-5*math.Abs(numeric)) {
+						t.Errorf("%s[%d]: analytic %.10g, numeric %.10g", p.Name, i, a, numeric)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestAttentionPETables checks the export names and shapes, and that the
+// exported rpe/irpe biases are the tables looked up at the exported index.
+func TestAttentionPETables(t *testing.T) {
+	want := map[string][]string{
+		"rpe":        {"rpe.bias.layer0", "rpe.bias.layer1", "rpe.index", "rpe.table.layer0", "rpe.table.layer1"},
+		"irpe":       {"irpe.bias.layer0", "irpe.bias.layer1", "irpe.buckets", "irpe.table.layer0", "irpe.table.layer1"},
+		"irpe-ctx":   {"irpe.buckets", "irpe_ctx.table.layer0", "irpe_ctx.table.layer1", "pos_embed"},
+		"rope-axial": {"rope.angles"},
+		"rope-1d":    {"rope.angles"},
+		"rope-mixed": {"rope.angles.layer0", "rope.angles.layer1", "rope.freqs"},
+		"cpvt":       {"cpvt.bias", "cpvt.weight"},
+	}
+	for _, name := range attnPENames {
+		cfg := tinyAttnConfig(name)
+		tables, text, err := AttentionPETables(cfg, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for k := range tables {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		if strings.Join(names, " ") != strings.Join(want[name], " ") || !strings.HasPrefix(text, name) {
+			t.Errorf("%s: tables %v, text %q; want %v", name, names, text, want[name])
+		}
+	}
+	n, h, k := 17, 2, 50
+	tb, _, _ := AttentionPETables(tinyAttnConfig("rpe"), 2)
+	ib, _, _ := AttentionPETables(tinyAttnConfig("irpe"), 2)
+	for hh := range h {
+		for ij := range n * n {
+			if got, want := tb["rpe.bias.layer1"].Data[hh*n*n+ij], tb["rpe.table.layer1"].Data[int(tb["rpe.index"].Data[ij])*h+hh]; got != want {
+				t.Fatalf("rpe bias[%d, %d] = %v, want %v", hh, ij, got, want)
+			}
+			if got, want := ib["irpe.bias.layer1"].Data[hh*n*n+ij], ib["irpe.table.layer1"].Data[hh*k+int(ib["irpe.buckets"].Data[ij])]; got != want {
+				t.Fatalf("irpe bias[%d, %d] = %v, want %v", hh, ij, got, want)
+			}
+		}
+	}
+	if ax, _, _ := AttentionPETables(tinyAttnConfig("rope-axial"), 1); !sameShape(ax["rope.angles"].Shape, []int{16, 2}) {
+		t.Errorf("rope.angles shape %v, want (16, 2)", ax["rope.angles"].Shape)
+	}
+	if _, _, err := AttentionPETables(tinyAttnConfig("learnable"), 1); err == nil {
+		t.Error("learnable: no error")
+	}
+}
