@@ -165,9 +165,7 @@ func (c ThreeCellBenchConfig) Validate() error {
 		}
 	}
 	m := c.Model
-	if len(c.PEs) > 0 {
-		m.PE.Name = c.PEs[0]
-	}
+	m.PE = PEConfig{Name: "none"} // the shape alone; each PE is checked below
 	if err := m.Validate(); err != nil {
 		bad("%v", err)
 	} else if _, err := NewThreeCellFor(m, c.DataSeed); err != nil {
@@ -740,7 +738,8 @@ func (r *ThreeCellReport) Markdown() string {
 	}
 	if len(pesi) > 0 {
 		fmt.Fprintf(&b, "## PESI of the trained additive PEs\n\nM_U, M_D (N = %d), A_SU (loope-paper §5) of each PE's "+
-			"%d×%d patch table at D = %d, CLS row excluded, mean over seeds. PEs that add no table are left out.\n\n",
+			"%d×%d patch table at D = %d, CLS row excluded, mean over seeds. PEs that add no table are left out; for PEs that also act in "+
+			"attention (e.g. irpe-ctx) this is their additive table only.\n\n",
 			ThreeCellPESIDirections, r.Grid, r.Grid, c.Model.Dim)
 		fmt.Fprintf(&b, "| PE | M_U | M_D | A_SU | table |\n|---|---|---|---|---|\n%s\n\n", strings.Join(pesi, "\n"))
 	}
