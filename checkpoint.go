@@ -215,7 +215,8 @@ type FixtureConfig struct {
 // seeded N(0, 1) input batch and random targets, and returns a safetensors
 // file holding the initial weights (timm names), "input" (B, C, H, W),
 // "targets" (B, K) bits or (B) class indices, "logits" (B, K), "loss" (a
-// scalar) and "grad.<name>" for every parameter.
+// scalar), "grad.<name>" for every trained parameter and "after.<name>"
+// for every buffer: its value after the (training-mode) forward pass.
 func Fixture[T Float](fc FixtureConfig) (*SafeFile, error) {
 	if fc.Batch <= 0 {
 		return nil, fmt.Errorf("loope: fixture batch must be > 0, got %d", fc.Batch)
@@ -238,20 +239,21 @@ func Fixture[T Float](fc FixtureConfig) (*SafeFile, error) {
 			y.Data[r*cfg.Classes+j] = T(rng.IntN(2))
 		}
 	}
-	var tp Tape[T]
-	logits := m.Forward(&tp, x)
-	loss := lossOf(&tp, fc.Loss, fc.Smoothing, logits, y, labels)
-	tp.Backward(loss)
-
 	f := NewSafeFile()
 	f.Metadata[metaFormat] = "loope-fixture/1"
 	f.Metadata["loss"] = fc.Loss
 	f.Metadata["smoothing"] = strconv.FormatFloat(fc.Smoothing, 'g', -1, 64)
 	f.Metadata["seed"] = strconv.FormatUint(fc.Seed, 10)
 	f.Metadata["generator"] = "loope fixture (github.com/loope-go/loope)"
+	// Stored before the forward pass: a training-mode forward updates
+	// buffers (BatchNorm running statistics), and the file holds the start.
 	if err := putParams(f, m); err != nil {
 		return nil, err
 	}
+	var tp Tape[T]
+	logits := m.Forward(&tp, x)
+	loss := lossOf(&tp, fc.Loss, fc.Smoothing, logits, y, labels)
+	tp.Backward(loss)
 	put := func(name string, data []T, shape ...int) {
 		if err == nil {
 			err = PutFloat(f, name, data, shape...)
@@ -266,7 +268,9 @@ func Fixture[T Float](fc FixtureConfig) (*SafeFile, error) {
 	put("logits", logits.Data, logits.Shape...)
 	put("loss", loss.Data)
 	for _, p := range m.Params() {
-		if !p.Buffer {
+		if p.Buffer {
+			put("after."+p.Name, p.T.Data, p.T.Shape...)
+		} else {
 			put("grad."+p.Name, p.T.Grad, p.T.Shape...)
 		}
 	}

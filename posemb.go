@@ -64,6 +64,15 @@ func (NoHooks[T]) AfterBlock(tp *Tape[T], i int, x *Tensor[T]) *Tensor[T] { retu
 // checkpoint metadata, so every option a PE reads must be a field here.
 type PEConfig struct {
 	Name string `json:"name"` // registry name, e.g. "learnable", "loope"
+
+	// additive PEs (pe1): posemb_sinusoid.go, loope.go, fourier.go.
+	// Empty or zero values select the documented default.
+	Freqs         string `json:"freqs,omitempty"`          // frequency set of every sinusoidal PE: "" or "vaswani", "f1".."f4" (FreqSet)
+	LoopeSquash   string `json:"loope_squash,omitempty"`   // loope X_C squashing: "sigmoid" (2σ−1, default) or "tanh"
+	LoopeAct      string `json:"loope_act,omitempty"`      // loope conv activation: "gelu" (default) or "relu"
+	LoopeBias     bool   `json:"loope_bias,omitempty"`     // loope Linear(N, N) with a bias (default false, as the authors' code)
+	FourierDim    int    `json:"fourier_dim,omitempty"`    // fourier feature width F (even; 0 = 768, the authors' value)
+	FourierHidden int    `json:"fourier_hidden,omitempty"` // fourier MLP hidden width (0 = 32, the authors' value)
 }
 
 // peRegistry maps PE names to constructors for float32 and float64; it is

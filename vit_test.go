@@ -129,7 +129,7 @@ func checkTorchGolden[T Float](t *testing.T, fx, gd *SafeFile, rtol float64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := LoadParams(m, fx, "input", "targets", "logits", "loss", "grad."); err != nil {
+	if err := LoadParams(m, fx, "input", "targets", "logits", "loss", "grad.", "after."); err != nil {
 		t.Fatal(err)
 	}
 	x, err := GetTensor[T](fx, "input")
@@ -177,7 +177,11 @@ func checkTorchGolden[T Float](t *testing.T, fx, gd *SafeFile, rtol float64) {
 	compare("logits", logits.Data)
 	compare("loss", loss.Data)
 	for _, p := range params {
-		compare("grad."+p.Name, p.T.Grad)
+		if p.Buffer { // e.g. BatchNorm running statistics, updated by the forward
+			compare("after."+p.Name, p.T.Data)
+		} else {
+			compare("grad."+p.Name, p.T.Grad)
+		}
 	}
 	// 5 AdamW steps, as the generator: lr 1e-3, wd 0.05 on weights only.
 	opt := NewAdamW(params, 0.05)

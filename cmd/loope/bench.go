@@ -27,6 +27,7 @@ func runBench(args []string) error {
 	warmup := fs.Int("warmup", 2, "untimed steps first")
 	threads := fs.Int("threads", 0, "goroutines for kernels (0: GOMAXPROCS)")
 	fixture := fs.String("fixture", "", "take weights, input and targets from this `loope fixture` file")
+	peOpts := addPEFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -50,7 +51,7 @@ func runBench(args []string) error {
 		if m, err = loope.NewViT[float32](cfg, 0); err != nil {
 			return err
 		}
-		if err := loope.LoadParams(m, f, "input", "targets", "logits", "loss", "grad."); err != nil {
+		if err := loope.LoadParams(m, f, "input", "targets", "logits", "loss", "grad.", "after."); err != nil {
 			return err
 		}
 		if x, err = loope.GetTensor[float32](f, "input"); err != nil {
@@ -65,6 +66,9 @@ func runBench(args []string) error {
 			return err
 		}
 		cfg.PE.Name = *pe
+		if err := peOpts.apply(fs, &cfg.PE); err != nil {
+			return err
+		}
 		if m, err = loope.NewViT[float32](cfg, 1); err != nil {
 			return err
 		}

@@ -28,8 +28,9 @@ func runFixture(args []string) error {
 	depth := fs.Int("depth", 0, "override the preset's depth (0 keeps it)")
 	heads := fs.Int("heads", 0, "override the preset's heads (0 keeps it)")
 	mlp := fs.Int("mlp", 0, "override the preset's MLP width (0 keeps it)")
+	peOpts := addPEFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: loope fixture -preset P -pe NAME -seed S -batch B [-f64] [-classes K] [-dim D -depth L -heads H -mlp M] -out F.safetensors")
+		fmt.Fprintln(fs.Output(), "usage: loope fixture -preset P -pe NAME -seed S -batch B [-f64] [-classes K] [-dim D -depth L -heads H -mlp M] [PE options] -out F.safetensors")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -44,6 +45,9 @@ func runFixture(args []string) error {
 		return err
 	}
 	cfg.PE.Name = *pe
+	if err := peOpts.apply(fs, &cfg.PE); err != nil {
+		return err
+	}
 	for _, o := range []struct {
 		dst *int
 		v   int

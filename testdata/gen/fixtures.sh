@@ -27,4 +27,16 @@ tiny_rope_1d_f64 tiny rope-1d 3 2 -f64 -dim 32 -depth 2 -heads 2 -mlp 64
 tiny_cpvt_f64 tiny cpvt 3 2 -f64 -dim 32 -depth 2 -heads 2 -mlp 64
 small_rope_axial_f32 small rope-axial 1 2
 small_rope_axial_f64 small rope-axial 1 2 -f64
+# additive PEs (pe1): fixed tables, learnable Fourier, LOOPE (pe_additive.py). The variant uses
+# seed 19: with ReLU the one-channel conv 5 is dead (or one unit alive) at init for most seeds on a 7×7 grid.
+tiny_sin1d_f64 tiny sin1d 3 2 -f64 -dim 32 -depth 2 -heads 2 -mlp 64
+tiny_sin1d_f3_f64 tiny sin1d 3 2 -f64 -dim 32 -depth 2 -heads 2 -mlp 64 -freqs f3
+tiny_hilbert_f64 tiny hilbert 3 2 -f64 -dim 32 -depth 2 -heads 2 -mlp 64
+tiny_sincos2d_f64 tiny sincos2d 3 2 -f64 -dim 32 -depth 2 -heads 2 -mlp 64
+tiny_sincos2d_sum_f64 tiny sincos2d-sum 3 2 -f64 -dim 32 -depth 2 -heads 2 -mlp 64
+tiny_fourier_f64 tiny fourier 4 2 -f64 -dim 32 -depth 2 -heads 2 -mlp 64 -fourier-dim 64 -fourier-hidden 16
+tiny_loope_f64 tiny loope 5 2 -f64 -dim 32 -depth 2 -heads 2 -mlp 64
+tiny_loope_variant_f64 tiny loope 19 2 -f64 -dim 32 -depth 2 -heads 2 -mlp 64 -loope-squash tanh -loope-act relu -loope-bias -freqs f1
+small_loope_f32 small loope 1 2 -dim 32 -depth 2 -heads 2 -mlp 64
+small_loope_f64 small loope 1 2 -f64 -dim 32 -depth 2 -heads 2 -mlp 64
 LIST

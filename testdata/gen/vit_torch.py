@@ -5,7 +5,8 @@ Reads a fixture written by `loope fixture` (safetensors: timm-named weights,
 `input`, `targets`, and the Go values `logits`, `loss`, `grad.<param>`),
 rebuilds the same timm ViT in plain PyTorch (no timm import: the op order is
 written out below from timm/models/vision_transformer.py), and writes a golden
-file with PyTorch's logits, loss, every parameter gradient, and the loss trace
+file with PyTorch's logits, loss, every parameter gradient, every buffer after
+the training-mode forward (`after.<name>`, e.g. BatchNorm running statistics), and the loss trace
 of 5 AdamW steps (lr 1e-3, betas 0.9/0.999, eps 1e-8, weight decay 0.05 on
 weights only). Go's TestTorchGolden compares against it; CI needs no Python.
 
@@ -160,6 +161,8 @@ def main(fixture, out):
     golden = {"logits": logits.detach().numpy(), "loss": loss.detach().numpy().reshape(())}
     for n in names:
         golden["grad." + n] = params[n].grad.numpy().copy()
+    for n in buffers:  # after the training-mode forward (BatchNorm running statistics)
+        golden["after." + n] = params[n].detach().numpy().copy()
 
     # Loss trace of AdamW steps from the same start.
     for v in params.values():

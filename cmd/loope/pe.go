@@ -1,0 +1,313 @@
+// This file holds `loope pe`: write the table of an additive positional
+// embedding, (N+1, D) with row 0 for CLS (zeros where the PE has none) and
+// the patch rows in raster token order, as tensor "pe" (F64) of a
+// safetensors file; for loope also "positions" (N), X = X_G + X_C.
+//
+//	loope pe -pe hilbert -dim 192 -grid 14 -out hilbert.safetensors
+//	loope pe -pe loope -dim 192 -grid 14 -threecell-seed 1 -out loope.safetensors
+//
+// Learnable PEs are freshly initialised from -seed (the values NewViT gives
+// any model with the same channels, patch, width and seed) or loaded with
+// -ckpt. LOOPE runs in inference mode; without -image or -threecell-seed it
+// uses X_C = 0.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"image/png"
+	"maps"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/loope-go/loope"
+)
+
+func init() {
+	commands["pe"] = command{"write the (N+1)×D table of an additive positional embedding", runPE}
+	for _, n := range loope.FixedPENames {
+		peTables[n] = fixedTable
+	}
+}
+
+// peJob is what a table builder gets.
+type peJob struct {
+	cfg        loope.Config // model with the PE (square grid)
+	h, w       int          // grid
+	seed       uint64
+	ckpt       string
+	img        *loope.Tensor[float64] // (1, C, H, W) or nil
+	positions  []float64              // set by loope: X (N)
+	contextMsg string                 // set by builders that need to say what they used
+}
+
+// peTables maps each PE name `loope pe` can write to its builder; an
+// attention-side PE joins with one entry here.
+var peTables = map[string]func(j *peJob) ([]float64, error){
+	"none":      modelTable,
+	"learnable": modelTable,
+	"fourier":   modelTable,
+	"loope":     loopeTable,
+}
+
+func runPE(args []string) error {
+	fs := flag.NewFlagSet("pe", flag.ContinueOnError)
+	name := fs.String("pe", "hilbert", "positional embedding: "+strings.Join(slices.Sorted(maps.Keys(peTables)), ", "))
+	dim := fs.Int("dim", 192, "width D")
+	grid := fs.String("grid", "14", "patch grid G or HxW (HxW with H ≠ W: fixed tables only)")
+	patch := fs.Int("patch", 16, "patch side P (learnable PEs; -image must be G·P pixels square)")
+	seed := fs.Uint64("seed", 1, "initialisation seed of learnable PEs")
+	ckpt := fs.String("ckpt", "", "take the model (PE, width, grid, patch, weights) from this checkpoint")
+	imgPath := fs.String("image", "", "loope: context image, an RGB PNG of exactly G·P × G·P pixels (values /255)")
+	tcSeed := fs.Int64("threecell-seed", -1, "loope: context from Three-Cell image -threecell-index of the generator with this seed (cell = P pixels)")
+	tcIndex := fs.Int("threecell-index", 0, "loope: index of the Three-Cell image")
+	out := fs.String("out", "", "output .safetensors file (required)")
+	heads := fs.Int("heads", 3, "attention-side PEs: heads H (D must be divisible by H)")
+	depth := fs.Int("depth", 1, "attention-side PEs: layers whose tables are written")
+	peOpts := addPEFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: loope pe -pe NAME -dim D -grid G[xW] [-seed S] [PE options] [-image PNG | -threecell-seed S] [-ckpt F] -out pe.safetensors\n\nflags:")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if *out == "" || fs.NArg() > 0 {
+		fs.Usage()
+		return errUsage
+	}
+	j := &peJob{seed: *seed, ckpt: *ckpt}
+	if *ckpt != "" {
+		var clash []string
+		fs.Visit(func(f *flag.Flag) {
+			if _, opt := peFlagUsers[f.Name]; opt || slices.Contains([]string{"pe", "dim", "grid", "patch", "seed"}, f.Name) {
+				clash = append(clash, "-"+f.Name)
+			}
+		})
+		if len(clash) > 0 {
+			return fmt.Errorf("-ckpt gives the model; drop %s", strings.Join(clash, ", "))
+		}
+		m, _, err := loope.LoadCheckpoint[float64](*ckpt)
+		if err != nil {
+			return err
+		}
+		j.cfg = m.Cfg
+		j.h, j.w = m.Cfg.Grid(), m.Cfg.Grid()
+	} else {
+		var err error
+		if j.h, j.w, err = parseGrid(*grid); err != nil {
+			return err
+		}
+		j.cfg = loope.Config{Image: j.h * *patch, Channels: 3, Patch: *patch, Dim: *dim, Depth: 1, Heads: 1, MLP: 1, Classes: 1,
+			Eps: 1e-6, PE: loope.PEConfig{Name: *name}}
+		if _, additive := peTables[*name]; !additive {
+			j.cfg.Heads, j.cfg.Depth = *heads, *depth
+		}
+		if err := peOpts.apply(fs, &j.cfg.PE); err != nil {
+			return err
+		}
+	}
+	build, ok := peTables[j.cfg.PE.Name]
+	if !ok {
+		return writeAttentionTables(j, *out)
+	}
+	if (*imgPath != "" || *tcSeed >= 0) && j.cfg.PE.Name != "loope" {
+		return fmt.Errorf("-image and -threecell-seed apply to -pe loope only")
+	}
+	var err error
+	switch {
+	case *imgPath != "" && *tcSeed >= 0:
+		return fmt.Errorf("give -image or -threecell-seed, not both")
+	case *imgPath != "":
+		j.img, err = readPNG(*imgPath, j.cfg.Image)
+		j.contextMsg = "image " + *imgPath
+	case *tcSeed >= 0:
+		if j.h < 3 {
+			return fmt.Errorf("Three-Cell needs a grid of at least 3, got %d", j.h)
+		}
+		tc := loope.NewThreeCell(j.h, j.cfg.Patch, uint64(*tcSeed))
+		j.img = loope.New[float64](1, 3, j.cfg.Image, j.cfg.Image)
+		loope.RenderThreeCell(j.img.Data, tc.Fixed(*tcIndex), j.cfg.Patch)
+		j.contextMsg = fmt.Sprintf("Three-Cell seed %d index %d", *tcSeed, *tcIndex)
+	}
+	if err != nil {
+		return err
+	}
+	if j.img != nil && j.cfg.Channels != 3 {
+		return fmt.Errorf("context images are RGB; the model has %d input channels", j.cfg.Channels)
+	}
+	table, err := build(j)
+	if err != nil {
+		return err
+	}
+	f := loope.NewSafeFile()
+	pc, _ := json.Marshal(j.cfg.PE)
+	f.Metadata["pe"] = string(pc)
+	f.Metadata["grid"] = fmt.Sprintf("%dx%d", j.h, j.w)
+	f.Metadata["generator"] = "loope pe (github.com/loope-go/loope)"
+	if j.contextMsg != "" {
+		f.Metadata["context"] = j.contextMsg
+	}
+	if err := loope.PutFloat(f, "pe", table, j.h*j.w+1, j.cfg.Dim); err != nil {
+		return err
+	}
+	if j.positions != nil {
+		if err := loope.PutFloat(f, "positions", j.positions, j.h*j.w); err != nil {
+			return err
+		}
+	}
+	if err := f.WriteFile(*out); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s: pe %s, (%d, %d)\n", *out, j.cfg.PE.Name, j.h*j.w+1, j.cfg.Dim)
+	return nil
+}
+
+// writeAttentionTables writes the tables of an attention-side or conv PE
+// (rpe, irpe*, rope-*, cpvt), which have no additive (N+1, D) table, under
+// descriptive names, with the explanation in the metadata and on stderr.
+func writeAttentionTables(j *peJob, out string) error {
+	if j.h != j.w {
+		return fmt.Errorf("PE %q needs a square grid, got %dx%d", j.cfg.PE.Name, j.h, j.w)
+	}
+	var tables map[string]*loope.Tensor[float64]
+	var text string
+	var err error
+	if j.ckpt != "" {
+		var m *loope.ViT[float64]
+		if m, _, err = loope.LoadCheckpoint[float64](j.ckpt); err == nil {
+			tables, text, err = loope.AttentionPETablesOf(m.PE)
+		}
+	} else {
+		tables, text, err = loope.AttentionPETables(j.cfg, j.seed)
+	}
+	if err != nil {
+		return fmt.Errorf("%w (additive tables: %s)", err, strings.Join(slices.Sorted(maps.Keys(peTables)), ", "))
+	}
+	f := loope.NewSafeFile()
+	pc, _ := json.Marshal(j.cfg.PE)
+	f.Metadata["pe"] = string(pc)
+	f.Metadata["grid"] = fmt.Sprintf("%dx%d", j.h, j.w)
+	f.Metadata["explanation"] = text
+	f.Metadata["generator"] = "loope pe (github.com/loope-go/loope)"
+	for _, name := range slices.Sorted(maps.Keys(tables)) {
+		if err := loope.PutTensor(f, name, tables[name]); err != nil {
+			return err
+		}
+	}
+	if err := f.WriteFile(out); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s: %s has no additive table; %s\n", out, j.cfg.PE.Name, text)
+	return nil
+}
+
+// fixedTable is loope.FixedPE on the h×w grid.
+func fixedTable(j *peJob) ([]float64, error) {
+	return loope.FixedPE(j.cfg.PE.Name, j.cfg.Dim, j.h, j.w, j.cfg.PE.Freqs)
+}
+
+// modelTable runs the PE's AddInput on zero tokens (inference mode) of the
+// model from -ckpt or -seed; it needs a square grid.
+func modelTable(j *peJob) ([]float64, error) {
+	m, err := peModel(j)
+	if err != nil {
+		return nil, err
+	}
+	tp := &loope.Tape[float64]{NoGrad: true}
+	img := j.img
+	if img == nil {
+		img = loope.New[float64](1, j.cfg.Channels, j.cfg.Image, j.cfg.Image)
+	}
+	return m.PE.AddInput(tp, tp.New(1, j.cfg.Tokens(), j.cfg.Dim), img).Data, nil
+}
+
+// loopeTable: with a context image, the module's PE of that image and its
+// positions; without, X_C = 0, i.e. the Gilbert sinusoid under the CLS row.
+func loopeTable(j *peJob) ([]float64, error) {
+	if j.img != nil {
+		m, err := peModel(j)
+		if err != nil {
+			return nil, err
+		}
+		x, err := loope.LoopePositions(m, &loope.Tape[float64]{NoGrad: true}, j.img)
+		if err != nil {
+			return nil, err
+		}
+		j.positions = x.Data
+		return modelTable(j)
+	}
+	fmt.Fprintln(os.Stderr, "loope pe: no -image or -threecell-seed: using X_C = 0 (X = X_G, the static Gilbert order)")
+	j.contextMsg = "none: X_C = 0"
+	m, err := peModel(j)
+	if err != nil {
+		return nil, err
+	}
+	table, err := loope.FixedPE("hilbert", j.cfg.Dim, j.h, j.w, j.cfg.PE.Freqs)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range m.PE.Params() {
+		if p.Name == "pos_embed.cls_token" {
+			copy(table, p.T.Data)
+		}
+	}
+	j.positions = loope.OrderPositions(loope.Gilbert(j.h, j.w))[1:]
+	return table, nil
+}
+
+// peModel builds the model of j: from the checkpoint, or initialised from
+// the seed.
+func peModel(j *peJob) (*loope.ViT[float64], error) {
+	if j.h != j.w {
+		return nil, fmt.Errorf("PE %s needs a square grid, got %dx%d", j.cfg.PE.Name, j.h, j.w)
+	}
+	if j.ckpt != "" {
+		m, _, err := loope.LoadCheckpoint[float64](j.ckpt)
+		return m, err
+	}
+	return loope.NewViT[float64](j.cfg, j.seed)
+}
+
+// parseGrid reads "G" or "HxW".
+func parseGrid(s string) (h, w int, err error) {
+	hs, ws, found := strings.Cut(s, "x")
+	if !found {
+		ws = hs
+	}
+	_, err1 := fmt.Sscanf(hs, "%d", &h)
+	_, err2 := fmt.Sscanf(ws, "%d", &w)
+	if err1 != nil || err2 != nil || h < 1 || w < 1 || fmt.Sprint(h) != hs || fmt.Sprint(w) != ws {
+		return 0, 0, fmt.Errorf("-grid %q: want G or HxW with positive integers", s)
+	}
+	return h, w, nil
+}
+
+// readPNG decodes an RGB PNG of exactly side×side pixels into (1, 3, side, side), values /255.
+func readPNG(path string, side int) (*loope.Tensor[float64], error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	im, err := png.Decode(fh)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	b := im.Bounds()
+	if b.Dx() != side || b.Dy() != side {
+		return nil, fmt.Errorf("%s: image is %dx%d, want exactly %dx%d (grid × patch; no resizing)", path, b.Dx(), b.Dy(), side, side)
+	}
+	t := loope.New[float64](1, 3, side, side)
+	for y := range side {
+		for x := range side {
+			r, g, bl, _ := im.At(b.Min.X+x, b.Min.Y+y).RGBA()
+			for c, v := range [3]uint32{r, g, bl} {
+				t.Data[c*side*side+y*side+x] = float64(v>>8) / 255
+			}
+		}
+	}
+	return t, nil
+}

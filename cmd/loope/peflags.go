@@ -1,0 +1,74 @@
+// This file holds the flags of the additive PEs' options (PEConfig fields
+// -freqs, -loope-*, -fourier-*), shared by every command that takes -pe.
+
+package main
+
+import (
+	"flag"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/loope-go/loope"
+)
+
+// peOptions holds the parsed PE option flags.
+type peOptions struct {
+	freqs, squash, act *string
+	bias               *bool
+	fourierDim, hidden *int
+}
+
+// addPEFlags registers the PE option flags on fs.
+func addPEFlags(fs *flag.FlagSet) *peOptions {
+	return &peOptions{
+		freqs:      fs.String("freqs", "vaswani", "frequency set of the sinusoidal PEs: "+strings.Join(loope.FreqSetNames, ", ")),
+		squash:     fs.String("loope-squash", "sigmoid", "loope: X_C squashing, sigmoid (2σ−1, authors' code) or tanh (v1 paper)"),
+		act:        fs.String("loope-act", "gelu", "loope: conv activation, gelu (authors' code) or relu (revised supplement)"),
+		bias:       fs.Bool("loope-bias", false, "loope: Linear(N, N) with a bias (paper) instead of without (authors' code)"),
+		fourierDim: fs.Int("fourier-dim", 768, "fourier: feature width F (even)"),
+		hidden:     fs.Int("fourier-hidden", 32, "fourier: MLP hidden width"),
+	}
+}
+
+// peFlagUsers maps each PE option flag to the PEs that read it; a flag
+// given explicitly with any other -pe is an error. The fixed sinusoids of
+// loope.FixedPENames are added to "freqs" in init.
+var peFlagUsers = map[string][]string{
+	"freqs":          {"loope"},
+	"loope-squash":   {"loope"},
+	"loope-act":      {"loope"},
+	"loope-bias":     {"loope"},
+	"fourier-dim":    {"fourier"},
+	"fourier-hidden": {"fourier"},
+}
+
+func init() {
+	peFlagUsers["freqs"] = append(peFlagUsers["freqs"], loope.FixedPENames...)
+}
+
+// apply writes the options that pe.Name reads into pe (options of other PEs
+// keep their zero values, so checkpoint metadata records only what the PE
+// reads) and rejects option flags set on fs that pe.Name does not read.
+func (o *peOptions) apply(fs *flag.FlagSet, pe *loope.PEConfig) error {
+	var err error
+	fs.Visit(func(f *flag.Flag) {
+		users, ok := peFlagUsers[f.Name]
+		if ok && err == nil && !slices.Contains(users, pe.Name) {
+			err = fmt.Errorf("-%s does not apply to -pe %s (it is read by: %s)", f.Name, pe.Name, strings.Join(users, ", "))
+		}
+	})
+	if err != nil {
+		return err
+	}
+	switch pe.Name {
+	case "loope":
+		pe.LoopeSquash, pe.LoopeAct, pe.LoopeBias = *o.squash, *o.act, *o.bias
+	case "fourier":
+		pe.FourierDim, pe.FourierHidden = *o.fourierDim, *o.hidden
+	}
+	if slices.Contains(peFlagUsers["freqs"], pe.Name) && *o.freqs != "vaswani" {
+		pe.Freqs = *o.freqs
+	}
+	return nil
+}
