@@ -118,7 +118,11 @@ type ThreeCellBenchConfig struct {
 	TrainSize int      `json:"train_size"` // training images (per epoch when streaming); ≤ 8000 if fixed
 	ValSize   int      `json:"val_size"`   // validation images, from the fixed val split
 	TestSize  int      `json:"test_size"`  // test images (0: the whole test split, as the paper)
-	Freqs     string   `json:"freqs"`      // frequency set of sinusoidal PEs: "" (default) or f1…f4
+	Freqs     string   `json:"freqs"`      // frequency set of the sinusoidal PEs: "" (each PE's default) or a FreqSetNames entry
+	// PEOptions holds the full PEConfig of some PEs (matched by Name, e.g.
+	// LOOPE's squashing); a PE without an entry uses PEConfig{Name}. Freqs
+	// is applied on top to every PE that reads a frequency set.
+	PEOptions []PEConfig `json:"pe_options,omitempty"`
 
 	Steps       int     `json:"steps"`        // optimiser steps per run
 	Epochs      float64 `json:"epochs"`       // what Steps was derived from (0: given as steps)
@@ -190,8 +194,15 @@ func (c ThreeCellBenchConfig) Validate() error {
 	if c.TestSize < 0 || c.TestSize > ThreeCellTestN {
 		bad("-test-size %d: need 0 ≤ n ≤ %d (0: all)", c.TestSize, ThreeCellTestN)
 	}
-	if err := checkFreqs(c.Freqs); err != nil {
-		bad("-freqs: %v", err)
+	if c.Freqs != "" && !slices.Contains(FreqSetNames, c.Freqs) {
+		bad("-freqs: unknown frequency set %q (valid: %s)", c.Freqs, strings.Join(FreqSetNames, ", "))
+	} else if c.Freqs != "" && !slices.ContainsFunc(c.PEs, peReadsFreqs) {
+		bad("-freqs %s: none of the PEs reads a frequency set (those that do: loope, %s)", c.Freqs, strings.Join(FixedPENames, ", "))
+	}
+	for _, o := range c.PEOptions {
+		if !slices.Contains(c.PEs, o.Name) {
+			bad("PE options for %q, which is not among the PEs", o.Name)
+		}
 	}
 	if c.Steps <= 0 {
 		bad("-steps %d: need > 0", c.Steps)
@@ -217,21 +228,22 @@ func (c ThreeCellBenchConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// checkFreqs accepts the frequency-set names of the revised paper's
-// robustness experiment (loope-paper §9).
-func checkFreqs(f string) error {
-	switch f {
-	case "":
-		return nil
-	case "f1", "f2", "f3", "f4":
-		return errors.New("frequency sets need PEConfig.Freqs, which this build does not have yet")
-	}
-	return fmt.Errorf("unknown frequency set %q (valid: f1, f2, f3, f4)", f)
-}
+// peReadsFreqs reports whether the PE name reads PEConfig.Freqs: the fixed
+// sinusoids and LOOPE (as cmd/loope's -freqs flag).
+func peReadsFreqs(name string) bool { return name == "loope" || slices.Contains(FixedPENames, name) }
 
 // peConfig returns the PEConfig of one run.
 func (c ThreeCellBenchConfig) peConfig(name string) PEConfig {
-	return PEConfig{Name: name}
+	pc := PEConfig{Name: name}
+	for _, o := range c.PEOptions {
+		if o.Name == name {
+			pc = o
+		}
+	}
+	if c.Freqs != "" && peReadsFreqs(name) {
+		pc.Freqs = c.Freqs
+	}
+	return pc
 }
 
 // MachineInfo records where a benchmark ran.

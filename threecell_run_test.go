@@ -211,7 +211,12 @@ func TestThreeCellValidate(t *testing.T) {
 		{"-train-size", func(c *ThreeCellBenchConfig) { c.Stream, c.TrainSize = false, 8001 }},
 		{"-val-size", func(c *ThreeCellBenchConfig) { c.ValSize = 1001 }},
 		{"-test-size", func(c *ThreeCellBenchConfig) { c.TestSize = -1 }},
-		{"-freqs", func(c *ThreeCellBenchConfig) { c.Freqs = "f9" }},
+		{"-freqs: unknown", func(c *ThreeCellBenchConfig) { c.Freqs = "f9" }},
+		{"none of the PEs reads", func(c *ThreeCellBenchConfig) { c.Freqs = "f2" }},
+		{"not among the PEs", func(c *ThreeCellBenchConfig) { c.PEOptions = []PEConfig{{Name: "loope"}} }},
+		{"-pe fourier", func(c *ThreeCellBenchConfig) {
+			c.PEs, c.PEOptions = []string{"fourier"}, []PEConfig{{Name: "fourier", Freqs: "f2"}} // fourier learns its frequencies
+		}},
 		{"-steps", func(c *ThreeCellBenchConfig) { c.Steps = 0 }},
 		{"-batch", func(c *ThreeCellBenchConfig) { c.Batch = 0 }},
 		{"-lr", func(c *ThreeCellBenchConfig) { c.MinLR = 1 }},

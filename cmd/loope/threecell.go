@@ -17,8 +17,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -55,7 +57,7 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	dataSeed := fs.Uint64("data-seed", 0, "Three-Cell dataset seed, shared by every run")
 	evalEvery := fs.Int("eval-every", 0, "validate every this many steps (0: 4 times per run)")
 	logEvery := fs.Int("log-every", 0, "progress line every this many steps (0: 10 per run)")
-	freqs := fs.String("freqs", "", "frequency set of sinusoidal PEs: f1, f2, f3 or f4 (default: the PE's own)")
+	opts := addPEFlags(fs) // -freqs, -loope-*, -fourier-*: applied to the PEs that read them
 	out := fs.String("out", "out/threecell", "output folder (results.md/.csv/.json and PNG figures)")
 	threads := fs.Int("threads", 0, "kernel goroutines (0: GOMAXPROCS)")
 	if err := fs.Parse(args); err != nil {
@@ -78,11 +80,26 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 		return bad("-preset: %v", err)
 	}
 	cfg := loope.ThreeCellBenchConfig{Preset: *preset, Model: model, DataSeed: *dataSeed, Stream: *stream,
-		TrainSize: *trainSize, ValSize: *valSize, TestSize: *testSize, Freqs: *freqs, Steps: *steps, Batch: *batch, LR: *lr,
+		TrainSize: *trainSize, ValSize: *valSize, TestSize: *testSize, Steps: *steps, Batch: *batch, LR: *lr,
 		MinLR: *minLR, WeightDecay: *wd, EvalEvery: *evalEvery, LogEvery: *logEvery, Out: *out, Threads: *threads}
 	cfg.PEs = splitList(*pes)
 	if *pes == "all" {
 		cfg.PEs = loope.PENames()
+	}
+	for _, name := range slices.Sorted(maps.Keys(set)) {
+		if users, ok := peFlagUsers[name]; ok && !slices.ContainsFunc(cfg.PEs, func(pe string) bool { return slices.Contains(users, pe) }) {
+			return bad("-%s applies to none of -pe %s (it is read by: %s)", name, strings.Join(cfg.PEs, ","), strings.Join(users, ", "))
+		}
+	}
+	for _, pe := range cfg.PEs {
+		pc := loope.PEConfig{Name: pe}
+		if err := opts.apply(flag.NewFlagSet("", flag.ContinueOnError), &pc); err != nil {
+			return bad("%v", err)
+		}
+		cfg.PEOptions = append(cfg.PEOptions, pc)
+	}
+	if set["freqs"] {
+		cfg.Freqs = *opts.freqs
 	}
 	if cfg.Seeds, err = parseSeeds(*seeds); err != nil {
 		return bad("-seeds: %v", err)

@@ -182,6 +182,9 @@ func TestThreeCellFlagErrors(t *testing.T) {
 		{[]string{"-val-size", "2000"}, "-val-size 2000"},
 		{[]string{"-freqs", "f9"}, `unknown frequency set "f9"`},
 		{[]string{"-threads", "-2"}, "-threads -2"},
+		{[]string{"-pe", "none,learnable", "-freqs", "f2"}, "-freqs applies to none of -pe none,learnable"},
+		{[]string{"-pe", "sin1d", "-loope-act", "relu"}, "-loope-act applies to none of -pe sin1d"},
+		{[]string{"-pe", "fourier", "-fourier-dim", "7"}, "-pe fourier"},
 		{[]string{"-steps", "x"}, "invalid value"},
 		{[]string{"extra"}, "unexpected arguments"},
 	} {
@@ -258,5 +261,28 @@ func TestSensitivity(t *testing.T) {
 		if err == nil || (err == errUsage) != tc.usage || !strings.Contains(msg, tc.want) {
 			t.Errorf("%v: err %v, message %q; want usage %v and %q", tc.args, err, msg, tc.usage, tc.want)
 		}
+	}
+}
+
+// TestThreeCellFreqs checks that -freqs reaches exactly the PEs that read a
+// frequency set and is recorded for loope sensitivity.
+func TestThreeCellFreqs(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	err := threecellMain([]string{"-preset", "tiny", "-pe", "none,sin1d", "-freqs", "f2", "-steps", "1", "-batch", "4",
+		"-train-size", "8", "-val-size", "0", "-test-size", "8", "-out", dir}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	rep, err := loope.ReadThreeCellReport(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []loope.PEConfig{{Name: "none"}, {Name: "sin1d", Freqs: "f2"}}
+	if rep.Config.Freqs != "f2" || !slices.Equal(rep.Config.PEOptions, want) {
+		t.Errorf("freqs %q, PE options %+v; want f2 and %+v", rep.Config.Freqs, rep.Config.PEOptions, want)
+	}
+	if !strings.Contains(stdout.String(), "sinusoid frequencies f2") {
+		t.Error("results.md does not state the frequency set")
 	}
 }
