@@ -41,7 +41,7 @@ func sensitivityMain(args []string, stdout, stderr io.Writer) error {
 		return errUsage
 	}
 	bad := func(format string, a ...any) error {
-		fmt.Fprintf(stderr, "loope sensitivity: "+format+"\n", a...)
+		fmt.Fprintf(stderr, "loope sensitivity: "+format+"\n(loope sensitivity -h lists the flags)\n", a...)
 		return errUsage
 	}
 	paths := splitList(*in)

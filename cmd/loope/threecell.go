@@ -67,7 +67,7 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 		return errUsage
 	}
 	bad := func(format string, a ...any) error {
-		fmt.Fprintf(stderr, "loope threecell: "+format+"\n", a...)
+		fmt.Fprintf(stderr, "loope threecell: "+format+"\n(loope threecell -h lists the flags)\n", a...)
 		return errUsage
 	}
 	set := map[string]bool{}
