@@ -164,6 +164,31 @@ func TestPETable(t *testing.T) {
 	if !slices.Equal(tab, e) {
 		t.Error("learnable: PETable differs from pos_embed")
 	}
+	cfg.PE.Name = "sin1d"
+	if m, err = NewViT[float64](cfg, 1); err != nil {
+		t.Fatal(err)
+	}
+	want, err := FixedPE("sin1d", cfg.Dim, cfg.Grid(), cfg.Grid(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tab, err = PETable(m, img); err != nil || len(tab) != len(want) || maxAbsDiff(tab, want) > 1e-12 {
+		t.Errorf("sin1d: PETable differs from FixedPE (err %v)", err)
+	}
+	// LOOPE's table depends on the image through X_C.
+	cfg.PE.Name = "loope"
+	if m, err = NewViT[float64](cfg, 1); err != nil {
+		t.Fatal(err)
+	}
+	gen := NewThreeCell(cfg.Grid(), cfg.Patch, 0)
+	img2 := New[float64](1, 3, cfg.Image, cfg.Image)
+	RenderThreeCell(img.Data, gen.Fixed(0), cfg.Patch)
+	RenderThreeCell(img2.Data, gen.Fixed(1), cfg.Patch)
+	t1, err1 := PETable(m, img)
+	t2, err2 := PETable(m, img2)
+	if err1 != nil || err2 != nil || len(t1) != cfg.Tokens()*cfg.Dim || maxAbsDiff(t1, t2) == 0 {
+		t.Errorf("loope: errors %v, %v; want two different tables", err1, err2)
+	}
 	pe := &affinePE{E: New[float64](1, cfg.Tokens(), cfg.Dim).FillNormal(rand.New(rand.NewPCG(1, 2)), 0, 1)}
 	m.PE = pe
 	if _, err := PETable(m, img); err == nil || !strings.Contains(err.Error(), "not additive") {
@@ -231,5 +256,25 @@ func TestThreeCellValidate(t *testing.T) {
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err %v", tc.want, err)
 		}
+	}
+}
+
+// TestThreeCellCentres checks the nine cells of supplement Fig. 2 for
+// G = 14 (loope-paper §8): (0,0), (13,0), (0,13), (13,13), (0,7), (7,0),
+// (7,13), (13,7), (7,7).
+func TestThreeCellCentres(t *testing.T) {
+	t.Parallel()
+	var got []Cell
+	for _, row := range ThreeCellCentres(14) {
+		got = append(got, row[:]...)
+	}
+	want := []Cell{{0, 0}, {13, 0}, {0, 13}, {13, 13}, {0, 7}, {7, 0}, {7, 13}, {13, 7}, {7, 7}}
+	for _, c := range want {
+		if !slices.Contains(got, c) {
+			t.Errorf("centre cells %v lack %v", got, c)
+		}
+	}
+	if len(got) != 9 {
+		t.Errorf("%d cells, want 9", len(got))
 	}
 }
