@@ -79,6 +79,23 @@ func NewThreeCellFor(cfg Config, seed uint64) (*ThreeCell, error) {
 	return NewThreeCell(cfg.Image/cfg.Patch, cfg.Patch, seed), nil
 }
 
+// CheckModel reports whether d's images fit the model cfg: RGB, side
+// cfg.Image = grid·cell, and one cell per patch (cell = cfg.Patch), so the
+// ViT's patch grid is the Three-Cell grid.
+func (d *ThreeCellData) CheckModel(cfg Config) error {
+	g, cell := d.Gen.Grid(), d.Gen.CellPx
+	switch {
+	case cfg.Channels != 3:
+		return fmt.Errorf("loope: Three-Cell images are RGB, the model has %d channels", cfg.Channels)
+	case d.Gen.Side() != cfg.Image:
+		return fmt.Errorf("loope: Three-Cell images are %d px (grid %d × cell %d), the model takes %d px", d.Gen.Side(), g, cell, cfg.Image)
+	case cell != cfg.Patch:
+		return fmt.Errorf("loope: Three-Cell cell %d px ≠ patch %d px: the %d×%d patch grid is not the %d×%d cell grid",
+			cell, cfg.Patch, cfg.Grid(), cfg.Grid(), g, g)
+	}
+	return nil
+}
+
 // Len returns the number of images (per epoch for a stream).
 func (d *ThreeCellData) Len() int { return d.N }
 
@@ -400,6 +417,9 @@ func trainThreeCellRun(cfg ThreeCellBenchConfig, pe string, seed uint64, prog *b
 	}
 	test, err := NewThreeCellSplit(NewThreeCell(m.Cfg.Grid(), m.Cfg.Patch, cfg.DataSeed), ThreeCellTest, cfg.TestSize)
 	if err != nil {
+		return ThreeCellRun{}, nil, err
+	}
+	if err := train.CheckModel(m.Cfg); err != nil {
 		return ThreeCellRun{}, nil, err
 	}
 	tc := TrainConfig{Steps: cfg.Steps, Batch: cfg.Batch, LR: cfg.LR, MinLR: cfg.MinLR, Warmup: cfg.Warmup,

@@ -88,6 +88,21 @@ func TestNewThreeCellFor(t *testing.T) {
 		}
 	}
 	cfg, _ := Preset("tiny")
+	d, _ := NewThreeCellStream(NewThreeCell(7, 2, 0), 10)
+	if err := d.CheckModel(cfg); err != nil {
+		t.Errorf("tiny with 7×7 cells of 2 px: %v", err)
+	}
+	small, _ := Preset("small")
+	d14, _ := NewThreeCellStream(NewThreeCell(7, 4, 0), 10) // 28 px, but 4 px cells on 2 px patches
+	for _, tc := range []struct {
+		d    *ThreeCellData
+		c    Config
+		want string
+	}{{d, small, "takes 28 px"}, {d14, small, "patch grid"}} {
+		if err := tc.d.CheckModel(tc.c); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("CheckModel: %v, want %q", err, tc.want)
+		}
+	}
 	for _, mod := range []func(c *Config){
 		func(c *Config) { c.Channels = 1 },
 		func(c *Config) { c.Image = 15 },
