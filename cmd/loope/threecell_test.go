@@ -1,0 +1,288 @@
+package main
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/loope-go/loope"
+)
+
+// TestThreeCellEndToEnd runs a tiny benchmark (2 PEs, 1 seed, 12 steps)
+// and checks every output file.
+func TestThreeCellEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	err := threecellMain([]string{"-preset", "tiny", "-pe", "none,learnable", "-seeds", "1", "-steps", "12",
+		"-batch", "8", "-train-size", "200", "-val-size", "16", "-test-size", "200", "-out", dir}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("%v\nstderr:\n%s", err, stderr.String())
+	}
+	// Progress: per-run lines and the overall line with an ETA.
+	for _, want := range []string{"[none seed 0] step 12/12", "[learnable seed 0] eval step 12", "overall run 2/2 step 12/12 elapsed", " eta "} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "results.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(md) != stdout.String() {
+		t.Error("results.md differs from the table printed on stdout")
+	}
+	header := "| PE | Distance | Orientation | Area | Vector Sum | Average | seeds |"
+	lines := strings.Split(string(md), "\n")
+	i := slices.Index(lines, header)
+	if i < 0 || i+4 >= len(lines) {
+		t.Fatalf("results.md lacks the table header %q:\n%s", header, md)
+	}
+	prior := loope.ThreeCellPriorAcc(7)
+	wantPrior := fmt.Sprintf("| priors (best constant) | %.1f | %.1f | %.1f | %.1f | %.1f | – |",
+		100*prior.Distance, 100*prior.Orientation, 100*prior.Area, 100*prior.VectorSum, 100*prior.Average)
+	for k, pe := range []string{"none", "learnable"} {
+		row := strings.Split(lines[i+2+k], " | ")
+		if len(row) != 7 || row[0] != "| "+pe || row[6] != "1 |" {
+			t.Errorf("table row %d = %q, want 7 cells for %s with 1 seed", k, lines[i+2+k], pe)
+		}
+	}
+	if lines[i+4] != wantPrior {
+		t.Errorf("priors row %q, want %q", lines[i+4], wantPrior)
+	}
+	for _, want := range []string{"Exact priors (G = 7", "| none | No PE | 61.9 | 53.1 | 60.1 | 62.6 | 59.4 |",
+		"| learnable | Learnable [1] |", "## PESI", "| learnable | "} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("results.md lacks %q", want)
+		}
+	}
+
+	// JSON: config, machine, runs with curves, summaries.
+	rep, err := loope.ReadThreeCellReport(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Done || len(rep.Runs) != 2 || len(rep.Summary) != 2 || rep.Grid != 7 || rep.CellPx != 2 {
+		t.Fatalf("report: done %v, %d runs, %d summaries, grid %d, cell %d", rep.Done, len(rep.Runs), len(rep.Summary), rep.Grid, rep.CellPx)
+	}
+	if c := rep.Config; c.Steps != 12 || c.Batch != 8 || !c.Stream || c.Model.Image != 14 || c.Warmup != 0 || c.EvalEvery != 3 {
+		t.Errorf("config %+v", c)
+	}
+	if m := rep.Machine; m.GOMAXPROCS < 1 || m.Threads < 1 || !strings.HasPrefix(m.GoVersion, "go") {
+		t.Errorf("machine %+v", m)
+	}
+	for _, r := range rep.Runs {
+		a := r.Test
+		b := r.TestBits
+		if math.Abs(a.Distance-(b[0]+b[1])/2) > 1e-12 || a.Orientation != b[2] || math.Abs(a.Area-(b[3]+b[4])/2) > 1e-12 ||
+			a.VectorSum != b[5] || math.Abs(a.Average-(a.Distance+a.Orientation+a.Area+a.VectorSum)/4) > 1e-12 {
+			t.Errorf("%s: groups %+v inconsistent with bits %v", r.PE, a, b)
+		}
+		var train, val int
+		for _, m := range r.Curve {
+			switch m.Split {
+			case "train":
+				train++
+			case "val":
+				val++
+			}
+		}
+		if train != 12 || val != 4 || r.WallS <= 0 || r.Params <= 0 {
+			t.Errorf("%s: %d train and %d val metrics (want 12: log every max(1, 12/10) = 1 step; 4: eval every 12/4 = 3), wall %g, params %d", r.PE, train, val, r.WallS, r.Params)
+		}
+		if (r.PESI != nil) != (r.PE == "learnable") {
+			t.Errorf("%s: PESI %v; want it exactly for the additive PE", r.PE, r.PESI)
+		}
+	}
+
+	// CSV: header and one row per run, in agreement with the JSON.
+	f, err := os.Open(filepath.Join(dir, "results.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 3 || !slices.Equal(rows[0], loope.ThreeCellCSVHeader) {
+		t.Fatalf("csv: %d rows, header %v", len(rows), rows[0])
+	}
+	for k, row := range rows[1:] {
+		avg, err := strconv.ParseFloat(row[6], 64)
+		if err != nil || row[0] != rep.Runs[k].PE || math.Abs(avg-rep.Runs[k].Test.Average) > 1e-5 {
+			t.Errorf("csv row %v does not match run %s average %g", row, rep.Runs[k].PE, rep.Runs[k].Test.Average)
+		}
+	}
+
+	// Figures: valid PNGs; a heat map only for the additive PE; no temp files left.
+	for _, name := range []string{"curve_none_seed0.png", "curve_learnable_seed0.png", "heatmap_learnable.png"} {
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if cfg, err := png.DecodeConfig(f); err != nil || cfg.Width < 100 {
+			t.Errorf("%s: %v, width %d", name, err, cfg.Width)
+		}
+		f.Close()
+	}
+	ents, _ := os.ReadDir(dir)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	want := []string{"curve_learnable_seed0.png", "curve_none_seed0.png", "heatmap_learnable.png", "results.csv", "results.json", "results.md"}
+	if !slices.Equal(names, want) {
+		t.Errorf("files %v, want %v", names, want)
+	}
+	var raw map[string]any
+	b, _ := os.ReadFile(filepath.Join(dir, "results.json"))
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"config", "machine", "runs", "summary", "priors", "prior_acc", "wall_s"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("results.json lacks %q", k)
+		}
+	}
+}
+
+// TestThreeCellFlagErrors checks that bad flags are usage errors (exit 2)
+// with a message naming the problem.
+func TestThreeCellFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-pe", "none,nope"}, `unknown positional embedding "nope" (valid: `},
+		{[]string{"-pe", "none,none"}, "given twice"},
+		{[]string{"-pe", ","}, "no positional embedding"},
+		{[]string{"-seeds", "0"}, "-seeds"},
+		{[]string{"-seeds", "1,x"}, `seed "x"`},
+		{[]string{"-seeds", "3,3"}, "seed 3 given twice"},
+		{[]string{"-preset", "huge"}, `unknown preset "huge"`},
+		{[]string{"-steps", "0"}, "-steps 0"},
+		{[]string{"-steps", "10", "-epochs", "1"}, "do not go together"},
+		{[]string{"-epochs", "-1"}, "-epochs -1"},
+		{[]string{"-batch", "0"}, "-batch 0"},
+		{[]string{"-lr", "0"}, "-lr 0"},
+		{[]string{"-min-lr", "1"}, "-min-lr 1"},
+		{[]string{"-warmup", "500", "-steps", "100"}, "-warmup 500"},
+		{[]string{"-wd", "-1"}, "-wd -1"},
+		{[]string{"-stream=false", "-train-size", "9000"}, "-train-size 9000"},
+		{[]string{"-val-size", "2000"}, "-val-size 2000"},
+		{[]string{"-freqs", "f9"}, `unknown frequency set "f9"`},
+		{[]string{"-threads", "-2"}, "-threads -2"},
+		{[]string{"-pe", "none,learnable", "-freqs", "f2"}, "-freqs applies to none of -pe none,learnable"},
+		{[]string{"-pe", "sin1d", "-loope-act", "relu"}, "-loope-act applies to none of -pe sin1d"},
+		{[]string{"-pe", "fourier", "-fourier-dim", "7"}, "-pe fourier"},
+		{[]string{"-steps", "x"}, "invalid value"},
+		{[]string{"extra"}, "unexpected arguments"},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := threecellMain(append(tc.args, "-out", ""), &stdout, &stderr)
+		if err != errUsage || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: err %v, stderr %q; want errUsage and %q", tc.args, err, stderr.String(), tc.want)
+		}
+	}
+}
+
+// TestSensitivity checks S_j and S̄ on synthetic results: one PE, D = 4,
+// average accuracy 0.90 (f1), 0.85 (f2), 0.93 (f3), so with Δf from the
+// formula of TestFreqDelta: S_2 = 5/Δf_2, S_3 = 3/Δf_3 and
+// S̄ = (S_2 Δf_2 + S_3 Δf_3)/(Δf_2 + Δf_3) = 8/(Δf_2 + Δf_3).
+func TestSensitivity(t *testing.T) {
+	dir := t.TempDir()
+	write := func(freqs string, avg float64, pes ...string) string {
+		rep := loope.ThreeCellReport{Config: loope.ThreeCellBenchConfig{Freqs: freqs, Model: loope.Config{Dim: 4}}, Grid: 14, Done: true}
+		for _, pe := range pes {
+			rep.Summary = append(rep.Summary, loope.ThreeCellSummary{PE: pe, N: 1, Mean: loope.ThreeCellAcc{Average: avg, Distance: 0.5}})
+		}
+		d := filepath.Join(dir, freqs)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(rep)
+		if err := os.WriteFile(filepath.Join(d, "results.json"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	d1 := write("f1", 0.90, "sin1d", "learnable")
+	d2 := write("f2", 0.85, "sin1d")
+	d3 := write("f3", 0.93, "sin1d")
+	var stdout, stderr bytes.Buffer
+	if err := sensitivityMain([]string{"-in", d1 + "," + d2 + "," + filepath.Join(d3, "results.json")}, &stdout, &stderr); err != nil {
+		t.Fatalf("%v: %s", err, stderr.String())
+	}
+	norm := math.Sqrt(1 + 0.978*0.978)
+	df2, df3 := math.Abs(1-0.9999/3-0.978)/norm, math.Abs(0.9-0.978)/norm
+	want := fmt.Sprintf("| sin1d | 90.0 | 85.0 | 93.0 | – | %.2f | %.2f | – | %.2f |", 5/df2, 3/df3, 8/(df2+df3))
+	if !strings.Contains(stdout.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, stdout.String())
+	}
+	if strings.Contains(stdout.String(), "| learnable |") {
+		t.Error("learnable is only in f1, yet has a row")
+	}
+	// Distance is 50% everywhere: S = 0.
+	stdout.Reset()
+	if err := sensitivityMain([]string{"-in", d1 + "," + d2, "-metric", "distance"}, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout.String(), "| sin1d | 50.0 | 50.0 | – | – | 0.00 | – | – | 0.00 |") {
+		t.Errorf("distance: %s", stdout.String())
+	}
+	for _, tc := range []struct {
+		args  []string
+		usage bool
+		want  string
+	}{
+		{[]string{"-in", d2 + "," + d3}, false, "needs the f1"},
+		{[]string{"-in", d1 + "," + d1}, false, "two reports with frequency set f1"},
+		{[]string{"-in", d1}, true, "at least two"},
+		{[]string{"-in", d1 + "," + d2, "-metric", "speed"}, true, `-metric "speed"`},
+		{[]string{"-in", d1 + "," + filepath.Join(dir, "missing")}, false, "no such file"},
+	} {
+		stderr.Reset()
+		err := sensitivityMain(tc.args, &stdout, &stderr)
+		msg := stderr.String()
+		if err != nil && err != errUsage {
+			msg = err.Error()
+		}
+		if err == nil || (err == errUsage) != tc.usage || !strings.Contains(msg, tc.want) {
+			t.Errorf("%v: err %v, message %q; want usage %v and %q", tc.args, err, msg, tc.usage, tc.want)
+		}
+	}
+}
+
+// TestThreeCellFreqs checks that -freqs reaches exactly the PEs that read a
+// frequency set and is recorded for loope sensitivity.
+func TestThreeCellFreqs(t *testing.T) {
+	dir := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	err := threecellMain([]string{"-preset", "tiny", "-pe", "none,sin1d", "-freqs", "f2", "-steps", "1", "-batch", "4",
+		"-train-size", "8", "-val-size", "0", "-test-size", "8", "-out", dir}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stderr.String())
+	}
+	rep, err := loope.ReadThreeCellReport(filepath.Join(dir, "results.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []loope.PEConfig{{Name: "none"}, {Name: "sin1d", Freqs: "f2"}}
+	if rep.Config.Freqs != "f2" || !slices.Equal(rep.Config.PEOptions, want) {
+		t.Errorf("freqs %q, PE options %+v; want f2 and %+v", rep.Config.Freqs, rep.Config.PEOptions, want)
+	}
+	if !strings.Contains(stdout.String(), "sinusoid frequencies f2") {
+		t.Error("results.md does not state the frequency set")
+	}
+}
