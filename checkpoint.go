@@ -66,7 +66,24 @@ func ConfigFromSafe(f *SafeFile) (Config, error) {
 	if err := json.Unmarshal([]byte(s), &cfg); err != nil {
 		return Config{}, fmt.Errorf("loope: bad model config in metadata: %w", err)
 	}
-	return cfg, cfg.Validate()
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	// A file with the config also holds the model's tensors, so a config
+	// claiming more backbone scalars than the file has is corrupt; checked
+	// here, before NewViT allocates the model.
+	var have int64
+	for _, t := range f.Tensors {
+		n := int64(1)
+		for _, s := range t.Shape {
+			n *= int64(s)
+		}
+		have += n
+	}
+	if need := cfg.backboneParams(); need > have {
+		return Config{}, fmt.Errorf("loope: model config needs at least %d parameters, the file holds %d values", need, have)
+	}
+	return cfg, nil
 }
 
 // LoadParams copies every tensor of m from f, checking that each name is

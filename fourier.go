@@ -65,8 +65,8 @@ func newFourierPE[T Float](cfg Config, rng *rand.Rand) (PosEmb[T], error) {
 	if hd == 0 {
 		hd = fourierDefaultHidden
 	}
-	if f < 2 || f%2 != 0 || hd < 1 {
-		return nil, fmt.Errorf("loope: PE fourier: feature width %d must be even and >= 2, hidden width %d >= 1", f, hd)
+	if f < 2 || f%2 != 0 || hd < 1 || f > MaxDim || hd > MaxDim {
+		return nil, fmt.Errorf("loope: PE fourier: feature width %d must be even and in [2, %d], hidden width %d in [1, %d]", f, MaxDim, hd, MaxDim)
 	}
 	if pc.Freqs != "" {
 		return nil, fmt.Errorf("loope: PE fourier learns its frequencies; frequency set %q does not apply", pc.Freqs)

@@ -58,22 +58,60 @@ func Preset(name string) (Config, error) {
 	return c, nil
 }
 
-// Validate reports every inconsistency in c.
+// Upper bounds of Config.Validate. They keep every model NewViT builds
+// and every single-image Forward within memory a machine can have, so a
+// hostile checkpoint's config cannot make the program allocate without
+// bound; the paper's largest model (b16 at 224 px, grid 14) is far inside.
+const (
+	MaxImage    = 4096    // input side in pixels
+	MaxChannels = 1024    // input channels
+	MaxGrid     = 64      // patch-grid side G (tokens ≤ 64² + 1; rpe/irpe index tables are N²)
+	MaxDim      = 8192    // token width D
+	MaxDepth    = 1000    // blocks
+	MaxMLP      = 65536   // MLP hidden width
+	MaxClasses  = 1 << 20 // outputs K
+	// MaxParams bounds the scalars of the backbone plus an (N+1)·D table
+	// and LOOPE's patch conv: 2³⁰, 4 GB in float32 (b16 has 86M).
+	MaxParams = 1 << 30
+	// MaxAttention bounds depth·heads·N², the attention probabilities one
+	// image keeps for the backward pass (also an upper bound of the
+	// per-layer relative-position tables): 2³⁰.
+	MaxAttention = 1 << 30
+)
+
+// Validate reports every inconsistency in c, and sizes beyond the Max*
+// bounds.
 func (c Config) Validate() error {
 	var errs []error
-	pos := func(name string, v int) {
+	pos := func(name string, v, most int) {
 		if v <= 0 {
 			errs = append(errs, fmt.Errorf("%s must be > 0, got %d", name, v))
+		} else if v > most {
+			errs = append(errs, fmt.Errorf("%s %d exceeds the limit %d", name, v, most))
 		}
 	}
-	pos("image", c.Image)
-	pos("channels", c.Channels)
-	pos("patch", c.Patch)
-	pos("dim", c.Dim)
-	pos("depth", c.Depth)
-	pos("heads", c.Heads)
-	pos("mlp", c.MLP)
-	pos("classes", c.Classes)
+	pos("image", c.Image, MaxImage)
+	pos("channels", c.Channels, MaxChannels)
+	pos("patch", c.Patch, MaxImage)
+	pos("dim", c.Dim, MaxDim)
+	pos("depth", c.Depth, MaxDepth)
+	pos("heads", c.Heads, MaxDim)
+	pos("mlp", c.MLP, MaxMLP)
+	pos("classes", c.Classes, MaxClasses)
+	if len(errs) == 0 && c.Image%c.Patch == 0 {
+		// Every field is in range, so these products fit in int64.
+		g, d := int64(c.Grid()), int64(c.Dim)
+		n := g*g + 1
+		params := c.backboneParams() + n*d + 32*int64(c.Channels+2)*int64(c.Patch)*int64(c.Patch) + n*n
+		switch {
+		case g > MaxGrid:
+			errs = append(errs, fmt.Errorf("grid %d (image %d / patch %d) exceeds the limit %d", g, c.Image, c.Patch, MaxGrid))
+		case params > MaxParams:
+			errs = append(errs, fmt.Errorf("about %d parameters exceed the limit %d", params, MaxParams))
+		case int64(c.Depth)*int64(c.Heads)*n*n > MaxAttention:
+			errs = append(errs, fmt.Errorf("depth %d · heads %d · tokens² %d exceeds the attention limit %d", c.Depth, c.Heads, n*n, MaxAttention))
+		}
+	}
 	if c.Image > 0 && c.Patch > 0 && c.Image%c.Patch != 0 {
 		errs = append(errs, fmt.Errorf("image %d is not divisible by patch %d", c.Image, c.Patch))
 	}
@@ -90,6 +128,16 @@ func (c Config) Validate() error {
 		return fmt.Errorf("loope: invalid config: %w", err)
 	}
 	return nil
+}
+
+// backboneParams returns the number of scalars of the ViT without its PE
+// (patch conv, CLS, blocks, final norm, head): what every checkpoint of c
+// stores at least. c's sizes must be within the Max* bounds.
+func (c Config) backboneParams() int64 {
+	d, m, k := int64(c.Dim), int64(c.MLP), int64(c.Classes)
+	patch := d*int64(c.Channels)*int64(c.Patch)*int64(c.Patch) + d
+	block := 4*d + 3*d*d + 3*d + d*d + d + m*d + m + d*m + d
+	return patch + d + int64(c.Depth)*block + 2*d + k*d + k
 }
 
 // Grid returns the patch-grid side G = Image / Patch.

@@ -1,0 +1,135 @@
+package loope
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// fuzzConfigSeeds are model configs for FuzzConfig and the hostile-config
+// tests: every PE on a tiny model, PE options, and sizes past the bounds.
+func fuzzConfigSeeds() []string {
+	var seeds []string
+	for _, pe := range PENames() {
+		c := Config{Image: 8, Channels: 3, Patch: 2, Dim: 8, Depth: 1, Heads: 2, MLP: 8, Classes: 3, Eps: 1e-6, PE: PEConfig{Name: pe}}
+		b, _ := json.Marshal(c)
+		seeds = append(seeds, string(b))
+	}
+	return append(seeds,
+		`{"image":8,"channels":1,"patch":4,"dim":4,"depth":1,"heads":1,"mlp":2,"classes":2,"eps":1e-6,"pe":{"name":"fourier","fourier_dim":6,"fourier_hidden":3}}`,
+		`{"image":8,"channels":1,"patch":4,"dim":4,"depth":1,"heads":1,"mlp":2,"classes":2,"eps":1e-6,"pe":{"name":"loope","freqs":"f3","loope_squash":"tanh","loope_act":"relu","loope_bias":true}}`,
+		`{"image":8,"channels":1,"patch":4,"dim":4,"depth":1,"heads":1,"mlp":2,"classes":2,"eps":1e-6,"pe":{"name":"sin1d","freqs":"f9"}}`,
+		`{"image":8,"channels":1,"patch":4,"dim":6,"depth":1,"heads":3,"mlp":2,"classes":2,"eps":1e-6,"pe":{"name":"rope-axial"}}`,
+		`{"image":224,"channels":3,"patch":16,"dim":1000000000,"depth":12,"heads":1,"mlp":3072,"classes":6,"eps":1e-6,"pe":{"name":"learnable"}}`,
+		`{"image":4096,"channels":1024,"patch":64,"dim":8192,"depth":1000,"heads":8,"mlp":65536,"classes":6,"eps":1e-6,"pe":{"name":"rpe"}}`,
+		`{"image":4096,"channels":3,"patch":1,"dim":8,"depth":1,"heads":1,"mlp":8,"classes":2,"eps":1e-6,"pe":{"name":"none"}}`,
+		`{"image":8,"channels":1,"patch":4,"dim":4,"depth":1,"heads":1,"mlp":2,"classes":2,"eps":1e-6,"pe":{"name":"fourier","fourier_dim":2000000000}}`,
+		`{"image":-8,"channels":0,"patch":0,"dim":-1,"eps":"x"}`,
+		`{"image":1e400}`, `null`, `[]`, `{}`, ``,
+	)
+}
+
+// TestConfigBounds: sizes past the Max* bounds are rejected by Validate,
+// and the presets stay inside them.
+func TestConfigBounds(t *testing.T) {
+	good, _ := Preset("tiny")
+	for _, tc := range []struct {
+		name   string
+		modify func(c *Config)
+		want   string
+	}{
+		{"image", func(c *Config) { c.Image, c.Patch = 8192, 128 }, "image 8192 exceeds the limit 4096"},
+		{"dim", func(c *Config) { c.Dim = 1e9 }, "dim 1000000000 exceeds the limit 8192"},
+		{"depth", func(c *Config) { c.Depth = 1001 }, "depth 1001 exceeds the limit 1000"},
+		{"grid", func(c *Config) { c.Image, c.Patch = 4096, 1 }, "grid 4096 (image 4096 / patch 1) exceeds the limit 64"},
+		{"params", func(c *Config) { c.Dim, c.Heads, c.Depth, c.MLP = 8192, 8, 1000, 8192 }, "parameters exceed the limit"},
+		{"attention", func(c *Config) { c.Image, c.Patch, c.Dim, c.Heads, c.Depth = 128, 2, 512, 512, 100 }, "exceeds the attention limit"},
+	} {
+		c := good
+		tc.modify(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want an error containing %q", tc.name, err, tc.want)
+		}
+	}
+	for _, name := range PresetNames() {
+		c, _ := Preset(name)
+		c.Classes = 1000
+		if err := c.Validate(); err != nil {
+			t.Errorf("preset %s: %v", name, err)
+		}
+	}
+}
+
+// TestBackboneParams: backboneParams is the parameter count of the model
+// with no PE, which stores nothing but the backbone.
+func TestBackboneParams(t *testing.T) {
+	for _, name := range []string{"tiny", "ti16"} {
+		c, _ := Preset(name)
+		c.PE.Name = "none"
+		m, err := NewViT[float32](c, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := c.backboneParams(), int64(m.NumParams()); got != want {
+			t.Errorf("%s: backboneParams %d, NumParams %d", name, got, want)
+		}
+	}
+}
+
+// TestConfigFromSafeNeedsTensors: a config claiming more parameters than
+// the file holds is rejected before any model is allocated.
+func TestConfigFromSafeNeedsTensors(t *testing.T) {
+	c, _ := Preset("ti16") // 5.5M backbone scalars
+	f := NewSafeFile()
+	f.Metadata[metaConfig] = mustJSON(c)
+	if err := PutFloat(f, "w", make([]float32, 1000), 1000); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if alloc := allocatedBy(func() { _, err = ConfigFromSafe(f) }); alloc > 1<<20 {
+		t.Errorf("ConfigFromSafe allocated %d bytes", alloc)
+	}
+	if err == nil || !strings.Contains(err.Error(), "the file holds 1000 values") {
+		t.Errorf("got %v", err)
+	}
+}
+
+// FuzzConfig: the model config of a checkpoint's metadata, through
+// ConfigFromSafe, NewViT, LoadParams and (for small models) Forward, must
+// give an error or a working model, never a panic; a config that passes
+// needs no more backbone scalars than the file holds, so what NewViT
+// allocates is bounded by the file.
+func FuzzConfig(f *testing.F) {
+	for _, s := range fuzzConfigSeeds() {
+		f.Add(s, uint16(4096))
+	}
+	f.Fuzz(func(t *testing.T, js string, values uint16) {
+		sf := NewSafeFile()
+		sf.Metadata[metaConfig] = js
+		if err := PutFloat(sf, "w", make([]float32, int(values)*4), int(values)*4); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := ConfigFromSafe(sf)
+		if err != nil {
+			return
+		}
+		if cfg.backboneParams() > int64(values)*4 {
+			t.Fatalf("accepted config needs %d values, file has %d", cfg.backboneParams(), int(values)*4)
+		}
+		m, err := NewViT[float32](cfg, 1)
+		if err != nil {
+			return
+		}
+		if err := LoadParams(m, sf); err == nil {
+			t.Fatal("LoadParams from a file without the model's tensors succeeded")
+		}
+		if cfg.Tokens() > 65 || cfg.Depth*cfg.Heads > 16 {
+			return
+		}
+		tp := &Tape[float32]{NoGrad: true}
+		out := m.Forward(tp, New[float32](1, cfg.Channels, cfg.Image, cfg.Image))
+		if len(out.Shape) != 2 || out.Shape[0] != 1 || out.Shape[1] != cfg.Classes {
+			t.Fatalf("logits shape %v", out.Shape)
+		}
+	})
+}
