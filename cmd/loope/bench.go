@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -28,13 +29,44 @@ func runBench(args []string) error {
 	threads := fs.Int("threads", 0, "goroutines for kernels (0: GOMAXPROCS)")
 	fixture := fs.String("fixture", "", "take weights, input and targets from this `loope fixture` file")
 	peOpts := addPEFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if done, err := parseFlags(fs, args); done {
+		return err
 	}
-	if fs.NArg() > 0 || *batch <= 0 || *steps <= 0 || *warmup < 0 || *threads < 0 {
-		fmt.Fprintln(fs.Output(), "loope bench: -batch and -steps must be > 0, -warmup and -threads >= 0")
-		fs.Usage()
-		return errUsage
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case fs.NArg() > 0:
+		return badUsage(fs, "unexpected arguments %q", fs.Args())
+	case *steps <= 0 || *warmup < 0 || *steps > 1<<20 || *warmup > 1<<20:
+		return badUsage(fs, "-steps must be in [1, 2²⁰], -warmup in [0, 2²⁰]")
+	case *threads < 0 || *threads > maxThreads:
+		return badUsage(fs, "-threads %d: need 0 ≤ threads ≤ %d", *threads, maxThreads)
+	}
+	var cfg loope.Config
+	if *fixture != "" {
+		for _, name := range []string{"preset", "pe", "batch", "freqs", "loope-squash", "loope-act", "loope-bias", "fourier-dim", "fourier-hidden"} {
+			if set[name] {
+				return badUsage(fs, "-fixture gives the model and batch; drop -%s", name)
+			}
+		}
+	} else {
+		var err error
+		if cfg, err = loope.Preset(*preset); err != nil {
+			return badUsage(fs, "%v", err)
+		}
+		cfg.PE.Name = *pe
+		if err := peOpts.apply(fs, &cfg.PE); err != nil {
+			return badUsage(fs, "%v", err)
+		}
+		if err := checkModel(cfg); err != nil {
+			return badUsage(fs, "%v", err)
+		}
+		if err := checkBatch(*batch, cfg.Channels, cfg.Image); err != nil {
+			return badUsage(fs, "%v", err)
+		}
+	}
+	if validateOnly {
+		return nil
 	}
 	loope.SetThreads(*threads)
 	var m *loope.ViT[float32]
@@ -44,31 +76,29 @@ func runBench(args []string) error {
 		if err != nil {
 			return err
 		}
-		cfg, err := loope.ConfigFromSafe(f)
-		if err != nil {
-			return err
+		if cfg, err = loope.ConfigFromSafe(f); err != nil {
+			return fmt.Errorf("%s: %w", *fixture, err)
 		}
 		if m, err = loope.NewViT[float32](cfg, 0); err != nil {
-			return err
+			return fmt.Errorf("%s: %w", *fixture, err)
 		}
 		if err := loope.LoadParams(m, f, "input", "targets", "logits", "loss", "grad.", "after."); err != nil {
-			return err
+			return fmt.Errorf("%s: %w", *fixture, err)
 		}
 		if x, err = loope.GetTensor[float32](f, "input"); err != nil {
-			return err
+			return fmt.Errorf("%s: %w", *fixture, err)
 		}
 		if y, err = loope.GetTensor[float32](f, "targets"); err != nil {
 			return fmt.Errorf("%s: %w (bench needs a BCE fixture, made without -classes)", *fixture, err)
 		}
+		if len(x.Shape) != 4 || x.Shape[0] < 1 || x.Shape[1] != cfg.Channels || x.Shape[2] != cfg.Image || x.Shape[3] != cfg.Image {
+			return fmt.Errorf("%s: input has shape %v, the model wants (B, %d, %d, %d)", *fixture, x.Shape, cfg.Channels, cfg.Image, cfg.Image)
+		}
+		if len(y.Shape) != 2 || y.Shape[0] != x.Shape[0] || y.Shape[1] != cfg.Classes {
+			return fmt.Errorf("%s: targets have shape %v, want (%d, %d) (bench needs a BCE fixture, made without -classes)", *fixture, y.Shape, x.Shape[0], cfg.Classes)
+		}
 	} else {
-		cfg, err := loope.Preset(*preset)
-		if err != nil {
-			return err
-		}
-		cfg.PE.Name = *pe
-		if err := peOpts.apply(fs, &cfg.PE); err != nil {
-			return err
-		}
+		var err error
 		if m, err = loope.NewViT[float32](cfg, 1); err != nil {
 			return err
 		}
@@ -90,6 +120,9 @@ func runBench(args []string) error {
 		tp.Reset()
 		loope.ZeroGrad(trainable)
 		loss := tp.BCEWithLogits(m.Forward(&tp, x), y)
+		if l := float64(loss.Data[0]); math.IsNaN(l) || math.IsInf(l, 0) {
+			return fmt.Errorf("non-finite loss %v at step %d: the timing would be of NaN arithmetic", l, i+1)
+		}
 		tp.Backward(loss)
 		opt.Update(1e-3)
 	}

@@ -30,6 +30,14 @@ func init() {
 	commands["data"] = command{summary: "write Three-Cell samples (cells, labels) to .csv or .safetensors", run: runData}
 }
 
+// Limits of loope data: the grid (the priors' cost grows as G⁶) and the
+// bytes of -images, built in memory (the paper's 10,000 224² images are
+// 1.5 GB).
+const (
+	maxDataGrid   = 32
+	maxImageBytes = 8 << 30
+)
+
 func runData(args []string) error {
 	fs := flag.NewFlagSet("data", flag.ContinueOnError)
 	grid := fs.Int("grid", loope.ThreeCellGrid, "grid side G (≥ 3)")
@@ -56,12 +64,14 @@ func runData(args []string) error {
 	switch {
 	case fs.NArg() > 0:
 		return bad("unexpected arguments %q", fs.Args())
-	case *grid < 3:
-		return bad("-grid %d: need G ≥ 3", *grid)
+	case *grid < 3 || *grid > maxDataGrid:
+		return bad("-grid %d: need 3 ≤ G ≤ %d (the exact priors enumerate O(G⁶) cases: G 30 takes 15 s)", *grid, maxDataGrid)
 	case *n <= 0 || int64(*n) > 1<<32:
 		return bad("-n %d: need 0 < n ≤ 2³²", *n)
-	case *cell < 1:
-		return bad("-cell %d: need at least 1 pixel", *cell)
+	case *cell < 1 || *grid**cell > loope.MaxImage:
+		return bad("-cell %d: need at least 1 pixel and images of at most %d pixels a side (grid·cell)", *cell, loope.MaxImage)
+	case *images && int64(*n)*int64(*grid**cell)*int64(*grid**cell)*3 > maxImageBytes:
+		return bad("-images: %d images of %d×%d×3 exceed %d GB", *n, *grid**cell, *grid**cell, maxImageBytes>>30)
 	case *out == "":
 		return bad("-out is required")
 	}
@@ -76,6 +86,9 @@ func runData(args []string) error {
 		return bad("-out %s: unknown extension %q, want .csv or .safetensors", *out, ext)
 	}
 
+	if validateOnly {
+		return nil
+	}
 	p := loope.ThreeCellPriors(*grid)
 	fmt.Fprintf(os.Stderr, "priors G=%d P(bit=1) %.4f %.4f %.4f %.4f %.4f %.4f; best constant predictor %v\n",
 		*grid, p[0], p[1], p[2], p[3], p[4], p[5], loope.ThreeCellPriorAcc(*grid))

@@ -33,27 +33,29 @@ func runFixture(args []string) error {
 		fmt.Fprintln(fs.Output(), "usage: loope fixture -preset P -pe NAME -seed S -batch B [-f64] [-classes K] [-dim D -depth L -heads H -mlp M] [PE options] -out F.safetensors")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if done, err := parseFlags(fs, args); done {
+		return err
 	}
-	if *out == "" || fs.NArg() > 0 {
-		fs.Usage()
-		return errUsage
+	if fs.NArg() > 0 {
+		return badUsage(fs, "unexpected arguments %q", fs.Args())
+	}
+	if *out == "" {
+		return badUsage(fs, "-out is required")
 	}
 	cfg, err := loope.Preset(*preset)
 	if err != nil {
-		return err
+		return badUsage(fs, "%v", err)
 	}
 	cfg.PE.Name = *pe
 	if err := peOpts.apply(fs, &cfg.PE); err != nil {
-		return err
+		return badUsage(fs, "%v", err)
 	}
 	for _, o := range []struct {
 		dst *int
 		v   int
 	}{{&cfg.Dim, *dim}, {&cfg.Depth, *depth}, {&cfg.Heads, *heads}, {&cfg.MLP, *mlp}} {
 		if o.v < 0 {
-			return fmt.Errorf("-dim, -depth, -heads and -mlp must be >= 0")
+			return badUsage(fs, "-dim, -depth, -heads and -mlp must be >= 0")
 		}
 		if o.v > 0 {
 			*o.dst = o.v
@@ -61,10 +63,24 @@ func runFixture(args []string) error {
 	}
 	fc := loope.FixtureConfig{Model: cfg, Seed: *seed, Batch: *batch, Loss: "bce", Smoothing: *smoothing}
 	if *classes < 0 {
-		return fmt.Errorf("-classes must be >= 0, got %d", *classes)
+		return badUsage(fs, "-classes must be >= 0, got %d", *classes)
 	}
 	if *classes > 0 {
 		fc.Model.Classes, fc.Loss = *classes, "ce"
+	} else if *smoothing != 0 {
+		return badUsage(fs, "-smoothing needs -classes (label smoothing of the cross-entropy)")
+	}
+	if !(*smoothing >= 0 && *smoothing < 1) {
+		return badUsage(fs, "-smoothing %g: need 0 ≤ smoothing < 1", *smoothing)
+	}
+	if err := checkModel(fc.Model); err != nil {
+		return badUsage(fs, "%v", err)
+	}
+	if err := checkBatch(*batch, fc.Model.Channels, fc.Model.Image); err != nil {
+		return badUsage(fs, "%v", err)
+	}
+	if validateOnly {
+		return nil
 	}
 	var f *loope.SafeFile
 	if *f64 {

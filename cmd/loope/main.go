@@ -7,9 +7,13 @@
 package main
 
 import (
+	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"sort"
+
+	"github.com/loope-go/loope"
 )
 
 // command is one subcommand: run parses args (without the command name)
@@ -25,6 +29,63 @@ var commands = map[string]command{}
 // errUsage reports that the flags were wrong; the flag package has already
 // printed the usage, so main only exits 2.
 var errUsage = fmt.Errorf("usage")
+
+// validateOnly, set by tests, makes commands return nil right after
+// parsing and validating their flags, before any long work (reading data,
+// training, writing output).
+var validateOnly bool
+
+// Limits on flags that size work or memory beyond the model's own
+// (loope.Config.Validate bounds the model).
+const (
+	maxBatch   = 1 << 16 // images per step
+	maxThreads = 1024    // kernel goroutines
+)
+
+// parseFlags parses args into fs. It returns done = true when the command
+// must stop: after -h (err nil, usage printed) or a bad flag (errUsage,
+// the flag package printed why and the usage).
+func parseFlags(fs *flag.FlagSet, args []string) (done bool, err error) {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return true, nil
+		}
+		return true, errUsage
+	}
+	return false, nil
+}
+
+// badUsage prints "loope <command>: message" and the usage of fs to fs's
+// output and returns errUsage.
+func badUsage(fs *flag.FlagSet, format string, a ...any) error {
+	fmt.Fprintf(fs.Output(), "loope %s: %s\n", fs.Name(), fmt.Sprintf(format, a...))
+	fs.Usage()
+	return errUsage
+}
+
+// checkBatch rejects a batch outside [1, maxBatch] or whose input tensor,
+// batch·channels·side², exceeds 2³¹ values.
+func checkBatch(batch, channels, side int) error {
+	if batch < 1 || batch > maxBatch {
+		return fmt.Errorf("-batch %d: need 1 ≤ batch ≤ %d", batch, maxBatch)
+	}
+	if int64(batch)*int64(channels)*int64(side)*int64(side) > 1<<31 {
+		return fmt.Errorf("-batch %d: the input batch (%d×%d×%d×%d) exceeds 2³¹ values", batch, batch, channels, side, side)
+	}
+	return nil
+}
+
+// checkModel validates cfg and builds its PE once, on a one-block model,
+// so that PE option errors (e.g. an odd fourier width) are usage errors
+// found before any work; they do not depend on the depth.
+func checkModel(cfg loope.Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	cfg.Depth = 1
+	_, err := loope.NewViT[float32](cfg, 0)
+	return err
+}
 
 func main() {
 	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {

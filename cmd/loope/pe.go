@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"image/png"
+	"io"
 	"maps"
 	"os"
 	"slices"
@@ -71,23 +72,34 @@ func runPE(args []string) error {
 		fmt.Fprintln(fs.Output(), "usage: loope pe -pe NAME -dim D -grid G[xW] [-seed S] [PE options] [-image PNG | -threecell-seed S] [-ckpt F] -out pe.safetensors\n\nflags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if done, err := parseFlags(fs, args); done {
+		return err
 	}
-	if *out == "" || fs.NArg() > 0 {
-		fs.Usage()
-		return errUsage
+	if fs.NArg() > 0 {
+		return badUsage(fs, "unexpected arguments %q", fs.Args())
+	}
+	if *out == "" {
+		return badUsage(fs, "-out is required")
+	}
+	switch {
+	case *imgPath != "" && *tcSeed >= 0:
+		return badUsage(fs, "give -image or -threecell-seed, not both")
+	case *tcIndex < 0 || int64(*tcIndex) >= 1<<32:
+		return badUsage(fs, "-threecell-index %d: need 0 ≤ index < 2³²", *tcIndex)
 	}
 	j := &peJob{seed: *seed, ckpt: *ckpt}
 	if *ckpt != "" {
 		var clash []string
 		fs.Visit(func(f *flag.Flag) {
-			if _, opt := peFlagUsers[f.Name]; opt || slices.Contains([]string{"pe", "dim", "grid", "patch", "seed"}, f.Name) {
+			if _, opt := peFlagUsers[f.Name]; opt || slices.Contains([]string{"pe", "dim", "grid", "patch", "seed", "heads", "depth"}, f.Name) {
 				clash = append(clash, "-"+f.Name)
 			}
 		})
 		if len(clash) > 0 {
-			return fmt.Errorf("-ckpt gives the model; drop %s", strings.Join(clash, ", "))
+			return badUsage(fs, "-ckpt gives the model; drop %s", strings.Join(clash, ", "))
+		}
+		if validateOnly {
+			return nil
 		}
 		m, _, err := loope.LoadCheckpoint[float64](*ckpt)
 		if err != nil {
@@ -98,7 +110,16 @@ func runPE(args []string) error {
 	} else {
 		var err error
 		if j.h, j.w, err = parseGrid(*grid); err != nil {
-			return err
+			return badUsage(fs, "%v", err)
+		}
+		if j.h > loope.MaxGrid || j.w > loope.MaxGrid {
+			return badUsage(fs, "-grid %s: each side must be ≤ %d", *grid, loope.MaxGrid)
+		}
+		if *dim < 1 || *dim > loope.MaxDim {
+			return badUsage(fs, "-dim %d: need 1 ≤ D ≤ %d", *dim, loope.MaxDim)
+		}
+		if !slices.Contains(loope.PENames(), *name) {
+			return badUsage(fs, "unknown -pe %q (valid: %s)", *name, strings.Join(loope.PENames(), ", "))
 		}
 		j.cfg = loope.Config{Image: j.h * *patch, Channels: 3, Patch: *patch, Dim: *dim, Depth: 1, Heads: 1, MLP: 1, Classes: 1,
 			Eps: 1e-6, PE: loope.PEConfig{Name: *name}}
@@ -106,8 +127,33 @@ func runPE(args []string) error {
 			j.cfg.Heads, j.cfg.Depth = *heads, *depth
 		}
 		if err := peOpts.apply(fs, &j.cfg.PE); err != nil {
-			return err
+			return badUsage(fs, "%v", err)
 		}
+		if (*imgPath != "" || *tcSeed >= 0) && *name != "loope" {
+			return badUsage(fs, "-image and -threecell-seed apply to -pe loope only")
+		}
+		if *tcSeed >= 0 && j.h < 3 {
+			return badUsage(fs, "-threecell-seed: Three-Cell needs a grid of at least 3, got %d", j.h)
+		}
+		if slices.Contains(loope.FixedPENames, *name) {
+			// The grid does not change which widths and frequency sets a fixed PE accepts.
+			if _, err := loope.FixedPE(*name, *dim, 1, 1, j.cfg.PE.Freqs); err != nil {
+				return badUsage(fs, "%v", err)
+			}
+		} else {
+			if j.h != j.w {
+				return badUsage(fs, "-pe %s needs a square grid, got %dx%d (HxW: fixed tables only)", *name, j.h, j.w)
+			}
+			if *patch < 1 || *patch > loope.MaxImage {
+				return badUsage(fs, "-patch %d: need 1 ≤ P ≤ %d", *patch, loope.MaxImage)
+			}
+			if err := j.cfg.Validate(); err != nil {
+				return badUsage(fs, "%v", err)
+			}
+		}
+	}
+	if validateOnly {
+		return nil
 	}
 	build, ok := peTables[j.cfg.PE.Name]
 	if !ok {
@@ -118,8 +164,6 @@ func runPE(args []string) error {
 	}
 	var err error
 	switch {
-	case *imgPath != "" && *tcSeed >= 0:
-		return fmt.Errorf("give -image or -threecell-seed, not both")
 	case *imgPath != "":
 		j.img, err = readPNG(*imgPath, j.cfg.Image)
 		j.contextMsg = "image " + *imgPath
@@ -292,14 +336,23 @@ func readPNG(path string, side int) (*loope.Tensor[float64], error) {
 		return nil, err
 	}
 	defer fh.Close()
+	// The size comes from the header first, so a hostile PNG declaring a
+	// huge image costs nothing.
+	ic, err := png.DecodeConfig(fh)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if ic.Width != side || ic.Height != side {
+		return nil, fmt.Errorf("%s: image is %dx%d, want exactly %dx%d (grid × patch; no resizing)", path, ic.Width, ic.Height, side, side)
+	}
+	if _, err := fh.Seek(0, io.SeekStart); err != nil {
+		return nil, err
+	}
 	im, err := png.Decode(fh)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	b := im.Bounds()
-	if b.Dx() != side || b.Dy() != side {
-		return nil, fmt.Errorf("%s: image is %dx%d, want exactly %dx%d (grid × patch; no resizing)", path, b.Dx(), b.Dy(), side, side)
-	}
 	t := loope.New[float64](1, 3, side, side)
 	for y := range side {
 		for x := range side {

@@ -114,9 +114,9 @@ func TestPECommandErrors(t *testing.T) {
 		{[]string{"-ckpt", "x.safetensors", "-dim", "8"}, "drop -dim"},
 	} {
 		var err error
-		captureStderr(t, func() { err = runPE(append(tc.args, "-out", out)) })
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%v: got %v, want an error containing %q", tc.args, err, tc.want)
+		msg := captureStderr(t, func() { err = runPE(append(tc.args, "-out", out)) })
+		if err == nil || !strings.Contains(err.Error()+msg, tc.want) { // usage errors say why on stderr
+			t.Errorf("%v: got %v (stderr %q), want an error containing %q", tc.args, err, msg, tc.want)
 		}
 	}
 }

@@ -39,6 +39,9 @@ var paperPESI = map[string]string{
 	"hilbert-crop": "1.9641 / 1.2839 / 0.1063 (spec §5.5, 16×16 Hilbert cropped)",
 }
 
+// maxDirections bounds -directions (buckets of δ = 360°/N; 36,000 is 0.01°).
+const maxDirections = 36000
+
 func runPESI(args []string) error { return pesiMain(args, os.Stdout, os.Stderr) }
 
 // pesiMain is runPESI with the output streams as parameters (for tests).
@@ -53,8 +56,8 @@ func pesiMain(args []string, stdout, stderr io.Writer) error {
 	all := fs.Bool("all", false, "print a Markdown table for every fixed PE")
 	in := fs.String("in", "", "score the PE table in this safetensors file instead of a fixed PE")
 	tensor := fs.String("tensor", "", "with -in: tensor name (default: the file's only tensor)")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if done, err := parseFlags(fs, args); done {
+		return err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -70,8 +73,11 @@ func pesiMain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageErr("%v", err)
 	}
-	if *dirs < 1 {
-		return usageErr("-directions %d must be >= 1", *dirs)
+	if h > loope.MaxGrid || w > loope.MaxGrid {
+		return usageErr("-grid %s: each side must be ≤ %d", *grid, loope.MaxGrid)
+	}
+	if *dirs < 1 || *dirs > maxDirections {
+		return usageErr("-directions %d must be in [1, %d]", *dirs, maxDirections)
 	}
 	if *in != "" {
 		for _, f := range []string{"pe", "all", "dim", "freqs"} {
@@ -82,12 +88,15 @@ func pesiMain(args []string, stdout, stderr io.Writer) error {
 		if !set["grid"] {
 			h, w = 0, 0 // infer from the table
 		}
+		if validateOnly {
+			return nil
+		}
 		return pesiFile(stdout, *in, *tensor, h, w, *dirs)
 	} else if set["tensor"] {
 		return usageErr("-tensor needs -in")
 	}
-	if *dim < 2 || *dim%2 != 0 {
-		return usageErr("-dim %d must be even and >= 2", *dim)
+	if *dim < 2 || *dim%2 != 0 || *dim > loope.MaxDim {
+		return usageErr("-dim %d must be even and in [2, %d]", *dim, loope.MaxDim)
 	}
 	if _, err := loope.FreqSet(*freqs, *dim); err != nil {
 		return usageErr("%v", err)
@@ -97,6 +106,9 @@ func pesiMain(args []string, stdout, stderr io.Writer) error {
 		names = loope.FixedPENames
 	} else if !slices.Contains(loope.FixedPENames, *pe) && *pe != "gilbert" {
 		return usageErr("unknown -pe %q (valid: %s)", *pe, strings.Join(loope.FixedPENames, ", "))
+	}
+	if validateOnly {
+		return nil
 	}
 	paper := *all && *dim == 768 && h == 14 && w == 14 && *dirs == 60 && *freqs == "vaswani"
 	if *all {
@@ -159,6 +171,10 @@ func pesiFile(stdout io.Writer, path, name string, h, w, dirs int) error {
 		return fmt.Errorf("tensor %q has shape %v, want (rows, D) with leading 1s allowed", name, shape)
 	}
 	rows, dim := shape[0], shape[1]
+	if rows > loope.MaxGrid*loope.MaxGrid+1 {
+		// PESI holds the rows×rows cosine similarities.
+		return fmt.Errorf("tensor %q has %d rows, more than a %d×%d grid (+ CLS)", name, rows, loope.MaxGrid, loope.MaxGrid)
+	}
 	if h == 0 {
 		if g := int(math.Round(math.Sqrt(float64(rows)))); g*g == rows {
 			h, w = g, g

@@ -10,7 +10,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -34,11 +33,8 @@ func sensitivityMain(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	in := fs.String("in", "", "comma list of results.json files or folders holding one, one per frequency set (f1 required)")
 	metric := fs.String("metric", "average", "accuracy column: "+strings.Join(loope.ThreeCellMetricNames, ", "))
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return errUsage
+	if done, err := parseFlags(fs, args); done {
+		return err
 	}
 	bad := func(format string, a ...any) error {
 		fmt.Fprintf(stderr, "loope sensitivity: "+format+"\n(loope sensitivity -h lists the flags)\n", a...)
@@ -53,11 +49,19 @@ func sensitivityMain(args []string, stdout, stderr io.Writer) error {
 	case !slices.Contains(loope.ThreeCellMetricNames, *metric):
 		return bad("-metric %q: valid are %s", *metric, strings.Join(loope.ThreeCellMetricNames, ", "))
 	}
+	if validateOnly {
+		return nil
+	}
 	var reps []*loope.ThreeCellReport
 	for _, p := range paths {
 		r, err := loope.ReadThreeCellReport(p)
 		if err != nil {
 			return err
+		}
+		// The frequency sets are built for the report's width: bound it
+		// before a corrupt report makes that allocation unbounded.
+		if d := r.Config.Model.Dim; d < 2 || d > loope.MaxDim {
+			return fmt.Errorf("%s: model dim %d outside [2, %d]", p, d, loope.MaxDim)
 		}
 		reps = append(reps, r)
 	}

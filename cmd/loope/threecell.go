@@ -15,7 +15,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -32,6 +31,9 @@ import (
 func init() {
 	commands["threecell"] = command{summary: "Three-Cell benchmark: train a ViT per PE and seed, Table-4 accuracies", run: runThreeCell}
 }
+
+// maxThreeCellTrain bounds -train-size: Train keeps a permutation of it.
+const maxThreeCellTrain = 1 << 24
 
 // defaultThreeCellPEs are the PEs of the default benchmark.
 const defaultThreeCellPEs = "none,learnable,sin1d,hilbert,loope"
@@ -62,11 +64,8 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	opts := addPEFlags(fs) // -freqs, -loope-*, -fourier-*: applied to the PEs that read them
 	out := fs.String("out", "out/threecell", "output folder (results.md/.csv/.json and PNG figures)")
 	threads := fs.Int("threads", 0, "kernel goroutines (0: GOMAXPROCS)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return errUsage
+	if done, err := parseFlags(fs, args); done {
+		return err
 	}
 	bad := func(format string, a ...any) error {
 		fmt.Fprintf(stderr, "loope threecell: "+format+"\n(loope threecell -h lists the flags)\n", a...)
@@ -129,6 +128,17 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := cfg.Validate(); err != nil {
 		return bad("%v", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	}
+	switch err := checkBatch(*batch, model.Channels, model.Image); {
+	case err != nil:
+		return bad("%v", err)
+	case *threads > maxThreads:
+		return bad("-threads %d: need ≤ %d", *threads, maxThreads)
+	case *trainSize > maxThreeCellTrain:
+		return bad("-train-size %d: need ≤ %d (the shuffled order is held in memory)", *trainSize, maxThreeCellTrain)
+	}
+	if validateOnly {
+		return nil
 	}
 	rep, err := loope.RunThreeCellBench(cfg, stderr)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -109,28 +110,44 @@ func runTrain(args []string) error {
 	out := fs.String("out", "out/train", "output folder: last/best checkpoints, metrics.jsonl, result.json")
 	resume := fs.String("resume", "", "continue from DIR/last.safetensors of an earlier run (same flags)")
 	ckptEvery := fs.Int("ckpt-every", 200, "write DIR/last.safetensors every this many steps")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if done, err := parseFlags(fs, args); done {
+		return err
 	}
-	bad := func(format string, a ...any) error {
-		fmt.Fprintf(fs.Output(), "loope train: "+format+"\n", a...)
-		fs.Usage()
-		return errUsage
-	}
+	bad := func(format string, a ...any) error { return badUsage(fs, format, a...) }
 	switch {
 	case fs.NArg() > 0:
 		return bad("unexpected arguments %q", fs.Args())
-	case *batch <= 0 || *steps < 0 || !(*epochs > 0) || *threads < 0 || *ckptEvery < 0:
-		return bad("-batch and -epochs must be > 0; -steps, -threads and -ckpt-every >= 0")
+	case *steps < 0 || !(*epochs > 0) || *epochs > 1e6 || *threads < 0 || *ckptEvery < 0:
+		return bad("-epochs must be in (0, 10⁶]; -steps, -threads and -ckpt-every >= 0")
+	case *threads > maxThreads:
+		return bad("-threads %d: need ≤ %d", *threads, maxThreads)
 	case !(*valFrac > 0 && *valFrac < 1):
 		return bad("-val-frac must be in (0, 1), got %g", *valFrac)
 	}
-	loope.SetThreads(*threads)
+	if kind, dir, _ := strings.Cut(*data, ":"); kind != "mnist" && (dir == "" || !slices.Contains([]string{"cifar10", "cifar100", "folder"}, kind)) {
+		return bad("-data %q: want mnist[:DIR], cifar10:DIR, cifar100:DIR or folder:DIR", *data)
+	}
 	cfg, err := loope.Preset(*preset)
 	if err != nil {
-		return err
+		return bad("%v", err)
 	}
 	cfg.PE.Name = *pe
+	if err := checkModel(cfg); err != nil { // Classes comes from the data; the preset's is a stand-in
+		return bad("%v", err)
+	}
+	if err := checkBatch(*batch, cfg.Channels, cfg.Image); err != nil {
+		return bad("%v", err)
+	}
+	// Steps and Warmup are stand-ins here: the step count comes from the data.
+	check := loope.TrainConfig{Steps: 1, Batch: *batch, LR: *lr, MinLR: *minLR, Warmup: *warmup, WeightDecay: *wd,
+		ClipNorm: *clip, Loss: "ce", Smoothing: *smoothing, CheckpointEvery: *ckptEvery}
+	if err := check.Validate(); err != nil {
+		return bad("%v", err)
+	}
+	if validateOnly {
+		return nil
+	}
+	loope.SetThreads(*threads)
 	t0 := time.Now()
 	d, err := loadTrainData(*data, cfg.Channels, cfg.Image, *valFrac, *seed)
 	if err != nil {
