@@ -87,9 +87,10 @@ func ConfigFromSafe(f *SafeFile) (Config, error) {
 }
 
 // LoadParams copies every tensor of m from f, checking that each name is
-// present with the model's shape; a tensor stored in the other float
-// precision is converted. Tensors of f that m does not have are an error
-// unless they start with one of the prefixes in ignore.
+// present with the model's shape and holds only finite values (Train never
+// saves a NaN or Inf, so one is corruption); a tensor stored in the other
+// float precision is converted. Tensors of f that m does not have are an
+// error unless they start with one of the prefixes in ignore.
 func LoadParams[T Float](m *ViT[T], f *SafeFile, ignore ...string) error {
 	want := map[string]bool{}
 	var errs []error
@@ -105,6 +106,9 @@ func LoadParams[T Float](m *ViT[T], f *SafeFile, ignore ...string) error {
 			continue
 		}
 		copy(p.T.Data, data)
+		if err := checkFinite([]NamedParam[T]{p}, false); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	for _, name := range f.Names {
 		if want[name] || hasAnyPrefix(name, ignore) {

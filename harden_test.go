@@ -1,7 +1,10 @@
 package loope
 
 import (
+	"bytes"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -132,4 +135,101 @@ func FuzzConfig(f *testing.F) {
 			t.Fatalf("logits shape %v", out.Shape)
 		}
 	})
+}
+
+// poisonAfter is brightSpot whose images turn to NaN after calls Example
+// calls (the counter is shared, so it counts across Train's batches).
+type poisonAfter struct {
+	brightSpot
+	calls *int
+	after int
+}
+
+func (d poisonAfter) Example(i int, img, target []float32) {
+	d.brightSpot.Example(i, img, target)
+	if *d.calls++; *d.calls > d.after {
+		img[0] = float32(nan())
+	}
+}
+
+// TestNaNKeepsLastCheckpoint: a run whose data turns to NaN at step 7
+// stops with an error naming that step; last.safetensors still holds the
+// step-4 checkpoint, loads with finite weights, and resuming from it on
+// clean data ends bit for bit where the clean run ends.
+func TestNaNKeepsLastCheckpoint(t *testing.T) {
+	cfg, tc := resumeCfg()
+	tc.Steps, tc.EvalEvery = 12, 0
+	ds := brightSpot{n: 40, side: cfg.Image, ch: cfg.Channels}
+
+	clean := t.TempDir()
+	m, _ := NewViT[float32](cfg, 4)
+	tc.CheckpointDir = clean
+	if _, err := Train(m, ds, nil, tc); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	calls := 0
+	bad := poisonAfter{ds, &calls, 6 * tc.Batch} // steps 1–6 clean, step 7 sees NaN
+	m1, _ := NewViT[float32](cfg, 4)
+	tc.CheckpointDir = dir
+	_, err := Train(m1, bad, nil, tc)
+	if err == nil || !strings.Contains(err.Error(), "non-finite loss") || !strings.Contains(err.Error(), "step 7") {
+		t.Fatalf("got %v, want a non-finite loss error at step 7", err)
+	}
+	ckpt := filepath.Join(dir, "last.safetensors")
+	m2, f, err := LoadCheckpoint[float32](ckpt)
+	if err != nil {
+		t.Fatalf("last checkpoint after the NaN: %v", err)
+	}
+	var st trainState
+	if err := json.Unmarshal([]byte(f.Metadata["train_state"]), &st); err != nil || st.Step != 4 {
+		t.Fatalf("last checkpoint holds step %d (%v), want 4", st.Step, err)
+	}
+	if err := checkFinite(m2.Params(), false); err != nil {
+		t.Fatalf("last checkpoint: %v", err)
+	}
+
+	m3, _ := NewViT[float32](cfg, 77)
+	tc.Resume = ckpt
+	if _, err := Train(m3, ds, nil, tc); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(filepath.Join(clean, "last.safetensors"))
+	got, _ := os.ReadFile(ckpt)
+	if !bytes.Equal(got, want) {
+		t.Error("resuming after the NaN stop does not end where the clean run ends")
+	}
+}
+
+// TestNaNValidation: NaN validation images stop training with an error at
+// the first evaluation, and no best checkpoint is written from them.
+func TestNaNValidation(t *testing.T) {
+	cfg, tc := resumeCfg()
+	tc.Steps, tc.EvalEvery, tc.CheckpointDir = 4, 2, t.TempDir()
+	ds := brightSpot{n: 40, side: cfg.Image, ch: cfg.Channels}
+	calls := 0
+	m, _ := NewViT[float32](cfg, 1)
+	_, err := Train(m, ds, poisonAfter{ds, &calls, 0}, tc)
+	if err == nil || !strings.Contains(err.Error(), "non-finite validation loss") || !strings.Contains(err.Error(), "step 2") {
+		t.Fatalf("got %v, want a non-finite validation loss error at step 2", err)
+	}
+	if _, err := os.Stat(filepath.Join(tc.CheckpointDir, "best.safetensors")); err == nil {
+		t.Error("best.safetensors written from a NaN evaluation")
+	}
+}
+
+// TestLoadParamsRejectsNaN: a stored NaN is corruption, named by tensor
+// and element.
+func TestLoadParamsRejectsNaN(t *testing.T) {
+	cfg, _ := resumeCfg()
+	m, _ := NewViT[float32](cfg, 1)
+	path := filepath.Join(t.TempDir(), "nan.safetensors")
+	m.HeadB.Data[1] = float32(nan())
+	if err := SaveCheckpoint(path, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := LoadCheckpoint[float64](path); err == nil || !strings.Contains(err.Error(), "non-finite value NaN in head.bias at element 1") {
+		t.Errorf("got %v", err)
+	}
 }

@@ -372,6 +372,10 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 		}
 		if val != nil && ((tc.EvalEvery > 0 && done%tc.EvalEvery == 0) || done == tc.Steps) {
 			last = Evaluate(m, val, tc.Loss, tc.Batch)
+			if math.IsNaN(last.Loss) || math.IsInf(last.Loss, 0) {
+				// The parameters were checked finite, so the validation data is at fault.
+				return last, fmt.Errorf("loope: non-finite validation loss %v at step %d: check the validation data (last good checkpoint kept)", last.Loss, done)
+			}
 			fmt.Fprintf(logw, "eval step %d loss %.4f acc %.4f\n", done, last.Loss, last.Acc)
 			enc.Encode(Metric{Step: done, Split: "val", Loss: last.Loss, Acc: last.Acc, BitAcc: last.BitAcc,
 				ElapsedS: time.Since(start).Seconds()})

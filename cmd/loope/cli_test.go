@@ -8,9 +8,11 @@ import (
 	"hash/crc32"
 	"image"
 	"image/png"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,6 +26,7 @@ type cliFiles struct {
 	ckptDir, ckpt, wrongShape, corrupt    string
 	hostileDim, hostileTB, hostileParams  string
 	fixture, fixtureBadInput, fixtureBadY string
+	fixtureNaNInput, fixtureNaNWeight     string
 	badPNG, hugePNG, folder               string
 	resultsCorrupt, resultsHugeDim        string
 	hostileResumeDir, wrongShapeResumeDir string
@@ -31,7 +34,7 @@ type cliFiles struct {
 }
 
 // writeSafe writes f to path or fails the test.
-func writeSafe(t *testing.T, f *loope.SafeFile, path string) string {
+func writeSafe(t testing.TB, f *loope.SafeFile, path string) string {
 	t.Helper()
 	if err := f.WriteFile(path); err != nil {
 		t.Fatal(err)
@@ -40,7 +43,7 @@ func writeSafe(t *testing.T, f *loope.SafeFile, path string) string {
 }
 
 // writeFile writes b to path or fails the test.
-func writeFile(t *testing.T, path string, b []byte) string {
+func writeFile(t testing.TB, path string, b []byte) string {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -53,7 +56,7 @@ func writeFile(t *testing.T, path string, b []byte) string {
 
 // replaced returns a copy of f with tensor name replaced by a float32 zero
 // tensor of the given shape.
-func replaced(t *testing.T, f *loope.SafeFile, name string, shape ...int) *loope.SafeFile {
+func replaced(t testing.TB, f *loope.SafeFile, name string, shape ...int) *loope.SafeFile {
 	t.Helper()
 	g := loope.NewSafeFile()
 	for k, v := range f.Metadata {
@@ -79,7 +82,7 @@ func replaced(t *testing.T, f *loope.SafeFile, name string, shape ...int) *loope
 
 // hugePNG returns a valid PNG header whose IHDR declares w×h pixels (with a
 // correct CRC) followed by a one-pixel image's remaining chunks.
-func hugePNG(t *testing.T, w, h uint32) []byte {
+func hugePNG(t testing.TB, w, h uint32) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if err := png.Encode(&buf, image.NewRGBA(image.Rect(0, 0, 1, 1))); err != nil {
@@ -93,7 +96,7 @@ func hugePNG(t *testing.T, w, h uint32) []byte {
 	return b
 }
 
-func makeCLIFiles(t *testing.T) cliFiles {
+func makeCLIFiles(t testing.TB) cliFiles {
 	dir := t.TempDir()
 	c := cliFiles{dir: dir}
 	cfg, _ := loope.Preset("tiny")
@@ -143,6 +146,18 @@ func makeCLIFiles(t *testing.T) cliFiles {
 	c.fixture = writeSafe(t, fx, filepath.Join(dir, "fixture.safetensors"))
 	c.fixtureBadInput = writeSafe(t, replaced(t, fx, "input", 2, 3, 5, 5), filepath.Join(dir, "fixture-badinput.safetensors"))
 	c.fixtureBadY = writeSafe(t, replaced(t, fx, "targets", 2, 7), filepath.Join(dir, "fixture-badtargets.safetensors"))
+	// NaN in the input (bench's loss guard) and in a weight (LoadParams).
+	for _, nc := range []struct {
+		name string
+		dst  *string
+	}{{"input", &c.fixtureNaNInput}, {"head.bias", &c.fixtureNaNWeight}} {
+		g := replaced(t, fx, "", 0) // a copy
+		bad := g.Tensors[nc.name]
+		bad.Data = slices.Clone(bad.Data)
+		binary.LittleEndian.PutUint32(bad.Data, math.Float32bits(float32(math.NaN())))
+		g.Tensors[nc.name] = bad
+		*nc.dst = writeSafe(t, g, filepath.Join(dir, "fixture-nan-"+nc.name+".safetensors"))
+	}
 
 	c.badPNG = writeFile(t, filepath.Join(dir, "bad.png"), []byte("\x89PNG\r\n\x1a\nnot a png at all"))
 	c.hugePNG = writeFile(t, filepath.Join(dir, "huge.png"), hugePNG(t, 100000, 100000))
@@ -163,7 +178,7 @@ func makeCLIFiles(t *testing.T) cliFiles {
 	return c
 }
 
-func mustRead(t *testing.T, path string) []byte {
+func mustRead(t testing.TB, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -260,6 +275,8 @@ func TestCLI(t *testing.T) {
 		{[]string{"bench", "-fixture", c.ckpt}, 1, "input"},
 		{[]string{"bench", "-fixture", c.fixtureBadInput, "-steps", "1"}, 1, "input has shape [2 3 5 5]"},
 		{[]string{"bench", "-fixture", c.fixtureBadY, "-steps", "1"}, 1, "targets have shape [2 7]"},
+		{[]string{"bench", "-fixture", c.fixtureNaNInput, "-steps", "1"}, 1, "non-finite loss NaN at step 1"},
+		{[]string{"bench", "-fixture", c.fixtureNaNWeight, "-steps", "1"}, 1, "non-finite value NaN in head.bias at element 0"},
 
 		{[]string{"threecell", "-steps", "0"}, 2, "-steps 0"},
 		{[]string{"threecell", "-pe", "bogus"}, 2, "unknown positional embedding"},

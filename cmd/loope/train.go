@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -194,6 +195,9 @@ func runTrain(args []string) error {
 		return err
 	}
 	res := loope.Evaluate(best, d.test, "ce", *batch)
+	if math.IsNaN(res.Loss) || math.IsInf(res.Loss, 0) {
+		return fmt.Errorf("non-finite test loss %v: check the test data", res.Loss)
+	}
 	wall := time.Since(t0)
 	fmt.Printf("test accuracy %.4f loss %.4f (%d images; best-val checkpoint; %s wall)\n", res.Acc, res.Loss, res.Examples, wall.Round(time.Second))
 	summary, _ := json.MarshalIndent(map[string]any{
