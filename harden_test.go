@@ -2,6 +2,7 @@ package loope
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -231,5 +232,49 @@ func TestLoadParamsRejectsNaN(t *testing.T) {
 	}
 	if _, _, err := LoadCheckpoint[float64](path); err == nil || !strings.Contains(err.Error(), "non-finite value NaN in head.bias at element 1") {
 		t.Errorf("got %v", err)
+	}
+}
+
+// TestHostileResume: Train with Resume pointing at a hostile checkpoint (a
+// width of 10⁹, a ti16 config without its tensors, a 1 TB tensor header)
+// fails before allocating more than a few MB.
+func TestHostileResume(t *testing.T) {
+	cfg, tc := resumeCfg()
+	dir := t.TempDir()
+	ti, _ := Preset("ti16")
+	files := map[string][]byte{}
+	for name, js := range map[string]string{
+		"dim":    `{"image":224,"channels":3,"patch":16,"dim":1000000000,"depth":12,"heads":3,"mlp":768,"classes":6,"eps":1e-6,"pe":{"name":"learnable"}}`,
+		"params": mustJSON(ti),
+	} {
+		f := NewSafeFile()
+		f.Metadata[metaConfig] = js
+		if err := PutFloat(f, "pos_embed", []float32{1}, 1); err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if _, err := f.WriteTo(&buf); err != nil {
+			t.Fatal(err)
+		}
+		files[name] = buf.Bytes()
+	}
+	hdr := `{"__metadata__":{"config":"{}"},"w":{"dtype":"F32","shape":[274877906944],"data_offsets":[0,1099511627776]}}`
+	files["tb"] = append(append(binary.LittleEndian.AppendUint64(nil, uint64(len(hdr))), hdr...), 0, 0, 0, 0)
+	for name, b := range files {
+		path := filepath.Join(dir, name+".safetensors")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m, _ := NewViT[float32](cfg, 1)
+		tc.Resume = path
+		var err error
+		alloc := allocatedBy(func() { _, err = Train(m, brightSpot{n: 40, side: cfg.Image, ch: cfg.Channels}, nil, tc) })
+		if err == nil {
+			t.Errorf("%s: resumed from a hostile checkpoint", name)
+		}
+		if alloc > 8<<20 {
+			t.Errorf("%s: allocated %d bytes before failing", name, alloc)
+		}
+		t.Logf("%s: %d kB allocated: %v", name, alloc>>10, err)
 	}
 }

@@ -170,7 +170,7 @@ func im2col[T Float](col, x []T, g *convGeom) {
 				for oh := range g.ho {
 					dst := row[oh*g.wo : (oh+1)*g.wo]
 					ih := oh*g.stride - g.pad + kh
-					if ih < 0 || ih >= g.h {
+					if ih < 0 || ih >= g.h || owLo >= owHi { // owLo >= owHi: this kw sees only padding (base may be < 0)
 						clear(dst)
 						continue
 					}

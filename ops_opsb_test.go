@@ -246,6 +246,11 @@ var conv2dRefCases = []struct {
 	{"s2p1-groups2", []int{2, 4, 7, 6}, []int{6, 2, 3, 3}, 2, 1, 2},
 	{"s3p3-k2", []int{1, 2, 5, 4}, []int{3, 2, 2, 2}, 3, 3, 1},
 	{"1x1", []int{2, 3, 3, 3}, []int{4, 3, 1, 1}, 1, 0, 1},
+	// Maps narrower than the padding (LOOPE's 5×5 convs on a 1×1 or 1×2
+	// grid; found by FuzzConfig): some kernel columns see only padding.
+	{"5x5p2-on-1x1", []int{2, 3, 1, 1}, []int{4, 3, 5, 5}, 1, 2, 1},
+	{"5x5p2-on-1x2", []int{1, 2, 1, 2}, []int{3, 2, 5, 5}, 1, 2, 1},
+	{"depthwise3x3p1-on-1x1", []int{1, 2, 1, 1}, []int{2, 1, 3, 3}, 1, 1, 2},
 }
 
 func TestConv2dVsReference(t *testing.T) {
