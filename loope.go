@@ -104,6 +104,11 @@ func newLoopePE[T Float](cfg Config, rng *rand.Rand) (PosEmb[T], error) {
 	if cfg.Dim%2 != 0 {
 		return nil, fmt.Errorf("loope: PE loope: dim %d must be even", cfg.Dim)
 	}
+	if p.grid < 2 {
+		// A 1×1 map gives a batch of one image one value per BatchNorm
+		// channel, which training cannot normalise (PyTorch refuses too).
+		return nil, fmt.Errorf("loope: PE loope: grid %d: needs at least 2×2 patches", p.grid)
+	}
 	freqs, err := freqsFor(pc, cfg.Dim)
 	if err != nil {
 		return nil, err
