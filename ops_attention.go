@@ -12,6 +12,7 @@ package loope
 import (
 	"fmt"
 	"math"
+	"sync"
 )
 
 // Attention returns softmax(scale·q·kᵀ + bias)·v per batch item and head
@@ -307,4 +308,135 @@ func (rotateBackward[T]) backward(nd *node[T]) {
 			}
 		}
 	})
+}
+
+// QKVHeads splits the fused projection qkv (B, N, 3·D) of a timm attention
+// into per-head queries, keys and values q, k, v (B, H, N, Dh), with
+// H = heads and Dh = D/H: timm's qkv.reshape(B, N, 3, H, Dh).permute(2, 0,
+// 3, 1, 4).unbind(0), as three single copies (no permuted intermediate).
+func (tp *Tape[T]) QKVHeads(qkv *Tensor[T], heads int) (q, k, v *Tensor[T]) {
+	if len(qkv.Shape) != 3 || heads <= 0 || qkv.Shape[2]%(3*heads) != 0 {
+		panic(fmt.Sprintf("loope: QKVHeads: qkv %v must be (B, N, 3·D) with D divisible by heads %d", qkv.Shape, heads))
+	}
+	return tp.toHeads(qkv, 0, heads), tp.toHeads(qkv, 1, heads), tp.toHeads(qkv, 2, heads)
+}
+
+// toHeads returns part (0 q, 1 k, 2 v) of qkv (B, N, 3·D) as (B, H, N, Dh).
+func (tp *Tape[T]) toHeads(qkv *Tensor[T], part, heads int) *Tensor[T] {
+	b, n, w := qkv.Shape[0], qkv.Shape[1], qkv.Shape[2]
+	dh := w / 3 / heads
+	shape := [4]int{b, heads, n, dh}
+	out := tp.out(shape[:], qkv)
+	headsMove(qkv.Data, w, part*heads*dh, out.Data, b, n, heads, dh, true, false)
+	if out.Grad != nil {
+		nd := tp.record(toHeadsBackward[T]{}, out, qkv)
+		nd.ints = append(nd.ints, part, heads)
+	}
+	return out
+}
+
+// toHeadsBackward: dqkv[b, t, part·D + h·Dh + j] += dout[b, h, t, j].
+type toHeadsBackward[T Float] struct{}
+
+func (toHeadsBackward[T]) backward(nd *node[T]) {
+	qkv, out := nd.in[0], nd.out
+	if qkv.Grad == nil {
+		return
+	}
+	part, heads := nd.ints[0], nd.ints[1]
+	b, n, w := qkv.Shape[0], qkv.Shape[1], qkv.Shape[2]
+	dh := w / 3 / heads
+	headsMove(qkv.Grad, w, part*heads*dh, out.Grad, b, n, heads, dh, false, true)
+}
+
+// MergeHeads joins the heads of a (B, H, N, Dh) into tokens (B, N, H·Dh):
+// timm's x.transpose(1, 2).reshape(B, N, D) after attention, as one copy.
+func (tp *Tape[T]) MergeHeads(a *Tensor[T]) *Tensor[T] {
+	if len(a.Shape) != 4 {
+		panic(fmt.Sprintf("loope: MergeHeads: a %v must be (B, H, N, Dh)", a.Shape))
+	}
+	b, h, n, dh := a.Shape[0], a.Shape[1], a.Shape[2], a.Shape[3]
+	shape := [3]int{b, n, h * dh}
+	out := tp.out(shape[:], a)
+	headsMove(out.Data, h*dh, 0, a.Data, b, n, h, dh, false, false)
+	if out.Grad != nil {
+		tp.record(mergeHeadsBackward[T]{}, out, a)
+	}
+	return out
+}
+
+// mergeHeadsBackward: da[b, h, t, j] += dout[b, t, h·Dh + j].
+type mergeHeadsBackward[T Float] struct{}
+
+func (mergeHeadsBackward[T]) backward(nd *node[T]) {
+	a, out := nd.in[0], nd.out
+	if a.Grad == nil {
+		return
+	}
+	b, h, n, dh := a.Shape[0], a.Shape[1], a.Shape[2], a.Shape[3]
+	headsMove(out.Grad, h*dh, 0, a.Grad, b, n, h, dh, true, true)
+}
+
+// headsMove moves values between a token-major tok (B, N, w), whose columns
+// [off, off + H·Dh) hold H heads of Dh values, and a head-major hd
+// (B, H, N, Dh). toHeads copies tok into hd, otherwise hd into tok; with
+// acc the destination is added to instead of overwritten. Each destination
+// element is written once, so the fixed split over token rows (B·N) gives
+// the same result for any thread count.
+func headsMove[T Float](tok []T, w, off int, hd []T, b, n, h, dh int, toHeads, acc bool) {
+	j := getHeadsJob[T]()
+	*j = headsJob[T]{tok: tok, hd: hd, w: w, off: off, n: n, h: h, dh: dh, toHeads: toHeads, acc: acc}
+	if rows := b * n; serial(rows * h * dh) {
+		j.run(0, rows)
+	} else {
+		parallelRun(rows, max(1, parGrain/max(h*dh, 1)), j)
+	}
+	putHeadsJob(j)
+}
+
+// headsJob is one headsMove, pooled so that splitting it allocates nothing.
+type headsJob[T Float] struct {
+	tok, hd          []T
+	w, off, n, h, dh int
+	toHeads, acc     bool
+}
+
+// run moves token rows [lo, hi) of the B·N.
+func (j *headsJob[T]) run(lo, hi int) {
+	n, h, dh := j.n, j.h, j.dh
+	for r := lo; r < hi; r++ {
+		bi, t := r/n, r%n
+		tr := j.tok[r*j.w+j.off : r*j.w+j.off+h*dh]
+		for hh := range h {
+			src, dst := tr[hh*dh:(hh+1)*dh], j.hd[((bi*h+hh)*n+t)*dh:((bi*h+hh)*n+t+1)*dh]
+			if !j.toHeads {
+				src, dst = dst, src
+			}
+			if j.acc {
+				for i, v := range src {
+					dst[i] += v
+				}
+			} else {
+				copy(dst, src)
+			}
+		}
+	}
+}
+
+var headsJobPools [2]sync.Pool // [0] float32, [1] float64
+
+func getHeadsJob[T Float]() *headsJob[T] {
+	if i := poolIndex[T](); i >= 0 {
+		if j, ok := headsJobPools[i].Get().(*headsJob[T]); ok {
+			return j
+		}
+	}
+	return new(headsJob[T])
+}
+
+func putHeadsJob[T Float](j *headsJob[T]) {
+	j.tok, j.hd = nil, nil
+	if i := poolIndex[T](); i >= 0 {
+		headsJobPools[i].Put(j)
+	}
 }
