@@ -8,6 +8,7 @@ package loope
 
 import (
 	"runtime"
+	"sync"
 	"sync/atomic"
 )
 
@@ -132,5 +133,27 @@ func (wk *poolWorker) loop() {
 	for t := range wk.task {
 		t.job.run(t.lo, t.hi)
 		wk.done <- struct{}{}
+	}
+}
+
+// getJob returns a recycled *J from pools[i] (i = poolIndex[T]() of the
+// job's element type; −1 for named float types, which are not pooled), or
+// a new one. Kernels that split through parallelRun keep their arguments in
+// such a job instead of a closure, so a steady state allocates nothing.
+func getJob[J any](pools *[2]sync.Pool, i int) *J {
+	if i >= 0 {
+		if j, ok := pools[i].Get().(*J); ok {
+			return j
+		}
+	}
+	return new(J)
+}
+
+// putJob zeroes j (dropping its references to tensors) and recycles it.
+func putJob[J any](pools *[2]sync.Pool, i int, j *J) {
+	var z J
+	*j = z
+	if i >= 0 {
+		pools[i].Put(j)
 	}
 }
