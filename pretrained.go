@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"gonum.org/v1/gonum/mat"
 )
 
 // timmHeads maps the width of timm's standard ViTs to their head count
@@ -110,18 +112,21 @@ type TimmOptions struct {
 	// Seed seeds the freshly initialised tensors (NewViT's timm init): a
 	// new head, and the PE unless it is learnable.
 	Seed uint64
-	// NoAntialias resamples pos_embed by plain bicubic interpolation
-	// (F.interpolate's default, timm before 0.9) instead of timm's default
-	// antialias=True (resample_abs_pos_embed, checkpoint_filter_fn).
+	// NoAntialias resamples pos_embed and the patch embedding by plain
+	// bicubic interpolation (F.interpolate's default, timm before 0.9)
+	// instead of timm's default antialias=True (resample_abs_pos_embed,
+	// resample_patch_embed, checkpoint_filter_fn).
 	NoAntialias bool
 }
 
 // LoadTimmViT builds the model cfg and fills it from the timm ViT state
 // dict f (our own checkpoints of learnable-PE models use the same names).
-// cfg must have the file's Channels, Patch, Dim, Depth and MLP (start from
+// cfg must have the file's Channels, Dim, Depth and MLP (start from
 // TimmConfig); it may change:
-//   - Image: a learnable pos_embed is resampled to the new grid as timm's
-//     resample_abs_pos_embed (CLS row kept, bicubic, see ResamplePosEmbed);
+//   - Patch: the patch embedding is resampled as timm's
+//     resample_patch_embed (see ResamplePatchEmbed);
+//   - Image: a learnable pos_embed is resampled to the new grid Image/Patch
+//     as timm's resample_abs_pos_embed (CLS row kept, see ResamplePosEmbed);
 //   - PE: any registered PE; unless it is learnable its parameters are
 //     freshly initialised and the file's pos_embed is not used, as the
 //     LOOPE paper does when it swaps the PE of a pretrained ViT;
@@ -141,18 +146,13 @@ func LoadTimmViT[T Float](f *SafeFile, cfg Config, opt TimmOptions) (*ViT[T], []
 	for _, c := range []struct {
 		name       string
 		file, want int
-	}{{"channels", fc.Channels, cfg.Channels}, {"patch", fc.Patch, cfg.Patch}, {"dim", fc.Dim, cfg.Dim},
-		{"depth", fc.Depth, cfg.Depth}, {"mlp", fc.MLP, cfg.MLP}} {
+	}{{"channels", fc.Channels, cfg.Channels}, {"dim", fc.Dim, cfg.Dim}, {"depth", fc.Depth, cfg.Depth}, {"mlp", fc.MLP, cfg.MLP}} {
 		if c.file != c.want {
 			diff = append(diff, fmt.Sprintf("%s %d (model %d)", c.name, c.file, c.want))
 		}
 	}
 	if len(diff) > 0 {
-		msg := "loope: timm checkpoint does not fit the model: it has " + strings.Join(diff, ", ")
-		if fc.Patch != cfg.Patch {
-			msg += "; resampling the patch embedding (timm resample_patch_embed) is not supported: use the checkpoint's patch"
-		}
-		return nil, nil, errors.New(msg)
+		return nil, nil, errors.New("loope: timm checkpoint does not fit the model: it has " + strings.Join(diff, ", "))
 	}
 	m, err := NewViT[T](cfg, opt.Seed)
 	if err != nil {
@@ -188,6 +188,16 @@ func LoadTimmViT[T Float](f *SafeFile, cfg Config, opt TimmOptions) (*ViT[T], []
 			used[p.Name] = true
 		case pe[p.Name]:
 			fresh = append(fresh, p.Name)
+		case p.Name == "patch_embed.proj.weight" && fc.Patch != cfg.Patch:
+			used[p.Name] = true
+			data, _, err := timmFloat[float64](f, p.Name) // shape checked by TimmConfig
+			if err != nil {
+				errs = append(errs, err)
+				break
+			}
+			for i, v := range ResamplePatchEmbed(data, cfg.Dim*cfg.Channels, fc.Patch, cfg.Patch, !opt.NoAntialias) {
+				p.T.Data[i] = T(v)
+			}
 		case (p.Name == "head.weight" || p.Name == "head.bias") && fc.Classes != cfg.Classes:
 			fresh = append(fresh, p.Name)
 		default:
@@ -383,4 +393,60 @@ func keysCubic(x, a float64) float64 {
 		return cubic2(x, a)
 	}
 	return 0
+}
+
+// ResamplePatchEmbed resamples patch-embedding kernels w (n, oldP, oldP),
+// row-major (n = D·C), to (n, newP, newP) as timm's resample_patch_embed
+// (timm/layers/patch_embed.py, from FlexiViT, arXiv 2212.08013): the new
+// kernel is pinv(R)·vec(old), where R maps an oldP×oldP patch to its bicubic
+// resize to newP×newP (F.interpolate, align_corners=False, antialias as
+// given; timm's default is true). The resize is separable, X ↦ W·X·Wᵀ with
+// W (newP, oldP) from bicubicWeights, so pinv(R) = pinv(W)ᵀ ⊗ pinv(W)ᵀ and
+// the new kernel is pinv(W)ᵀ·K·pinv(W). A model with the new kernel on
+// images resized by newP/oldP then sees the tokens the old model saw, as
+// far as the resize can be inverted. Equal sizes return a copy.
+func ResamplePatchEmbed(w []float64, n, oldP, newP int, antialias bool) []float64 {
+	if n <= 0 || oldP <= 0 || newP <= 0 || len(w) != n*oldP*oldP {
+		panic(fmt.Sprintf("loope: ResamplePatchEmbed: len %d, want %d·%d² (new patch %d)", len(w), n, oldP, newP))
+	}
+	if oldP == newP {
+		return slices.Clone(w)
+	}
+	p := pinv(mat.NewDense(newP, oldP, bicubicWeights(oldP, newP, antialias))) // (oldP, newP)
+	out := make([]float64, n*newP*newP)
+	var t, r mat.Dense
+	for k := range n {
+		K := mat.NewDense(oldP, oldP, w[k*oldP*oldP:(k+1)*oldP*oldP])
+		t.Mul(p.T(), K) // (newP, oldP)
+		r.Mul(&t, p)    // (newP, newP)
+		copy(out[k*newP*newP:], r.RawMatrix().Data)
+	}
+	return out
+}
+
+// pinv returns the Moore–Penrose pseudo-inverse of a by SVD, dropping
+// singular values below max(rows, cols)·ε·σ_max (torch.linalg.pinv's default).
+func pinv(a *mat.Dense) *mat.Dense {
+	m, n := a.Dims()
+	var svd mat.SVD
+	if !svd.Factorize(a, mat.SVDThin) {
+		panic("loope: pinv: SVD did not converge")
+	}
+	s := svd.Values(nil)
+	var u, v mat.Dense
+	svd.UTo(&u)
+	svd.VTo(&v)
+	cut := float64(max(m, n)) * 0x1p-52 * s[0]
+	for j, sv := range s { // v ← V·Σ⁺
+		inv := 0.0
+		if sv > cut {
+			inv = 1 / sv
+		}
+		for i := range n {
+			v.Set(i, j, v.At(i, j)*inv)
+		}
+	}
+	var out mat.Dense
+	out.Mul(&v, u.T()) // (n, m)
+	return &out
 }

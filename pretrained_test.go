@@ -3,6 +3,7 @@ package loope
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -96,6 +97,67 @@ func TestResamplePosEmbedTorch(t *testing.T) {
 	}
 }
 
+// TestResamplePatchEmbedTorch: ResamplePatchEmbed equals timm's
+// resample_patch_embed (pinv of the bicubic resize) in float64 PyTorch,
+// down (16→4) and up (16→24), with and without antialias.
+func TestResamplePatchEmbedTorch(t *testing.T) {
+	f, gd := readTimm(t)
+	w, _, err := GetFloat[float64](f, "patch_embed.proj.weight")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 2 * 3 // the golden holds the first two output channels (D) of 3 input channels
+	for _, p := range []int{4, 24} {
+		for _, aa := range []int{0, 1} {
+			name := fmt.Sprintf("patch.%d.aa%d.f64", p, aa)
+			want, _, err := GetFloat[float64](gd, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ResamplePatchEmbed(w[:n*16*16], n, 16, p, aa == 1)
+			if worst, at, ok := relClose(got, want, 1e-10); !ok {
+				t.Errorf("%s: element %d off by %.3g relative: got %v, want %v", name, at, worst, got[at], want[at])
+			}
+		}
+	}
+}
+
+// TestResamplePatchEmbedInverts: upsampling the kernel is exact in the
+// FlexiViT sense: ⟨x, K⟩ = ⟨resize(x), K'⟩ for every patch x, since the
+// resize has full column rank (pinv(W)·W = I); checked on a random patch.
+func TestResamplePatchEmbedInverts(t *testing.T) {
+	const oldP, newP = 4, 7
+	rng := rand.New(rand.NewPCG(1, 2))
+	k := make([]float64, oldP*oldP)
+	x := make([]float64, oldP*oldP)
+	for i := range k {
+		k[i], x[i] = rng.NormFloat64(), rng.NormFloat64()
+	}
+	k2 := ResamplePatchEmbed(k, 1, oldP, newP, true)
+	w := bicubicWeights(oldP, newP, true) // (newP, oldP)
+	// resize(x) = W·x·Wᵀ
+	rx := make([]float64, newP*newP)
+	for i := range newP {
+		for j := range newP {
+			for a := range oldP {
+				for b := range oldP {
+					rx[i*newP+j] += w[i*oldP+a] * x[a*oldP+b] * w[j*oldP+b]
+				}
+			}
+		}
+	}
+	dot := func(a, b []float64) float64 {
+		s := 0.0
+		for i := range a {
+			s += a[i] * b[i]
+		}
+		return s
+	}
+	if got, want := dot(rx, k2), dot(x, k); math.Abs(got-want) > 1e-12*(1+math.Abs(want)) {
+		t.Errorf("⟨resize(x), K'⟩ = %.15g, want ⟨x, K⟩ = %.15g", got, want)
+	}
+}
+
 // TestResamplePosEmbedInvariants: equal grids copy; a constant map stays
 // constant (both filters' weights sum to one); prefix rows are kept.
 func TestResamplePosEmbedInvariants(t *testing.T) {
@@ -126,19 +188,21 @@ func TestResamplePosEmbedInvariants(t *testing.T) {
 }
 
 // TestLoadTimmViTTorch: the imported model gives PyTorch's logits of the
-// same timm model, at the native 64 px and at 48 px with pos_embed
-// resampled as timm does by default (antialias), within 1e-4 relative.
+// same timm model, at the native 64 px, at 48 px with pos_embed resampled
+// as timm does by default (antialias), and with patch 4 at 20 px (patch
+// embedding and pos_embed resampled), within 1e-4 relative.
 func TestLoadTimmViTTorch(t *testing.T) {
 	f, gd := readTimm(t)
 	for _, tc := range []struct {
 		image        int
 		input, logit string
-	}{{64, "input", "logits"}, {48, "input48", "logits48"}} {
+		patch        int
+	}{{64, "input", "logits", 16}, {48, "input48", "logits48", 16}, {20, "input20p4", "logits20p4", 4}} {
 		cfg, err := TimmConfig(f, timmHeadsN)
 		if err != nil {
 			t.Fatal(err)
 		}
-		cfg.Image = tc.image
+		cfg.Image, cfg.Patch = tc.image, tc.patch
 		check := func(t *testing.T, got []float64, fresh []string) {
 			if len(fresh) != 0 {
 				t.Errorf("fresh tensors %v, want none", fresh)
@@ -227,7 +291,6 @@ func TestLoadTimmViTErrors(t *testing.T) {
 		{"extra tensor", edit(reshape("fc_norm.weight", 32)), nil, 2, `unexpected tensor "fc_norm.weight"`},
 		{"bad pos_embed", edit(reshape("pos_embed", 1, 15, 32)), nil, 2, "pos_embed has shape [1 15 32]"},
 		{"not timm", foreign, nil, 2, "not a timm VisionTransformer checkpoint"},
-		{"patch", f, func(c *Config) { c.Patch, c.Image = 8, 32 }, 2, "patch 16 (model 8)"},
 		{"depth", f, func(c *Config) { c.Depth = 3 }, 2, "depth 2 (model 3)"},
 		{"heads", f, nil, 0, "give the head count"},
 	} {

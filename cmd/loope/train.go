@@ -109,10 +109,10 @@ func runTrain(args []string) error {
 	out := fs.String("out", "out/train", "output folder: last/best checkpoints, metrics.jsonl, result.json")
 	resume := fs.String("resume", "", "continue from DIR/last.safetensors of an earlier run (same flags)")
 	ckptEvery := fs.Int("ckpt-every", 200, "write DIR/last.safetensors every this many steps")
-	initFrom := fs.String("init-from", "", "start from a pretrained timm ViT (safetensors state dict, e.g. vit_tiny_patch16_224): shape from the file, PE from -pe, a new head")
-	heads := fs.Int("heads", 0, "attention heads (0: the preset's; with -init-from and no -preset, from the width: 192→3, 384→6, 768→12)")
+	initFrom := fs.String("init-from", "", "start from a pretrained timm ViT (safetensors state dict, e.g. vit_tiny_patch16_224): width, depth, MLP from the file; image and patch from -preset if given (else the file's); PE from -pe; a new head")
+	heads := fs.Int("heads", 0, "attention heads (0: the preset's; with -init-from, from the width: 192→3, 384→6, 768→12)")
 	image := fs.Int("image", 0, "input side in pixels (0: the preset's; with -init-from and no -preset, the checkpoint's)")
-	noAA := fs.Bool("no-antialias", false, "with -init-from: resample pos_embed by plain bicubic (timm < 0.9) instead of timm's antialiased default")
+	noAA := fs.Bool("no-antialias", false, "with -init-from: resample pos_embed and patch embedding by plain bicubic (timm < 0.9) instead of timm's antialiased default")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -222,16 +222,17 @@ func runTrain(args []string) error {
 }
 
 // pretrainedConfig reads the timm ViT checkpoint at path and returns it with
-// the model config it fixes (loope.TimmConfig). With an explicit -preset,
-// the preset must have the checkpoint's shape (its heads and image are
-// used); otherwise heads come from -heads or the width, the image from the
-// checkpoint's pos_embed.
+// the model config it fixes (loope.TimmConfig: channels, width, depth, MLP;
+// heads from -heads, else from the width). With an explicit -preset, the
+// image size and patch come from the preset (a different patch resamples
+// the patch embedding as timm's resample_patch_embed), and so do the heads
+// if the widths agree; otherwise the checkpoint's image and patch are kept.
 func pretrainedConfig(path string, preset loope.Config, explicit bool, heads int) (*loope.SafeFile, loope.Config, error) {
 	f, err := loope.ReadSafeFile(path)
 	if err != nil {
 		return nil, preset, err
 	}
-	if explicit && heads == 0 {
+	if pw := f.Tensors["patch_embed.proj.weight"].Shape; explicit && heads == 0 && len(pw) > 0 && pw[0] == preset.Dim {
 		heads = preset.Heads
 	}
 	cfg, err := loope.TimmConfig(f, heads)
@@ -239,12 +240,7 @@ func pretrainedConfig(path string, preset loope.Config, explicit bool, heads int
 		return nil, preset, fmt.Errorf("%s: %w", path, err)
 	}
 	if explicit {
-		if preset.Channels != cfg.Channels || preset.Patch != cfg.Patch || preset.Dim != cfg.Dim || preset.Depth != cfg.Depth || preset.MLP != cfg.MLP {
-			return nil, preset, fmt.Errorf("-preset has channels %d, patch %d, dim %d, depth %d, mlp %d but %s has %d, %d, %d, %d, %d "+
-				"(the patch embedding is not resampled): leave out -preset, the checkpoint sets the model; give the input size with -image",
-				preset.Channels, preset.Patch, preset.Dim, preset.Depth, preset.MLP, path, cfg.Channels, cfg.Patch, cfg.Dim, cfg.Depth, cfg.MLP)
-		}
-		cfg.Image = preset.Image
+		cfg.Image, cfg.Patch = preset.Image, preset.Patch
 	}
 	return f, cfg, nil
 }

@@ -41,19 +41,21 @@ func writeFolder(t *testing.T, dir string, n, side int) {
 
 // TestTrainInitFrom fine-tunes the committed timm-named checkpoint
 // (testdata/timm_tiny.safetensors: patch 16, 64 px, width 32, 2 heads)
-// with a swapped PE on a folder data set, at the checkpoint's size and at
-// -image 48 (pos_embed resampled); bad combinations are clear errors.
+// with a swapped PE on a folder data set, at the checkpoint's size, at
+// -image 48 (pos_embed resampled) and with -preset small (28 px, patch 2:
+// patch embedding and pos_embed resampled); bad combinations are clear errors.
 func TestTrainInitFrom(t *testing.T) {
 	dir := t.TempDir()
 	writeFolder(t, filepath.Join(dir, "data"), 6, 20)
 	ckpt := filepath.Join("..", "..", "testdata", "timm_tiny.safetensors")
 	for _, tc := range []struct {
-		name  string
-		args  []string
-		image int
+		name         string
+		args         []string
+		image, patch int
 	}{
-		{"sin1d", []string{"-pe", "sin1d"}, 64},
-		{"learnable48", []string{"-pe", "learnable", "-image", "48"}, 48},
+		{"sin1d", []string{"-pe", "sin1d"}, 64, 16},
+		{"learnable48", []string{"-pe", "learnable", "-image", "48"}, 48, 16},
+		{"small-loope", []string{"-preset", "small", "-pe", "loope"}, 28, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := filepath.Join(dir, tc.name)
@@ -64,7 +66,7 @@ func TestTrainInitFrom(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v\n%s", err, msg)
 			}
-			if !strings.Contains(msg, fmt.Sprintf("init from %s: %dx%d image, patch 16, dim 32, depth 2, heads 2; new: ", ckpt, tc.image, tc.image)) ||
+			if !strings.Contains(msg, fmt.Sprintf("init from %s: %dx%d image, patch %d, dim 32, depth 2, heads 2; new: ", ckpt, tc.image, tc.image, tc.patch)) ||
 				!strings.Contains(msg, "head.weight head.bias") {
 				t.Errorf("stderr lacks the init line:\n%s", msg)
 			}
@@ -88,7 +90,7 @@ func TestTrainInitFrom(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"-preset", "small"}, "leave out -preset"},
+		{[]string{"-preset", "small"}, "give the head count"},
 		{nil, "give the head count"},
 		{[]string{"-heads", "2", "-image", "50"}, "not divisible by patch 16"},
 		{[]string{"-heads", "3"}, "not divisible by heads 3"},

@@ -17,7 +17,13 @@ Writes two files:
                                            resample_abs_pos_embed (timm/layers/pos_embed.py),
                                            in float32 as timm; *.f64: the same in float64;
     input48 (1,3,48,48), logits48 (1,1000) forward at 48 px (grid 3) with the pos_embed
-                                           resampled as timm does by default (antialias).
+                                           resampled as timm does by default (antialias);
+    patch.P.aaA.f64 (2,3,P,P)              the first two output channels of the patch
+                                           embedding resampled to patch P in {4,24} as
+                                           timm's resample_patch_embed (pinv of the
+                                           bicubic resize, antialias A), in float64;
+    input20p4 (1,3,20,20), logits20p4      forward with patch 4 at 20 px (grid 5): patch
+                                           embedding and pos_embed resampled (antialias).
 
 The forward is the plain-torch timm op order of vit_torch.py (imported; no timm).
 Shape: D 32, depth 2, heads 2 (not in the shapes), MLP 128, patch 16, image 64, so
@@ -84,10 +90,29 @@ def resample(pos_embed, new_grid, antialias):
     return torch.cat([prefix, grid], dim=1)
 
 
-def logits(sd, image, img):
-    cfg = {"dim": D, "heads": HEADS, "eps": EPS, "patch": PATCH, "depth": DEPTH}
+def resample_patch(weight, new, antialias=True):
+    """timm resample_patch_embed (timm/layers/patch_embed.py, FlexiViT's
+    pseudo-inverse resize): new kernel = pinv(R) @ old kernel, where row i of
+    R is the bicubic resize of the i-th old basis kernel."""
+    old = weight.shape[-1]
+    mat = []
+    for i in range(old * old):
+        basis = torch.zeros(old * old, dtype=weight.dtype)
+        basis[i] = 1.0
+        mat.append(F.interpolate(basis.reshape(1, 1, old, old), size=(new, new), mode="bicubic",
+                                 align_corners=False, antialias=antialias).reshape(-1))
+    pinv = torch.linalg.pinv(torch.stack(mat))  # (new², old²)
+    flat = weight.reshape(-1, old * old)
+    return (flat @ pinv.T).reshape(*weight.shape[:2], new, new)
+
+
+def logits(sd, image, img, patch=PATCH):
+    cfg = {"dim": D, "heads": HEADS, "eps": EPS, "patch": patch, "depth": DEPTH}
     p = dict(sd)
-    p["pos_embed"] = resample(sd["pos_embed"], image // PATCH, True) if image != IMAGE else sd["pos_embed"]
+    if patch != PATCH:
+        p["patch_embed.proj.weight"] = resample_patch(sd["patch_embed.proj.weight"], patch)
+    grid = image // patch
+    p["pos_embed"] = resample(sd["pos_embed"], grid, True) if grid != IMAGE // PATCH else sd["pos_embed"]
     with torch.no_grad():
         return forward(cfg, p, Learnable(cfg, p), img)
 
@@ -97,10 +122,16 @@ def main(root):
     sd = state_dict(g)
     x64 = torch.randn(2, 3, IMAGE, IMAGE, generator=g)
     x48 = torch.randn(1, 3, 48, 48, generator=g)
+    x20 = torch.randn(1, 3, 20, 20, generator=g)
     golden = {
         "input": x64.numpy(), "logits": logits(sd, IMAGE, x64).numpy(),
         "input48": x48.numpy(), "logits48": logits(sd, 48, x48).numpy(),
+        "input20p4": x20.numpy(), "logits20p4": logits(sd, 20, x20, patch=4).numpy(),
     }
+    for new in (4, 24):
+        for aa in (0, 1):
+            w = resample_patch(sd["patch_embed.proj.weight"].double(), new, bool(aa))
+            golden[f"patch.{new}.aa{aa}.f64"] = w[:2].numpy()  # two output channels suffice
     for grid in (3, 7):
         for aa in (0, 1):
             golden[f"resample.{grid}.aa{aa}"] = resample(sd["pos_embed"], grid, bool(aa)).numpy()
