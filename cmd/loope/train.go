@@ -148,7 +148,9 @@ func runTrain(args []string) error {
 		cfg.Image = *image
 	}
 	cfg.PE.Name = *pe
-	if err := cfg.Validate(); err != nil {
+	check := cfg
+	check.Classes = max(check.Classes, 1) // set from the data below (a checkpoint may have no head)
+	if err := check.Validate(); err != nil {
 		return err
 	}
 	t0 := time.Now()
