@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -189,10 +190,11 @@ func runTrain(args []string) error {
 		return err
 	}
 	defer metrics.Close()
+	var curve bytes.Buffer // this run's metrics, for the curve PNG
 	tc := loope.TrainConfig{Steps: n, Batch: *batch, LR: *lr, MinLR: *minLR, Warmup: min(*warmup, n/2),
 		WeightDecay: *wd, ClipNorm: *clip, Loss: "ce", Smoothing: *smoothing, Seed: *seed,
 		EvalEvery: max(n/10, 1), LogEvery: max(n/50, 10), CheckpointDir: *out, CheckpointEvery: *ckptEvery,
-		Log: os.Stderr, Metrics: metrics}
+		Log: os.Stderr, Metrics: io.MultiWriter(metrics, &curve)}
 	if *resume != "" {
 		tc.Resume = filepath.Join(*resume, "last.safetensors")
 	}
@@ -203,6 +205,9 @@ func runTrain(args []string) error {
 	fmt.Fprintf(os.Stderr, "model %s pe %s: %d parameters; %d steps of batch %d on %d threads\n",
 		name, *pe, m.NumParams(), n, *batch, loope.Threads())
 	if _, err := loope.Train(m, train, d.val, tc); err != nil {
+		return err
+	}
+	if err := plotCurve(filepath.Join(*out, "curve.png"), fmt.Sprintf("%s %s pe %s", *data, name, *pe), curve.Bytes()); err != nil {
 		return err
 	}
 	// Test with the best validation checkpoint, as the paper (loope-paper §6.2).
@@ -221,6 +226,21 @@ func runTrain(args []string) error {
 		_, err := w.Write(append(summary, '\n'))
 		return err
 	})
+}
+
+// plotCurve draws the training curve (loss and accuracy, train and
+// validation) from the JSON lines Train wrote.
+func plotCurve(path, title string, jsonl []byte) error {
+	var ms []loope.Metric
+	dec := json.NewDecoder(bytes.NewReader(jsonl))
+	for dec.More() {
+		var m loope.Metric
+		if err := dec.Decode(&m); err != nil {
+			return fmt.Errorf("reading metrics: %w", err)
+		}
+		ms = append(ms, m)
+	}
+	return loope.PlotTrainingCurves(path, title, ms)
 }
 
 // pretrainedConfig reads the timm ViT checkpoint at path and returns it with
