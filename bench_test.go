@@ -6,11 +6,12 @@ import (
 )
 
 // BenchmarkTrainStep times one full training step (zero grads, forward,
-// 6-bit BCE, backward, AdamW) of a preset at batch 64, after one warm-up
+// 6-bit BCE, backward, AdamW) of a preset at batch 64 (ti16 takes seconds
+// per step and several GB: select it with -bench or -benchtime 3x), after one warm-up
 // step, reporting images/s and the process CPU time per step (user +
 // system, all threads: steadier than wall time on a shared machine).
 func BenchmarkTrainStep(b *testing.B) {
-	for _, c := range []struct{ preset, pe string }{{"tiny", "learnable"}, {"small", "learnable"}} {
+	for _, c := range []struct{ preset, pe string }{{"tiny", "learnable"}, {"small", "learnable"}, {"ti16", "learnable"}} {
 		b.Run("preset="+c.preset+"/pe="+c.pe+"/B=64", func(b *testing.B) {
 			cfg, _ := Preset(c.preset)
 			cfg.PE.Name = c.pe

@@ -174,6 +174,13 @@ var gradCases = []gradCase{
 		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
 			return tp.Attention(in[0], in[1], in[2], in[3], 0.5)
 		}},
+	{name: "QKVHeads", shapes: [][]int{{2, 3, 12}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			q, k, v := tp.QKVHeads(in[0], 2)
+			return tp.Concat(0, q, k, v)
+		}},
+	{name: "MergeHeads", shapes: [][]int{{2, 3, 4, 2}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.MergeHeads(in[0]) }},
 	{name: "Rotate/shared-skip0", shapes: [][]int{{2, 2, 3, 4}, {1, 3, 2}, {1, 3, 2}},
 		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
 			return tp.Rotate(in[0], in[1], in[2], 0)

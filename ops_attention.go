@@ -12,6 +12,7 @@ package loope
 import (
 	"fmt"
 	"math"
+	"sync"
 )
 
 // Attention returns softmax(scale·q·kᵀ + bias)·v per batch item and head
@@ -54,26 +55,12 @@ func (tp *Tape[T]) Attention(q, k, v, bias *Tensor[T], scale float64) *Tensor[T]
 	if bias != nil {
 		bd = bias.Data
 	}
-	parallelFor(nw, 1, func(wlo, whi int) {
-		for w := wlo; w < whi; w++ {
-			qw := qs[w*n*dh : (w+1)*n*dh]
-			for it := w * items / nw; it < (w+1)*items/nw; it++ {
-				s := slots[w*nn : (w+1)*nn]
-				if p != nil {
-					s = p[it*nn : (it+1)*nn]
-				}
-				var bi []T
-				switch biasMode {
-				case 1:
-					bi = bd[(it%h)*nn : (it%h+1)*nn]
-				case 2:
-					bi = bd[it*nn : (it+1)*nn]
-				}
-				attentionForward(out.Data[it*n*dh:(it+1)*n*dh], s, qw, q.Data[it*n*dh:(it+1)*n*dh],
-					k.Data[it*n*dh:(it+1)*n*dh], v.Data[it*n*dh:(it+1)*n*dh], bi, n, dh, T(scale))
-			}
-		}
-	})
+	pi := poolIndex[T]()
+	j := getJob[attentionJob[T]](&attentionJobs, pi)
+	*j = attentionJob[T]{out: out.Data, p: p, slots: slots, qs: qs, q: q.Data, k: k.Data, v: v.Data, bias: bd,
+		h: h, n: n, dh: dh, nw: nw, items: items, biasMode: biasMode, scale: T(scale)}
+	parallelRun(nw, 1, j)
+	putJob(&attentionJobs, pi, j)
 	if out.Grad != nil {
 		nd := tp.record(attentionBackward[T]{}, out, q, k, v, bias)
 		nd.ints = append(nd.ints, b, h, n, dh, nw, biasMode)
@@ -138,55 +125,19 @@ func (attentionBackward[T]) backward(nd *node[T]) {
 	b, h, n, dh, nw, biasMode := nd.ints[0], nd.ints[1], nd.ints[2], nd.ints[3], nd.ints[4], nd.ints[5]
 	scale := T(nd.fs[0])
 	p, slots, dsAll := nd.saved[0], nd.saved[1], nd.saved[2]
-	items, nn, ld := b*h, n*n, max(dh, 1)
+	items, nn := b*h, n*n
 	biasGrad := bias != nil && bias.Grad != nil
 	needDS := q.Grad != nil || k.Grad != nil || biasGrad
-	parallelFor(nw, 1, func(wlo, whi int) {
-		for w := wlo; w < whi; w++ {
-			ds := slots[w*nn : (w+1)*nn]
-			for it := w * items / nw; it < (w+1)*items/nw; it++ {
-				off := it * n * dh
-				pi, do := p[it*nn:(it+1)*nn], o.Grad[off:off+n*dh]
-				if v.Grad != nil {
-					gemmSerial(true, false, n, dh, n, pi, max(n, 1), do, ld, v.Grad[off:], ld, true)
-				}
-				if !needDS {
-					continue
-				}
-				gemmSerial(false, true, n, n, dh, do, ld, v.Data[off:], ld, ds, max(n, 1), false)
-				for i := range n {
-					pr, dr := pi[i*n:(i+1)*n], ds[i*n:(i+1)*n]
-					var dot float64
-					for j, pv := range pr {
-						dot += float64(dr[j] * pv)
-					}
-					d := T(dot)
-					for j, pv := range pr {
-						dr[j] = pv * (dr[j] - d)
-					}
-				}
-				if biasGrad && biasMode == 2 {
-					for j, g := range ds {
-						bias.Grad[it*nn+j] += g
-					}
-				} else if biasGrad {
-					copy(dsAll[it*nn:(it+1)*nn], ds)
-				}
-				if q.Grad == nil && k.Grad == nil {
-					continue
-				}
-				for j := range ds {
-					ds[j] *= scale
-				}
-				if q.Grad != nil {
-					gemmSerial(false, false, n, dh, n, ds, max(n, 1), k.Data[off:], ld, q.Grad[off:], ld, true)
-				}
-				if k.Grad != nil {
-					gemmSerial(true, false, n, dh, n, ds, max(n, 1), q.Data[off:], ld, k.Grad[off:], ld, true)
-				}
-			}
-		}
-	})
+	pi := poolIndex[T]()
+	j := getJob[attentionJob[T]](&attentionJobs, pi)
+	*j = attentionJob[T]{backward: true, p: p, slots: slots, q: q.Data, k: k.Data, v: v.Data, dsAll: dsAll,
+		dout: o.Grad, dq: q.Grad, dk: k.Grad, dv: v.Grad, biasGrad: biasGrad, needDS: needDS,
+		h: h, n: n, dh: dh, nw: nw, items: items, biasMode: biasMode, scale: scale}
+	if biasGrad {
+		j.dbias = bias.Grad
+	}
+	parallelRun(nw, 1, j)
+	putJob(&attentionJobs, pi, j)
 	if biasGrad && biasMode == 1 {
 		// Reduce over the batch in order b = 0, 1, ..., split over bias elements.
 		parallelFor(h*nn, 4096, func(lo, hi int) {
@@ -199,6 +150,95 @@ func (attentionBackward[T]) backward(nd *node[T]) {
 				bias.Grad[e] += s
 			}
 		})
+	}
+}
+
+// attentionJob runs the forward (or, with backward set, the backward) of
+// Attention over the fixed item chunks [wlo, whi) of its nw slots (a
+// pooled job: no closure).
+type attentionJob[T Float] struct {
+	backward                         bool
+	out, p, slots, qs, q, k, v, bias []T
+	dsAll, dout, dq, dk, dv, dbias   []T
+	biasGrad, needDS                 bool
+	h, n, dh, nw, items, biasMode    int
+	scale                            T
+}
+
+var attentionJobs [2]sync.Pool // [0] float32, [1] float64
+
+func (j *attentionJob[T]) run(wlo, whi int) {
+	if j.backward {
+		j.runBackward(wlo, whi)
+		return
+	}
+	h, n, dh, nw, items, nn := j.h, j.n, j.dh, j.nw, j.items, j.n*j.n
+	for w := wlo; w < whi; w++ {
+		qw := j.qs[w*n*dh : (w+1)*n*dh]
+		for it := w * items / nw; it < (w+1)*items/nw; it++ {
+			s := j.slots[w*nn : (w+1)*nn]
+			if j.p != nil {
+				s = j.p[it*nn : (it+1)*nn]
+			}
+			var bi []T
+			switch j.biasMode {
+			case 1:
+				bi = j.bias[(it%h)*nn : (it%h+1)*nn]
+			case 2:
+				bi = j.bias[it*nn : (it+1)*nn]
+			}
+			off := it * n * dh
+			attentionForward(j.out[off:off+n*dh], s, qw, j.q[off:off+n*dh], j.k[off:off+n*dh], j.v[off:off+n*dh], bi, n, dh, j.scale)
+		}
+	}
+}
+
+func (j *attentionJob[T]) runBackward(wlo, whi int) {
+	n, dh, nw, items, nn, ld := j.n, j.dh, j.nw, j.items, j.n*j.n, max(j.dh, 1)
+	scale, biasGrad, biasMode := j.scale, j.biasGrad, j.biasMode
+	for w := wlo; w < whi; w++ {
+		ds := j.slots[w*nn : (w+1)*nn]
+		for it := w * items / nw; it < (w+1)*items/nw; it++ {
+			off := it * n * dh
+			pi, do := j.p[it*nn:(it+1)*nn], j.dout[off:off+n*dh]
+			if j.dv != nil {
+				gemmSerial(true, false, n, dh, n, pi, max(n, 1), do, ld, j.dv[off:], ld, true)
+			}
+			if !j.needDS {
+				continue
+			}
+			gemmSerial(false, true, n, n, dh, do, ld, j.v[off:], ld, ds, max(n, 1), false)
+			for i := range n {
+				pr, dr := pi[i*n:(i+1)*n], ds[i*n:(i+1)*n]
+				var dot float64
+				for c, pv := range pr {
+					dot += float64(dr[c] * pv)
+				}
+				d := T(dot)
+				for c, pv := range pr {
+					dr[c] = pv * (dr[c] - d)
+				}
+			}
+			if biasGrad && biasMode == 2 {
+				for c, g := range ds {
+					j.dbias[it*nn+c] += g
+				}
+			} else if biasGrad {
+				copy(j.dsAll[it*nn:(it+1)*nn], ds)
+			}
+			if j.dq == nil && j.dk == nil {
+				continue
+			}
+			for c := range ds {
+				ds[c] *= scale
+			}
+			if j.dq != nil {
+				gemmSerial(false, false, n, dh, n, ds, max(n, 1), j.k[off:], ld, j.dq[off:], ld, true)
+			}
+			if j.dk != nil {
+				gemmSerial(true, false, n, dh, n, ds, max(n, 1), j.q[off:], ld, j.dk[off:], ld, true)
+			}
+		}
 	}
 }
 
@@ -308,3 +348,119 @@ func (rotateBackward[T]) backward(nd *node[T]) {
 		}
 	})
 }
+
+// QKVHeads splits the fused projection qkv (B, N, 3·D) of a timm attention
+// into per-head queries, keys and values q, k, v (B, H, N, Dh), with
+// H = heads and Dh = D/H: timm's qkv.reshape(B, N, 3, H, Dh).permute(2, 0,
+// 3, 1, 4).unbind(0), as three single copies (no permuted intermediate).
+func (tp *Tape[T]) QKVHeads(qkv *Tensor[T], heads int) (q, k, v *Tensor[T]) {
+	if len(qkv.Shape) != 3 || heads <= 0 || qkv.Shape[2]%(3*heads) != 0 {
+		panic(fmt.Sprintf("loope: QKVHeads: qkv %v must be (B, N, 3·D) with D divisible by heads %d", qkv.Shape, heads))
+	}
+	return tp.toHeads(qkv, 0, heads), tp.toHeads(qkv, 1, heads), tp.toHeads(qkv, 2, heads)
+}
+
+// toHeads returns part (0 q, 1 k, 2 v) of qkv (B, N, 3·D) as (B, H, N, Dh).
+func (tp *Tape[T]) toHeads(qkv *Tensor[T], part, heads int) *Tensor[T] {
+	b, n, w := qkv.Shape[0], qkv.Shape[1], qkv.Shape[2]
+	dh := w / 3 / heads
+	shape := [4]int{b, heads, n, dh}
+	out := tp.out(shape[:], qkv)
+	headsMove(qkv.Data, w, part*heads*dh, out.Data, b, n, heads, dh, true, false)
+	if out.Grad != nil {
+		nd := tp.record(toHeadsBackward[T]{}, out, qkv)
+		nd.ints = append(nd.ints, part, heads)
+	}
+	return out
+}
+
+// toHeadsBackward: dqkv[b, t, part·D + h·Dh + j] += dout[b, h, t, j].
+type toHeadsBackward[T Float] struct{}
+
+func (toHeadsBackward[T]) backward(nd *node[T]) {
+	qkv, out := nd.in[0], nd.out
+	if qkv.Grad == nil {
+		return
+	}
+	part, heads := nd.ints[0], nd.ints[1]
+	b, n, w := qkv.Shape[0], qkv.Shape[1], qkv.Shape[2]
+	dh := w / 3 / heads
+	headsMove(qkv.Grad, w, part*heads*dh, out.Grad, b, n, heads, dh, false, true)
+}
+
+// MergeHeads joins the heads of a (B, H, N, Dh) into tokens (B, N, H·Dh):
+// timm's x.transpose(1, 2).reshape(B, N, D) after attention, as one copy.
+func (tp *Tape[T]) MergeHeads(a *Tensor[T]) *Tensor[T] {
+	if len(a.Shape) != 4 {
+		panic(fmt.Sprintf("loope: MergeHeads: a %v must be (B, H, N, Dh)", a.Shape))
+	}
+	b, h, n, dh := a.Shape[0], a.Shape[1], a.Shape[2], a.Shape[3]
+	shape := [3]int{b, n, h * dh}
+	out := tp.out(shape[:], a)
+	headsMove(out.Data, h*dh, 0, a.Data, b, n, h, dh, false, false)
+	if out.Grad != nil {
+		tp.record(mergeHeadsBackward[T]{}, out, a)
+	}
+	return out
+}
+
+// mergeHeadsBackward: da[b, h, t, j] += dout[b, t, h·Dh + j].
+type mergeHeadsBackward[T Float] struct{}
+
+func (mergeHeadsBackward[T]) backward(nd *node[T]) {
+	a, out := nd.in[0], nd.out
+	if a.Grad == nil {
+		return
+	}
+	b, h, n, dh := a.Shape[0], a.Shape[1], a.Shape[2], a.Shape[3]
+	headsMove(out.Grad, h*dh, 0, a.Grad, b, n, h, dh, true, true)
+}
+
+// headsMove moves values between a token-major tok (B, N, w), whose columns
+// [off, off + H·Dh) hold H heads of Dh values, and a head-major hd
+// (B, H, N, Dh). toHeads copies tok into hd, otherwise hd into tok; with
+// acc the destination is added to instead of overwritten. Each destination
+// element is written once, so the fixed split over token rows (B·N) gives
+// the same result for any thread count.
+func headsMove[T Float](tok []T, w, off int, hd []T, b, n, h, dh int, toHeads, acc bool) {
+	pi := poolIndex[T]()
+	j := getJob[headsJob[T]](&headsJobPools, pi)
+	*j = headsJob[T]{tok: tok, hd: hd, w: w, off: off, n: n, h: h, dh: dh, toHeads: toHeads, acc: acc}
+	if rows := b * n; serial(rows * h * dh) {
+		j.run(0, rows)
+	} else {
+		parallelRun(rows, max(1, parGrain/max(h*dh, 1)), j)
+	}
+	putJob(&headsJobPools, pi, j)
+}
+
+// headsJob is one headsMove, pooled so that splitting it allocates nothing.
+type headsJob[T Float] struct {
+	tok, hd          []T
+	w, off, n, h, dh int
+	toHeads, acc     bool
+}
+
+// run moves token rows [lo, hi) of the B·N.
+func (j *headsJob[T]) run(lo, hi int) {
+	n, h, dh := j.n, j.h, j.dh
+	for r := lo; r < hi; r++ {
+		bi, t := r/n, r%n
+		tr := j.tok[r*j.w+j.off : r*j.w+j.off+h*dh]
+		for hh := range h {
+			src, dst := tr[hh*dh:(hh+1)*dh], j.hd[((bi*h+hh)*n+t)*dh:((bi*h+hh)*n+t+1)*dh]
+			if !j.toHeads {
+				src, dst = dst, src
+			}
+			if j.acc {
+				for i, v := range src {
+					dst[i] += v
+				}
+			} else {
+				copy(dst, src)
+			}
+		}
+	}
+}
+
+var headsJobPools [2]sync.Pool // [0] float32, [1] float64

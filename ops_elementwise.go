@@ -15,6 +15,7 @@ package loope
 import (
 	"fmt"
 	"math"
+	"sync"
 )
 
 // parGrain is the element count below which element-wise kernels run on
@@ -22,8 +23,7 @@ import (
 const parGrain = 16384
 
 // serial reports whether an element-wise kernel over n elements should run
-// on the calling goroutine: n is small, or there is one thread. Callers test
-// it before building the closure for parallelFor, which allocates.
+// on the calling goroutine: n is small, or there is one thread.
 func serial(n int) bool { return n < 2*parGrain || Threads() == 1 }
 
 // maxBcastRank bounds the rank of a broadcast after merging axes; only
@@ -242,10 +242,11 @@ func (tp *Tape[T]) binary(op int, a, b *Tensor[T]) *Tensor[T] {
 	if serial(p.outer * p.inner) {
 		binaryRows(op, &p, out.Data, a.Data, b.Data, 0, p.outer)
 	} else {
-		q := p
-		parallelFor(q.outer, max(1, parGrain/q.inner), func(lo, hi int) {
-			binaryRows(op, &q, out.Data, a.Data, b.Data, lo, hi)
-		})
+		pi := poolIndex[T]()
+		j := getJob[binaryJob[T]](&binaryJobs, pi)
+		*j = binaryJob[T]{op: op, plan: p, out: out.Data, a: a.Data, b: b.Data}
+		parallelRun(p.outer, max(1, parGrain/p.inner), j)
+		putJob(&binaryJobs, pi, j)
 	}
 	if out.Grad != nil {
 		nd := tp.record(binaryBackward[T]{}, out, a, b)
@@ -283,14 +284,34 @@ func (binaryBackward[T]) backward(nd *node[T]) {
 			continue
 		}
 		if len(x.Data) == len(y.Data) && !serial(len(y.Data)) {
-			q := p
-			parallelFor(q.outer, max(1, parGrain/q.inner), func(lo, hi int) {
-				binaryGradRows(op, which, &q, x.Grad, y.Grad, a.Data, b.Data, y.Data, lo, hi)
-			})
+			pi := poolIndex[T]()
+			j := getJob[binaryJob[T]](&binaryJobs, pi)
+			*j = binaryJob[T]{op: op, which: which, plan: p, out: y.Data, a: a.Data, b: b.Data, dx: x.Grad, dy: y.Grad, backward: true}
+			parallelRun(p.outer, max(1, parGrain/p.inner), j)
+			putJob(&binaryJobs, pi, j)
 		} else {
 			binaryGradRows(op, which, &p, x.Grad, y.Grad, a.Data, b.Data, y.Data, 0, p.outer)
 		}
 	}
+}
+
+// binaryJob runs binaryRows (or, with backward set, binaryGradRows for
+// operand which) on outer rows [lo, hi) (a pooled job: no closure).
+type binaryJob[T Float] struct {
+	op, which         int
+	plan              bcastPlan
+	out, a, b, dx, dy []T
+	backward          bool
+}
+
+var binaryJobs [2]sync.Pool // [0] float32, [1] float64
+
+func (j *binaryJob[T]) run(lo, hi int) {
+	if j.backward {
+		binaryGradRows(j.op, j.which, &j.plan, j.dx, j.dy, j.a, j.b, j.out, lo, hi)
+		return
+	}
+	binaryRows(j.op, &j.plan, j.out, j.a, j.b, lo, hi)
 }
 
 // binaryGradRows accumulates the gradient of operand which (0 = a, 1 = b)
@@ -484,8 +505,11 @@ func (tp *Tape[T]) unary(act int, x *Tensor[T]) *Tensor[T] {
 	if serial(n) {
 		unaryForward(act, out.Data, x.Data)
 	} else {
-		y, xd := out.Data, x.Data
-		parallelFor(n, parGrain, func(lo, hi int) { unaryForward(act, y[lo:hi], xd[lo:hi]) })
+		pi := poolIndex[T]()
+		j := getJob[unaryJob[T]](&unaryJobs, pi)
+		*j = unaryJob[T]{act: act, y: out.Data, x: x.Data}
+		parallelRun(n, parGrain, j)
+		putJob(&unaryJobs, pi, j)
 	}
 	if out.Grad != nil {
 		nd := tp.record(unaryBackward[T]{}, out, x)
@@ -507,9 +531,29 @@ func (unaryBackward[T]) backward(nd *node[T]) {
 		unaryGrad(act, x.Grad, y.Grad, x.Data, y.Data)
 		return
 	}
-	parallelFor(n, parGrain, func(lo, hi int) {
-		unaryGrad(act, x.Grad[lo:hi], y.Grad[lo:hi], x.Data[lo:hi], y.Data[lo:hi])
-	})
+	pi := poolIndex[T]()
+	j := getJob[unaryJob[T]](&unaryJobs, pi)
+	*j = unaryJob[T]{act: act, y: y.Data, x: x.Data, dx: x.Grad, dy: y.Grad, backward: true}
+	parallelRun(n, parGrain, j)
+	putJob(&unaryJobs, pi, j)
+}
+
+// unaryJob runs an activation's forward (or, with backward set, its
+// gradient) on elements [lo, hi) (a pooled job: no closure).
+type unaryJob[T Float] struct {
+	act          int
+	y, x, dx, dy []T
+	backward     bool
+}
+
+var unaryJobs [2]sync.Pool // [0] float32, [1] float64
+
+func (j *unaryJob[T]) run(lo, hi int) {
+	if j.backward {
+		unaryGrad(j.act, j.dx[lo:hi], j.dy[lo:hi], j.x[lo:hi], j.y[lo:hi])
+		return
+	}
+	unaryForward(j.act, j.y[lo:hi], j.x[lo:hi])
 }
 
 // unaryForward fills y = f(x) for activation act.

@@ -3,7 +3,10 @@
 
 package loope
 
-import "fmt"
+import (
+	"fmt"
+	"sync"
+)
 
 // MatMul returns a·b for a (..., M, K) and b (K, N): shape (..., M, N).
 // The leading axes of a are flattened into M.
@@ -53,9 +56,7 @@ func (tp *Tape[T]) Linear(x, w, bias *Tensor[T]) *Tensor[T] {
 	shape := append(append(make([]int, 0, len(x.Shape)), x.Shape[:len(x.Shape)-1]...), nOut)
 	out := tp.out(shape, x, w, bias)
 	if bias != nil {
-		for i := range m {
-			copy(out.Data[i*nOut:(i+1)*nOut], bias.Data)
-		}
+		biasRows(out.Data, bias.Data, m, nOut, false)
 	}
 	gemm(false, true, m, nOut, nIn, x.Data, max(nIn, 1), w.Data, max(nIn, 1), out.Data, max(nOut, 1), true)
 	if out.Grad != nil {
@@ -78,10 +79,55 @@ func (linearBackward[T]) backward(nd *node[T]) {
 		gemm(true, false, nOut, nIn, m, y.Grad, max(nOut, 1), x.Data, max(nIn, 1), w.Grad, max(nIn, 1), true)
 	}
 	if bias != nil && bias.Grad != nil {
-		for i := range m {
-			for j, g := range y.Grad[i*nOut : (i+1)*nOut] {
-				bias.Grad[j] += g
-			}
+		biasRows(y.Grad, bias.Grad, m, nOut, true)
+	}
+}
+
+// biasRows sets every row of y (m, n) to bias (n) or, with grad set, adds
+// the column sums of y into bias: the bias fill of Linear and its gradient.
+// The fill splits over rows, the sums over columns (each column summed in
+// row order), so results do not depend on the thread count.
+func biasRows[T Float](y, bias []T, m, n int, grad bool) {
+	pi := poolIndex[T]()
+	j := getJob[biasJob[T]](&biasJobs, pi)
+	*j = biasJob[T]{y: y, bias: bias, m: m, n: n, grad: grad}
+	switch {
+	case serial(m * n):
+		if grad {
+			j.run(0, n)
+		} else {
+			j.run(0, m)
+		}
+	case grad:
+		parallelRun(n, max(8, parGrain/max(m, 1)), j)
+	default:
+		parallelRun(m, max(1, parGrain/max(n, 1)), j)
+	}
+	putJob(&biasJobs, pi, j)
+}
+
+// biasJob is biasRows on rows [lo, hi) or, with grad, columns [lo, hi)
+// (a pooled job: no closure).
+type biasJob[T Float] struct {
+	y, bias []T
+	m, n    int
+	grad    bool
+}
+
+var biasJobs [2]sync.Pool // [0] float32, [1] float64
+
+func (j *biasJob[T]) run(lo, hi int) {
+	n := j.n
+	if !j.grad {
+		for i := lo; i < hi; i++ {
+			copy(j.y[i*n:(i+1)*n], j.bias)
+		}
+		return
+	}
+	db := j.bias[lo:hi]
+	for i := range j.m {
+		for c, g := range j.y[i*n+lo : i*n+hi] {
+			db[c] += g
 		}
 	}
 }

@@ -13,6 +13,7 @@ package loope
 import (
 	"fmt"
 	"math"
+	"sync"
 )
 
 // LayerNorm returns y = (x − μ)/√(σ² + eps)·γ + β over the last axis of
@@ -39,27 +40,44 @@ func (tp *Tape[T]) LayerNorm(x, gamma, beta *Tensor[T], eps float64) *Tensor[T] 
 // layerNormForward normalises each of the rows of x (rows, d) and stores the
 // row mean and rstd = 1/√(σ² + eps) for the backward.
 func layerNormForward[T Float](out, mean, rstd, x, gamma, beta []T, rows, d int, eps float64) {
-	parallelFor(rows, max(1, 4096/max(d, 1)), func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			xi, oi := x[i*d:(i+1)*d], out[i*d:(i+1)*d]
-			var s float64
-			for _, v := range xi {
-				s += float64(v)
-			}
-			mu := s / float64(d)
-			var ss float64
-			for _, v := range xi {
-				dv := float64(v) - mu
-				ss += dv * dv
-			}
-			m, r := T(mu), T(1/math.Sqrt(ss/float64(d)+eps))
-			mean[i], rstd[i] = m, r
-			for j, v := range xi {
-				oi[j] = (v-m)*r*gamma[j] + beta[j]
-			}
-		}
-	})
+	pi := poolIndex[T]()
+	j := getJob[layerNormJob[T]](&layerNormJobs, pi)
+	*j = layerNormJob[T]{out: out, mean: mean, rstd: rstd, x: x, gamma: gamma, beta: beta, d: d, eps: eps}
+	parallelRun(rows, max(1, 4096/max(d, 1)), j)
+	putJob(&layerNormJobs, pi, j)
 }
+
+// layerNormJob is the forward over rows [lo, hi) (a pooled job: no closure).
+type layerNormJob[T Float] struct {
+	out, mean, rstd, x, gamma, beta []T
+	d                               int
+	eps                             float64
+}
+
+func (j *layerNormJob[T]) run(lo, hi int) {
+	d := j.d
+	gamma, beta := j.gamma[:d], j.beta[:d]
+	for i := lo; i < hi; i++ {
+		xi, oi := j.x[i*d:(i+1)*d], j.out[i*d:(i+1)*d]
+		var s float64
+		for _, v := range xi {
+			s += float64(v)
+		}
+		mu := s / float64(d)
+		var ss float64
+		for _, v := range xi {
+			dv := float64(v) - mu
+			ss += dv * dv
+		}
+		m, r := T(mu), T(1/math.Sqrt(ss/float64(d)+j.eps))
+		j.mean[i], j.rstd[i] = m, r
+		for k, v := range xi {
+			oi[k] = (v-m)*r*gamma[k] + beta[k]
+		}
+	}
+}
+
+var layerNormJobs, layerNormGradJobs [2]sync.Pool // [0] float32, [1] float64
 
 // layerNormBackward, per row with n = (x − μ)·rstd and dn = dy⊙γ
 // (llm.c doc/layernorm): dx += rstd·(dn − mean(dn) − n·mean(dn⊙n)),
@@ -69,46 +87,66 @@ type layerNormBackward[T Float] struct{}
 func (layerNormBackward[T]) backward(nd *node[T]) {
 	x, gamma, beta, y := nd.in[0], nd.in[1], nd.in[2], nd.out
 	rows, d := nd.ints[0], nd.ints[1]
-	mean, rstd := nd.saved[0], nd.saved[1]
+	pi := poolIndex[T]()
+	j := getJob[layerNormGradJob[T]](&layerNormGradJobs, pi)
+	*j = layerNormGradJob[T]{x: x.Data, dy: y.Grad, gamma: gamma.Data, mean: nd.saved[0], rstd: nd.saved[1],
+		dx: x.Grad, dgamma: gamma.Grad, dbeta: beta.Grad, rows: rows, d: d}
 	if x.Grad != nil {
-		parallelFor(rows, max(1, 4096/max(d, 1)), func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				xi, dyi, dxi := x.Data[i*d:(i+1)*d], y.Grad[i*d:(i+1)*d], x.Grad[i*d:(i+1)*d]
-				m, r := mean[i], rstd[i]
-				var sd, sdn float64
-				for j, v := range xi {
-					dn := dyi[j] * gamma.Data[j]
-					sd += float64(dn)
-					sdn += float64(dn * (v - m) * r)
-				}
-				md, mdn := T(sd/float64(d)), T(sdn/float64(d))
-				for j, v := range xi {
-					n := (v - m) * r
-					dxi[j] += (dyi[j]*gamma.Data[j] - md - n*mdn) * r
-				}
-			}
-		})
+		parallelRun(rows, max(1, 4096/max(d, 1)), j)
 	}
 	if gamma.Grad != nil || beta.Grad != nil {
 		// Split over columns so each parameter gradient sums its rows in order.
-		parallelFor(d, max(8, 4096/max(rows, 1)), func(lo, hi int) {
-			for i := range rows {
-				xi, dyi := x.Data[i*d+lo:i*d+hi], y.Grad[i*d+lo:i*d+hi]
-				m, r := mean[i], rstd[i]
-				if gamma.Grad != nil {
-					dg := gamma.Grad[lo:hi]
-					for j, v := range xi {
-						dg[j] += dyi[j] * ((v - m) * r)
-					}
-				}
-				if beta.Grad != nil {
-					db := beta.Grad[lo:hi]
-					for j, g := range dyi {
-						db[j] += g
-					}
+		j.params = true
+		parallelRun(d, max(8, 4096/max(rows, 1)), j)
+	}
+	putJob(&layerNormGradJobs, pi, j)
+}
+
+// layerNormGradJob runs the backward over rows [lo, hi) into dx, or, with
+// params set, over columns [lo, hi) into dgamma and dbeta (nil when absent).
+type layerNormGradJob[T Float] struct {
+	x, dy, gamma, mean, rstd []T
+	dx, dgamma, dbeta        []T
+	rows, d                  int
+	params                   bool
+}
+
+func (j *layerNormGradJob[T]) run(lo, hi int) {
+	d := j.d
+	if j.params {
+		for i := range j.rows {
+			xi, dyi := j.x[i*d+lo:i*d+hi], j.dy[i*d+lo:i*d+hi]
+			m, r := j.mean[i], j.rstd[i]
+			if j.dgamma != nil {
+				dg := j.dgamma[lo:hi]
+				for k, v := range xi {
+					dg[k] += dyi[k] * ((v - m) * r)
 				}
 			}
-		})
+			if j.dbeta != nil {
+				db := j.dbeta[lo:hi]
+				for k, g := range dyi {
+					db[k] += g
+				}
+			}
+		}
+		return
+	}
+	gamma := j.gamma[:d]
+	for i := lo; i < hi; i++ {
+		xi, dyi, dxi := j.x[i*d:(i+1)*d], j.dy[i*d:(i+1)*d], j.dx[i*d:(i+1)*d]
+		m, r := j.mean[i], j.rstd[i]
+		var sd, sdn float64
+		for k, v := range xi {
+			dn := dyi[k] * gamma[k]
+			sd += float64(dn)
+			sdn += float64(dn * (v - m) * r)
+		}
+		md, mdn := T(sd/float64(d)), T(sdn/float64(d))
+		for k, v := range xi {
+			n := (v - m) * r
+			dxi[k] += (dyi[k]*gamma[k] - md - n*mdn) * r
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ package loope
 import (
 	"fmt"
 	"math"
+	"sync"
 )
 
 // Adam is Adam (Decoupled false: L2 weight decay added to the gradient) or
@@ -59,24 +60,47 @@ func (o *Adam[T]) Update(lr float64) {
 	stepSize := T(lr / bc1)
 	bc2Sqrt := T(math.Sqrt(bc2))
 	b1, b2, eps := T(o.Beta1), T(o.Beta2), T(o.Eps)
+	pi := poolIndex[T]()
+	j := getJob[adamJob[T]](&adamJobs, pi)
 	for i, p := range o.params {
 		wd := T(0)
 		if o.decay[i] {
 			wd = T(o.WeightDecay)
 		}
-		m, v := o.m[i], o.v[i]
-		shrink := 1 - T(lr)*wd
-		for j, g := range p.Grad {
-			if o.Decoupled {
-				p.Data[j] *= shrink
-			} else if wd != 0 {
-				g += wd * p.Data[j]
-			}
-			m[j] = m[j]*b1 + (1-b1)*g // torch 1.13: exp_avg.mul_(beta1).add_(grad, alpha=1-beta1)
-			v[j] = v[j]*b2 + (1-b2)*g*g
-			denom := T(math.Sqrt(float64(v[j])))/bc2Sqrt + eps
-			p.Data[j] -= stepSize * (m[j] / denom) // torch: param.addcdiv_(exp_avg, denom, value=-step_size)
+		*j = adamJob[T]{p: p.Data, g: p.Grad, m: o.m[i], v: o.v[i], wd: wd, shrink: 1 - T(lr)*wd,
+			b1: b1, b2: b2, eps: eps, stepSize: stepSize, bc2Sqrt: bc2Sqrt, decoupled: o.Decoupled}
+		if serial(len(p.Grad)) {
+			j.run(0, len(p.Grad))
+		} else {
+			parallelRun(len(p.Grad), parGrain, j)
 		}
+	}
+	putJob(&adamJobs, pi, j)
+}
+
+// adamJob updates elements [lo, hi) of one parameter (a pooled job: no
+// closure). Each element's update is independent of the split.
+type adamJob[T Float] struct {
+	p, g, m, v                                 []T
+	wd, shrink, b1, b2, eps, stepSize, bc2Sqrt T
+	decoupled                                  bool
+}
+
+var adamJobs [2]sync.Pool // [0] float32, [1] float64
+
+func (j *adamJob[T]) run(lo, hi int) {
+	p, m, v := j.p[lo:hi], j.m[lo:hi], j.v[lo:hi]
+	b1, b2 := j.b1, j.b2
+	for k, g := range j.g[lo:hi] {
+		if j.decoupled {
+			p[k] *= j.shrink
+		} else if j.wd != 0 {
+			g += j.wd * p[k]
+		}
+		m[k] = m[k]*b1 + (1-b1)*g // torch 1.13: exp_avg.mul_(beta1).add_(grad, alpha=1-beta1)
+		v[k] = v[k]*b2 + (1-b2)*g*g
+		denom := T(math.Sqrt(float64(v[k])))/j.bc2Sqrt + j.eps
+		p[k] -= j.stepSize * (m[k] / denom) // torch: param.addcdiv_(exp_avg, denom, value=-step_size)
 	}
 }
 

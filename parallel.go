@@ -8,6 +8,7 @@ package loope
 
 import (
 	"runtime"
+	"sync"
 	"sync/atomic"
 )
 
@@ -37,63 +38,90 @@ type funcJob func(lo, hi int)
 
 func (f funcJob) run(lo, hi int) { f(lo, hi) }
 
-// parallelFor calls fn(lo, hi) on contiguous chunks covering [0, n). Chunk
-// boundaries depend only on n, grain and Threads(): the split is
-// deterministic. Work below 2*grain items runs on the calling goroutine.
+// parallelFor calls fn(lo, hi) on contiguous chunks covering [0, n), split
+// as parallelRun does: chunk boundaries depend only on n, grain and
+// Threads(), so the split is deterministic. Work below 2*grain items runs
+// on the calling goroutine.
 // The closure fn escapes (it is handed to the workers), so building it
 // allocates once per call; parallelRun with a pointer-shaped job does not.
 func parallelFor(n, grain int, fn func(lo, hi int)) { parallelRun(n, grain, funcJob(fn)) }
 
-// maxChunks bounds the number of chunks of one parallelRun.
-const maxChunks = 64
+// maxChunks bounds the number of chunks of one parallelRun, and
+// chunksPerThread is how many chunks it aims at per thread: goroutines claim
+// chunks as they finish, so one slowed down by other load on the machine
+// runs fewer of them.
+const (
+	maxChunks       = 64
+	chunksPerThread = 4
+)
 
-// parallelRun calls job.run(lo, hi) on contiguous chunks covering [0, n),
-// split as parallelFor does. Chunk i runs on an idle pool worker when one
-// is free, otherwise on the calling goroutine (after chunk 0, in order);
-// either way it covers the same range, so results do not depend on it.
+// parallelRun calls job.run(lo, hi) on contiguous chunks covering [0, n).
+// The chunk boundaries depend only on n, grain and Threads(): with
+// t = Threads(), up to min(4t, n/grain) equal chunks, run by the calling
+// goroutine and up to t−1 idle pool workers, each claiming the next chunk
+// when done with one. Which goroutine runs a chunk never changes what it
+// computes, so results do not depend on scheduling. Work below 2*grain
+// items runs on the calling goroutine as one chunk.
 func parallelRun(n, grain int, job rangeJob) {
-	w := Threads()
+	t := Threads()
 	if grain < 1 {
 		grain = 1
 	}
-	w = min(w, n/grain, maxChunks)
+	w := min(t, n/grain, maxChunks)
 	if w <= 1 {
 		if n > 0 {
 			job.run(0, n)
 		}
 		return
 	}
+	g := groupPool.Get().(*chunkGroup)
+	g.job, g.n, g.chunks = job, n, min(chunksPerThread*t, n/grain, maxChunks)
+	g.next.Store(0)
 	var taken [maxChunks]*poolWorker
 	k := 0
-	for i := 1; i < w; i++ {
+	for range w - 1 {
 		wk := getWorker()
 		if wk == nil {
 			break
 		}
 		taken[k] = wk
 		k++
-		wk.task <- poolTask{job, i * n / w, (i + 1) * n / w}
+		wk.task <- g
 	}
-	job.run(0, n/w)
-	for i := k + 1; i < w; i++ {
-		job.run(i*n/w, (i+1)*n/w)
-	}
+	g.runChunks()
 	for _, wk := range taken[:k] {
 		<-wk.done
 		idleWorkers <- wk
 	}
+	g.job = nil
+	groupPool.Put(g)
 }
 
-// poolTask is one chunk handed to a worker.
-type poolTask struct {
-	job    rangeJob
-	lo, hi int
+// chunkGroup is one parallelRun: its job, the chunking, and the next
+// unclaimed chunk. Groups are pooled, so a call allocates nothing.
+type chunkGroup struct {
+	job       rangeJob
+	n, chunks int
+	next      atomic.Int32
 }
 
-// poolWorker is a persistent goroutine running one task at a time: it
-// receives on task and signals done after each.
+var groupPool = sync.Pool{New: func() any { return new(chunkGroup) }}
+
+// runChunks runs unclaimed chunks until none is left.
+func (g *chunkGroup) runChunks() {
+	for {
+		i := int(g.next.Add(1)) - 1
+		if i >= g.chunks {
+			return
+		}
+		g.job.run(i*g.n/g.chunks, (i+1)*g.n/g.chunks)
+	}
+}
+
+// poolWorker is a persistent goroutine that helps with one chunkGroup at a
+// time: it receives on task and signals done when no chunk is left.
 type poolWorker struct {
-	task chan poolTask
+	task chan *chunkGroup
 	done chan struct{}
 }
 
@@ -123,14 +151,36 @@ func getWorker() *poolWorker {
 			break
 		}
 	}
-	wk := &poolWorker{task: make(chan poolTask, 1), done: make(chan struct{}, 1)}
+	wk := &poolWorker{task: make(chan *chunkGroup, 1), done: make(chan struct{}, 1)}
 	go wk.loop()
 	return wk
 }
 
 func (wk *poolWorker) loop() {
-	for t := range wk.task {
-		t.job.run(t.lo, t.hi)
+	for g := range wk.task {
+		g.runChunks()
 		wk.done <- struct{}{}
+	}
+}
+
+// getJob returns a recycled *J from pools[i] (i = poolIndex[T]() of the
+// job's element type; −1 for named float types, which are not pooled), or
+// a new one. Kernels that split through parallelRun keep their arguments in
+// such a job instead of a closure, so a steady state allocates nothing.
+func getJob[J any](pools *[2]sync.Pool, i int) *J {
+	if i >= 0 {
+		if j, ok := pools[i].Get().(*J); ok {
+			return j
+		}
+	}
+	return new(J)
+}
+
+// putJob zeroes j (dropping its references to tensors) and recycles it.
+func putJob[J any](pools *[2]sync.Pool, i int, j *J) {
+	var z J
+	*j = z
+	if i >= 0 {
+		pools[i].Put(j)
 	}
 }

@@ -299,14 +299,11 @@ func (m *ViT[T]) Forward(tp *Tape[T], img *Tensor[T]) *Tensor[T] {
 	scale := 1 / math.Sqrt(float64(dh))
 	for i := range m.Blocks {
 		blk := &m.Blocks[i]
-		// Attention: qkv → (B, N, 3, H, Dh) → (3, B, H, N, Dh).
+		// Attention: qkv (B, N, 3D) → q, k, v (B, H, N, Dh) → heads merged (B, N, D).
 		y := tp.LayerNorm(x, blk.Norm1W, blk.Norm1B, cfg.Eps)
-		qkv := tp.Permute(tp.Reshape(tp.Linear(y, blk.QKVW, blk.QKVB), b, n, 3, h, dh), 2, 0, 3, 1, 4)
-		parts := tp.Split(qkv, 0, 1, 1, 1)
-		q, k, v := tp.Reshape(parts[0], b, h, n, dh), tp.Reshape(parts[1], b, h, n, dh), tp.Reshape(parts[2], b, h, n, dh)
+		q, k, v := tp.QKVHeads(tp.Linear(y, blk.QKVW, blk.QKVB), h)
 		q, k = m.PE.RotateQK(tp, i, q, k)
-		a := tp.Attention(q, k, v, m.PE.AttnBias(tp, i, q), scale) // (B, H, N, Dh)
-		a = tp.Reshape(tp.Permute(a, 0, 2, 1, 3), b, n, d)
+		a := tp.MergeHeads(tp.Attention(q, k, v, m.PE.AttnBias(tp, i, q), scale))
 		x = tp.Add(x, tp.Linear(a, blk.ProjW, blk.ProjB))
 		// MLP.
 		y = tp.LayerNorm(x, blk.Norm2W, blk.Norm2B, cfg.Eps)

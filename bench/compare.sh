@@ -10,6 +10,9 @@ set -euo pipefail
 steps=${1:-10}
 command -v /usr/bin/time >/dev/null || sudo apt-get install -y time || apt-get install -y time
 /usr/bin/python3 -c 'import torch' 2>/dev/null || apt-get install -y python3-torch
+# Debian's torch and numpy call libblas.so.3; without OpenBLAS installed that is the slow reference BLAS,
+# which would flatter Go. Installing it makes it the libblas.so.3 alternative (gemm-perf.md's setup).
+dpkg -s libopenblas0-pthread >/dev/null 2>&1 || apt-get install -y libopenblas0-pthread
 go build -o /tmp/loope-bench ./cmd/loope
 dir=$(mktemp -d)
 rss() { grep "Maximum resident" "$1" | awk '{print $6}'; }

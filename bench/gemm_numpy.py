@@ -9,9 +9,10 @@ count per process because OpenBLAS reads OPENBLAS_NUM_THREADS at load time:
     OPENBLAS_NUM_THREADS=2 /usr/bin/python3 bench/gemm_numpy.py
 
 numpy must run on OpenBLAS for this to be the peer number. Debian's numpy
-links libblas.so.3, which on this machine is the slow reference BLAS (the
-script prints the BLAS library it loaded). Without changing the system,
-unpack OpenBLAS and point the loader at it:
+links libblas.so.3, which is the slow reference BLAS unless OpenBLAS is
+installed (`apt-get install libopenblas0-pthread` makes it the libblas.so.3
+alternative; the script prints the BLAS library it loaded). Without changing
+the system, unpack OpenBLAS and point the loader at it:
 
     apt-get download libopenblas0-pthread && dpkg -x libopenblas0-pthread_*.deb /tmp/ob
     export LD_LIBRARY_PATH=/tmp/ob/usr/lib/x86_64-linux-gnu/openblas-pthread

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -111,6 +112,10 @@ func runTrain(args []string) error {
 	out := fs.String("out", "out/train", "output folder: last/best checkpoints, metrics.jsonl, result.json")
 	resume := fs.String("resume", "", "continue from DIR/last.safetensors of an earlier run (same flags)")
 	ckptEvery := fs.Int("ckpt-every", 200, "write DIR/last.safetensors every this many steps")
+	initFrom := fs.String("init-from", "", "start from a pretrained timm ViT (safetensors state dict, e.g. vit_tiny_patch16_224): width, depth, MLP from the file; image and patch from -preset if given (else the file's); PE from -pe; a new head")
+	heads := fs.Int("heads", 0, "attention heads (0: the preset's; with -init-from, from the width: 192→3, 384→6, 768→12)")
+	image := fs.Int("image", 0, "input side in pixels (0: the preset's; with -init-from and no -preset, the checkpoint's)")
+	noAA := fs.Bool("no-antialias", false, "with -init-from: resample pos_embed and patch embedding by plain bicubic (timm < 0.9) instead of timm's antialiased default")
 	if done, err := parseFlags(fs, args); done {
 		return err
 	}
@@ -118,8 +123,8 @@ func runTrain(args []string) error {
 	switch {
 	case fs.NArg() > 0:
 		return bad("unexpected arguments %q", fs.Args())
-	case *steps < 0 || !(*epochs > 0) || *epochs > 1e6 || *threads < 0 || *ckptEvery < 0:
-		return bad("-epochs must be in (0, 10⁶]; -steps, -threads and -ckpt-every >= 0")
+	case *steps < 0 || !(*epochs > 0) || *epochs > 1e6 || *threads < 0 || *ckptEvery < 0 || *heads < 0 || *image < 0:
+		return bad("-epochs must be in (0, 10⁶]; -steps, -threads, -ckpt-every, -heads and -image >= 0")
 	case *threads > maxThreads:
 		return bad("-threads %d: need ≤ %d", *threads, maxThreads)
 	case !(*valFrac > 0 && *valFrac < 1):
@@ -132,17 +137,32 @@ func runTrain(args []string) error {
 	if err != nil {
 		return bad("%v", err)
 	}
+	var pretrained *loope.SafeFile
+	if *initFrom != "" {
+		explicit := false
+		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "preset" })
+		if pretrained, cfg, err = pretrainedConfig(*initFrom, cfg, explicit, *heads); err != nil {
+			return err
+		}
+	} else if *heads > 0 {
+		cfg.Heads = *heads
+	}
+	if *image > 0 {
+		cfg.Image = *image
+	}
 	cfg.PE.Name = *pe
-	if err := checkModel(cfg); err != nil { // Classes comes from the data; the preset's is a stand-in
+	check := cfg
+	check.Classes = max(check.Classes, 1) // set from the data below (a checkpoint may have no head)
+	if err := checkModel(check); err != nil {
 		return bad("%v", err)
 	}
 	if err := checkBatch(*batch, cfg.Channels, cfg.Image); err != nil {
 		return bad("%v", err)
 	}
 	// Steps and Warmup are stand-ins here: the step count comes from the data.
-	check := loope.TrainConfig{Steps: 1, Batch: *batch, LR: *lr, MinLR: *minLR, Warmup: *warmup, WeightDecay: *wd,
+	tc0 := loope.TrainConfig{Steps: 1, Batch: *batch, LR: *lr, MinLR: *minLR, Warmup: *warmup, WeightDecay: *wd,
 		ClipNorm: *clip, Loss: "ce", Smoothing: *smoothing, CheckpointEvery: *ckptEvery}
-	if err := check.Validate(); err != nil {
+	if err := tc0.Validate(); err != nil {
 		return bad("%v", err)
 	}
 	if validateOnly {
@@ -161,8 +181,16 @@ func runTrain(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "data %s: %d train, %d val, %d test, %d classes, %dx%dx%d (%.1fs)\n",
 		*data, d.train.Len(), d.val.Len(), d.test.Len(), d.classes, cfg.Channels, cfg.Image, cfg.Image, time.Since(t0).Seconds())
-	m, err := loope.NewViT[float32](cfg, *seed)
-	if err != nil {
+	var m *loope.ViT[float32]
+	if pretrained != nil {
+		var fresh []string
+		m, fresh, err = loope.LoadTimmViT[float32](pretrained, cfg, loope.TimmOptions{Seed: *seed, NoAntialias: *noAA})
+		if err != nil {
+			return fmt.Errorf("%s: %w", *initFrom, err)
+		}
+		fmt.Fprintf(os.Stderr, "init from %s: %dx%d image, patch %d, dim %d, depth %d, heads %d; new: %s\n",
+			*initFrom, cfg.Image, cfg.Image, cfg.Patch, cfg.Dim, cfg.Depth, cfg.Heads, strings.Join(fresh, " "))
+	} else if m, err = loope.NewViT[float32](cfg, *seed); err != nil {
 		return err
 	}
 	n := *steps
@@ -177,16 +205,24 @@ func runTrain(args []string) error {
 		return err
 	}
 	defer metrics.Close()
+	var curve bytes.Buffer // this run's metrics, for the curve PNG
 	tc := loope.TrainConfig{Steps: n, Batch: *batch, LR: *lr, MinLR: *minLR, Warmup: min(*warmup, n/2),
 		WeightDecay: *wd, ClipNorm: *clip, Loss: "ce", Smoothing: *smoothing, Seed: *seed,
 		EvalEvery: max(n/10, 1), LogEvery: max(n/50, 10), CheckpointDir: *out, CheckpointEvery: *ckptEvery,
-		Log: os.Stderr, Metrics: metrics}
+		Log: os.Stderr, Metrics: io.MultiWriter(metrics, &curve)}
 	if *resume != "" {
 		tc.Resume = filepath.Join(*resume, "last.safetensors")
 	}
+	name := *preset
+	if pretrained != nil {
+		name = filepath.Base(*initFrom)
+	}
 	fmt.Fprintf(os.Stderr, "model %s pe %s: %d parameters; %d steps of batch %d on %d threads\n",
-		*preset, *pe, m.NumParams(), n, *batch, loope.Threads())
+		name, *pe, m.NumParams(), n, *batch, loope.Threads())
 	if _, err := loope.Train(m, train, d.val, tc); err != nil {
+		return err
+	}
+	if err := plotCurve(filepath.Join(*out, "curve.png"), fmt.Sprintf("%s %s pe %s", *data, name, *pe), curve.Bytes()); err != nil {
 		return err
 	}
 	// Test with the best validation checkpoint, as the paper (loope-paper §6.2).
@@ -201,11 +237,50 @@ func runTrain(args []string) error {
 	wall := time.Since(t0)
 	fmt.Printf("test accuracy %.4f loss %.4f (%d images; best-val checkpoint; %s wall)\n", res.Acc, res.Loss, res.Examples, wall.Round(time.Second))
 	summary, _ := json.MarshalIndent(map[string]any{
-		"data": *data, "preset": *preset, "pe": *pe, "steps": n, "batch": *batch, "seed": *seed,
+		"data": *data, "preset": *preset, "init_from": *initFrom, "image": cfg.Image, "pe": *pe, "steps": n, "batch": *batch, "seed": *seed,
 		"test_acc": res.Acc, "test_loss": res.Loss, "wall_s": wall.Seconds(), "threads": loope.Threads(),
 	}, "", "  ")
 	return loope.WriteFileAtomic(filepath.Join(*out, "result.json"), func(w io.Writer) error {
 		_, err := w.Write(append(summary, '\n'))
 		return err
 	})
+}
+
+// plotCurve draws the training curve (loss and accuracy, train and
+// validation) from the JSON lines Train wrote.
+func plotCurve(path, title string, jsonl []byte) error {
+	var ms []loope.Metric
+	dec := json.NewDecoder(bytes.NewReader(jsonl))
+	for dec.More() {
+		var m loope.Metric
+		if err := dec.Decode(&m); err != nil {
+			return fmt.Errorf("reading metrics: %w", err)
+		}
+		ms = append(ms, m)
+	}
+	return loope.PlotTrainingCurves(path, title, ms)
+}
+
+// pretrainedConfig reads the timm ViT checkpoint at path and returns it with
+// the model config it fixes (loope.TimmConfig: channels, width, depth, MLP;
+// heads from -heads, else from the width). With an explicit -preset, the
+// image size and patch come from the preset (a different patch resamples
+// the patch embedding as timm's resample_patch_embed), and so do the heads
+// if the widths agree; otherwise the checkpoint's image and patch are kept.
+func pretrainedConfig(path string, preset loope.Config, explicit bool, heads int) (*loope.SafeFile, loope.Config, error) {
+	f, err := loope.ReadSafeFile(path)
+	if err != nil {
+		return nil, preset, err
+	}
+	if pw := f.Tensors["patch_embed.proj.weight"].Shape; explicit && heads == 0 && len(pw) > 0 && pw[0] == preset.Dim {
+		heads = preset.Heads
+	}
+	cfg, err := loope.TimmConfig(f, heads)
+	if err != nil {
+		return nil, preset, fmt.Errorf("%s: %w", path, err)
+	}
+	if explicit {
+		cfg.Image, cfg.Patch = preset.Image, preset.Patch
+	}
+	return f, cfg, nil
 }

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// writeFolder writes a tiny image-folder data set: dir/{train,test}/{a,b}/,
+// n PNGs of side px each, class a dark, class b bright.
+func writeFolder(t *testing.T, dir string, n, side int) {
+	t.Helper()
+	for _, split := range []string{"train", "test"} {
+		for k, class := range []string{"a", "b"} {
+			sub := filepath.Join(dir, split, class)
+			if err := os.MkdirAll(sub, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				img := image.NewGray(image.Rect(0, 0, side, side))
+				for p := range img.Pix {
+					img.Pix[p] = uint8(40 + 150*k + (p*7+i*13)%50)
+				}
+				f, err := os.Create(filepath.Join(sub, fmt.Sprintf("%d.png", i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := png.Encode(f, img); err != nil {
+					t.Fatal(err)
+				}
+				f.Close()
+			}
+		}
+	}
+}
+
+// TestTrainInitFrom fine-tunes the committed timm-named checkpoint
+// (testdata/timm_tiny.safetensors: patch 16, 64 px, width 32, 2 heads)
+// with a swapped PE on a folder data set, at the checkpoint's size, at
+// -image 48 (pos_embed resampled) and with -preset small (28 px, patch 2:
+// patch embedding and pos_embed resampled); bad combinations are clear errors.
+func TestTrainInitFrom(t *testing.T) {
+	dir := t.TempDir()
+	writeFolder(t, filepath.Join(dir, "data"), 6, 20)
+	ckpt := filepath.Join("..", "..", "testdata", "timm_tiny.safetensors")
+	for _, tc := range []struct {
+		name         string
+		args         []string
+		image, patch int
+	}{
+		{"sin1d", []string{"-pe", "sin1d"}, 64, 16},
+		{"learnable48", []string{"-pe", "learnable", "-image", "48"}, 48, 16},
+		{"small-loope", []string{"-preset", "small", "-pe", "loope"}, 28, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(dir, tc.name)
+			args := append([]string{"-data", "folder:" + filepath.Join(dir, "data"), "-init-from", ckpt, "-heads", "2",
+				"-steps", "3", "-batch", "4", "-warmup", "1", "-val-frac", "0.25", "-out", out}, tc.args...)
+			var err error
+			msg := captureStderr(t, func() { err = runTrain(args) })
+			if err != nil {
+				t.Fatalf("%v\n%s", err, msg)
+			}
+			if !strings.Contains(msg, fmt.Sprintf("init from %s: %dx%d image, patch %d, dim 32, depth 2, heads 2; new: ", ckpt, tc.image, tc.image, tc.patch)) ||
+				!strings.Contains(msg, "head.weight head.bias") {
+				t.Errorf("stderr lacks the init line:\n%s", msg)
+			}
+			raw, err := os.ReadFile(filepath.Join(out, "result.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res struct {
+				TestLoss float64 `json:"test_loss"`
+				Image    int     `json:"image"`
+			}
+			if err := json.Unmarshal(raw, &res); err != nil {
+				t.Fatal(err)
+			}
+			if res.Image != tc.image || !(res.TestLoss > 0 && res.TestLoss < 100) {
+				t.Errorf("result %s: want image %d and a finite test loss", raw, tc.image)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-preset", "small"}, "give the head count"},
+		{nil, "give the head count"},
+		{[]string{"-heads", "2", "-image", "50"}, "not divisible by patch 16"},
+		{[]string{"-heads", "3"}, "not divisible by heads 3"},
+	} {
+		args := append([]string{"-data", "folder:" + filepath.Join(dir, "data"), "-init-from", ckpt, "-steps", "1",
+			"-out", filepath.Join(dir, "bad")}, tc.args...)
+		var err error
+		msg := captureStderr(t, func() { err = runTrain(args) })
+		if err == nil || !strings.Contains(err.Error()+msg, tc.want) { // usage errors say why on stderr
+			t.Errorf("%v: got error %v (stderr %q), want one containing %q", tc.args, err, msg, tc.want)
+		}
+	}
+}
