@@ -19,7 +19,7 @@ var fuzzFlagSeeds = map[string][]string{
 	"fixture":     {"-preset tiny -dim 8 -heads 2 -depth 1 -out f.safetensors", "-preset tiny -pe fourier -fourier-dim 6 -dim 8 -heads 2 -depth 1 -classes 3 -smoothing 0.1 -out f.safetensors", "-pe loope -loope-act relu -dim 4 -depth 1 -heads 2 -out f.safetensors", "-f64 -pe rope-axial -dim 8 -heads 2 -depth 1 -out f.safetensors"},
 	"pe":          {"-pe hilbert -dim 8 -grid 4 -out p.safetensors", "-pe loope -dim 8 -grid 4 -patch 2 -threecell-seed 1 -threecell-index 3 -out p.safetensors", "-pe rpe -dim 8 -heads 2 -grid 3 -patch 2 -out p.safetensors", "-ckpt wrongshape.safetensors -out p.safetensors", "-ckpt hostile-dim.safetensors -out p.safetensors", "-pe loope -dim 8 -grid 4 -patch 2 -image huge.png -out p.safetensors", "-pe sincos2d -dim 8 -grid 3x5 -freqs f2 -out p.safetensors"},
 	"pesi":        {"-pe hilbert -dim 8 -grid 4", "-all -dim 4 -grid 3", "-in fixture.safetensors -tensor pos_embed", "-in hostile-tb.safetensors", "-grid 3x5 -directions 7 -pe snake -dim 6"},
-	"train":       {"-data folder:folder -preset tiny -steps 2 -batch 2", "-data cifar10 -lr -1", "-pe loope -epochs 0.5"},
+	"train":       {"-data folder:folder -preset tiny -steps 2 -batch 2", "-data cifar10 -lr -1", "-pe loope -epochs 0.5", "-init-from fixture.safetensors -heads 2", "-init-from hostile-tb.safetensors", "-init-from wrongshape.safetensors -image 8"},
 	"bench":       {"-preset tiny -pe none -steps 1 -batch 2", "-fixture fixture.safetensors -steps 1", "-pe fourier -fourier-dim 3"},
 	"threecell":   {"-preset tiny -pe none,loope -steps 2 -batch 2 -seeds 2 -loope-act relu", "-pe all -epochs 1 -steps 3", "-seeds 1,1"},
 	"sensitivity": {"-in corrupt,hugedim", "-in a,b -metric area"},
