@@ -12,8 +12,11 @@
 // n = round(x·log2 e), r = x − n·ln 2 in two parts (C1 = 0.693359375 has
 // few bits, so n·C1 is exact), e^r by a degree-7 polynomial whose first
 // two terms are 1 + r, then scaling by 2^n through the exponent bits.
-// Inputs below −88 give 0 (results below the smallest normal float32 are
-// flushed), above 88.72 give +Inf, NaN gives NaN.
+// Inputs are clamped to [−88, 89]: where n = −127 (x below about −87.68)
+// the exponent field builds 0, so the result is 0; between that and
+// ln(FLT_MIN) ≈ −87.34 results are subnormal (less precise, within FLT_MIN);
+// above ln(FLT_MAX) ≈ 88.72 the final doubling overflows to +Inf; NaN
+// gives NaN.
 //
 // erfc32 is the Chebyshev fit of Numerical Recipes in C, 2nd ed., §6.2
 // (erfcc): with t = 1/(1 + z/2), erfc(z) = t·exp(−z² − 1.26551223 + t·P(t))
@@ -32,8 +35,8 @@ const (
 	exp32Log2e = 1.44269504088896341
 	exp32C1    = 0.693359375    // ln 2, high part (exact in few bits)
 	exp32C2    = -2.12194440e-4 // ln 2 − C1
-	exp32Lo    = -88.0          // below: n ≤ −127, so 2^n builds as 0
-	exp32Hi    = 89.0           // above: n ≥ 129; e^89 overflows to +Inf anyway
+	exp32Lo    = -88.0          // clamp: n ≥ −127 (whose 2^n builds as 0)
+	exp32Hi    = 89.0           // clamp: n ≤ 128; e^89 overflows to +Inf
 	exp32P0    = 1.9875691500e-4
 	exp32P1    = 1.3981999507e-3
 	exp32P2    = 8.3334519073e-3

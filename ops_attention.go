@@ -39,8 +39,10 @@ func (tp *Tape[T]) Attention(q, k, v, bias *Tensor[T], scale float64) *Tensor[T]
 	}
 	out := tp.out(q.Shape, q, k, v, bias)
 	items, nn := b*h, n*n
-	nw := max(1, min(Threads(), items)) // scratch slots, one per fixed chunk of items
-	qs := tp.scratch(nw * n * dh)       // q·scale, per slot
+	// Scratch slots, one per fixed chunk of items; parallelRun hands the
+	// chunks out dynamically, and an item's result never depends on its slot.
+	nw := max(1, min(chunksPerThread*Threads(), items))
+	qs := tp.scratch(nw * n * dh) // q·scale, per slot
 	var p, slots, dsAll []T
 	if out.Grad != nil {
 		p = tp.scratch(items * nn)
