@@ -213,7 +213,7 @@ func (c ThreeCellBenchConfig) Validate() error {
 	}
 	if c.Freqs != "" && !slices.Contains(FreqSetNames, c.Freqs) {
 		bad("-freqs: unknown frequency set %q (valid: %s)", c.Freqs, strings.Join(FreqSetNames, ", "))
-	} else if c.Freqs != "" && !slices.ContainsFunc(c.PEs, peReadsFreqs) {
+	} else if c.Freqs != "" && !slices.ContainsFunc(c.PEs, PEReadsFreqs) {
 		bad("-freqs %s: none of the PEs reads a frequency set (those that do: loope, %s)", c.Freqs, strings.Join(FixedPENames, ", "))
 	}
 	for _, o := range c.PEOptions {
@@ -245,9 +245,10 @@ func (c ThreeCellBenchConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// peReadsFreqs reports whether the PE name reads PEConfig.Freqs: the fixed
-// sinusoids and LOOPE (as cmd/loope's -freqs flag).
-func peReadsFreqs(name string) bool { return name == "loope" || slices.Contains(FixedPENames, name) }
+// PEReadsFreqs reports whether the PE name reads PEConfig.Freqs: the fixed
+// sinusoids and LOOPE. It is the one place that knows; cmd/loope's -freqs
+// check reads it too.
+func PEReadsFreqs(name string) bool { return name == "loope" || slices.Contains(FixedPENames, name) }
 
 // peConfig returns the PEConfig of one run.
 func (c ThreeCellBenchConfig) peConfig(name string) PEConfig {
@@ -257,7 +258,7 @@ func (c ThreeCellBenchConfig) peConfig(name string) PEConfig {
 			pc = o
 		}
 	}
-	if c.Freqs != "" && peReadsFreqs(name) {
+	if c.Freqs != "" && PEReadsFreqs(name) {
 		pc.Freqs = c.Freqs
 	}
 	return pc

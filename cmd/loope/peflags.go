@@ -35,7 +35,7 @@ func addPEFlags(fs *flag.FlagSet) *peOptions {
 // given explicitly with any other -pe is an error. The fixed sinusoids of
 // loope.FixedPENames are added to "freqs" in init.
 var peFlagUsers = map[string][]string{
-	"freqs":          {"loope"},
+	"freqs":          nil, // filled in init from loope.PEReadsFreqs
 	"loope-squash":   {"loope"},
 	"loope-act":      {"loope"},
 	"loope-bias":     {"loope"},
@@ -44,7 +44,11 @@ var peFlagUsers = map[string][]string{
 }
 
 func init() {
-	peFlagUsers["freqs"] = append(peFlagUsers["freqs"], loope.FixedPENames...)
+	for _, name := range loope.PENames() {
+		if loope.PEReadsFreqs(name) {
+			peFlagUsers["freqs"] = append(peFlagUsers["freqs"], name)
+		}
+	}
 }
 
 // apply writes the options that pe.Name reads into pe (options of other PEs
