@@ -124,22 +124,34 @@ func (s *ImageSet) table() []float32 {
 // since the first Example would build the table otherwise.
 func (s *ImageSet) Prepare() { s.table() }
 
+// checkExample panics, naming op, unless i is an example index and img and
+// target fit one example.
+func (s *ImageSet) checkExample(op string, i int, img, target []float32) {
+	if c := s.Channels(); i < 0 || i >= s.N || len(img) != c*s.H*s.W || len(target) < 1 {
+		panic(fmt.Sprintf("loope: %s: index %d of %d, img len %d (want %d×%d×%d), target len %d",
+			op, i, s.N, len(img), c, s.H, s.W, len(target)))
+	}
+}
+
+// plane returns channel ch of stored image i (the single plane of a
+// grey image viewed with more channels) and that channel's 256-entry
+// normalisation table.
+func (s *ImageSet) plane(i, ch int) ([]uint8, []float32) {
+	hw, src := s.H*s.W, s.Image(i)
+	plane := src[:hw]
+	if s.C > 1 {
+		plane = src[ch*hw : (ch+1)*hw]
+	}
+	return plane, s.table()[ch*256 : ch*256+256]
+}
+
 // Example writes image i normalised into img (OutC, H, W) and its class index
 // into target[0]. It allocates nothing once the normalisation table exists.
 func (s *ImageSet) Example(i int, img, target []float32) {
-	c, hw := s.Channels(), s.H*s.W
-	if i < 0 || i >= s.N || len(img) != c*hw || len(target) < 1 {
-		panic(fmt.Sprintf("loope: ImageSet.Example: index %d of %d, img len %d (want %d×%d×%d), target len %d",
-			i, s.N, len(img), c, s.H, s.W, len(target)))
-	}
-	lut := s.table()
-	src := s.Image(i)
-	for ch := range c {
-		plane := src
-		if s.C > 1 {
-			plane = src[ch*hw : (ch+1)*hw]
-		}
-		l := lut[ch*256 : ch*256+256]
+	s.checkExample("ImageSet.Example", i, img, target)
+	hw := s.H * s.W
+	for ch := range s.Channels() {
+		plane, l := s.plane(i, ch)
 		dst := img[ch*hw : (ch+1)*hw]
 		for j, p := range plane[:hw] {
 			dst[j] = l[p]
@@ -406,22 +418,13 @@ func (a *Augment) Example(i int, img, target []float32) {
 		s.Example(i, img, target)
 		return
 	}
-	c, H, W := s.Channels(), s.H, s.W
+	s.checkExample("Augment.Example", i, img, target)
+	H, W := s.H, s.W
 	hw := H * W
-	if i < 0 || i >= s.N || len(img) != c*hw || len(target) < 1 {
-		panic(fmt.Sprintf("loope: Augment.Example: index %d of %d, img len %d (want %d×%d×%d), target len %d",
-			i, s.N, len(img), c, H, W, len(target)))
-	}
 	dy, dx, flip := a.draw(i)
 	oy, ox := dy-a.Pad, dx-a.Pad // out(y, x) = src(y+oy, x'+ox), x' = flip ? W−1−x : x
-	lut := s.table()
-	src := s.Image(i)
-	for ch := range c {
-		plane := src
-		if s.C > 1 {
-			plane = src[ch*hw : (ch+1)*hw]
-		}
-		l := lut[ch*256 : ch*256+256]
+	for ch := range s.Channels() {
+		plane, l := s.plane(i, ch)
 		zero := l[0]
 		for y := range H {
 			out := img[ch*hw+y*W : ch*hw+(y+1)*W]
