@@ -4,7 +4,10 @@
 
 package loope
 
-import "fmt"
+import (
+	"fmt"
+	"unsafe"
+)
 
 // Tape records differentiable ops in creation order and replays their
 // backward functions in reverse. It also owns every tensor its ops create:
@@ -26,6 +29,13 @@ type Tape[T Float] struct {
 	nbufs  int          //
 	views  []*Tensor[T] // view headers (see view); views[:nviews] are live
 	nviews int          //
+	// Lazy gradients (see newTensor): viewSrc[i] is the tensor views[i]
+	// aliases; gradFree holds gradient buffers not in use; gradLive the
+	// tensors whose Grad was taken from the free list this step.
+	viewSrc  []*Tensor[T]
+	lazyMark []T
+	gradFree [][]T
+	gradLive []*Tensor[T]
 }
 
 // backwardOp is an op's backward pass. Each op implements it on an empty
@@ -59,9 +69,15 @@ func (tp *Tape[T]) Reset() {
 		clear(n.saved)
 		n.saved = n.saved[:0]
 	}
-	for _, v := range tp.views[:tp.nviews] {
+	for i, v := range tp.views[:tp.nviews] {
 		v.Data, v.Grad = nil, nil // drop the aliases; never reuse their storage
+		tp.viewSrc[i] = nil
 	}
+	for _, t := range tp.gradLive {
+		tp.releaseGrad(t)
+	}
+	clear(tp.gradLive)
+	tp.gradLive = tp.gradLive[:0]
 	tp.nnodes, tp.npool, tp.nbufs, tp.nviews = 0, 0, 0, 0
 }
 
@@ -72,7 +88,8 @@ func (tp *Tape[T]) New(shape ...int) *Tensor[T] {
 }
 
 // out returns a zeroed arena tensor for an op's result; it has a gradient
-// only if the tape records and some input has one.
+// only if the tape records and some input has one. That gradient is lazy
+// (see newTensor).
 func (tp *Tape[T]) out(shape []int, inputs ...*Tensor[T]) *Tensor[T] {
 	return tp.newTensor(tp.needsGrad(inputs...), shape)
 }
@@ -90,6 +107,15 @@ func (tp *Tape[T]) needsGrad(inputs ...*Tensor[T]) bool {
 	return false
 }
 
+// newTensor returns an arena tensor with zeroed Data. With grad set its
+// Grad is a lazy placeholder: non-nil (ops test Grad != nil to know that a
+// gradient flows) but empty. Backward gives it zeroed storage from the
+// tape's free list just before the first backward that writes it, and
+// returns that storage right after the backward of the op that made the
+// tensor has read it. So only the gradients live at one point of the
+// backward pass take memory at once (as in PyTorch, where intermediate
+// gradients are freed), instead of one gradient per activation, and the
+// reused buffers stay warm in cache. Leaves made by New get a real Grad.
 func (tp *Tape[T]) newTensor(grad bool, shape []int) *Tensor[T] {
 	n := numel("Tape.New", shape)
 	if tp.npool == len(tp.pool) {
@@ -99,12 +125,75 @@ func (tp *Tape[T]) newTensor(grad bool, shape []int) *Tensor[T] {
 	tp.npool++
 	t.Shape = append(t.Shape[:0], shape...)
 	t.Data = grow(t.Data, n)
+	t.Grad = nil // a slot keeps its grad status step to step, so nothing is lost
 	if grad {
-		t.Grad = grow(t.Grad[:cap(t.Grad)], n)
-	} else {
-		t.Grad = nil // a slot keeps its grad status step to step, so nothing is lost
+		t.Grad = tp.lazyGrad()
 	}
 	return t
+}
+
+// lazyGrad returns the placeholder of a gradient without storage.
+func (tp *Tape[T]) lazyGrad() []T {
+	if tp.lazyMark == nil {
+		tp.lazyMark = make([]T, 1)
+	}
+	return tp.lazyMark[:0:0]
+}
+
+// isLazy reports whether g is the placeholder of lazyGrad.
+func (tp *Tape[T]) isLazy(g []T) bool {
+	return g != nil && cap(g) == 0 && tp.lazyMark != nil && unsafe.SliceData(g) == unsafe.SliceData(tp.lazyMark)
+}
+
+// materialize gives t's lazy gradient zeroed storage (a view shares its
+// source's).
+func (tp *Tape[T]) materialize(t *Tensor[T]) {
+	if !tp.isLazy(t.Grad) {
+		return
+	}
+	for i, v := range tp.views[:tp.nviews] {
+		if v == t {
+			src := tp.viewSrc[i]
+			tp.materialize(src)
+			t.Grad = src.Grad
+			return
+		}
+	}
+	n := len(t.Data)
+	if n == 0 {
+		t.Grad = []T{} // materialized and empty
+		return
+	}
+	best := -1 // the smallest free buffer that fits
+	for i, b := range tp.gradFree {
+		if cap(b) >= n && (best < 0 || cap(b) < cap(tp.gradFree[best])) {
+			best = i
+		}
+	}
+	var g []T
+	if best < 0 {
+		g = make([]T, n)
+	} else {
+		g = tp.gradFree[best][:n]
+		last := len(tp.gradFree) - 1
+		tp.gradFree[best] = tp.gradFree[last]
+		tp.gradFree[last] = nil
+		tp.gradFree = tp.gradFree[:last]
+		clear(g)
+	}
+	t.Grad = g
+	tp.gradLive = append(tp.gradLive, t)
+}
+
+// releaseGrad returns t's materialized gradient storage to the free list
+// and makes its Grad a placeholder again. Others (views, and t's own
+// views) must not read it afterwards.
+func (tp *Tape[T]) releaseGrad(t *Tensor[T]) {
+	if t.Grad == nil || tp.isLazy(t.Grad) {
+		return
+	}
+	tp.gradFree = append(tp.gradFree, t.Grad[:0])
+	t.Grad = tp.lazyGrad()
 }
 
 // grow returns a zeroed slice of length n, reusing buf's storage if it fits.
@@ -138,6 +227,10 @@ func (tp *Tape[T]) view(x *Tensor[T], shape []int) *Tensor[T] {
 	if tp.NoGrad {
 		t.Grad = nil
 	}
+	if tp.nviews > len(tp.viewSrc) {
+		tp.viewSrc = append(tp.viewSrc, nil)
+	}
+	tp.viewSrc[tp.nviews-1] = x
 	return t
 }
 
@@ -189,6 +282,7 @@ func (tp *Tape[T]) backwardFrom(out *Tensor[T], seed []T) {
 	if out.Grad == nil {
 		panic("loope: Backward: output has no gradient (no-grad mode, or no parameter upstream)")
 	}
+	tp.materialize(out)
 	if len(seed) != len(out.Grad) {
 		panic(fmt.Sprintf("loope: Backward: seed length %d for shape %v", len(seed), out.Shape))
 	}
@@ -197,7 +291,18 @@ func (tp *Tape[T]) backwardFrom(out *Tensor[T], seed []T) {
 	}
 	for i := tp.nnodes - 1; i >= 0; i-- {
 		n := &tp.nodes[i]
+		if tp.isLazy(n.out.Grad) {
+			continue // no later op used n.out: its gradient is zero
+		}
+		for _, x := range n.in {
+			if x != nil {
+				tp.materialize(x)
+			}
+		}
 		n.op.backward(n)
+		if n.out != out {
+			tp.releaseGrad(n.out)
+		}
 	}
 }
 

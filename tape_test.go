@@ -168,3 +168,57 @@ func BenchmarkMLPStep(b *testing.B) {
 		m.step(&tp, params, 0.01)
 	}
 }
+
+// TestLazyGradients checks the lazy gradient storage of newTensor: a deep
+// chain keeps only a few gradient buffers alive at once, an output no loss
+// depends on costs no storage and passes no gradient, a view of an
+// intermediate shares its source's gradient, and the result equals a
+// hand-computed one.
+func TestLazyGradients(t *testing.T) {
+	const depth, n = 40, 64
+	w := NewParam[float64](1)
+	w.Data[0] = 1.01
+	x := NewParam[float64](n)
+	for i := range x.Data {
+		x.Data[i] = float64(i%7) - 3
+	}
+	var tp Tape[float64]
+	for step := range 2 { // the second step reuses the first step's buffers
+		tp.Reset()
+		ZeroGrad([]*Tensor[float64]{w, x})
+		h := x
+		for range depth {
+			h = tp.Mul(h, w) // h·w, broadcast
+		}
+		unused := tp.Scale(h, 2) // no loss depends on it
+		v := tp.Reshape(h, 8, 8)
+		loss := tp.Sum(tp.Reshape(tp.Scale(v, 3), n))
+		tp.Backward(loss)
+		got := len(tp.gradFree) // buffers made so far: free ones plus those still held
+		for _, l := range tp.gradLive {
+			if !tp.isLazy(l.Grad) {
+				got++
+			}
+		}
+		if got > 4 {
+			t.Errorf("step %d: %d gradient buffers for a chain of %d ops, want a few", step, got, depth)
+		}
+		if !tp.isLazy(unused.Grad) {
+			t.Errorf("step %d: an unused output's gradient was materialized", step)
+		}
+		// d loss/dx_i = 3·w^depth; d loss/dw = 3·depth·w^(depth−1)·Σx.
+		wd := math.Pow(w.Data[0], depth)
+		for i, g := range x.Grad {
+			if math.Abs(g-3*wd) > 1e-12*wd {
+				t.Fatalf("step %d: dx[%d] = %g, want %g", step, i, g, 3*wd)
+			}
+		}
+		var sx float64
+		for _, v := range x.Data {
+			sx += v
+		}
+		if want := 3 * depth * math.Pow(w.Data[0], depth-1) * sx; math.Abs(w.Grad[0]-want) > 1e-9*math.Abs(want)+1e-12 {
+			t.Errorf("step %d: dw = %g, want %g", step, w.Grad[0], want)
+		}
+	}
+}
