@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -98,6 +99,7 @@ func runTrain(args []string) error {
 	pe := fs.String("pe", "learnable", "positional embedding: "+strings.Join(loope.PENames(), ", "))
 	epochs := fs.Float64("epochs", 1, "passes over the training split (ignored if -steps > 0)")
 	steps := fs.Int("steps", 0, "optimiser steps (overrides -epochs)")
+	budget := fs.Duration("time", 0, "wall-time budget for the whole run, e.g. 10m: the step count is set from a short timing of this model on this machine (overrides -steps and -epochs; the count is printed and saved in result.json)")
 	batch := fs.Int("batch", 64, "images per step")
 	lr := fs.Float64("lr", 1e-3, "peak learning rate")
 	minLR := fs.Float64("min-lr", 2.5e-5, "final learning rate (cosine schedule)")
@@ -125,6 +127,10 @@ func runTrain(args []string) error {
 		return bad("unexpected arguments %q", fs.Args())
 	case *steps < 0 || !(*epochs > 0) || *epochs > 1e6 || *threads < 0 || *ckptEvery < 0 || *heads < 0 || *image < 0:
 		return bad("-epochs must be in (0, 10⁶]; -steps, -threads, -ckpt-every, -heads and -image >= 0")
+	case *budget < 0 || *budget > 1000*time.Hour:
+		return bad("-time %v: want a duration in [0, 1000h]", *budget)
+	case *budget > 0 && *resume != "":
+		return bad("-time with -resume: give the resumed run its -steps (see the first run's result.json)")
 	case *threads > maxThreads:
 		return bad("-threads %d: need ≤ %d", *threads, maxThreads)
 	case !(*valFrac > 0 && *valFrac < 1):
@@ -197,6 +203,11 @@ func runTrain(args []string) error {
 	if n == 0 {
 		n = max(int(*epochs*float64(d.train.Len())/float64(*batch)+0.5), 1)
 	}
+	if *budget > 0 {
+		if n, err = stepsForBudget(cfg, *batch, *budget-time.Since(t0), d.val.Len(), d.test.Len()); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
 	}
@@ -238,12 +249,59 @@ func runTrain(args []string) error {
 	fmt.Printf("test accuracy %.4f loss %.4f (%d images; best-val checkpoint; %s wall)\n", res.Acc, res.Loss, res.Examples, wall.Round(time.Second))
 	summary, _ := json.MarshalIndent(map[string]any{
 		"data": *data, "preset": *preset, "init_from": *initFrom, "image": cfg.Image, "pe": *pe, "steps": n, "batch": *batch, "seed": *seed,
-		"test_acc": res.Acc, "test_loss": res.Loss, "wall_s": wall.Seconds(), "threads": loope.Threads(),
+		"test_acc": res.Acc, "test_loss": res.Loss, "wall_s": wall.Seconds(), "threads": loope.Threads(), "time_budget_s": budget.Seconds(),
+		"lr": *lr, "min_lr": *minLR, "warmup": tc.Warmup, "wd": *wd, "clip": *clip, "smoothing": *smoothing, "augment": *augment, "val_frac": *valFrac,
 	}, "", "  ")
 	return loope.WriteFileAtomic(filepath.Join(*out, "result.json"), func(w io.Writer) error {
 		_, err := w.Write(append(summary, '\n'))
 		return err
 	})
+}
+
+// stepsForBudget returns how many training steps of batch images fit in
+// left, timing a few training steps (cross-entropy, AdamW) and inference
+// passes of a fresh model of cfg on this machine, and reserving the time of
+// the run's evaluations (ten passes over val images, one over test images)
+// plus 3% slack.
+func stepsForBudget(cfg loope.Config, batch int, left time.Duration, val, test int) (int, error) {
+	m, err := loope.NewViT[float32](cfg, 1)
+	if err != nil {
+		return 0, err
+	}
+	x := loope.New[float32](batch, cfg.Channels, cfg.Image, cfg.Image).FillNormal(rand.New(rand.NewPCG(1, 2)), 0, 1)
+	labels := make([]int, batch)
+	opt := loope.NewAdamW(m.Params(), 0.05)
+	trainable := m.Trainable()
+	var tp loope.Tape[float32]
+	const warm, timed = 2, 6
+	t0 := time.Now()
+	var start time.Time
+	for i := range warm + timed {
+		if i == warm {
+			start = time.Now()
+		}
+		tp.Reset()
+		loope.ZeroGrad(trainable)
+		tp.Backward(tp.CrossEntropy(m.Forward(&tp, x), labels, 0))
+		opt.Update(1e-4)
+	}
+	perImage := time.Since(start).Seconds() / float64(timed*batch)
+	infer := loope.Tape[float32]{NoGrad: true}
+	start = time.Now()
+	for range timed / 2 {
+		infer.Reset()
+		m.Forward(&infer, x)
+	}
+	evalPerImage := time.Since(start).Seconds() / float64(timed/2*batch)
+	left -= time.Since(t0)
+	eval := evalPerImage * float64(10*val+test)
+	n := int((left.Seconds()/1.03 - eval) / (perImage * float64(batch)))
+	if n < 1 {
+		return 0, fmt.Errorf("-time %v is too short: one step of batch %d takes %.2fs here and the evaluations %.0fs",
+			left.Round(time.Second), batch, perImage*float64(batch), eval)
+	}
+	fmt.Fprintf(os.Stderr, "time budget: %.0f images/s training, %.0f images/s inference measured here → %d steps\n", 1/perImage, 1/evalPerImage, n)
+	return n, nil
 }
 
 // plotCurve draws the training curve (loss and accuracy, train and

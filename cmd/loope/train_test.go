@@ -104,3 +104,37 @@ func TestTrainInitFrom(t *testing.T) {
 		}
 	}
 }
+
+// TestTrainTimeBudget runs `train -time`: the step count comes from a timing
+// on this machine, is printed and saved, and the run ends near its budget
+// (a loose bound: the machine may be shared).
+func TestTrainTimeBudget(t *testing.T) {
+	dir := t.TempDir()
+	writeFolder(t, filepath.Join(dir, "data"), 6, 14)
+	out := filepath.Join(dir, "run")
+	args := []string{"-data", "folder:" + filepath.Join(dir, "data"), "-preset", "tiny", "-batch", "4", "-val-frac", "0.25",
+		"-time", "3s", "-out", out}
+	var err error
+	msg := captureStderr(t, func() { err = runTrain(args) })
+	if err != nil {
+		t.Fatalf("%v\n%s", err, msg)
+	}
+	raw, err := os.ReadFile(filepath.Join(out, "result.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Steps  int     `json:"steps"`
+		Budget float64 `json:"time_budget_s"`
+		Wall   float64 `json:"wall_s"`
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Steps < 1 || res.Budget != 3 || !strings.Contains(msg, fmt.Sprintf("→ %d steps", res.Steps)) {
+		t.Errorf("steps %d budget %v; stderr:\n%s", res.Steps, res.Budget, msg)
+	}
+	if res.Wall > 3*3 {
+		t.Errorf("a 3 s budget took %.1f s", res.Wall)
+	}
+}
