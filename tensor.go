@@ -17,9 +17,11 @@ type Float interface{ ~float32 | ~float64 }
 // Tensor is a dense row-major n-dimensional array.
 //
 // Grad is nil for tensors that take no part in backpropagation (inputs,
-// buffers, anything made in no-grad mode). For parameters and for op outputs
-// that depend on a parameter it has the length of Data, and Backward
-// accumulates into it.
+// buffers, anything made in no-grad mode). For parameters it has the length
+// of Data, and Backward accumulates into it. An op output that depends on a
+// parameter has a non-nil Grad too, but, as in PyTorch, its storage exists
+// only while the backward pass needs it (see Tape.newTensor): after Backward
+// only the loss (and leaves from Tape.New) keep a readable Grad.
 type Tensor[T Float] struct {
 	Shape []int // sizes, outermost first; product = len(Data)
 	Data  []T   // row-major values
