@@ -84,7 +84,11 @@ func (tp *Tape[T]) Reset() {
 // New returns a zeroed arena tensor of the given shape. It carries a zeroed
 // gradient unless the tape is in no-grad mode.
 func (tp *Tape[T]) New(shape ...int) *Tensor[T] {
-	return tp.newTensor(!tp.NoGrad, shape)
+	t := tp.newTensor(!tp.NoGrad, shape)
+	if t.Grad != nil {
+		tp.materialize(t) // a leaf: its gradient stays readable after Backward
+	}
+	return t
 }
 
 // out returns a zeroed arena tensor for an op's result; it has a gradient
