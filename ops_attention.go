@@ -257,36 +257,43 @@ func (j *attentionJob[T]) runBackward(wlo, whi int) {
 		for it := w * items / nw; it < (w+1)*items/nw; it++ {
 			off := it * n * dh
 			pi, do := j.p[it*nn:(it+1)*nn], j.dout[off:off+n*dh]
+			needDQK := j.dq != nil || j.dk != nil
+			if j.needDS {
+				attentionGemm(kn, buf, false, true, n, n, dh, do, ld, j.v[off:], ld, ds, max(n, 1), false)
+				// Without a bias gradient, dS·scale is all that is needed:
+				// fold the scaling in (the same two roundings as a separate pass).
+				fold := needDQK && !biasGrad
+				for i := range n {
+					pr := pi[i*n : (i+1)*n]
+					dr := ds[i*n : i*n+len(pr)]
+					d := T(dotRow(pr, dr))
+					if fold {
+						for c, pv := range pr {
+							dr[c] = pv * (dr[c] - d) * scale
+						}
+					} else {
+						for c, pv := range pr {
+							dr[c] = pv * (dr[c] - d)
+						}
+					}
+				}
+				if biasGrad && biasMode == 2 {
+					for c, g := range ds {
+						j.dbias[it*nn+c] += g
+					}
+				} else if biasGrad {
+					copy(j.dsAll[it*nn:(it+1)*nn], ds)
+				}
+				if needDQK && !fold {
+					for c := range ds {
+						ds[c] *= scale
+					}
+				}
+			}
+			// dV after the pass above, which streams P into the cache in
+			// row order (dV reads it by columns).
 			if j.dv != nil {
 				attentionGemm(kn, buf, true, false, n, dh, n, pi, max(n, 1), do, ld, j.dv[off:], ld, true)
-			}
-			if !j.needDS {
-				continue
-			}
-			attentionGemm(kn, buf, false, true, n, n, dh, do, ld, j.v[off:], ld, ds, max(n, 1), false)
-			for i := range n {
-				pr, dr := pi[i*n:(i+1)*n], ds[i*n:(i+1)*n]
-				var dot float64
-				for c, pv := range pr {
-					dot += float64(dr[c] * pv)
-				}
-				d := T(dot)
-				for c, pv := range pr {
-					dr[c] = pv * (dr[c] - d)
-				}
-			}
-			if biasGrad && biasMode == 2 {
-				for c, g := range ds {
-					j.dbias[it*nn+c] += g
-				}
-			} else if biasGrad {
-				copy(j.dsAll[it*nn:(it+1)*nn], ds)
-			}
-			if j.dq == nil && j.dk == nil {
-				continue
-			}
-			for c := range ds {
-				ds[c] *= scale
 			}
 			if j.dq != nil {
 				attentionGemm(kn, buf, false, false, n, dh, n, ds, max(n, 1), j.k[off:], ld, j.dq[off:], ld, true)
@@ -296,6 +303,26 @@ func (j *attentionJob[T]) runBackward(wlo, whi int) {
 			}
 		}
 	}
+}
+
+// dotRow is Σ_c p[c]·d[c] (each product rounded to T) summed in float64 by
+// four accumulators over c mod 4, added as (s0 + s1) + (s2 + s3): a fixed
+// order, and four independent add chains instead of one (the softmax
+// backward pass is bound by the latency of a single chain).
+func dotRow[T Float](p, d []T) float64 {
+	d = d[:len(p)]
+	var s0, s1, s2, s3 float64
+	c := 0
+	for ; c+4 <= len(p); c += 4 {
+		s0 += float64(d[c] * p[c])
+		s1 += float64(d[c+1] * p[c+1])
+		s2 += float64(d[c+2] * p[c+2])
+		s3 += float64(d[c+3] * p[c+3])
+	}
+	for ; c < len(p); c++ {
+		s0 += float64(d[c] * p[c])
+	}
+	return (s0 + s1) + (s2 + s3)
 }
 
 // Rotate applies the RoPE rotation (pe-zoo.md §9) to adjacent channel pairs

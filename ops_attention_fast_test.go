@@ -107,3 +107,27 @@ func TestAttentionKernelChoice(t *testing.T) {
 		t.Error("float64: fast path chosen, want the packed path")
 	}
 }
+
+// BenchmarkAttentionPaths times Attention forward + backward at the `small`
+// preset's shape (B = 64, H = 4, N = 197, Dh = 16) on the packed path and
+// on the float32 fast path, reporting the process CPU time per op.
+func BenchmarkAttentionPaths(b *testing.B) {
+	s := []int{64, 4, 197, 16}
+	for _, c := range []struct {
+		name string
+		kn   *gemmKernel[float32]
+	}{{"path=packed", nil}, {"path=fast", attentionKernelF32}} {
+		b.Run(c.name, func(b *testing.B) {
+			if c.name == "path=fast" && c.kn == nil {
+				b.Skip("no in-place kernel in this build or on this CPU")
+			}
+			defer func(k *gemmKernel[float32]) { attentionKernelF32 = k }(attentionKernelF32)
+			attentionKernelF32 = c.kn
+			cpu0 := processCPUTime()
+			benchOpsb(b, [][]int{s, s, s}, func(tp *Tape[float32], in []*Tensor[float32]) *Tensor[float32] {
+				return tp.Attention(in[0], in[1], in[2], nil, 0.25)
+			})
+			b.ReportMetric((processCPUTime()-cpu0).Seconds()*1000/float64(b.N), "cpu-ms/op")
+		})
+	}
+}
