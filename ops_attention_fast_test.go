@@ -131,3 +131,29 @@ func BenchmarkAttentionPaths(b *testing.B) {
 		})
 	}
 }
+
+// TestAttentionFastPathThreads checks that the fast path gives bit-identical
+// outputs and gradients on 1, 2 and 3 threads.
+func TestAttentionFastPathThreads(t *testing.T) {
+	defer SetThreads(Threads())
+	kn := attentionKernelF32
+	if kn == nil {
+		kn = goKernel6x16For[float32]()
+	}
+	for _, biasMode := range []int{0, 1, 2} {
+		var ref []float32
+		for _, th := range []int{1, 2, 3} {
+			SetThreads(th)
+			got := runAttentionWith(kn, 3, 2, 23, 32, biasMode, 9)
+			if ref == nil {
+				ref = got
+				continue
+			}
+			for i := range got {
+				if !sameBits(got[i], ref[i]) {
+					t.Fatalf("bias=%d threads=%d: result %d = %v, threads=1 %v", biasMode, th, i, got[i], ref[i])
+				}
+			}
+		}
+	}
+}
