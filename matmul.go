@@ -13,7 +13,10 @@
 //	ir: rows in panels of MR           (micro-kernel: MR x NR tile of C in registers)
 //
 // Transposes are handled only by packing, so NN, NT, TN and TT share one
-// path. Edge tiles are computed into a scratch tile and merged.
+// path. Edge tiles are computed into a scratch tile and merged. Kernels with
+// in-place variants (float32 AVX2) skip packing Â when the column block is
+// narrow (gemmDirect, directMaxNF32): full row panels then read A where it
+// lies, row-major or transposed, and only the m % MR remainder is packed.
 //
 // Parallelism splits C into fixed parts (row ranges on multiples of MR, or
 // column ranges on multiples of NR): each part is a serial packed GEMM on
