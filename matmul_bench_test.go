@@ -31,6 +31,8 @@ var gemmBenchShapes = []struct {
 	{12608, 256, 64, false, false}, // fc2
 	{64, 12608, 192, true, false},  // qkv dW = Xᵀ·dY
 	{12608, 192, 64, false, true},  // qkv dX = dY·Wᵀ
+	{256, 12608, 64, true, false},  // fc2 dW
+	{12608, 64, 256, false, true},  // fc2 dX
 }
 
 // BenchmarkGEMM reports GFLOP/s (2mnk per op) of gemm on Threads()
