@@ -8,9 +8,8 @@ import (
 
 // gemmBenchShapes are the ViT-Tiny GEMMs (gemm-perf.md §2: M = 65 tokens x
 // 64 images, D = 192, MLP 768), two squares, the qkv layer's backward
-// products dW = Xᵀ·dY (TN) and dX = dY·Wᵀ (NT), and the same for the
-// `small` preset. bench/gemm_numpy.py runs
-// the same list.
+// products dW = Xᵀ·dY (TN) and dX = dY·Wᵀ (NT), then the `small` preset's
+// layers and backward products. bench/gemm_numpy.py runs the first nine.
 var gemmBenchShapes = []struct {
 	m, k, n        int
 	transA, transB bool
