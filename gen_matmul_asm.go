@@ -1,7 +1,8 @@
 //go:build ignore
 
 // This program writes matmul_amd64.s: the AVX2+FMA GEMM micro-kernels
-// (float32 6x16, float64 6x8) and the CPUID/XGETBV stubs used to select them.
+// (float32 6x16, float64 6x8), the float32 6x16 kernels that read A in
+// place (genInPlace), and the CPUID/XGETBV stubs used to select them.
 // Run it with `go generate` (see matmul_amd64.go).
 //
 // Kernel contract (see gemmKernel in matmul.go): for each of np row panels,
@@ -44,6 +45,8 @@ func main() {
 	} {
 		genKernel(p, k)
 	}
+	genInPlace(p, "gemmKernel6x16RowF32", true)
+	genInPlace(p, "gemmKernel6x16ColF32", false)
 	genCPUID(p)
 	if err := os.WriteFile("matmul_amd64.s", w.Bytes(), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -133,6 +136,132 @@ func step(p func(string, ...any), k kern, aOff, bOff, half int) {
 		p("\t%s %d(SI), Y%d", k.bcast, aOff+r*k.esz, t)
 		p("\tVFMADD231%s Y12, Y%d, Y%d", k.sfx, t, 2*r)
 		p("\tVFMADD231%s Y13, Y%d, Y%d", k.sfx, t, 2*r+1)
+	}
+}
+
+// genInPlace emits a float32 6x16 kernel that reads A in place instead of
+// from a packed panel, and B with a row stride ldb:
+//
+//	func name(np, kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, add bool)
+//
+// For each of np row panels, C[6 x 16] (+)= A·B with B(p, j) = b[p*ldb+j]
+// and, for panel i, A(r, p) = a[(6i+r)*lda+p] (rows: A row-major) or
+// A(r, p) = a[p*lda+6i+r] (!rows: A k-major, a transposed operand; lda = 6
+// and np = 1 is a packed panel). Row-major A is broadcast from six row
+// addresses (SI), (SI)(R13*1), (SI)(R13*2), (AX), (AX)(R13*1), (AX)(R13*2)
+// with AX = SI + 3·lda; k-major A from six consecutive values at SI, which
+// moves by lda per k. Same accumulators, k order and unrolling as genKernel.
+//
+// Registers: R11 panels left, R9 A panel base, SI (and AX) A cursors, R13 lda
+// bytes, DI b, BX B cursor, CX ldb bytes, DX C panel, R12 C cursor, R8 ldc
+// bytes, R10 loop counter. kc and add are reloaded from the frame.
+func genInPlace(p func(string, ...any), name string, rows bool) {
+	p("")
+	p("// func %s(np, kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, add bool)", name)
+	p("TEXT ·%s(SB), NOSPLIT, $0-65", name)
+	p("\tMOVQ np+0(FP), R11")
+	p("\tMOVQ a+16(FP), R9")
+	p("\tMOVQ lda+24(FP), R13")
+	p("\tSHLQ $2, R13")
+	p("\tMOVQ b+32(FP), DI")
+	p("\tMOVQ ldb+40(FP), CX")
+	p("\tSHLQ $2, CX")
+	p("\tMOVQ c+48(FP), DX")
+	p("\tMOVQ ldc+56(FP), R8")
+	p("\tSHLQ $2, R8")
+	p("\tTESTQ R11, R11")
+	p("\tJZ done")
+	p("panel:")
+	for i := range 12 {
+		p("\tVXORPS Y%d, Y%d, Y%d", i, i, i)
+	}
+	p("\tMOVQ R9, SI")
+	if rows {
+		p("\tLEAQ (R9)(R13*2), AX")
+		p("\tADDQ R13, AX")
+	}
+	p("\tMOVQ DI, BX")
+	p("\tMOVQ kc+8(FP), R10")
+	p("\tSHRQ $2, R10")
+	p("\tJZ rem")
+	p("loop4:")
+	for u := range 4 {
+		stepInPlace(p, rows, u*4)
+	}
+	if rows {
+		p("\tADDQ $16, SI")
+		p("\tADDQ $16, AX")
+	}
+	p("\tDECQ R10")
+	p("\tJNZ loop4")
+	p("rem:")
+	p("\tMOVQ kc+8(FP), R10")
+	p("\tANDQ $3, R10")
+	p("\tJZ store")
+	p("loop1:")
+	stepInPlace(p, rows, 0)
+	if rows {
+		p("\tADDQ $4, SI")
+		p("\tADDQ $4, AX")
+	}
+	p("\tDECQ R10")
+	p("\tJNZ loop1")
+	p("store:")
+	p("\tMOVQ DX, R12")
+	p("\tMOVBLZX add+64(FP), R10")
+	p("\tTESTQ R10, R10")
+	p("\tJZ overwrite")
+	for r := range mr {
+		p("\tVADDPS (R12), Y%d, Y%d", 2*r, 2*r)
+		p("\tVADDPS 32(R12), Y%d, Y%d", 2*r+1, 2*r+1)
+		p("\tVMOVUPS Y%d, (R12)", 2*r)
+		p("\tVMOVUPS Y%d, 32(R12)", 2*r+1)
+		p("\tADDQ R8, R12")
+	}
+	p("\tJMP next")
+	p("overwrite:")
+	for r := range mr {
+		p("\tVMOVUPS Y%d, (R12)", 2*r)
+		p("\tVMOVUPS Y%d, 32(R12)", 2*r+1)
+		p("\tADDQ R8, R12")
+	}
+	p("next:")
+	p("\tMOVQ R12, DX") // R12 has walked the panel's six rows
+	if rows {
+		p("\tLEAQ (R13)(R13*2), R10")
+		p("\tLEAQ (R9)(R10*2), R9") // next panel: six rows down
+	} else {
+		p("\tADDQ $24, R9") // next panel: six values on
+	}
+	p("\tDECQ R11")
+	p("\tJNZ panel")
+	p("done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+}
+
+// stepInPlace emits one k step of genInPlace at byte offset off into the A
+// rows (rows) and advances the B cursor (and, k-major, the A cursor).
+func stepInPlace(p func(string, ...any), rows bool, off int) {
+	p("\tVMOVUPS (BX), Y12")
+	p("\tVMOVUPS 32(BX), Y13")
+	for r := range mr {
+		t := 14 + r%2
+		src := fmt.Sprintf("%d(SI)", r*4)
+		if rows {
+			base := []string{"SI", "SI", "SI", "AX", "AX", "AX"}[r]
+			src = fmt.Sprintf("%d(%s)", off, base)
+			if r%3 > 0 {
+				src += fmt.Sprintf("(R13*%d)", r%3)
+			}
+		}
+		p("\tVBROADCASTSS %s, Y%d", src, t)
+		p("\tVFMADD231PS Y12, Y%d, Y%d", t, 2*r)
+		p("\tVFMADD231PS Y13, Y%d, Y%d", t, 2*r+1)
+	}
+	p("\tADDQ CX, BX")
+	if !rows {
+		p("\tADDQ R13, SI")
 	}
 }
 

@@ -13,7 +13,10 @@
 //	ir: rows in panels of MR           (micro-kernel: MR x NR tile of C in registers)
 //
 // Transposes are handled only by packing, so NN, NT, TN and TT share one
-// path. Edge tiles are computed into a scratch tile and merged.
+// path. Edge tiles are computed into a scratch tile and merged. Kernels with
+// in-place variants (float32 AVX2) skip packing Â when the column block is
+// narrow (gemmDirect, directMaxNF32): full row panels then read A where it
+// lies, row-major or transposed, and only the m % MR remainder is packed.
 //
 // Parallelism splits C into fixed parts (row ranges on multiples of MR, or
 // column ranges on multiples of NR): each part is a serial packed GEMM on
@@ -124,6 +127,17 @@ type gemmKernel[T Float] struct {
 	// panel (nr values per k), C has row stride ldc, and add chooses += over =.
 	// Products are summed in k order.
 	fn func(np, kc int, a, b, c []T, ldc int, add bool)
+	// rowFn and colFn, when not nil (mr = 6, nr = 16 only), are fn reading
+	// A in place and B with a row stride: for i in [0, np),
+	//	C[i*mr : i*mr+mr, 0:nr] (+)= A_i·B,  B(p, j) = b[p*ldb+j]
+	// with A_i(r, p) = a[(i*mr+r)*lda+p] (rowFn: A row-major) or
+	// a[p*lda+i*mr+r] (colFn: A k-major, a transposed operand; lda = mr,
+	// np = 1 is a packed Â panel). Products are summed in k order.
+	rowFn, colFn func(np, kc int, a []T, lda int, b []T, ldb int, c []T, ldc int, add bool)
+	// directMaxN[0] (A row-major) and directMaxN[1] (transA): gemmPacked
+	// reads A in place instead of packing it when the column block is at
+	// most this wide (see directMaxNF32).
+	directMaxN [2]int
 }
 
 // kernelFor returns the micro-kernel for T: the assembly one when the CPU
@@ -253,6 +267,7 @@ func gemmPacked[T Float](kn *gemmKernel[T], buf *gemmBuf[T], packedB bool, trans
 	if transB {
 		brs, bcs = ldb, 1
 	}
+	direct := kn.rowFn != nil && min(ncb, n) <= kn.directMaxN[b2i(transA)]
 	for jc := 0; jc < n; jc += ncb {
 		nn := min(ncb, n-jc)
 		for pc := 0; pc < k; pc += kcb {
@@ -263,6 +278,10 @@ func gemmPacked[T Float](kn *gemmKernel[T], buf *gemmBuf[T], packedB bool, trans
 			}
 			for ic := 0; ic < m; ic += mcb {
 				mm := min(mcb, m-ic)
+				if direct {
+					gemmDirect(kn, buf, transA, mm, nn, kk, a[ic*ars+pc*acs:], lda, pb, nr*kk, nr, c[ic*ldc+jc:], ldc, add)
+					continue
+				}
 				packPanels(pa, a[ic*ars+pc*acs:], mm, kk, mr, ars, acs)
 				full := mm / mr
 				for jr := 0; jr < nn; jr += nr {
@@ -282,6 +301,72 @@ func gemmPacked[T Float](kn *gemmKernel[T], buf *gemmBuf[T], packedB bool, trans
 					}
 				}
 			}
+		}
+	}
+}
+
+// directMaxNF32 is directMaxN of the float32 6x16 kernels. Reading A in
+// place saves packing it (one read and one write per element) but feeds
+// every kernel call from six strided rows (or, transposed, a stride-lda walk)
+// instead of one contiguous panel, so it pays when a packed element would
+// feed few column panels (n/16) and loses when it would feed many.
+// BenchmarkGEMMDirect, 2 threads, GFLOP/s packed -> in place (3 runs each,
+// shared Zen 4, 2026-11-27):
+//
+//	NN M=12608 K=64  N=64   73 -> 100    NN M=4160 K=192 N=192   55 -> 62
+//	NN M=12608 K=64  N=192  85 -> 100    NN M=4160 K=768 N=192   58-77 -> 71-79
+//	NN M=12608 K=64  N=256  81-91 -> 100 NN M=256  K=256 N=256   90 -> 97
+//	NN M=12608 K=256 N=64   67 -> 81     NT M=4160 K=576 N=192   66-71 -> 77-99
+//	NT M=12608 K=192 N=64   64 -> 77     TN M=64 K=12608 N=192   43-46 -> 52-55
+//	NN M=4160 K=192 N=576   52-83 -> 48-55  (a part is 576 wide)
+//	NN M=4160 K=192 N=768   60-68 -> 49-89  (noisy, no clear winner)
+//	NN M=1024 K=1024 N=1024 61-70 -> 55-60
+//	TN M=192 K=4160 N=576   36-57 -> 23-52  (a part is 288 wide)
+//
+// so A is read in place when a column block is at most 256 wide.
+var directMaxNF32 = [2]int{256, 256}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// gemmDirect computes C (+)= op(A)·B for m, n, k > 0 without packing A:
+// full panels of mr rows run kn.rowFn on A row-major with row stride lda
+// (or kn.colFn when transA: A stored (k, m) with row stride lda). B comes
+// in panels of nr columns: panel q holds B(p, q*nr+j) at b[q*bps+p*ldb+j],
+// readable for all nr columns even past n (a zero-padded packed B̂ panel,
+// or an in-place B with n % nr == 0). The m % mr remainder rows are packed,
+// zero-padded, into buf.a; tiles cut by n go through buf.tile.
+func gemmDirect[T Float](kn *gemmKernel[T], buf *gemmBuf[T], transA bool, m, n, k int, a []T, lda int, b []T, bps, ldb int, c []T, ldc int, add bool) {
+	mr, nr := kn.mr, kn.nr
+	ars, acs, fn := lda, 1, kn.rowFn
+	if transA {
+		ars, acs, fn = 1, lda, kn.colFn
+	}
+	full, rem := m/mr, m%mr
+	var pad []T
+	if rem > 0 {
+		pad = growBuf(&buf.a, mr*k)
+		packPanels(pad, a[full*mr*ars:], rem, k, mr, ars, acs)
+	}
+	tile := growBuf(&buf.tile, mr*nr)
+	for jr, q := 0, 0; jr < n; jr, q = jr+nr, q+1 {
+		bp, cc := b[q*bps:], c[jr:]
+		w := min(nr, n-jr)
+		if w == nr {
+			fn(full, k, a, lda, bp, ldb, cc, ldc, add)
+		} else {
+			for ip := range full {
+				fn(1, k, a[ip*mr*ars:], lda, bp, ldb, tile, nr, false)
+				mergeTile(cc[ip*mr*ldc:], ldc, tile, nr, mr, w, add)
+			}
+		}
+		if rem > 0 {
+			kn.colFn(1, k, pad, mr, bp, ldb, tile, nr, false)
+			mergeTile(cc[full*mr*ldc:], ldc, tile, nr, rem, w, add)
 		}
 	}
 }

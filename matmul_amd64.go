@@ -23,6 +23,20 @@ func gemmKernel6x16F32(np, kc int, a, b, c *float32, ldc int, add bool)
 //go:noescape
 func gemmKernel6x8F64(np, kc int, a, b, c *float64, ldc int, add bool)
 
+// gemmKernel6x16RowF32 is gemmKernel6x16F32 with A read in place, row-major
+// with row stride lda, and B with row stride ldb: for i in [0, np),
+//
+//	C[i*6*ldc+r*ldc+j] (+)= Σ_p a[(i*6+r)*lda+p] * b[p*ldb+j]  (r < 6, j < 16)
+//
+//go:noescape
+func gemmKernel6x16RowF32(np, kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, add bool)
+
+// gemmKernel6x16ColF32 is gemmKernel6x16RowF32 with A read k-major (a
+// transposed operand): A(i*6+r, p) = a[p*lda+i*6+r].
+//
+//go:noescape
+func gemmKernel6x16ColF32(np, kc int, a *float32, lda int, b *float32, ldb int, c *float32, ldc int, add bool)
+
 // cpuid executes CPUID with EAX=leaf, ECX=sub.
 func cpuid(leaf, sub uint32) (eax, ebx, ecx, edx uint32)
 
@@ -68,10 +82,35 @@ func archKernelF64() *gemmKernel[float64] {
 }
 
 var avx2F32 = gemmKernel[float32]{name: "avx2-6x16", mr: 6, nr: 16, mc: 144, kc: 256, nc: 4080, kcMax: 768, parMin: parMinFlops,
+	directMaxN: directMaxNF32,
 	fn: func(np, kc int, a, b, c []float32, ldc int, add bool) {
 		_, _ = a[np*6*kc-1], b[kc*16-1]
 		_ = c[(np*6-1)*ldc+15]
 		gemmKernel6x16F32(np, kc, &a[0], &b[0], &c[0], ldc, add)
+	},
+	rowFn: func(np, kc int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, add bool) {
+		if np == 0 {
+			return
+		}
+		_ = c[(np*6-1)*ldc+15]
+		var ap, bp *float32
+		if kc > 0 {
+			_, _ = a[(np*6-1)*lda+kc-1], b[(kc-1)*ldb+15]
+			ap, bp = &a[0], &b[0]
+		}
+		gemmKernel6x16RowF32(np, kc, ap, lda, bp, ldb, &c[0], ldc, add)
+	},
+	colFn: func(np, kc int, a []float32, lda int, b []float32, ldb int, c []float32, ldc int, add bool) {
+		if np == 0 {
+			return
+		}
+		_ = c[(np*6-1)*ldc+15]
+		var ap, bp *float32
+		if kc > 0 {
+			_, _ = a[(kc-1)*lda+np*6-1], b[(kc-1)*ldb+15]
+			ap, bp = &a[0], &b[0]
+		}
+		gemmKernel6x16ColF32(np, kc, ap, lda, bp, ldb, &c[0], ldc, add)
 	}}
 
 var avx2F64 = gemmKernel[float64]{name: "avx2-6x8", mr: 6, nr: 8, mc: 72, kc: 256, nc: 2040, kcMax: 768, parMin: parMinFlops,

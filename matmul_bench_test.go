@@ -7,9 +7,9 @@ import (
 )
 
 // gemmBenchShapes are the ViT-Tiny GEMMs (gemm-perf.md §2: M = 65 tokens x
-// 64 images, D = 192, MLP 768), two squares, and the qkv layer's backward
-// products dW = Xᵀ·dY (TN) and dX = dY·Wᵀ (NT). bench/gemm_numpy.py runs
-// the same list.
+// 64 images, D = 192, MLP 768), two squares, the qkv layer's backward
+// products dW = Xᵀ·dY (TN) and dX = dY·Wᵀ (NT), then the `small` preset's
+// layers and backward products. bench/gemm_numpy.py runs the first nine.
 var gemmBenchShapes = []struct {
 	m, k, n        int
 	transA, transB bool
@@ -23,6 +23,15 @@ var gemmBenchShapes = []struct {
 	{1024, 1024, 1024, false, false}, //
 	{192, 4160, 576, true, false},    // qkv dW = Xᵀ·dY
 	{4160, 576, 192, false, true},    // qkv dX = dY·Wᵀ
+	// The `small` preset (M = 197 tokens x 64 images, D = 64, MLP 256).
+	{12608, 64, 192, false, false}, // qkv
+	{12608, 64, 64, false, false},  // proj
+	{12608, 64, 256, false, false}, // fc1
+	{12608, 256, 64, false, false}, // fc2
+	{64, 12608, 192, true, false},  // qkv dW = Xᵀ·dY
+	{12608, 192, 64, false, true},  // qkv dX = dY·Wᵀ
+	{256, 12608, 64, true, false},  // fc2 dW
+	{12608, 64, 256, false, true},  // fc2 dX
 }
 
 // BenchmarkGEMM reports GFLOP/s (2mnk per op) of gemm on Threads()
@@ -59,5 +68,47 @@ func benchGEMM[T Float](b *testing.B) {
 			}
 			b.ReportMetric(gemmFlops(s.m, s.n, s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
+	}
+}
+
+// BenchmarkGEMMDirect reports GFLOP/s of float32 gemm on the shapes of
+// BenchmarkGEMM with A packed (A=packed) and read in place (A=direct) by
+// the selected kernel; the rule in directMaxNF32 comes from it.
+func BenchmarkGEMMDirect(b *testing.B) {
+	kn := kernelFor[float32]()
+	if kn.rowFn == nil {
+		b.Skip("no in-place kernel in this build or on this CPU")
+	}
+	for _, s := range gemmBenchShapes {
+		tr := map[bool]string{false: "N", true: "T"}
+		name := fmt.Sprintf("M=%d,K=%d,N=%d/%s%s", s.m, s.k, s.n, tr[s.transA], tr[s.transB])
+		rng := rand.New(rand.NewPCG(1, 1))
+		a, bm, c := make([]float32, s.m*s.k), make([]float32, s.k*s.n), make([]float32, s.m*s.n)
+		for _, x := range [][]float32{a, bm} {
+			for i := range x {
+				x[i] = float32(2*rng.Float64() - 1)
+			}
+		}
+		lda, ldb := s.k, s.n
+		if s.transA {
+			lda = s.m
+		}
+		if s.transB {
+			ldb = s.k
+		}
+		for _, v := range []struct {
+			name string
+			maxN int
+		}{{"A=packed", 0}, {"A=direct", 1 << 30}} {
+			k := *kn
+			k.directMaxN = [2]int{v.maxN, v.maxN}
+			b.Run(name+"/"+v.name, func(b *testing.B) {
+				gemmWith(&k, Threads(), s.transA, s.transB, s.m, s.n, s.k, a, lda, bm, ldb, c, s.n, false)
+				for b.Loop() {
+					gemmWith(&k, Threads(), s.transA, s.transB, s.m, s.n, s.k, a, lda, bm, ldb, c, s.n, false)
+				}
+				b.ReportMetric(gemmFlops(s.m, s.n, s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
 	}
 }

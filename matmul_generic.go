@@ -39,6 +39,67 @@ func gemmKernel2x4[T Float](np, kc int, a, b, c []T, ldc int, add bool) {
 	}
 }
 
+// gemmKernel6x16Row is the plain-Go twin of the in-place assembly kernel
+// gemmKernel6x16RowF32 (see gemmKernel.rowFn): for i in [0, np),
+// C[6i+r, j] (+)= Σ_p a[(6i+r)*lda+p]·b[p*ldb+j], r < 6, j < 16, p in order.
+func gemmKernel6x16Row[T Float](np, kc int, a []T, lda int, b []T, ldb int, c []T, ldc int, add bool) {
+	gemmKernel6x16InPlace(np, kc, a, lda, 1, 6*lda, b, ldb, c, ldc, add)
+}
+
+// gemmKernel6x16Col is the plain-Go twin of gemmKernel6x16ColF32 (see
+// gemmKernel.colFn): gemmKernel6x16Row with A(6i+r, p) = a[p*lda+6i+r].
+func gemmKernel6x16Col[T Float](np, kc int, a []T, lda int, b []T, ldb int, c []T, ldc int, add bool) {
+	gemmKernel6x16InPlace(np, kc, a, 1, lda, 6, b, ldb, c, ldc, add)
+}
+
+// gemmKernel6x16InPlace is, for i in [0, np), C[6i+r, j] (+)= Σ_p
+// a[i*ps+r*rs+p*cs]·b[p*ldb+j] for r < 6, j < 16, summed in p order.
+func gemmKernel6x16InPlace[T Float](np, kc int, a []T, rs, cs, ps int, b []T, ldb int, c []T, ldc int, add bool) {
+	for i := range np {
+		var acc [6][16]T
+		var ap []T
+		if kc > 0 { // a may be empty when kc = 0
+			ap = a[i*ps:]
+		}
+		for p := range kc {
+			br := (*[16]T)(b[p*ldb:])
+			for r := range 6 {
+				x := ap[r*rs+p*cs]
+				for j, y := range br {
+					acc[r][j] += x * y
+				}
+			}
+		}
+		for r := range 6 {
+			dst := (*[16]T)(c[(6*i+r)*ldc:])
+			if add {
+				for j, v := range acc[r] {
+					dst[j] += v
+				}
+			} else {
+				*dst = acc[r]
+			}
+		}
+	}
+}
+
+// gemmKernel6x16 is the plain-Go twin of gemmKernel6x16F32: the packed
+// kernel (gemmKernel.fn) as gemmKernel6x16Col on each k-major Â panel.
+func gemmKernel6x16[T Float](np, kc int, a, b, c []T, ldc int, add bool) {
+	for i := range np {
+		gemmKernel6x16Col(1, kc, a[i*6*kc:], 6, b, 16, c[i*6*ldc:], ldc, add)
+	}
+}
+
+// goKernel6x16For returns a plain-Go kernel with the assembly float32
+// kernel's tile, blocking and in-place variants, so tests run the driver's
+// in-place paths (gemmDirect, the attention fast path) in every build. It is
+// too slow for production use.
+func goKernel6x16For[T Float]() *gemmKernel[T] {
+	return &gemmKernel[T]{name: "go-6x16", mr: 6, nr: 16, mc: 144, kc: 256, kcMax: 768, nc: 4080, parMin: parMinFlops,
+		directMaxN: directMaxNF32, fn: gemmKernel6x16[T], rowFn: gemmKernel6x16Row[T], colFn: gemmKernel6x16Col[T]}
+}
+
 // The plain-Go kernels use the assembly kernels' cache blocking (mc, nc
 // rounded to the 2x4 tile).
 var (

@@ -196,19 +196,36 @@ func runGemmCase[T Float](t *testing.T, kn *gemmKernel[T], threads int, g gemmCa
 }
 
 // testKernels returns the kernels to check for T: the selected one (asm when
-// available), the plain-Go twin, and both with tiny blocks and no minimum
-// size for splitting, so small shapes cross every blocking boundary and
-// every parallel split.
+// available), the plain-Go twins (2x4, and 6x16 with the in-place
+// variants), and all of them with tiny blocks and no minimum size for
+// splitting, so small shapes cross every blocking boundary and every
+// parallel split. Kernels that can read A in place also come as "/direct"
+// (always in place) and "/packed" (never) copies.
 func testKernels[T Float]() []*gemmKernel[T] {
 	ks := []*gemmKernel[T]{kernelFor[T]()}
 	if g := goKernelFor[T](); g != ks[0] {
 		ks = append(ks, g)
 	}
+	ks = append(ks, goKernel6x16For[T]())
 	for _, k := range ks[:len(ks):len(ks)] {
 		s := *k
 		s.name += "/small-blocks"
 		s.mc, s.kc, s.kcMax, s.nc, s.parMin = 2*k.mr, 5, 7, 3*k.nr, 0
 		ks = append(ks, &s)
+	}
+	for _, k := range ks[:len(ks):len(ks)] {
+		if k.rowFn == nil {
+			continue
+		}
+		for _, v := range []struct {
+			name string
+			maxN int
+		}{{"/direct", math.MaxInt}, {"/packed", 0}} {
+			s := *k
+			s.name += v.name
+			s.directMaxN = [2]int{v.maxN, v.maxN}
+			ks = append(ks, &s)
+		}
 	}
 	return ks
 }
@@ -494,5 +511,108 @@ func TestGemmBadArgs(t *testing.T) {
 			}()
 			f()
 		}()
+	}
+}
+
+// TestGemmInPlaceKernels checks the in-place kernels (rowFn, colFn) of the
+// selected float32 kernel and of the plain-Go twin against a float64 triple
+// loop, and against each other, over np = 0..3 panels, kc = 0..9 and two
+// longer depths, odd strides lda, ldb, ldc, and add on and off. The slices
+// are cut to the last element the kernel may touch, and the gaps between C
+// rows hold NaN, which must survive.
+func TestGemmInPlaceKernels(t *testing.T) {
+	fast, twin := kernelFor[float32](), goKernel6x16For[float32]()
+	kns := []*gemmKernel[float32]{twin}
+	if fast.rowFn != nil {
+		kns = append(kns, fast)
+	} else {
+		t.Log("no in-place assembly kernel in this build or on this CPU: checking the Go twin only")
+	}
+	rng := rand.New(rand.NewPCG(21, 22))
+	uni := func() float32 { return float32(2*rng.Float64() - 1) }
+	nan := float32(math.NaN())
+	for _, rows := range []bool{true, false} {
+		for np := range 4 {
+			for _, kc := range []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 17, 33} {
+				for v := range 4 {
+					add := v%2 == 1
+					lda := kc + []int{0, 1, 3, 0}[v]
+					if !rows {
+						lda = 6*max(np, 1) + []int{0, 1, 3, 5}[v]
+					}
+					ldb, ldc := []int{16, 17, 32, 19}[v], []int{16, 19, 16, 35}[v]
+					at := func(i, p int) int { return i*lda + p } // A(i, p) for row i of all panels
+					if !rows {
+						at = func(i, p int) int { return p*lda + i }
+					}
+					na, nb, nc := 0, 0, 0
+					if np > 0 && kc > 0 {
+						na = max(at(6*np-1, kc-1), at(6*np-1, 0), at(0, kc-1)) + 1
+					}
+					if kc > 0 {
+						nb = (kc-1)*ldb + 16
+					}
+					if np > 0 {
+						nc = (6*np-1)*ldc + 16
+					}
+					a, b, c0 := make([]float32, na), make([]float32, nb), make([]float32, nc)
+					for _, s := range [][]float32{a, b, c0} {
+						for i := range s {
+							s[i] = uni()
+						}
+					}
+					for i := range c0 {
+						if i%ldc >= 16 {
+							c0[i] = nan
+						}
+					}
+					name := fmt.Sprintf("rows=%v np=%d kc=%d lda=%d ldb=%d ldc=%d add=%v", rows, np, kc, lda, ldb, ldc, add)
+					var outs [][]float32
+					for _, kn := range kns {
+						fn := kn.rowFn
+						if !rows {
+							fn = kn.colFn
+						}
+						c := append([]float32(nil), c0...)
+						fn(np, kc, a, lda, b, ldb, c, ldc, add)
+						for i := range 6 * np {
+							for j := range ldc {
+								e := i*ldc + j
+								if e >= nc {
+									break
+								}
+								if j >= 16 {
+									if !math.IsNaN(float64(c[e])) {
+										t.Fatalf("%s %s: C gap (%d, %d) overwritten: %v", kn.name, name, i, j, c[e])
+									}
+									continue
+								}
+								want, mag := 0.0, 0.0
+								if add {
+									want, mag = float64(c0[e]), math.Abs(float64(c0[e]))
+								}
+								for p := range kc {
+									x := float64(a[at(i, p)]) * float64(b[p*ldb+j])
+									want += x
+									mag += math.Abs(x)
+								}
+								if d := math.Abs(float64(c[e]) - want); !(d <= 2*float64(kc+2)*unitRoundoff[float32]()*mag) {
+									t.Fatalf("%s %s: C(%d, %d) = %v, want %v", kn.name, name, i, j, c[e], want)
+								}
+							}
+						}
+						outs = append(outs, c)
+					}
+					if len(outs) == 2 {
+						tol := 4 * float64(kc+2) * unitRoundoff[float32]() * float64(kc+1)
+						for i := range outs[0] {
+							if d := math.Abs(float64(outs[0][i]) - float64(outs[1][i])); d > tol {
+								t.Fatalf("%s: asm and Go twin differ at %d: %v vs %v", name, i, outs[1][i], outs[0][i])
+							}
+						}
+					}
+				}
+			}
+		}
 	}
 }

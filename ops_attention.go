@@ -6,6 +6,13 @@
 // Both split work over (batch, head) items or over parameter elements in
 // fixed ranges, and every output element is computed by one goroutine in a
 // fixed order, so results are bit-identical for any thread count.
+//
+// Attention runs six small products per item (S = q·kᵀ, out = P·V and, in
+// the backward, dV, dP, dQ, dK). For float32 with Dh % 16 == 0 and an
+// in-place kernel (attentionKernelF32), they skip packing the N x N
+// matrices P and dS: attentionGemm reads them in place (transposed for dV
+// and dK), reads V, K, Q and dO in place as B, and packs only kᵀ and Vᵀ
+// (N x Dh) for S and dP. Other types and head sizes run gemmSerial.
 
 package loope
 
@@ -59,7 +66,7 @@ func (tp *Tape[T]) Attention(q, k, v, bias *Tensor[T], scale float64) *Tensor[T]
 	}
 	pi := poolIndex[T]()
 	j := getJob[attentionJob[T]](&attentionJobs, pi)
-	*j = attentionJob[T]{out: out.Data, p: p, slots: slots, qs: qs, q: q.Data, k: k.Data, v: v.Data, bias: bd,
+	*j = attentionJob[T]{kn: attentionKernel[T](n, dh), out: out.Data, p: p, slots: slots, qs: qs, q: q.Data, k: k.Data, v: v.Data, bias: bd,
 		h: h, n: n, dh: dh, nw: nw, items: items, biasMode: biasMode, scale: T(scale)}
 	parallelRun(nw, 1, j)
 	putJob(&attentionJobs, pi, j)
@@ -72,22 +79,64 @@ func (tp *Tape[T]) Attention(q, k, v, bias *Tensor[T], scale float64) *Tensor[T]
 	return out
 }
 
+// attentionKernelF32 is the kernel of the float32 fast path (see the file
+// comment), or nil when the build or CPU has no in-place kernel; tests swap
+// it for the plain-Go twin and for nil (the packed path).
+var attentionKernelF32 = func() *gemmKernel[float32] {
+	if k := kernelFor[float32](); k.rowFn != nil {
+		return k
+	}
+	return nil
+}()
+
+// attentionKernel returns the fast-path kernel for T and n tokens of head
+// size dh, or nil for the packed gemmSerial path.
+func attentionKernel[T Float](n, dh int) *gemmKernel[T] {
+	if n == 0 || dh == 0 || dh%16 != 0 {
+		return nil
+	}
+	k, _ := any(attentionKernelF32).(*gemmKernel[T]) // nil unless T is float32
+	return k
+}
+
+// attentionGemm is gemmSerial(transA, transB, ...) for one item's product.
+// With kn (the fast path; then n % kn.nr == 0 unless transB) it reads A and,
+// when !transB, B in place (gemmDirect); a transposed B (n x k, tiny: kᵀ or
+// Vᵀ) is packed into buf.b.
+func attentionGemm[T Float](kn *gemmKernel[T], buf *gemmBuf[T], transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, c []T, ldc int, acc bool) {
+	if kn == nil || k == 0 {
+		gemmSerial(transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc)
+		return
+	}
+	if m == 0 || n == 0 {
+		return
+	}
+	bps := kn.nr // in place: panel q starts at column q*nr of B
+	if transB {
+		pb := growBuf(&buf.b, roundUp(n, kn.nr)*k)
+		packPanels(pb, b, n, k, kn.nr, ldb, 1)
+		b, bps, ldb = pb, kn.nr*k, kn.nr
+	}
+	gemmDirect(kn, buf, transA, m, n, k, a, lda, b, bps, ldb, c, ldc, acc)
+}
+
 // attentionForward computes one (batch, head) item: qs = q·scale,
 // p = softmax(qs·kᵀ + bias) row by row (bias may be nil), out = p·v.
-// q, k, v, out (n, dh); p (n, n); qs is scratch (n, dh).
-func attentionForward[T Float](out, p, qs, q, k, v, bias []T, n, dh int, scale T) {
+// q, k, v, out (n, dh); p (n, n); qs is scratch (n, dh). kn and buf are
+// attentionGemm's (kn nil: packed path).
+func attentionForward[T Float](kn *gemmKernel[T], buf *gemmBuf[T], out, p, qs, q, k, v, bias []T, n, dh int, scale T) {
 	for i, x := range q {
 		qs[i] = x * scale
 	}
 	ld := max(dh, 1)
-	gemmSerial(false, true, n, n, dh, qs, ld, k, ld, p, max(n, 1), false)
+	attentionGemm(kn, buf, false, true, n, n, dh, qs, ld, k, ld, p, max(n, 1), false)
 	for i, bv := range bias {
 		p[i] += bv
 	}
 	for i := range n {
 		softmaxRow(p[i*n : (i+1)*n])
 	}
-	gemmSerial(false, false, n, dh, n, p, max(n, 1), v, ld, out, ld, false)
+	attentionGemm(kn, buf, false, false, n, dh, n, p, max(n, 1), v, ld, out, ld, false)
 }
 
 // softmaxRow replaces r by softmax(r), shifting by the row maximum. float32
@@ -132,7 +181,7 @@ func (attentionBackward[T]) backward(nd *node[T]) {
 	needDS := q.Grad != nil || k.Grad != nil || biasGrad
 	pi := poolIndex[T]()
 	j := getJob[attentionJob[T]](&attentionJobs, pi)
-	*j = attentionJob[T]{backward: true, p: p, slots: slots, q: q.Data, k: k.Data, v: v.Data, dsAll: dsAll,
+	*j = attentionJob[T]{kn: attentionKernel[T](n, dh), backward: true, p: p, slots: slots, q: q.Data, k: k.Data, v: v.Data, dsAll: dsAll,
 		dout: o.Grad, dq: q.Grad, dk: k.Grad, dv: v.Grad, biasGrad: biasGrad, needDS: needDS,
 		h: h, n: n, dh: dh, nw: nw, items: items, biasMode: biasMode, scale: scale}
 	if biasGrad {
@@ -159,6 +208,7 @@ func (attentionBackward[T]) backward(nd *node[T]) {
 // Attention over the fixed item chunks [wlo, whi) of its nw slots (a
 // pooled job: no closure).
 type attentionJob[T Float] struct {
+	kn                               *gemmKernel[T] // fast path, or nil
 	backward                         bool
 	out, p, slots, qs, q, k, v, bias []T
 	dsAll, dout, dq, dk, dv, dbias   []T
@@ -175,6 +225,8 @@ func (j *attentionJob[T]) run(wlo, whi int) {
 		return
 	}
 	h, n, dh, nw, items, nn := j.h, j.n, j.dh, j.nw, j.items, j.n*j.n
+	buf := getGemmBuf[T]()
+	defer putGemmBuf(buf)
 	for w := wlo; w < whi; w++ {
 		qw := j.qs[w*n*dh : (w+1)*n*dh]
 		for it := w * items / nw; it < (w+1)*items/nw; it++ {
@@ -190,58 +242,87 @@ func (j *attentionJob[T]) run(wlo, whi int) {
 				bi = j.bias[it*nn : (it+1)*nn]
 			}
 			off := it * n * dh
-			attentionForward(j.out[off:off+n*dh], s, qw, j.q[off:off+n*dh], j.k[off:off+n*dh], j.v[off:off+n*dh], bi, n, dh, j.scale)
+			attentionForward(j.kn, buf, j.out[off:off+n*dh], s, qw, j.q[off:off+n*dh], j.k[off:off+n*dh], j.v[off:off+n*dh], bi, n, dh, j.scale)
 		}
 	}
 }
 
 func (j *attentionJob[T]) runBackward(wlo, whi int) {
 	n, dh, nw, items, nn, ld := j.n, j.dh, j.nw, j.items, j.n*j.n, max(j.dh, 1)
-	scale, biasGrad, biasMode := j.scale, j.biasGrad, j.biasMode
+	scale, biasGrad, biasMode, kn := j.scale, j.biasGrad, j.biasMode, j.kn
+	buf := getGemmBuf[T]()
+	defer putGemmBuf(buf)
 	for w := wlo; w < whi; w++ {
 		ds := j.slots[w*nn : (w+1)*nn]
 		for it := w * items / nw; it < (w+1)*items/nw; it++ {
 			off := it * n * dh
 			pi, do := j.p[it*nn:(it+1)*nn], j.dout[off:off+n*dh]
+			needDQK := j.dq != nil || j.dk != nil
+			if j.needDS {
+				attentionGemm(kn, buf, false, true, n, n, dh, do, ld, j.v[off:], ld, ds, max(n, 1), false)
+				// Without a bias gradient, dS·scale is all that is needed:
+				// fold the scaling in (the same two roundings as a separate pass).
+				fold := needDQK && !biasGrad
+				for i := range n {
+					pr := pi[i*n : (i+1)*n]
+					dr := ds[i*n : i*n+len(pr)]
+					d := T(dotRow(pr, dr))
+					if fold {
+						for c, pv := range pr {
+							dr[c] = pv * (dr[c] - d) * scale
+						}
+					} else {
+						for c, pv := range pr {
+							dr[c] = pv * (dr[c] - d)
+						}
+					}
+				}
+				if biasGrad && biasMode == 2 {
+					for c, g := range ds {
+						j.dbias[it*nn+c] += g
+					}
+				} else if biasGrad {
+					copy(j.dsAll[it*nn:(it+1)*nn], ds)
+				}
+				if needDQK && !fold {
+					for c := range ds {
+						ds[c] *= scale
+					}
+				}
+			}
+			// dV after the pass above, which streams P into the cache in
+			// row order (dV reads it by columns).
 			if j.dv != nil {
-				gemmSerial(true, false, n, dh, n, pi, max(n, 1), do, ld, j.dv[off:], ld, true)
-			}
-			if !j.needDS {
-				continue
-			}
-			gemmSerial(false, true, n, n, dh, do, ld, j.v[off:], ld, ds, max(n, 1), false)
-			for i := range n {
-				pr, dr := pi[i*n:(i+1)*n], ds[i*n:(i+1)*n]
-				var dot float64
-				for c, pv := range pr {
-					dot += float64(dr[c] * pv)
-				}
-				d := T(dot)
-				for c, pv := range pr {
-					dr[c] = pv * (dr[c] - d)
-				}
-			}
-			if biasGrad && biasMode == 2 {
-				for c, g := range ds {
-					j.dbias[it*nn+c] += g
-				}
-			} else if biasGrad {
-				copy(j.dsAll[it*nn:(it+1)*nn], ds)
-			}
-			if j.dq == nil && j.dk == nil {
-				continue
-			}
-			for c := range ds {
-				ds[c] *= scale
+				attentionGemm(kn, buf, true, false, n, dh, n, pi, max(n, 1), do, ld, j.dv[off:], ld, true)
 			}
 			if j.dq != nil {
-				gemmSerial(false, false, n, dh, n, ds, max(n, 1), j.k[off:], ld, j.dq[off:], ld, true)
+				attentionGemm(kn, buf, false, false, n, dh, n, ds, max(n, 1), j.k[off:], ld, j.dq[off:], ld, true)
 			}
 			if j.dk != nil {
-				gemmSerial(true, false, n, dh, n, ds, max(n, 1), j.q[off:], ld, j.dk[off:], ld, true)
+				attentionGemm(kn, buf, true, false, n, dh, n, ds, max(n, 1), j.q[off:], ld, j.dk[off:], ld, true)
 			}
 		}
 	}
+}
+
+// dotRow is Σ_c p[c]·d[c] (each product rounded to T) summed in float64 by
+// four accumulators over c mod 4, added as (s0 + s1) + (s2 + s3): a fixed
+// order, and four independent add chains instead of one (the softmax
+// backward pass is bound by the latency of a single chain).
+func dotRow[T Float](p, d []T) float64 {
+	d = d[:len(p)]
+	var s0, s1, s2, s3 float64
+	c := 0
+	for ; c+4 <= len(p); c += 4 {
+		s0 += float64(d[c] * p[c])
+		s1 += float64(d[c+1] * p[c+1])
+		s2 += float64(d[c+2] * p[c+2])
+		s3 += float64(d[c+3] * p[c+3])
+	}
+	for ; c < len(p); c++ {
+		s0 += float64(d[c] * p[c])
+	}
+	return (s0 + s1) + (s2 + s3)
 }
 
 // Rotate applies the RoPE rotation (pe-zoo.md §9) to adjacent channel pairs
