@@ -20,9 +20,13 @@
 //
 // Parallelism splits C into fixed parts (row ranges on multiples of MR, or
 // column ranges on multiples of NR): each part is a serial packed GEMM on
-// its own buffers. Every element of C is then computed by the same sequence
-// of operations whatever the thread count or scheduling, so results are
-// bit-identical for any Threads().
+// its own buffers. A product with a small C and a long depth (a weight
+// gradient dW += dYᵀ·X over all token rows) is split over depth instead
+// (gemmKSplit): fixed depth chunks, each a serial packed GEMM into its own
+// partial C, added into C in chunk order. Both splits depend on the shapes
+// only (the depth split not even on the thread count), so every element of
+// C is computed by the same sequence of operations whatever the thread count
+// or scheduling, and results are bit-identical for any Threads().
 
 package loope
 
@@ -138,6 +142,15 @@ type gemmKernel[T Float] struct {
 	// reads A in place instead of packing it when the column block is at
 	// most this wide (see directMaxNF32).
 	directMaxN [2]int
+	// kSplitDepth and kSplitMaxMN choose the split over depth (gemmKChunks):
+	// a product with m*n <= kSplitMaxMN and k >= 2*kSplitDepth runs as an
+	// even number of depth chunks of at most kSplitDepth. kSplitDepth 0
+	// never splits.
+	kSplitDepth, kSplitMaxMN int
+	// directBMaxM: when A is read in place, op(B) is not transposed and
+	// n % nr == 0, B is read in place too (no B̂) for m at most this (see
+	// directBMaxMF32).
+	directBMaxM int
 }
 
 // kernelFor returns the micro-kernel for T: the assembly one when the CPU
@@ -176,6 +189,10 @@ func gemmFlops(m, n, k int) float64 { return 2 * float64(m) * float64(n) * float
 func gemmWith[T Float](kn *gemmKernel[T], threads int, transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, c []T, ldc int, acc bool) {
 	if m == 0 || n == 0 || k == 0 {
 		gemmOne(kn, nil, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc)
+		return
+	}
+	if chunks := gemmKChunks(kn, m, n, k); chunks > 1 {
+		gemmKSplit(kn, threads, chunks, transA, transB, m, n, k, a, lda, b, ldb, c, ldc, acc)
 		return
 	}
 	parts, splitM, step, reuseB := gemmSplit(kn, threads, m, n, k)
@@ -238,6 +255,116 @@ func gemmSplit[T Float](kn *gemmKernel[T], threads, m, n, k int) (parts int, spl
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 func roundUp(a, b int) int { return ceilDiv(a, b) * b }
 
+// gemmKChunks returns how many depth chunks gemmKSplit cuts a product
+// into, or 1 to run it whole. It depends on the shapes only, never on the
+// thread count, so the result bits do not either. The count is even, so two
+// goroutines get equal shares.
+func gemmKChunks[T Float](kn *gemmKernel[T], m, n, k int) int {
+	d := kn.kSplitDepth
+	if d <= 0 || k < 2*d || m*n > kn.kSplitMaxMN || gemmFlops(m, n, k) < kn.parMin {
+		return 1
+	}
+	return roundUp(ceilDiv(k, d), 2)
+}
+
+// gemmKSplit computes C (+)= op(A)·op(B) for m, n, k > 0 as chunks depth
+// chunks: chunk i covers depth [i*k/chunks, (i+1)*k/chunks) and is a serial
+// packed GEMM, chunk 0 into C itself (with acc), chunk i > 0 into its own
+// partial product P_i. Then C += P_1, += P_2, ... in chunk order. Chunks
+// run on up to threads goroutines; the sum runs row ranges in parallel.
+//
+// Against gemmSplit's row or column parts, a chunk packs its slice of B
+// once, where every row part packs all of B, and its C stays in cache.
+func gemmKSplit[T Float](kn *gemmKernel[T], threads, chunks int, transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, c []T, ldc int, acc bool) {
+	j := getGemmKJob[T]()
+	partial := j.partial
+	*j = gemmKJob[T]{kn: kn, transA: transA, transB: transB, acc: acc, m: m, n: n, k: k,
+		a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, chunks: chunks}
+	j.partial = growBuf(&partial, (chunks-1)*m*n)
+	runGemmWorkers(j, threads, chunks, &j.wg)
+	if grain := max(1, 1<<13/(n*(chunks-1))); threads > 1 && m >= 2*grain {
+		parallelRun(m, grain, j)
+	} else {
+		j.run(0, m)
+	}
+	putGemmKJob(j)
+}
+
+// gemmKJob is one gemmKSplit: the product, its chunking, the partial
+// products (kept across pooling) and the next chunk to run.
+type gemmKJob[T Float] struct {
+	kn                  *gemmKernel[T]
+	transA, transB, acc bool
+	m, n, k             int
+	a, b, c             []T
+	lda, ldb, ldc       int
+	chunks              int
+	partial             []T // P_i (m x n, row stride n) at (i-1)*m*n
+	next                atomic.Int32
+	wg                  sync.WaitGroup
+}
+
+var gemmKJobPools [2]sync.Pool // [0] float32, [1] float64
+
+func getGemmKJob[T Float]() *gemmKJob[T] {
+	if i := poolIndex[T](); i >= 0 {
+		if j, ok := gemmKJobPools[i].Get().(*gemmKJob[T]); ok {
+			return j
+		}
+	}
+	return new(gemmKJob[T])
+}
+
+func putGemmKJob[T Float](j *gemmKJob[T]) {
+	j.a, j.b, j.c = nil, nil, nil
+	if i := poolIndex[T](); i >= 0 {
+		gemmKJobPools[i].Put(j)
+	}
+}
+
+// work runs chunks until none is left.
+func (j *gemmKJob[T]) work() {
+	buf := getGemmBuf[T]()
+	mn := j.m * j.n
+	for {
+		i := int(j.next.Add(1)) - 1
+		if i >= j.chunks {
+			break
+		}
+		lo, hi := i*j.k/j.chunks, (i+1)*j.k/j.chunks
+		ao, bo := lo, lo*j.ldb // where depth lo starts in A and B
+		if j.transA {
+			ao = lo * j.lda
+		}
+		if j.transB {
+			bo = lo
+		}
+		a, b := j.a[ao:], j.b[bo:]
+		if i == 0 {
+			gemmPacked(j.kn, buf, false, j.transA, j.transB, j.m, j.n, hi-lo, a, j.lda, b, j.ldb, j.c, j.ldc, j.acc)
+		} else {
+			gemmPacked(j.kn, buf, false, j.transA, j.transB, j.m, j.n, hi-lo, a, j.lda, b, j.ldb, j.partial[(i-1)*mn:i*mn], j.n, false)
+		}
+	}
+	putGemmBuf(buf)
+}
+
+func (j *gemmKJob[T]) done() { j.wg.Done() }
+
+// run adds the partial products into rows [lo, hi) of C, in chunk order.
+func (j *gemmKJob[T]) run(lo, hi int) {
+	n, mn := j.n, j.m*j.n
+	for r := lo; r < hi; r++ {
+		dst := j.c[r*j.ldc : r*j.ldc+n]
+		for i := 1; i < j.chunks; i++ {
+			src := j.partial[(i-1)*mn+r*n : (i-1)*mn+r*n+n]
+			for q, v := range src {
+				dst[q] += v
+			}
+		}
+	}
+}
+
 // gemmBlocks returns the depth and column block sizes for depth k.
 func gemmBlocks[T Float](kn *gemmKernel[T], n, k int) (kcb, ncb int) {
 	kcb = k
@@ -251,10 +378,17 @@ func gemmBlocks[T Float](kn *gemmKernel[T], n, k int) (kcb, ncb int) {
 
 // gemmPacked is the serial packed driver: C (+)= op(A)·op(B) for m, n, k > 0
 // (see the file comment for the loops). With packedB, buf.b already holds
-// B̂ for this op(B), which must be a single block (see gemmSplit).
-func gemmPacked[T Float](kn *gemmKernel[T], buf *gemmBuf[T], packedB bool, transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, c []T, ldc int, acc bool) {
+// B̂ for this op(B), which must be a single block (see gemmSplit). It
+// reports whether buf.b holds B̂ on return (B read in place leaves it as
+// it was).
+func gemmPacked[T Float](kn *gemmKernel[T], buf *gemmBuf[T], packedB bool, transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, c []T, ldc int, acc bool) bool {
 	mr, nr, mcb := kn.mr, kn.nr, kn.mc
 	kcb, ncb := gemmBlocks(kn, n, k)
+	direct := kn.rowFn != nil && min(ncb, n) <= kn.directMaxN[b2i(transA)]
+	if direct && !packedB && !transB && n%nr == 0 && m <= kn.directBMaxM {
+		gemmInPlace(kn, buf, transA, m, n, k, kcb, a, lda, b, ldb, c, ldc, acc)
+		return false
+	}
 	pa := growBuf(&buf.a, min(mcb, roundUp(m, mr))*kcb)
 	pb := growBuf(&buf.b, ncb*kcb)
 	tile := growBuf(&buf.tile, mr*nr)
@@ -267,7 +401,6 @@ func gemmPacked[T Float](kn *gemmKernel[T], buf *gemmBuf[T], packedB bool, trans
 	if transB {
 		brs, bcs = ldb, 1
 	}
-	direct := kn.rowFn != nil && min(ncb, n) <= kn.directMaxN[b2i(transA)]
 	for jc := 0; jc < n; jc += ncb {
 		nn := min(ncb, n-jc)
 		for pc := 0; pc < k; pc += kcb {
@@ -303,6 +436,24 @@ func gemmPacked[T Float](kn *gemmKernel[T], buf *gemmBuf[T], packedB bool, trans
 			}
 		}
 	}
+	return true
+}
+
+// gemmInPlace is gemmPacked with neither operand packed: A and B (k x n,
+// row stride ldb, n % nr == 0) are read where they lie, in depth blocks of
+// kcb and row blocks of mc. Only the m % mr remainder rows of A are packed.
+func gemmInPlace[T Float](kn *gemmKernel[T], buf *gemmBuf[T], transA bool, m, n, k, kcb int, a []T, lda int, b []T, ldb int, c []T, ldc int, acc bool) {
+	ars, acs := lda, 1
+	if transA {
+		ars, acs = 1, lda
+	}
+	for pc := 0; pc < k; pc += kcb {
+		kk := min(kcb, k-pc)
+		add := acc || pc > 0
+		for ic := 0; ic < m; ic += kn.mc {
+			gemmDirect(kn, buf, transA, min(kn.mc, m-ic), n, kk, a[ic*ars+pc*acs:], lda, b[pc*ldb:], kn.nr, ldb, c[ic*ldc:], ldc, add)
+		}
+	}
 }
 
 // directMaxNF32 is directMaxN of the float32 6x16 kernels. Reading A in
@@ -325,6 +476,22 @@ func gemmPacked[T Float](kn *gemmKernel[T], buf *gemmBuf[T], packedB bool, trans
 //
 // so A is read in place when a column block is at most 256 wide.
 var directMaxNF32 = [2]int{256, 256}
+
+// directBMaxMF32 is directBMaxM of the float32 6x16 kernels. Reading B in
+// place as well saves packing B̂, which pays when a B̂ panel would feed few
+// row panels (m/6), as in the weight gradients (TN, m = nOut <= 768, k =
+// all token rows), and loses when it would feed many: each kernel call then
+// walks a strided B. BenchmarkGEMMDirect, 2 threads, GFLOP/s A=direct ->
+// A,B=direct (2 runs each, shared Zen 4, 2026-11-27):
+//
+//	NN M=12608 K=256 N=64  80-81 -> 51-56 (parts of 1578 rows)
+//	TN M=64 K=12608 N=192  94 -> 176
+//
+// so B is read in place for parts of at most 512 rows.
+var directBMaxMF32 = 512
+
+// kSplitF32 is kSplitDepth, kSplitMaxMN of the float32 kernels.
+var kSplitF32 = [2]int{3072, 1 << 16}
 
 func b2i(b bool) int {
 	if b {
@@ -424,6 +591,12 @@ func packPanels[T Float](dst, src []T, rows, depth, w, rs, cs int) {
 		case w == 6 && h == 6:
 			for p := range depth {
 				*(*[6]T)(d[p*6:]) = [6]T(s[p*cs:])
+			}
+		case h <= 8: // a short edge panel: copy cuts no corners here
+			for p := range depth {
+				for r, v := range s[p*cs : p*cs+h] {
+					d[p*w+r] = v
+				}
 			}
 		default:
 			for p := range depth {
@@ -542,21 +715,21 @@ func (j *gemmJob[T]) work() {
 		if i >= j.parts {
 			break
 		}
-		j.runPart(i, buf, packedB)
-		packedB = j.reuseB
+		packedB = j.runPart(i, buf, packedB) && j.reuseB
 	}
 	putGemmBuf(buf)
 }
 
 func (j *gemmJob[T]) done() { j.wg.Done() }
 
-func (j *gemmJob[T]) runPart(i int, buf *gemmBuf[T], packedB bool) {
+// runPart runs part i and reports whether buf.b now holds B̂ (see gemmPacked).
+func (j *gemmJob[T]) runPart(i int, buf *gemmBuf[T], packedB bool) bool {
 	if j.batch > 0 {
 		for t := i * j.batch / j.parts; t < (i+1)*j.batch/j.parts; t++ {
 			gemmOne(j.kn, buf, j.transA, j.transB, j.m, j.n, j.k,
 				j.a[t*j.strideA:], j.lda, j.b[t*j.strideB:], j.ldb, j.c[t*j.strideC:], j.ldc, j.acc)
 		}
-		return
+		return false
 	}
 	lo := i * j.step
 	a, b, c, m, n := j.a, j.b, j.c, j.m, j.n
@@ -577,7 +750,7 @@ func (j *gemmJob[T]) runPart(i int, buf *gemmBuf[T], packedB bool) {
 		}
 		c = c[lo:]
 	}
-	gemmPacked(j.kn, buf, packedB, j.transA, j.transB, m, n, j.k, a, j.lda, b, j.ldb, c, j.ldc, j.acc)
+	return gemmPacked(j.kn, buf, packedB, j.transA, j.transB, m, n, j.k, a, j.lda, b, j.ldb, c, j.ldc, j.acc)
 }
 
 // gemmWorker is a job helpers can run: work, then done.
@@ -606,8 +779,13 @@ func gemmHelper(inbox chan gemmWorker) {
 
 // runGemmJob runs j's parts on the calling goroutine and up to threads-1
 // idle helpers, and returns when all parts are done.
-func runGemmJob[T Float](j *gemmJob[T]) {
-	want := min(j.threads-1, j.parts-1, maxGemmHelpers)
+func runGemmJob[T Float](j *gemmJob[T]) { runGemmWorkers(j, j.threads, j.parts, &j.wg) }
+
+// runGemmWorkers runs w.work on the calling goroutine and on up to
+// min(threads, parts)-1 idle helpers, and returns when all are done (each
+// helper calls w.done, which must call wg.Done).
+func runGemmWorkers(w gemmWorker, threads, parts int, wg *sync.WaitGroup) {
+	want := min(threads-1, parts-1, maxGemmHelpers)
 	for range want {
 		var inbox chan gemmWorker
 		select {
@@ -622,9 +800,9 @@ func runGemmJob[T Float](j *gemmJob[T]) {
 		if inbox == nil {
 			break
 		}
-		j.wg.Add(1)
-		inbox <- j
+		wg.Add(1)
+		inbox <- w
 	}
-	j.work()
-	j.wg.Wait()
+	w.work()
+	wg.Wait()
 }

@@ -9,7 +9,8 @@ import (
 // gemmBenchShapes are the ViT-Tiny GEMMs (gemm-perf.md §2: M = 65 tokens x
 // 64 images, D = 192, MLP 768), two squares, the qkv layer's backward
 // products dW = Xᵀ·dY (TN) and dX = dY·Wᵀ (NT), then the `small` preset's
-// layers and backward products. bench/gemm_numpy.py runs the first nine.
+// layers and backward products (Linear's dW += dYᵀ·X is TN with m = nOut,
+// n = nIn, k = M; its dX = dY·W is NN), then `ti16`'s weight gradients. bench/gemm_numpy.py runs the first nine.
 var gemmBenchShapes = []struct {
 	m, k, n        int
 	transA, transB bool
@@ -28,10 +29,18 @@ var gemmBenchShapes = []struct {
 	{12608, 64, 64, false, false},  // proj
 	{12608, 64, 256, false, false}, // fc1
 	{12608, 256, 64, false, false}, // fc2
-	{64, 12608, 192, true, false},  // qkv dW = Xᵀ·dY
+	{64, 12608, 192, true, false},  // a dW = dYᵀ·X with nOut = 64, nIn = 192
 	{12608, 192, 64, false, true},  // qkv dX = dY·Wᵀ
-	{256, 12608, 64, true, false},  // fc2 dW
+	{256, 12608, 64, true, false},  // fc1 dW = dYᵀ·X (nOut x nIn)
 	{12608, 64, 256, false, true},  // fc2 dX
+	{192, 12608, 64, true, false},  // qkv dW
+	{64, 12608, 64, true, false},   // proj dW
+	{64, 12608, 256, true, false},  // fc2 dW
+	// ViT-Tiny/16 (`ti16`: M = 12608, D = 192, MLP 768) weight gradients.
+	{576, 12608, 192, true, false}, // qkv dW
+	{192, 12608, 192, true, false}, // proj dW
+	{768, 12608, 192, true, false}, // fc1 dW
+	{192, 12608, 768, true, false}, // fc2 dW
 }
 
 // BenchmarkGEMM reports GFLOP/s (2mnk per op) of gemm on Threads()
@@ -72,8 +81,10 @@ func benchGEMM[T Float](b *testing.B) {
 }
 
 // BenchmarkGEMMDirect reports GFLOP/s of float32 gemm on the shapes of
-// BenchmarkGEMM with A packed (A=packed) and read in place (A=direct) by
-// the selected kernel; the rule in directMaxNF32 comes from it.
+// BenchmarkGEMM with A packed (A=packed), A read in place (A=direct), and
+// both read in place where possible (A,B=direct), by the selected kernel,
+// never split over depth; the rules in directMaxNF32 and directBMaxMF32
+// come from it.
 func BenchmarkGEMMDirect(b *testing.B) {
 	kn := kernelFor[float32]()
 	if kn.rowFn == nil {
@@ -97,12 +108,52 @@ func BenchmarkGEMMDirect(b *testing.B) {
 			ldb = s.k
 		}
 		for _, v := range []struct {
-			name string
-			maxN int
-		}{{"A=packed", 0}, {"A=direct", 1 << 30}} {
+			name        string
+			maxN, bMaxM int
+		}{{"A=packed", 0, 0}, {"A=direct", 1 << 30, 0}, {"A,B=direct", 1 << 30, 1 << 30}} {
 			k := *kn
-			k.directMaxN = [2]int{v.maxN, v.maxN}
+			k.directMaxN, k.directBMaxM, k.kSplitDepth = [2]int{v.maxN, v.maxN}, v.bMaxM, 0
 			b.Run(name+"/"+v.name, func(b *testing.B) {
+				gemmWith(&k, Threads(), s.transA, s.transB, s.m, s.n, s.k, a, lda, bm, ldb, c, s.n, false)
+				for b.Loop() {
+					gemmWith(&k, Threads(), s.transA, s.transB, s.m, s.n, s.k, a, lda, bm, ldb, c, s.n, false)
+				}
+				b.ReportMetric(gemmFlops(s.m, s.n, s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+// BenchmarkGEMMSplitK reports GFLOP/s of float32 gemm on the long-depth
+// shapes of BenchmarkGEMM run whole (split by rows or columns, depth=0) and
+// split over depth in chunks of at most 768, 1536 or 3072; the rule in
+// kSplitF32 comes from it.
+func BenchmarkGEMMSplitK(b *testing.B) {
+	kn := kernelFor[float32]()
+	for _, s := range gemmBenchShapes {
+		if s.k < 4096 {
+			continue
+		}
+		tr := map[bool]string{false: "N", true: "T"}
+		name := fmt.Sprintf("M=%d,K=%d,N=%d/%s%s", s.m, s.k, s.n, tr[s.transA], tr[s.transB])
+		rng := rand.New(rand.NewPCG(1, 1))
+		a, bm, c := make([]float32, s.m*s.k), make([]float32, s.k*s.n), make([]float32, s.m*s.n)
+		for _, x := range [][]float32{a, bm} {
+			for i := range x {
+				x[i] = float32(2*rng.Float64() - 1)
+			}
+		}
+		lda, ldb := s.k, s.n
+		if s.transA {
+			lda = s.m
+		}
+		if s.transB {
+			ldb = s.k
+		}
+		for _, v := range []struct{ depth, bMaxM int }{{0, 0}, {1536, 0}, {3072, 0}, {0, 1 << 30}, {1536, 1 << 30}, {3072, 1 << 30}} {
+			k := *kn
+			k.kSplitDepth, k.kSplitMaxMN, k.directBMaxM = v.depth, 1<<30, v.bMaxM
+			b.Run(fmt.Sprintf("%s/depth=%d/inB=%v", name, v.depth, v.bMaxM > 0), func(b *testing.B) {
 				gemmWith(&k, Threads(), s.transA, s.transB, s.m, s.n, s.k, a, lda, bm, ldb, c, s.n, false)
 				for b.Loop() {
 					gemmWith(&k, Threads(), s.transA, s.transB, s.m, s.n, s.k, a, lda, bm, ldb, c, s.n, false)

@@ -92,12 +92,13 @@ func gemmKernel6x16[T Float](np, kc int, a, b, c []T, ldc int, add bool) {
 }
 
 // goKernel6x16For returns a plain-Go kernel with the assembly float32
-// kernel's tile, blocking and in-place variants, so tests run the driver's
-// in-place paths (gemmDirect, the attention fast path) in every build. It is
-// too slow for production use.
+// kernel's tile, blocking, in-place variants and depth split, so tests run
+// the driver's in-place paths (gemmDirect, gemmInPlace, the attention fast
+// path) and gemmKSplit in every build. It is too slow for production use.
 func goKernel6x16For[T Float]() *gemmKernel[T] {
 	return &gemmKernel[T]{name: "go-6x16", mr: 6, nr: 16, mc: 144, kc: 256, kcMax: 768, nc: 4080, parMin: parMinFlops,
-		directMaxN: directMaxNF32, fn: gemmKernel6x16[T], rowFn: gemmKernel6x16Row[T], colFn: gemmKernel6x16Col[T]}
+		directMaxN: directMaxNF32, directBMaxM: directBMaxMF32, kSplitDepth: kSplitF32[0], kSplitMaxMN: kSplitF32[1],
+		fn: gemmKernel6x16[T], rowFn: gemmKernel6x16Row[T], colFn: gemmKernel6x16Col[T]}
 }
 
 // The plain-Go kernels use the assembly kernels' cache blocking (mc, nc

@@ -197,10 +197,12 @@ func runGemmCase[T Float](t *testing.T, kn *gemmKernel[T], threads int, g gemmCa
 
 // testKernels returns the kernels to check for T: the selected one (asm when
 // available), the plain-Go twins (2x4, and 6x16 with the in-place
-// variants), and all of them with tiny blocks and no minimum size for
-// splitting, so small shapes cross every blocking boundary and every
-// parallel split. Kernels that can read A in place also come as "/direct"
-// (always in place) and "/packed" (never) copies.
+// variants), and all of them with tiny blocks, no minimum size for
+// splitting, and a depth split of products with m*n <= 200 and k >= 10 in
+// chunks of at most 5, so small shapes cross every blocking boundary and
+// every parallel split. Kernels that can read A in place also come as
+// "/direct" (A and, where possible, B always in place), "/directA" (only
+// A) and "/packed" (never) copies.
 func testKernels[T Float]() []*gemmKernel[T] {
 	ks := []*gemmKernel[T]{kernelFor[T]()}
 	if g := goKernelFor[T](); g != ks[0] {
@@ -211,6 +213,7 @@ func testKernels[T Float]() []*gemmKernel[T] {
 		s := *k
 		s.name += "/small-blocks"
 		s.mc, s.kc, s.kcMax, s.nc, s.parMin = 2*k.mr, 5, 7, 3*k.nr, 0
+		s.kSplitDepth, s.kSplitMaxMN = 5, 200
 		ks = append(ks, &s)
 	}
 	for _, k := range ks[:len(ks):len(ks)] {
@@ -218,12 +221,12 @@ func testKernels[T Float]() []*gemmKernel[T] {
 			continue
 		}
 		for _, v := range []struct {
-			name string
-			maxN int
-		}{{"/direct", math.MaxInt}, {"/packed", 0}} {
+			name        string
+			maxN, bMaxM int
+		}{{"/direct", math.MaxInt, math.MaxInt}, {"/directA", math.MaxInt, 0}, {"/packed", 0, 0}} {
 			s := *k
 			s.name += v.name
-			s.directMaxN = [2]int{v.maxN, v.maxN}
+			s.directMaxN, s.directBMaxM = [2]int{v.maxN, v.maxN}, v.bMaxM
 			ks = append(ks, &s)
 		}
 	}
@@ -428,6 +431,52 @@ func TestGemmDeterministic(t *testing.T) {
 	}
 }
 
+// TestGemmKSplit checks the split over depth (gemmKSplit) on shapes like
+// the `small` preset's weight gradients (dW += dYᵀ·X: TN, m = nOut, n =
+// nIn, k = token rows) and two odd ones (n % nr != 0, so B is packed; NT),
+// with the kernels' chunking scaled down (chunks of at most 900 instead of
+// kSplitF32's depth, so 4 chunks of about 675, each two depth blocks): on 1, 2
+// and 3 goroutines the results have the same bits and are within the
+// error bound of runGemmCase, with and without acc.
+func TestGemmKSplit(t *testing.T) {
+	var kns []*gemmKernel[float32]
+	for _, k := range []*gemmKernel[float32]{kernelFor[float32](), goKernel6x16For[float32]()} {
+		if k.kSplitDepth == 0 {
+			continue
+		}
+		s := *k
+		s.kSplitDepth = 900
+		kns = append(kns, &s)
+	}
+	if len(kns) == 0 {
+		t.Fatal("no kernel splits over depth")
+	}
+	rng := rand.New(rand.NewPCG(14, 15))
+	for _, kn := range kns {
+		for _, s := range []struct {
+			m, n, k int
+			tA, tB  bool
+		}{{64, 64, 2700, true, false}, {48, 128, 2700, true, false}, {37, 45, 2701, true, false}, {30, 40, 2699, false, true}} {
+			if c := gemmKChunks(kn, s.m, s.n, s.k); c != 4 {
+				t.Fatalf("%s: m=%d n=%d k=%d: %d depth chunks, want 4", kn.name, s.m, s.n, s.k, c)
+			}
+			for _, acc := range []bool{false, true} {
+				g := gemmCase{tA: s.tA, tB: s.tB, m: s.m, n: s.n, k: s.k, acc: acc}.withLd(rng)
+				seed := rng.Uint64()
+				c1 := runGemmCase(t, kn, 1, g, seed)
+				for _, threads := range []int{2, 3} {
+					c := runGemmCase(t, kn, threads, g, seed)
+					for i := range c1 {
+						if !sameBits(c1[i], c[i]) {
+							t.Fatalf("%s %v: threads 1 and %d differ at %d: %v vs %v", kn.name, g, threads, i, c1[i], c[i])
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
 // TestGemmBatched checks gemmBatched against gemmSerial per item (same
 // bits) and the reference bound, with acc and a transposed operand.
 func TestGemmBatched(t *testing.T) {
@@ -476,6 +525,11 @@ func TestGemmNoAlloc(t *testing.T) {
 	a, b, c := make([]float32, m*k), make([]float32, k*n), make([]float32, m*n)
 	if allocs := testing.AllocsPerRun(20, func() { gemm(false, false, m, n, k, a, k, b, n, c, n, false) }); allocs != 0 {
 		t.Errorf("gemm: %v allocations per call, want 0", allocs)
+	}
+	const kl = 8000 // split over depth where the kernel does (gemmKSplit)
+	al, bl := make([]float32, kl*m), make([]float32, kl*n)
+	if allocs := testing.AllocsPerRun(20, func() { gemm(true, false, m, n, kl, al, m, bl, n, c, n, true) }); allocs != 0 {
+		t.Errorf("gemm k=%d (%d depth chunks): %v allocations per call, want 0", kl, gemmKChunks(kernelFor[float32](), m, n, kl), allocs)
 	}
 	if h := gemmHelpers.Load(); h > 2 { // tests run on at most 3 goroutines
 		t.Errorf("%d helper goroutines, want at most 2", h)
