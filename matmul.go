@@ -479,18 +479,35 @@ var directMaxNF32 = [2]int{256, 256}
 
 // directBMaxMF32 is directBMaxM of the float32 6x16 kernels. Reading B in
 // place as well saves packing B̂, which pays when a B̂ panel would feed few
-// row panels (m/6), as in the weight gradients (TN, m = nOut <= 768, k =
-// all token rows), and loses when it would feed many: each kernel call then
-// walks a strided B. BenchmarkGEMMDirect, 2 threads, GFLOP/s A=direct ->
-// A,B=direct (2 runs each, shared Zen 4, 2026-11-27):
+// row panels (m/6), as in the weight gradients (TN, m = nOut, k = all token
+// rows), and loses when it would feed many: each kernel call then walks a
+// strided B. BenchmarkGEMMDirect and BenchmarkGEMMSplitK (depth=0), 2
+// threads, GFLOP/s (wall; GFLOP/cpu-s per thread where noted, steadier on a
+// shared machine) packed B -> B in place, 2-4 runs each, shared Zen 4,
+// 2026-11-27:
 //
-//	NN M=12608 K=256 N=64  80-81 -> 51-56 (parts of 1578 rows)
-//	TN M=64 K=12608 N=192  94 -> 176
+//	NN M=12608 K=256 N=64   80-81 -> 51-56  (parts of 1578 rows)
+//	TN M=64 K=12608 N=192   94 -> 176       (parts 64 x 96)
+//	TN M=64 K=12608 N=64    94 -> 139       (parts 64 x 32)
+//	TN M=576 K=12608 N=192  cpu-s 79-91 -> 67-87  (parts of 288 rows)
+//	TN M=768 K=12608 N=192  cpu-s 73-95 -> 71-86  (parts of 384 rows)
 //
-// so B is read in place for parts of at most 512 rows.
-var directBMaxMF32 = 512
+// so B is read in place for parts of at most 256 rows.
+var directBMaxMF32 = 256
 
-// kSplitF32 is kSplitDepth, kSplitMaxMN of the float32 kernels.
+// kSplitF32 is kSplitDepth, kSplitMaxMN of the float32 6x16 kernels: a
+// product with m*n <= 65536 and k >= 6144 is split over depth in an even
+// number of chunks of at most 3072 (k = 12608: 6 chunks of 2101). The
+// gain is in the small weight gradients, whose row or column parts would
+// otherwise each read all of B or A; for larger C the partial products cost
+// more than they save. BenchmarkGEMMSplitK, 2 threads, B read in place,
+// GFLOP/cpu-s (per thread; wall time was too noisy to use) whole ->
+// depth=3072, 3 runs each, shared Zen 4, 2026-11-27:
+//
+//	TN M=256 K=12608 N=64   63-69 -> 75-80   TN M=64 K=12608 N=64    68-84 -> 63-84
+//	TN M=192 K=12608 N=64   69-76 -> 74-82   TN M=64 K=12608 N=192   60-82 -> 75-86
+//	TN M=192 K=12608 N=192  87-96 -> 74-96   TN M=64 K=12608 N=256   80-86 -> 78-90
+//	TN M=576 K=12608 N=192  78-88 -> 74-89   TN M=192 K=12608 N=768  75-79 -> 72-80
 var kSplitF32 = [2]int{3072, 1 << 16}
 
 func b2i(b bool) int {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // gemmBenchShapes are the ViT-Tiny GEMMs (gemm-perf.md §2: M = 65 tokens x
@@ -43,6 +44,17 @@ var gemmBenchShapes = []struct {
 	{192, 12608, 768, true, false}, // fc2 dW
 }
 
+// reportGEMM reports GFLOP/s (flops per op, wall time) and GFLOP/cpu-s
+// (per second of process CPU time since cpu0, all threads: on a shared
+// machine it moves less with other load than wall time, but misses time a
+// goroutine spends waiting for another).
+func reportGEMM(b *testing.B, flops float64, cpu0 time.Duration) {
+	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	if cpu := processCPUTime() - cpu0; cpu > 0 {
+		b.ReportMetric(flops*float64(b.N)/cpu.Seconds()/1e9, "GFLOP/cpu-s")
+	}
+}
+
 // BenchmarkGEMM reports GFLOP/s (2mnk per op) of gemm on Threads()
 // goroutines; set the count with -cpu (GOMAXPROCS), e.g. -cpu 1,2. With
 // -tags noasm it measures the plain-Go twin.
@@ -72,10 +84,11 @@ func benchGEMM[T Float](b *testing.B) {
 			}
 			gemm(s.transA, s.transB, s.m, s.n, s.k, a, lda, bm, ldb, c, s.n, false) // warm the pools
 			b.ReportAllocs()
+			cpu0 := processCPUTime()
 			for b.Loop() {
 				gemm(s.transA, s.transB, s.m, s.n, s.k, a, lda, bm, ldb, c, s.n, false)
 			}
-			b.ReportMetric(gemmFlops(s.m, s.n, s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			reportGEMM(b, gemmFlops(s.m, s.n, s.k), cpu0)
 		})
 	}
 }
@@ -115,10 +128,11 @@ func BenchmarkGEMMDirect(b *testing.B) {
 			k.directMaxN, k.directBMaxM, k.kSplitDepth = [2]int{v.maxN, v.maxN}, v.bMaxM, 0
 			b.Run(name+"/"+v.name, func(b *testing.B) {
 				gemmWith(&k, Threads(), s.transA, s.transB, s.m, s.n, s.k, a, lda, bm, ldb, c, s.n, false)
+				cpu0 := processCPUTime()
 				for b.Loop() {
 					gemmWith(&k, Threads(), s.transA, s.transB, s.m, s.n, s.k, a, lda, bm, ldb, c, s.n, false)
 				}
-				b.ReportMetric(gemmFlops(s.m, s.n, s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				reportGEMM(b, gemmFlops(s.m, s.n, s.k), cpu0)
 			})
 		}
 	}
@@ -155,10 +169,11 @@ func BenchmarkGEMMSplitK(b *testing.B) {
 			k.kSplitDepth, k.kSplitMaxMN, k.directBMaxM = v.depth, 1<<30, v.bMaxM
 			b.Run(fmt.Sprintf("%s/depth=%d/inB=%v", name, v.depth, v.bMaxM > 0), func(b *testing.B) {
 				gemmWith(&k, Threads(), s.transA, s.transB, s.m, s.n, s.k, a, lda, bm, ldb, c, s.n, false)
+				cpu0 := processCPUTime()
 				for b.Loop() {
 					gemmWith(&k, Threads(), s.transA, s.transB, s.m, s.n, s.k, a, lda, bm, ldb, c, s.n, false)
 				}
-				b.ReportMetric(gemmFlops(s.m, s.n, s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+				reportGEMM(b, gemmFlops(s.m, s.n, s.k), cpu0)
 			})
 		}
 	}
