@@ -149,8 +149,9 @@ type gemmKernel[T Float] struct {
 	kSplitDepth, kSplitMaxMN int
 	// directBMaxM: when A is read in place, op(B) is not transposed and
 	// n % nr == 0, B is read in place too (no B̂) for m at most this (see
-	// directBMaxMF32).
-	directBMaxM int
+	// directBMaxMF32). Then k > kcMax runs in depth blocks of about
+	// kcInPlace (0: kc).
+	directBMaxM, kcInPlace int
 }
 
 // kernelFor returns the micro-kernel for T: the assembly one when the CPU
@@ -386,6 +387,9 @@ func gemmPacked[T Float](kn *gemmKernel[T], buf *gemmBuf[T], packedB bool, trans
 	kcb, ncb := gemmBlocks(kn, n, k)
 	direct := kn.rowFn != nil && min(ncb, n) <= kn.directMaxN[b2i(transA)]
 	if direct && !packedB && !transB && n%nr == 0 && m <= kn.directBMaxM {
+		if k > kn.kcMax && kn.kcInPlace > 0 {
+			kcb = ceilDiv(k, ceilDiv(k, kn.kcInPlace))
+		}
 		gemmInPlace(kn, buf, transA, m, n, k, kcb, a, lda, b, ldb, c, ldc, acc)
 		return false
 	}
@@ -494,6 +498,20 @@ var directMaxNF32 = [2]int{256, 256}
 //
 // so B is read in place for parts of at most 256 rows.
 var directBMaxMF32 = 256
+
+// kcInPlaceF32 is kcInPlace of the float32 6x16 kernels. With both
+// operands in place a kernel call walks kc strided rows of A and of B; at
+// depth 128 they stay in L1 (2 x 128 lines) from one row panel to the next.
+// BenchmarkGEMM, 2 threads, GFLOP/cpu-s per thread, kc 256 -> 128, 3 runs
+// each alternating, shared Zen 4, 2026-11-27 (other shapes unchanged
+// within the noise, about ±5):
+//
+//	TN M=256 K=12608 N=64  65-74 -> 83-87
+//	TN M=64 K=12608 N=256  82-85 -> 85-89
+//
+// (The packed path keeps kc = 256: NN 1024³ measured 55-69 at 128 against
+// 65-85.)
+var kcInPlaceF32 = 128
 
 // kSplitF32 is kSplitDepth, kSplitMaxMN of the float32 6x16 kernels: a
 // product with m*n <= 65536 and k >= 6144 is split over depth in an even
