@@ -149,9 +149,11 @@ type gemmKernel[T Float] struct {
 	kSplitDepth, kSplitMaxMN int
 	// directBMaxM: when A is read in place, op(B) is not transposed and
 	// n % nr == 0, B is read in place too (no B̂) for m at most this (see
-	// directBMaxMF32). Then k > kcMax runs in depth blocks of about
-	// kcInPlace (0: kc).
-	directBMaxM, kcInPlace int
+	// directBMaxMF32).
+	directBMaxM int
+	// kcTN, when not 0, replaces kc for TN products (transA, not transB),
+	// where both operands are often read in place (see kcTNF32).
+	kcTN int
 }
 
 // kernelFor returns the micro-kernel for T: the assembly one when the CPU
@@ -240,7 +242,7 @@ func gemmSplit[T Float](kn *gemmKernel[T], threads, m, n, k int) (parts int, spl
 		return 1, false, 0, false
 	}
 	if m >= n {
-		kcb, ncb := gemmBlocks(kn, n, k)
+		kcb, ncb := gemmBlocks(kn, false, false, n, k)
 		reuseB = kcb == k && ncb >= n
 		per := 1
 		if reuseB {
@@ -366,11 +368,17 @@ func (j *gemmKJob[T]) run(lo, hi int) {
 	}
 }
 
-// gemmBlocks returns the depth and column block sizes for depth k.
-func gemmBlocks[T Float](kn *gemmKernel[T], n, k int) (kcb, ncb int) {
+// gemmBlocks returns the depth and column block sizes for depth k. The
+// depth blocks depend on the transposes and k only, never on which part of
+// C is computed: they fix the order in which C sums its products.
+func gemmBlocks[T Float](kn *gemmKernel[T], transA, transB bool, n, k int) (kcb, ncb int) {
 	kcb = k
 	if k > kn.kcMax {
-		kcb = ceilDiv(k, ceilDiv(k, kn.kc))
+		kc := kn.kc
+		if transA && !transB && kn.kcTN > 0 {
+			kc = kn.kcTN
+		}
+		kcb = ceilDiv(k, ceilDiv(k, kc))
 	}
 	// Keep the B̂ block near kc*nc elements whatever its depth.
 	ncb = max(kn.nc*kn.kc/kcb/kn.nr*kn.nr, kn.nr)
@@ -384,12 +392,9 @@ func gemmBlocks[T Float](kn *gemmKernel[T], n, k int) (kcb, ncb int) {
 // it was).
 func gemmPacked[T Float](kn *gemmKernel[T], buf *gemmBuf[T], packedB bool, transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, c []T, ldc int, acc bool) bool {
 	mr, nr, mcb := kn.mr, kn.nr, kn.mc
-	kcb, ncb := gemmBlocks(kn, n, k)
+	kcb, ncb := gemmBlocks(kn, transA, transB, n, k)
 	direct := kn.rowFn != nil && min(ncb, n) <= kn.directMaxN[b2i(transA)]
 	if direct && !packedB && !transB && n%nr == 0 && m <= kn.directBMaxM {
-		if k > kn.kcMax && kn.kcInPlace > 0 {
-			kcb = ceilDiv(k, ceilDiv(k, kn.kcInPlace))
-		}
 		gemmInPlace(kn, buf, transA, m, n, k, kcb, a, lda, b, ldb, c, ldc, acc)
 		return false
 	}
@@ -499,19 +504,21 @@ var directMaxNF32 = [2]int{256, 256}
 // so B is read in place for parts of at most 256 rows.
 var directBMaxMF32 = 256
 
-// kcInPlaceF32 is kcInPlace of the float32 6x16 kernels. With both
-// operands in place a kernel call walks kc strided rows of A and of B; at
+// kcTNF32 is kcTN of the float32 6x16 kernels. The long-depth TN products
+// are the weight gradients, mostly run with both operands in place
+// (gemmInPlace): a kernel call walks kc strided rows of A and of B, and at
 // depth 128 they stay in L1 (2 x 128 lines) from one row panel to the next.
 // BenchmarkGEMM, 2 threads, GFLOP/cpu-s per thread, kc 256 -> 128, 3 runs
-// each alternating, shared Zen 4, 2026-11-27 (other shapes unchanged
-// within the noise, about ±5):
+// each alternating, shared Zen 4, 2026-11-27 (the other TN shapes, also
+// M=192 N=768 and M=576 N=192, where B is packed, did not move beyond the
+// noise, about ±5):
 //
 //	TN M=256 K=12608 N=64  65-74 -> 83-87
 //	TN M=64 K=12608 N=256  82-85 -> 85-89
 //
-// (The packed path keeps kc = 256: NN 1024³ measured 55-69 at 128 against
-// 65-85.)
-var kcInPlaceF32 = 128
+// Other products keep kc = 256: NN 1024³ measured 55-69 at 128 against
+// 65-85.
+var kcTNF32 = 128
 
 // kSplitF32 is kSplitDepth, kSplitMaxMN of the float32 6x16 kernels: a
 // product with m*n <= 65536 and k >= 6144 is split over depth in an even

@@ -82,7 +82,7 @@ func archKernelF64() *gemmKernel[float64] {
 }
 
 var avx2F32 = gemmKernel[float32]{name: "avx2-6x16", mr: 6, nr: 16, mc: 144, kc: 256, nc: 4080, kcMax: 768, parMin: parMinFlops,
-	directMaxN: directMaxNF32, directBMaxM: directBMaxMF32, kcInPlace: kcInPlaceF32, kSplitDepth: kSplitF32[0], kSplitMaxMN: kSplitF32[1],
+	directMaxN: directMaxNF32, directBMaxM: directBMaxMF32, kcTN: kcTNF32, kSplitDepth: kSplitF32[0], kSplitMaxMN: kSplitF32[1],
 	fn: func(np, kc int, a, b, c []float32, ldc int, add bool) {
 		_, _ = a[np*6*kc-1], b[kc*16-1]
 		_ = c[(np*6-1)*ldc+15]

@@ -97,7 +97,7 @@ func gemmKernel6x16[T Float](np, kc int, a, b, c []T, ldc int, add bool) {
 // path) and gemmKSplit in every build. It is too slow for production use.
 func goKernel6x16For[T Float]() *gemmKernel[T] {
 	return &gemmKernel[T]{name: "go-6x16", mr: 6, nr: 16, mc: 144, kc: 256, kcMax: 768, nc: 4080, parMin: parMinFlops,
-		directMaxN: directMaxNF32, directBMaxM: directBMaxMF32, kcInPlace: kcInPlaceF32, kSplitDepth: kSplitF32[0], kSplitMaxMN: kSplitF32[1],
+		directMaxN: directMaxNF32, directBMaxM: directBMaxMF32, kcTN: kcTNF32, kSplitDepth: kSplitF32[0], kSplitMaxMN: kSplitF32[1],
 		fn: gemmKernel6x16[T], rowFn: gemmKernel6x16Row[T], colFn: gemmKernel6x16Col[T]}
 }
 

@@ -197,8 +197,8 @@ func runGemmCase[T Float](t *testing.T, kn *gemmKernel[T], threads int, g gemmCa
 
 // testKernels returns the kernels to check for T: the selected one (asm when
 // available), the plain-Go twins (2x4, and 6x16 with the in-place
-// variants), and all of them with tiny blocks, no minimum size for
-// splitting, and a depth split of products with m*n <= 200 and k >= 10 in
+// variants), and all of them with tiny blocks (depth 3 for TN), no minimum
+// size for splitting, and a depth split of products with m*n <= 200 and k >= 10 in
 // chunks of at most 5, so small shapes cross every blocking boundary and
 // every parallel split. Kernels that can read A in place also come as
 // "/direct" (A and, where possible, B always in place), "/directA" (only
@@ -213,7 +213,7 @@ func testKernels[T Float]() []*gemmKernel[T] {
 		s := *k
 		s.name += "/small-blocks"
 		s.mc, s.kc, s.kcMax, s.nc, s.parMin = 2*k.mr, 5, 7, 3*k.nr, 0
-		s.kSplitDepth, s.kSplitMaxMN = 5, 200
+		s.kSplitDepth, s.kSplitMaxMN, s.kcTN = 5, 200, 3
 		ks = append(ks, &s)
 	}
 	for _, k := range ks[:len(ks):len(ks)] {
@@ -315,7 +315,7 @@ func testGemmRealBlocks[T Float](t *testing.T) {
 			}
 			// k > kcMax shrinks the depth block to 257 and widens nothing:
 			// the column block shrinks to nc*kc/257 rounded to nr.
-			_, ncb := gemmBlocks(kn, 1<<20, kn.kcMax+1)
+			_, ncb := gemmBlocks(kn, false, false, 1<<20, kn.kcMax+1)
 			shapes = append(shapes, [3]int{2, ncb + 1, kn.kcMax + 1})
 			if testing.Short() {
 				shapes = shapes[:3]
@@ -434,8 +434,8 @@ func TestGemmDeterministic(t *testing.T) {
 // TestGemmKSplit checks the split over depth (gemmKSplit) on shapes like
 // the `small` preset's weight gradients (dW += dYᵀ·X: TN, m = nOut, n =
 // nIn, k = token rows) and two odd ones (n % nr != 0, so B is packed; NT),
-// with the kernels' chunking scaled down (chunks of at most 900 instead of
-// kSplitF32's depth, so 4 chunks of about 675, each two depth blocks): on 1, 2
+// with the kernels' chunking scaled down (chunks of at most 1000 instead of
+// kSplitF32's depth, so 4 chunks of about 800, each several depth blocks): on 1, 2
 // and 3 goroutines the results have the same bits and are within the
 // error bound of runGemmCase, with and without acc.
 func TestGemmKSplit(t *testing.T) {
@@ -445,7 +445,7 @@ func TestGemmKSplit(t *testing.T) {
 			continue
 		}
 		s := *k
-		s.kSplitDepth = 900
+		s.kSplitDepth = 1000
 		kns = append(kns, &s)
 	}
 	if len(kns) == 0 {
@@ -456,7 +456,7 @@ func TestGemmKSplit(t *testing.T) {
 		for _, s := range []struct {
 			m, n, k int
 			tA, tB  bool
-		}{{64, 64, 2700, true, false}, {48, 128, 2700, true, false}, {37, 45, 2701, true, false}, {30, 40, 2699, false, true}} {
+		}{{64, 64, 3200, true, false}, {48, 128, 3200, true, false}, {37, 45, 3201, true, false}, {30, 40, 3199, false, true}} {
 			if c := gemmKChunks(kn, s.m, s.n, s.k); c != 4 {
 				t.Fatalf("%s: m=%d n=%d k=%d: %d depth chunks, want 4", kn.name, s.m, s.n, s.k, c)
 			}
