@@ -261,14 +261,18 @@ func roundUp(a, b int) int { return ceilDiv(a, b) * b }
 // gemmKChunks returns how many depth chunks gemmKSplit cuts a product
 // into, or 1 to run it whole. It depends on the shapes only, never on the
 // thread count, so the result bits do not either. The count is even, so two
-// goroutines get equal shares.
+// goroutines get equal shares, and at most maxKChunks, which bounds the
+// partial products to (maxKChunks-1)*kSplitMaxMN elements (longer chunks
+// beyond that depth).
 func gemmKChunks[T Float](kn *gemmKernel[T], m, n, k int) int {
 	d := kn.kSplitDepth
 	if d <= 0 || k < 2*d || m*n > kn.kSplitMaxMN || gemmFlops(m, n, k) < kn.parMin {
 		return 1
 	}
-	return roundUp(ceilDiv(k, d), 2)
+	return min(roundUp(ceilDiv(k, d), 2), maxKChunks)
 }
+
+const maxKChunks = 16
 
 // gemmKSplit computes C (+)= op(A)·op(B) for m, n, k > 0 as chunks depth
 // chunks: chunk i covers depth [i*k/chunks, (i+1)*k/chunks) and is a serial

@@ -451,6 +451,15 @@ func TestGemmKSplit(t *testing.T) {
 	if len(kns) == 0 {
 		t.Fatal("no kernel splits over depth")
 	}
+	for _, c := range []struct{ m, n, k, want int }{
+		{10, 100, 1999, 1}, {10, 100, 2000, 2}, {10, 100, 4001, 6}, {1, 1000, 100000, 16}, {1, 1001, 100000, 1},
+	} {
+		kn := *kns[0]
+		kn.kSplitDepth, kn.kSplitMaxMN, kn.parMin = 1000, 1000, 0
+		if got := gemmKChunks(&kn, c.m, c.n, c.k); got != c.want {
+			t.Errorf("gemmKChunks(m=%d, n=%d, k=%d) with depth 1000, m*n <= 1000 = %d, want %d", c.m, c.n, c.k, got, c.want)
+		}
+	}
 	rng := rand.New(rand.NewPCG(14, 15))
 	for _, kn := range kns {
 		for _, s := range []struct {
