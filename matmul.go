@@ -242,7 +242,7 @@ func gemmSplit[T Float](kn *gemmKernel[T], threads, m, n, k int) (parts int, spl
 		return 1, false, 0, false
 	}
 	if m >= n {
-		kcb, ncb := gemmBlocks(kn, false, false, n, k)
+		kcb, ncb := gemmBlocks(kn, false, false, n, k) // kcb == k does not depend on the transposes
 		reuseB = kcb == k && ncb >= n
 		per := 1
 		if reuseB {
@@ -280,8 +280,9 @@ const maxKChunks = 16
 // partial product P_i. Then C += P_1, += P_2, ... in chunk order. Chunks
 // run on up to threads goroutines; the sum runs row ranges in parallel.
 //
-// Against gemmSplit's row or column parts, a chunk packs its slice of B
-// once, where every row part packs all of B, and its C stays in cache.
+// Against gemmSplit's parts (each row part reads, and may pack, all of B;
+// each column part all of A), a chunk reads its slices of A and B once, and
+// its C stays in cache.
 func gemmKSplit[T Float](kn *gemmKernel[T], threads, chunks int, transA, transB bool, m, n, k int, a []T, lda int, b []T, ldb int, c []T, ldc int, acc bool) {
 	j := getGemmKJob[T]()
 	partial := j.partial
@@ -638,7 +639,7 @@ func packPanels[T Float](dst, src []T, rows, depth, w, rs, cs int) {
 			for p := range depth {
 				*(*[6]T)(d[p*6:]) = [6]T(s[p*cs:])
 			}
-		case h <= 8: // a short edge panel: copy cuts no corners here
+		case h <= 8: // a short edge panel (the m % mr rows): a loop beats a copy call per k
 			for p := range depth {
 				for r, v := range s[p*cs : p*cs+h] {
 					d[p*w+r] = v
