@@ -138,9 +138,11 @@ func BenchmarkGEMMDirect(b *testing.B) {
 	}
 }
 
-// BenchmarkGEMMSplitK reports GFLOP/s of float32 gemm on the long-depth
-// shapes of BenchmarkGEMM run whole (split by rows or columns, depth=0) and
-// split over depth in chunks of at most 768, 1536 or 3072; the rule in
+// BenchmarkGEMMSplitK reports GFLOP/s and GFLOP/cpu-s of float32 gemm on
+// the long-depth shapes of BenchmarkGEMM run whole (split by rows or
+// columns, depth=0) and split over depth into chunks of at most 1536 or
+// 3072 whatever m*n, each with B packed (inB=false) and, where the shape
+// allows, read in place (inB=true; see directBMaxMF32); the rule in
 // kSplitF32 comes from it.
 func BenchmarkGEMMSplitK(b *testing.B) {
 	kn := kernelFor[float32]()
