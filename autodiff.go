@@ -77,6 +77,14 @@ func (tp *Tape[T]) out(shape []int, inputs ...*Tensor[T]) *Tensor[T] {
 	return tp.newTensor(tp.needsGrad(inputs...), shape)
 }
 
+// outNoZero is out for an op that writes every element of its result
+// before anything reads it: Data is not zeroed (it holds whatever the arena
+// slot held last step); Grad, if any, is zeroed as always, since backward
+// passes accumulate into it.
+func (tp *Tape[T]) outNoZero(shape []int, inputs ...*Tensor[T]) *Tensor[T] {
+	return tp.newTensorNoZero(tp.needsGrad(inputs...), shape)
+}
+
 // needsGrad reports whether an op over inputs must be recorded.
 func (tp *Tape[T]) needsGrad(inputs ...*Tensor[T]) bool {
 	if tp.NoGrad {
@@ -91,6 +99,13 @@ func (tp *Tape[T]) needsGrad(inputs ...*Tensor[T]) bool {
 }
 
 func (tp *Tape[T]) newTensor(grad bool, shape []int) *Tensor[T] {
+	t := tp.newTensorNoZero(grad, shape)
+	clear(t.Data)
+	return t
+}
+
+// newTensorNoZero is newTensor without zeroing Data.
+func (tp *Tape[T]) newTensorNoZero(grad bool, shape []int) *Tensor[T] {
 	n := numel("Tape.New", shape)
 	if tp.npool == len(tp.pool) {
 		tp.pool = append(tp.pool, &Tensor[T]{})
@@ -98,7 +113,11 @@ func (tp *Tape[T]) newTensor(grad bool, shape []int) *Tensor[T] {
 	t := tp.pool[tp.npool]
 	tp.npool++
 	t.Shape = append(t.Shape[:0], shape...)
-	t.Data = grow(t.Data, n)
+	if cap(t.Data) < n {
+		t.Data = make([]T, n)
+	} else {
+		t.Data = t.Data[:n]
+	}
 	if grad {
 		t.Grad = grow(t.Grad[:cap(t.Grad)], n)
 	} else {
