@@ -153,3 +153,109 @@ func TestViTStepDeterministic(t *testing.T) {
 		})
 	}
 }
+
+// layerNormRef64 is LayerNorm and its backward written out in float64
+// from the definition: it returns y and, for output gradient g, dx, dγ, dβ.
+func layerNormRef64(x, gamma, beta, g []float32, rows, d int, eps float64) (y, dx, dg, db []float64) {
+	y, dx = make([]float64, rows*d), make([]float64, rows*d)
+	dg, db = make([]float64, d), make([]float64, d)
+	for i := range rows {
+		xi, gi := x[i*d:(i+1)*d], g[i*d:(i+1)*d]
+		var mu, v float64
+		for _, e := range xi {
+			mu += float64(e)
+		}
+		mu /= float64(d)
+		for _, e := range xi {
+			v += (float64(e) - mu) * (float64(e) - mu)
+		}
+		r := 1 / math.Sqrt(v/float64(d)+eps)
+		var md, mdn float64
+		for k, e := range xi {
+			n := (float64(e) - mu) * r
+			y[i*d+k] = n*float64(gamma[k]) + float64(beta[k])
+			dn := float64(gi[k]) * float64(gamma[k])
+			md += dn / float64(d)
+			mdn += dn * n / float64(d)
+			dg[k] += float64(gi[k]) * n
+			db[k] += float64(gi[k])
+		}
+		for k, e := range xi {
+			n := (float64(e) - mu) * r
+			dx[i*d+k] = r * (float64(gi[k])*float64(gamma[k]) - md - n*mdn)
+		}
+	}
+	return y, dx, dg, db
+}
+
+// TestLayerNormFused checks the LayerNorm kernels against layerNormRef64,
+// with each of x, γ, β with or without a gradient, and that values and
+// gradients are bit-identical for 1, 2 and 3 threads.
+func TestLayerNormFused(t *testing.T) {
+	const eps = 1e-6
+	for _, sz := range ewSizes {
+		rows, d := sz[0], sz[1]
+		rng := rand.New(rand.NewPCG(uint64(rows), uint64(d)))
+		rnd := func(n int, mean float64) []float32 {
+			v := make([]float32, n)
+			for i := range v {
+				v[i] = float32(mean + rng.NormFloat64())
+			}
+			return v
+		}
+		x, gamma, beta, g := rnd(rows*d, 0.5), rnd(d, 1), rnd(d, 0), rnd(rows*d, 0)
+		y64, dx64, dg64, db64 := layerNormRef64(x, gamma, beta, g, rows, d, eps)
+		for mask := 1; mask < 8; mask++ { // bit 0: x has a grad, 1: γ, 2: β
+			var ref [4][]float32
+			for _, th := range []int{1, 2, 3} {
+				mk := func(data []float32, grad bool, shape ...int) *Tensor[float32] {
+					t := New[float32](shape...)
+					copy(t.Data, data)
+					if grad {
+						t.Grad = make([]float32, len(data))
+						for i := range t.Grad {
+							t.Grad[i] = 0.25 // backward adds to what is there
+						}
+					}
+					return t
+				}
+				xt := mk(x, mask&1 != 0, rows, d)
+				gt, bt := mk(gamma, mask&2 != 0, d), mk(beta, mask&4 != 0, d)
+				var got [4][]float32
+				withThreads(th, func() {
+					var tp Tape[float32]
+					yt := tp.LayerNorm(xt, gt, bt, eps)
+					tp.backwardFrom(yt, g)
+					got = [4][]float32{yt.Data, xt.Grad, gt.Grad, bt.Grad}
+				})
+				if th == 1 {
+					ref = got
+					for k, want := range [4][]float64{y64, dx64, dg64, db64} {
+						if got[k] == nil {
+							continue
+						}
+						off := float32(0.25)
+						if k == 0 {
+							off = 0
+						}
+						for i, w := range want {
+							if e := math.Abs(float64(got[k][i]-off) - w); e > 1e-4*(1+math.Abs(w))*math.Sqrt(float64(rows)) {
+								t.Errorf("%dx%d mask %d: output %d elem %d = %v, want %v", rows, d, mask, k, i, got[k][i]-off, w)
+								break
+							}
+						}
+					}
+					continue
+				}
+				for k := range got {
+					for i := range got[k] {
+						if math.Float32bits(got[k][i]) != math.Float32bits(ref[k][i]) {
+							t.Errorf("%dx%d mask %d: output %d elem %d: %d threads %v, 1 thread %v", rows, d, mask, k, i, th, got[k][i], ref[k][i])
+							break
+						}
+					}
+				}
+			}
+		}
+	}
+}
