@@ -4,7 +4,10 @@
 
 package loope
 
-import "fmt"
+import (
+	"fmt"
+	"sync"
+)
 
 // Tape records differentiable ops in creation order and replays their
 // backward functions in reverse. It also owns every tensor its ops create:
@@ -100,7 +103,7 @@ func (tp *Tape[T]) needsGrad(inputs ...*Tensor[T]) bool {
 
 func (tp *Tape[T]) newTensor(grad bool, shape []int) *Tensor[T] {
 	t := tp.newTensorNoZero(grad, shape)
-	clear(t.Data)
+	clearParallel(t.Data)
 	return t
 }
 
@@ -132,9 +135,30 @@ func grow[T Float](buf []T, n int) []T {
 		return make([]T, n)
 	}
 	buf = buf[:n]
-	clear(buf)
+	clearParallel(buf)
 	return buf
 }
+
+// clearParallel zeroes buf, splitting a large buf over threads (memory
+// bandwidth of one core does not saturate the machine's).
+func clearParallel[T Float](buf []T) {
+	if serial(len(buf) / 4) { // clearing is cheap per element: split only big buffers
+		clear(buf)
+		return
+	}
+	pi := poolIndex[T]()
+	j := getJob[clearJob[T]](&clearJobs, pi)
+	j.buf = buf
+	parallelRun(len(buf), 4*parGrain, j)
+	putJob(&clearJobs, pi, j)
+}
+
+// clearJob zeroes buf[lo:hi] (a pooled job: no closure).
+type clearJob[T Float] struct{ buf []T }
+
+var clearJobs [2]sync.Pool // [0] float32, [1] float64
+
+func (j *clearJob[T]) run(lo, hi int) { clear(j.buf[lo:hi]) }
 
 // view returns an arena tensor header of the given shape whose Data and
 // Grad alias x's (Grad is nil in no-grad mode): a zero-copy reshape, needing

@@ -237,7 +237,7 @@ func (tp *Tape[T]) binary(op int, a, b *Tensor[T]) *Tensor[T] {
 	name := binaryNames[op]
 	var buf [8]int
 	shape := broadcastShape(name, a.Shape, b.Shape, buf[:0])
-	out := tp.out(shape, a, b)
+	out := tp.outNoZero(shape, a, b) // every element is written below
 	p := makeBcastPlan(name, a.Shape, b.Shape, out.Shape)
 	if serial(p.outer * p.inner) {
 		binaryRows(op, &p, out.Data, a.Data, b.Data, 0, p.outer)
@@ -245,7 +245,7 @@ func (tp *Tape[T]) binary(op int, a, b *Tensor[T]) *Tensor[T] {
 		pi := poolIndex[T]()
 		j := getJob[binaryJob[T]](&binaryJobs, pi)
 		*j = binaryJob[T]{op: op, plan: p, out: out.Data, a: a.Data, b: b.Data}
-		parallelRun(p.outer, max(1, parGrain/p.inner), j)
+		j.split(p)
 		putJob(&binaryJobs, pi, j)
 	}
 	if out.Grad != nil {
@@ -287,7 +287,7 @@ func (binaryBackward[T]) backward(nd *node[T]) {
 			pi := poolIndex[T]()
 			j := getJob[binaryJob[T]](&binaryJobs, pi)
 			*j = binaryJob[T]{op: op, which: which, plan: p, out: y.Data, a: a.Data, b: b.Data, dx: x.Grad, dy: y.Grad, backward: true}
-			parallelRun(p.outer, max(1, parGrain/p.inner), j)
+			j.split(p)
 			putJob(&binaryJobs, pi, j)
 		} else {
 			binaryGradRows(op, which, &p, x.Grad, y.Grad, a.Data, b.Data, y.Data, 0, p.outer)
@@ -301,12 +301,35 @@ type binaryJob[T Float] struct {
 	op, which         int
 	plan              bcastPlan
 	out, a, b, dx, dy []T
-	backward          bool
+	backward, flat    bool
 }
 
 var binaryJobs [2]sync.Pool // [0] float32, [1] float64
 
+// split runs j over threads: over outer rows, or, when the plan is one
+// run (same shapes, or an operand broadcast whole), over its elements,
+// which then run as rows of their own (j.flat).
+func (j *binaryJob[T]) split(p bcastPlan) {
+	if p.rank == 1 {
+		j.flat = true
+		parallelRun(p.inner, parGrain, j)
+		return
+	}
+	parallelRun(p.outer, max(1, parGrain/p.inner), j)
+}
+
 func (j *binaryJob[T]) run(lo, hi int) {
+	if j.flat { // elements [lo, hi) of the single run
+		sa, sb := j.plan.sa[0], j.plan.sb[0]
+		a, b := j.a[lo*sa:], j.b[lo*sb:]
+		if !j.backward {
+			binaryRun(j.op, j.out[lo:hi], a, sa, b, sb)
+			return
+		}
+		// The operand whose gradient this is has the output's size: stride 1.
+		binaryGradRun(j.op, j.which, j.dx[lo:], 1, j.dy[lo:hi], a, sa, b, sb, j.out[lo:hi])
+		return
+	}
 	if j.backward {
 		binaryGradRows(j.op, j.which, &j.plan, j.dx, j.dy, j.a, j.b, j.out, lo, hi)
 		return
@@ -424,7 +447,7 @@ func (tp *Tape[T]) AddBias(x, b *Tensor[T]) *Tensor[T] {
 
 // Scale returns x·s: x (...) → (...).
 func (tp *Tape[T]) Scale(x *Tensor[T], s float64) *Tensor[T] {
-	out := tp.out(x.Shape, x)
+	out := tp.outNoZero(x.Shape, x)
 	c := T(s)
 	for i, v := range x.Data {
 		out.Data[i] = v * c
@@ -452,7 +475,7 @@ func (scaleBackward[T]) backward(nd *node[T]) {
 
 // AddScalar returns x + s: x (...) → (...).
 func (tp *Tape[T]) AddScalar(x *Tensor[T], s float64) *Tensor[T] {
-	out := tp.out(x.Shape, x)
+	out := tp.outNoZero(x.Shape, x)
 	c := T(s)
 	for i, v := range x.Data {
 		out.Data[i] = v + c
@@ -500,7 +523,7 @@ const (
 // unary runs activation act forward, splitting large tensors over threads,
 // and records unaryBackward with act in nd.ints.
 func (tp *Tape[T]) unary(act int, x *Tensor[T]) *Tensor[T] {
-	out := tp.out(x.Shape, x)
+	out := tp.outNoZero(x.Shape, x) // every kernel writes all of y
 	n := len(x.Data)
 	if serial(n) {
 		unaryForward(act, out.Data, x.Data)

@@ -259,3 +259,93 @@ func TestLayerNormFused(t *testing.T) {
 		}
 	}
 }
+
+// poisonArena fills every arena tensor's Data (to capacity) with NaN, so an
+// op that skips zeroing its output but leaves some of it unwritten shows.
+func poisonArena(tp *Tape[float32]) {
+	for _, p := range tp.pool {
+		d := p.Data[:cap(p.Data)]
+		for i := range d {
+			d[i] = float32(math.NaN())
+		}
+	}
+}
+
+// TestUnzeroedOutputs runs every op whose output skips zeroing, on a tape
+// whose arena was poisoned with NaN, and checks values and gradients
+// against a fresh tape bit for bit.
+func TestUnzeroedOutputs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	x := NewParam[float32](3, 4, 5).FillNormal(rng, 0, 1)
+	w := NewParam[float32](6, 5).FillNormal(rng, 0, 1)
+	bias := NewParam[float32](6).FillNormal(rng, 0, 1)
+	gamma := NewParam[float32](6).FillNormal(rng, 1, 0.1)
+	beta := NewParam[float32](6).FillNormal(rng, 0, 1)
+	run := func(tp *Tape[float32]) []float32 {
+		tp.Reset()
+		ZeroGrad([]*Tensor[float32]{x, w, bias, gamma, beta})
+		h := tp.LayerNorm(tp.Linear(x, w, bias), gamma, beta, 1e-5) // (3, 4, 6)
+		h = tp.Concat(1, tp.Slice(h, 1, 1, 3), tp.Gather(h, 1, []int{3, 0, 0}))
+		h = tp.Permute(h, 2, 0, 1)                   // (6, 3, 5)
+		h = tp.Transpose(tp.Scale(h, 0.5), 1, 2)     // (6, 5, 3)
+		h = tp.Mul(tp.AddScalar(h, 0.25), tp.Exp(h)) // same shapes
+		h = tp.Div(tp.Sub(tp.Sigmoid(h), tp.GELU(h)), tp.AddScalar(tp.Tanh(h), 3))
+		loss := tp.Mean(tp.Mul(h, h))
+		tp.Backward(loss)
+		out := append([]float32(nil), h.Data...)
+		for _, p := range []*Tensor[float32]{x, w, bias, gamma, beta} {
+			out = append(out, p.Grad...)
+		}
+		return out
+	}
+	var fresh Tape[float32]
+	ref := run(&fresh)
+	var reused Tape[float32]
+	run(&reused)
+	poisonArena(&reused)
+	got := run(&reused)
+	for i := range ref {
+		if math.IsNaN(float64(ref[i])) || math.Float32bits(got[i]) != math.Float32bits(ref[i]) {
+			t.Fatalf("element %d: %v on a poisoned arena, %v on a fresh tape", i, got[i], ref[i])
+		}
+	}
+}
+
+// TestBinaryFlatSplit checks the element split of same-shape and
+// scalar-broadcast binary ops (parallel, 2 and 3 threads) against the
+// single-run path (1 thread), bit for bit, forward and backward.
+func TestBinaryFlatSplit(t *testing.T) {
+	const n = 2*parGrain + 37 // odd, above the serial cut
+	rng := rand.New(rand.NewPCG(9, 9))
+	for op := range binaryNames {
+		for _, bShape := range [][]int{{n}, {1}} {
+			a := NewParam[float32](n).FillNormal(rng, 0, 1)
+			b := NewParam[float32](bShape...).FillNormal(rng, 2, 0.1)
+			g := make([]float32, n)
+			for i := range g {
+				g[i] = float32(rng.NormFloat64())
+			}
+			var ref []float32
+			for _, th := range []int{1, 2, 3} {
+				var got []float32
+				withThreads(th, func() {
+					ZeroGrad([]*Tensor[float32]{a, b})
+					var tp Tape[float32]
+					y := tp.binary(op, a, b)
+					tp.backwardFrom(y, g)
+					got = append(append(append([]float32(nil), y.Data...), a.Grad...), b.Grad...)
+				})
+				if th == 1 {
+					ref = got
+					continue
+				}
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(ref[i]) {
+						t.Errorf("%s b%v: %d threads element %d %v, 1 thread %v", binaryNames[op], bShape, th, i, got[i], ref[i])
+						break
+					}
+				}
+			}
+		}
+	}
+}

@@ -78,7 +78,7 @@ func (tp *Tape[T]) permute(op string, x *Tensor[T], perm []int) *Tensor[T] {
 		seen[p] = true
 		shape[k] = x.Shape[p]
 	}
-	out := tp.out(shape[:r], x)
+	out := tp.outNoZero(shape[:r], x) // the copy writes every element
 	permuteCopy(x.Shape, perm, out.Data, x.Data, false)
 	if out.Grad != nil {
 		nd := tp.record(permuteBackward[T]{}, out, x)
@@ -215,7 +215,7 @@ func (tp *Tape[T]) Concat(axis int, xs ...*Tensor[T]) *Tensor[T] {
 	var buf [8]int
 	shape := append(buf[:0], x0.Shape...)
 	shape[axis] = total
-	out := tp.out(shape, xs...)
+	out := tp.outNoZero(shape, xs...) // the blocks below tile the output
 	outer, inner := splitAt(x0.Shape, axis)
 	row := total * inner // output row length
 	off := 0
@@ -266,7 +266,7 @@ func (tp *Tape[T]) Slice(x *Tensor[T], axis, start, end int) *Tensor[T] {
 	var buf [8]int
 	shape := append(buf[:0], x.Shape...)
 	shape[axis] = end - start
-	out := tp.out(shape, x)
+	out := tp.outNoZero(shape, x) // the copies below write every element
 	outer, inner := splitAt(x.Shape, axis)
 	w := (end - start) * inner
 	for o := range outer {
@@ -335,7 +335,7 @@ func (tp *Tape[T]) Gather(x *Tensor[T], axis int, idx []int) *Tensor[T] {
 	var buf [8]int
 	shape := append(buf[:0], x.Shape...)
 	shape[axis] = len(idx)
-	out := tp.out(shape, x)
+	out := tp.outNoZero(shape, x) // the copies below write every element
 	outer, inner := splitAt(x.Shape, axis)
 	m := len(idx)
 	for o := range outer {
