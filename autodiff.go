@@ -196,6 +196,22 @@ func (tp *Tape[T]) scratch(n int) []T {
 	return b
 }
 
+// scratchNoZero is scratch for a buffer the op writes in full before
+// reading: its contents are left from the last step.
+func (tp *Tape[T]) scratchNoZero(n int) []T {
+	if tp.nbufs == len(tp.bufs) {
+		tp.bufs = append(tp.bufs, nil)
+	}
+	b := tp.bufs[tp.nbufs]
+	if cap(b) < n {
+		b = make([]T, n)
+	}
+	b = b[:n]
+	tp.bufs[tp.nbufs] = b
+	tp.nbufs++
+	return b
+}
+
 // record appends an op whose backward pass is op; out must already hold the
 // forward result. It returns the node so the op can attach attributes.
 // Callers record only when out.Grad != nil.

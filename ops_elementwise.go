@@ -521,27 +521,37 @@ const (
 )
 
 // unary runs activation act forward, splitting large tensors over threads,
-// and records unaryBackward with act in nd.ints.
+// and records unaryBackward with act in nd.ints. A recording float32 GELU
+// also stores its derivative (geluDeriv32) in nd.saved[0], so that the
+// backward is one multiply-add instead of a second evaluation of Φ and φ.
 func (tp *Tape[T]) unary(act int, x *Tensor[T]) *Tensor[T] {
 	out := tp.outNoZero(x.Shape, x) // every kernel writes all of y
 	n := len(x.Data)
+	var der []T
+	if _, f32 := any(x.Data).([]float32); f32 && act == actGELU && out.Grad != nil {
+		der = tp.scratchNoZero(n) // geluDeriv32 writes all of it
+	}
 	if serial(n) {
-		unaryForward(act, out.Data, x.Data)
+		unaryForwardDer(act, out.Data, der, x.Data)
 	} else {
 		pi := poolIndex[T]()
 		j := getJob[unaryJob[T]](&unaryJobs, pi)
-		*j = unaryJob[T]{act: act, y: out.Data, x: x.Data}
-		parallelRun(n, parGrain, j)
+		*j = unaryJob[T]{act: act, y: out.Data, x: x.Data, der: der, n: n}
+		parallelRun((n+7)/8, parGrain/8, j)
 		putJob(&unaryJobs, pi, j)
 	}
 	if out.Grad != nil {
 		nd := tp.record(unaryBackward[T]{}, out, x)
 		nd.ints = append(nd.ints, act)
+		if der != nil {
+			nd.saved = append(nd.saved, der)
+		}
 	}
 	return out
 }
 
-// unaryBackward adds f'·dy into dx through the activation's backward kernel.
+// unaryBackward adds f'·dy into dx through the activation's backward
+// kernel, or, when the forward saved f' (der), as dx += der·dy.
 type unaryBackward[T Float] struct{}
 
 func (unaryBackward[T]) backward(nd *node[T]) {
@@ -550,33 +560,65 @@ func (unaryBackward[T]) backward(nd *node[T]) {
 		return
 	}
 	act, n := nd.ints[0], len(x.Data)
+	var der []T
+	if len(nd.saved) > 0 {
+		der = nd.saved[0]
+	}
 	if serial(n) {
-		unaryGrad(act, x.Grad, y.Grad, x.Data, y.Data)
+		unaryGradDer(act, x.Grad, y.Grad, x.Data, y.Data, der)
 		return
 	}
 	pi := poolIndex[T]()
 	j := getJob[unaryJob[T]](&unaryJobs, pi)
-	*j = unaryJob[T]{act: act, y: y.Data, x: x.Data, dx: x.Grad, dy: y.Grad, backward: true}
-	parallelRun(n, parGrain, j)
+	*j = unaryJob[T]{act: act, y: y.Data, x: x.Data, dx: x.Grad, dy: y.Grad, der: der, n: n, backward: true}
+	parallelRun((n+7)/8, parGrain/8, j)
 	putJob(&unaryJobs, pi, j)
 }
 
 // unaryJob runs an activation's forward (or, with backward set, its
-// gradient) on elements [lo, hi) (a pooled job: no closure).
+// gradient) on blocks [lo, hi) of eight elements (a pooled job: no
+// closure). der is the saved derivative, or nil. Chunks of whole blocks
+// keep every element on the same path (the eight-lane assembly or the Go
+// tail of the float32 kernels) whatever the thread count.
 type unaryJob[T Float] struct {
-	act          int
-	y, x, dx, dy []T
-	backward     bool
+	act               int
+	y, x, dx, dy, der []T
+	n                 int
+	backward          bool
 }
 
 var unaryJobs [2]sync.Pool // [0] float32, [1] float64
 
 func (j *unaryJob[T]) run(lo, hi int) {
+	lo, hi = 8*lo, min(8*hi, j.n)
+	var der []T
+	if j.der != nil {
+		der = j.der[lo:hi]
+	}
 	if j.backward {
-		unaryGrad(j.act, j.dx[lo:hi], j.dy[lo:hi], j.x[lo:hi], j.y[lo:hi])
+		unaryGradDer(j.act, j.dx[lo:hi], j.dy[lo:hi], j.x[lo:hi], j.y[lo:hi], der)
 		return
 	}
-	unaryForward(j.act, j.y[lo:hi], j.x[lo:hi])
+	unaryForwardDer(j.act, j.y[lo:hi], der, j.x[lo:hi])
+}
+
+// unaryForwardDer is unaryForward, which with der != nil (float32 GELU
+// only) also fills der with the derivative.
+func unaryForwardDer[T Float](act int, y, der, x []T) {
+	if der != nil {
+		geluDeriv32(any(y).([]float32), any(der).([]float32), any(x).([]float32))
+		return
+	}
+	unaryForward(act, y, x)
+}
+
+// unaryGradDer is unaryGrad, which with der != nil adds der·dy instead.
+func unaryGradDer[T Float](act int, dx, dy, x, y, der []T) {
+	if der != nil {
+		mulAdd32(any(dx).([]float32), any(der).([]float32), any(dy).([]float32))
+		return
+	}
+	unaryGrad(act, dx, dy, x, y)
 }
 
 // unaryForward fills y = f(x) for activation act.
