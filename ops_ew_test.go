@@ -386,3 +386,53 @@ func TestGELUSavedDerivative(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkLayerNormSmall times the LayerNorm forward and backward of the
+// small preset (B = 64, N = 197, D = 64) on the current thread count.
+func BenchmarkLayerNormSmall(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := NewParam[float32](64, 197, 64).FillNormal(rng, 0, 1)
+	gamma := NewParam[float32](64).FillNormal(rng, 1, 0.1)
+	beta := NewParam[float32](64).FillNormal(rng, 0, 1)
+	g := make([]float32, len(x.Data))
+	for i := range g {
+		g[i] = float32(rng.NormFloat64())
+	}
+	var tp Tape[float32]
+	for b.Loop() {
+		tp.Reset()
+		tp.backwardFrom(tp.LayerNorm(x, gamma, beta, 1e-6), g)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(g)), "ns/elem")
+}
+
+// TestTransposeSplit checks the batch split of the tiled transpose
+// (forward and backward) against the definition, for 1, 2 and 3 threads.
+func TestTransposeSplit(t *testing.T) {
+	const b, m, n = 40, 33, 29 // b·m·n ≥ 2·parGrain: the parallel path
+	rng := rand.New(rand.NewPCG(4, 4))
+	x := NewParam[float32](b, m, n).FillNormal(rng, 0, 1)
+	g := make([]float32, b*m*n)
+	for i := range g {
+		g[i] = float32(rng.NormFloat64())
+	}
+	for _, th := range []int{1, 2, 3} {
+		withThreads(th, func() {
+			ZeroGrad([]*Tensor[float32]{x})
+			var tp Tape[float32]
+			y := tp.Transpose(x, 1, 2) // (b, n, m)
+			tp.backwardFrom(y, g)
+			for bi := range b {
+				for i := range m {
+					for c := range n {
+						src, dst := (bi*m+i)*n+c, (bi*n+c)*m+i
+						if y.Data[dst] != x.Data[src] || x.Grad[src] != g[dst] {
+							t.Fatalf("threads %d: item %d (%d, %d): y %v grad %v, want %v %v",
+								th, bi, i, c, y.Data[dst], x.Grad[src], x.Data[src], g[dst])
+						}
+					}
+				}
+			}
+		})
+	}
+}

@@ -165,42 +165,58 @@ func (j *layerNormGradJob[T]) run(lo, hi int) {
 			clear(pb)
 		}
 		for i := k * j.rows / j.chunks; i < (k+1)*j.rows/j.chunks; i++ {
-			xi, dyi := j.x[i*d:(i+1)*d], j.dy[i*d:(i+1)*d]
-			dyi = dyi[:len(xi)]
-			m, r := j.mean[i], j.rstd[i]
-			if pg != nil {
-				for c, v := range xi {
-					pg[c] += dyi[c] * ((v - m) * r)
-				}
-			}
-			if pb != nil {
-				addTo(pb, dyi)
-			}
-			if j.dx == nil {
-				continue
-			}
-			// Σ dn and Σ dn⊙n in float64, two partial sums each.
-			var sd0, sd1, sdn0, sdn1 float64
-			c := 0
-			for ; c+2 <= len(xi); c += 2 {
-				dn0, dn1 := dyi[c]*gamma[c], dyi[c+1]*gamma[c+1]
-				sd0, sd1 = sd0+float64(dn0), sd1+float64(dn1)
-				sdn0 += float64(dn0 * (xi[c] - m) * r)
-				sdn1 += float64(dn1 * (xi[c+1] - m) * r)
-			}
-			if c < len(xi) {
-				dn := dyi[c] * gamma[c]
-				sd0 += float64(dn)
-				sdn0 += float64(dn * (xi[c] - m) * r)
-			}
-			md, mdn := T((sd0+sd1)/float64(d)), T((sdn0+sdn1)/float64(d))
-			dxi := j.dx[i*d : (i+1)*d]
-			dxi = dxi[:len(xi)]
-			for c, v := range xi {
-				n := (v - m) * r
-				dxi[c] += (dyi[c]*gamma[c] - md - n*mdn) * r
-			}
+			j.row(i, gamma, pg, pb)
 		}
+	}
+}
+
+// row runs the backward of row i: it adds the row's terms into the partial
+// sums pg and pb (either may be nil) and, if dx is set, into dx, in two
+// passes over the row. Σ dn and Σ dn⊙n accumulate in float64, in two
+// partial sums each.
+func (j *layerNormGradJob[T]) row(i int, gamma, pg, pb []T) {
+	d := j.d
+	xi, dyi := j.x[i*d:(i+1)*d], j.dy[i*d:(i+1)*d]
+	dyi, gamma = dyi[:len(xi)], gamma[:len(xi)]
+	m, r := j.mean[i], j.rstd[i]
+	switch {
+	case pg != nil && pb != nil:
+		pg, pb = pg[:len(xi)], pb[:len(xi)]
+		for c, v := range xi {
+			g := dyi[c]
+			pg[c] += g * ((v - m) * r)
+			pb[c] += g
+		}
+	case pg != nil:
+		pg = pg[:len(xi)]
+		for c, v := range xi {
+			pg[c] += dyi[c] * ((v - m) * r)
+		}
+	case pb != nil:
+		addTo(pb, dyi)
+	}
+	if j.dx == nil {
+		return
+	}
+	var sd0, sd1, sdn0, sdn1 float64
+	c := 0
+	for ; c+2 <= len(xi); c += 2 {
+		dn0, dn1 := dyi[c]*gamma[c], dyi[c+1]*gamma[c+1]
+		sd0, sd1 = sd0+float64(dn0), sd1+float64(dn1)
+		sdn0 += float64(dn0 * (xi[c] - m) * r)
+		sdn1 += float64(dn1 * (xi[c+1] - m) * r)
+	}
+	if c < len(xi) {
+		dn := dyi[c] * gamma[c]
+		sd0 += float64(dn)
+		sdn0 += float64(dn * (xi[c] - m) * r)
+	}
+	md, mdn := T((sd0+sd1)/float64(d)), T((sdn0+sdn1)/float64(d))
+	dxi := j.dx[i*d : (i+1)*d]
+	dxi = dxi[:len(xi)]
+	for c, v := range xi {
+		n := (v - m) * r
+		dxi[c] += (dyi[c]*gamma[c] - md - n*mdn) * r
 	}
 }
 
