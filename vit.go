@@ -311,7 +311,10 @@ func (m *ViT[T]) Forward(tp *Tape[T], img *Tensor[T]) *Tensor[T] {
 		x = tp.Add(x, y)
 		x = m.PE.AfterBlock(tp, i, x)
 	}
+	// timm: norm over all tokens, then pool = x[:, 0]. LayerNorm acts on
+	// each token alone, so normalising only the CLS token is the same
+	// result with 1/N of the work (and no gradient rows of zeros).
+	x = tp.Reshape(tp.Slice(x, 1, 0, 1), b, d)
 	x = tp.LayerNorm(x, m.NormW, m.NormB, cfg.Eps)
-	x = tp.Reshape(tp.Slice(x, 1, 0, 1), b, d) // pool = x[:, 0]
 	return tp.Linear(x, m.HeadW, m.HeadB)
 }
