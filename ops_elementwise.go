@@ -531,15 +531,7 @@ func (tp *Tape[T]) unary(act int, x *Tensor[T]) *Tensor[T] {
 	if _, f32 := any(x.Data).([]float32); f32 && act == actGELU && out.Grad != nil {
 		der = tp.scratchNoZero(n) // geluDeriv32 writes all of it
 	}
-	if serial(n) {
-		unaryForwardDer(act, out.Data, der, x.Data)
-	} else {
-		pi := poolIndex[T]()
-		j := getJob[unaryJob[T]](&unaryJobs, pi)
-		*j = unaryJob[T]{act: act, y: out.Data, x: x.Data, der: der, n: n}
-		parallelRun((n+7)/8, parGrain/8, j)
-		putJob(&unaryJobs, pi, j)
-	}
+	unaryRun(act, out.Data, der, x.Data)
 	if out.Grad != nil {
 		nd := tp.record(unaryBackward[T]{}, out, x)
 		nd.ints = append(nd.ints, act)
@@ -548,6 +540,21 @@ func (tp *Tape[T]) unary(act int, x *Tensor[T]) *Tensor[T] {
 		}
 	}
 	return out
+}
+
+// unaryRun fills y = f(x) for activation act (and der = f'(x) if der is
+// not nil; GELU only), splitting large tensors over threads.
+func unaryRun[T Float](act int, y, der, x []T) {
+	n := len(x)
+	if serial(n) {
+		unaryForwardDer(act, y, der, x)
+		return
+	}
+	pi := poolIndex[T]()
+	j := getJob[unaryJob[T]](&unaryJobs, pi)
+	*j = unaryJob[T]{act: act, y: y, x: x, der: der, n: n}
+	parallelRun((n+7)/8, parGrain/8, j)
+	putJob(&unaryJobs, pi, j)
 }
 
 // unaryBackward adds f'·dy into dx through the activation's backward
@@ -602,23 +609,40 @@ func (j *unaryJob[T]) run(lo, hi int) {
 	unaryForwardDer(j.act, j.y[lo:hi], der, j.x[lo:hi])
 }
 
-// unaryForwardDer is unaryForward, which with der != nil (float32 GELU
-// only) also fills der with the derivative.
+// unaryForwardDer is unaryForward, which with der != nil (GELU only) also
+// fills der with the derivative.
 func unaryForwardDer[T Float](act int, y, der, x []T) {
-	if der != nil {
-		geluDeriv32(any(y).([]float32), any(der).([]float32), any(x).([]float32))
+	if der == nil {
+		unaryForward(act, y, x)
 		return
 	}
-	unaryForward(act, y, x)
+	if x32, ok := any(x).([]float32); ok {
+		geluDeriv32(any(y).([]float32), any(der).([]float32), x32)
+		return
+	}
+	geluForward(y, x)
+	const invSqrt2Pi = 0.3989422804014327 // 1/√(2π)
+	der = der[:len(x)]
+	for i, v := range x {
+		f := float64(v)
+		der[i] = T(0.5*(1+math.Erf(f/math.Sqrt2)) + f*invSqrt2Pi*math.Exp(-0.5*f*f))
+	}
 }
 
 // unaryGradDer is unaryGrad, which with der != nil adds der·dy instead.
 func unaryGradDer[T Float](act int, dx, dy, x, y, der []T) {
-	if der != nil {
-		mulAdd32(any(dx).([]float32), any(der).([]float32), any(dy).([]float32))
+	if der == nil {
+		unaryGrad(act, dx, dy, x, y)
 		return
 	}
-	unaryGrad(act, dx, dy, x, y)
+	if dx32, ok := any(dx).([]float32); ok {
+		mulAdd32(dx32, any(der).([]float32), any(dy).([]float32))
+		return
+	}
+	dy, der = dy[:len(dx)], der[:len(dx)]
+	for i, g := range dy {
+		dx[i] += der[i] * g
+	}
 }
 
 // unaryForward fills y = f(x) for activation act.
@@ -711,6 +735,100 @@ func geluBackward[T Float](dx, dy, x, y []T) {
 		}
 		pdf := invSqrt2Pi * math.Exp(-0.5*f*f)
 		dx[i] += T(cdf+f*pdf) * dy[i]
+	}
+}
+
+// linearGELU returns GELU(x·wᵀ + bias), the fc1 and activation of the ViT
+// MLP as one op: x (..., In), w (Out, In), bias (Out) → (..., Out). Its
+// values and gradients have the bits of tp.GELU(tp.Linear(x, w, bias)),
+// but the pre-activation lives in scratch and carries no gradient: the
+// backward overwrites it with g = GELU'·dy (no buffer to zero, nothing to
+// accumulate into) and sums the bias gradient as it forms g.
+func (tp *Tape[T]) linearGELU(x, w, bias *Tensor[T]) *Tensor[T] {
+	if bias == nil || len(x.Shape) < 1 || len(w.Shape) != 2 || x.Dim(-1) != w.Shape[1] ||
+		len(bias.Shape) != 1 || bias.Shape[0] != w.Shape[0] {
+		panic(fmt.Sprintf("loope: linearGELU: shape mismatch x %v, w %v, bias %v", x.Shape, w.Shape, shapeOrNil(bias)))
+	}
+	nOut, nIn := w.Shape[0], w.Shape[1]
+	m := numel("linearGELU", x.Shape[:len(x.Shape)-1])
+	var buf [8]int
+	shape := append(append(buf[:0], x.Shape[:len(x.Shape)-1]...), nOut)
+	out := tp.outNoZero(shape, x, w, bias) // the activation writes every element
+	pre := tp.scratchNoZero(m * nOut)      // x·wᵀ + bias: the bias fill writes every element
+	biasFill(pre, bias.Data, m, nOut)
+	gemm(false, true, m, nOut, nIn, x.Data, max(nIn, 1), w.Data, max(nIn, 1), pre, max(nOut, 1), true)
+	var der []T
+	if out.Grad != nil {
+		der = tp.scratchNoZero(m * nOut) // GELU'(pre), written in full below
+	}
+	unaryRun(actGELU, out.Data, der, pre)
+	if out.Grad != nil {
+		nd := tp.record(linearGELUBackward[T]{}, out, x, w, bias)
+		nd.ints = append(nd.ints, m, nOut, nIn)
+		nd.saved = append(nd.saved, pre, der, tp.scratchNoZero(rowChunks(m, nOut)*nOut))
+	}
+	return out
+}
+
+// linearGELUBackward: g = GELU'(pre)⊙dy (into pre's storage), then as
+// Linear: dx += g·w, dw += gᵀ·x, dbias += Σ_rows g, the last summed per
+// fixed row chunk (rowChunks) while g is formed, then in chunk order.
+type linearGELUBackward[T Float] struct{}
+
+func (linearGELUBackward[T]) backward(nd *node[T]) {
+	x, w, bias, y := nd.in[0], nd.in[1], nd.in[2], nd.out
+	m, nOut, nIn := nd.ints[0], nd.ints[1], nd.ints[2]
+	g, der, part := nd.saved[0], nd.saved[1], nd.saved[2]
+	if m == 0 || nOut == 0 {
+		return
+	}
+	c := rowChunks(m, nOut)
+	if bias.Grad == nil {
+		part = nil
+	}
+	pi := poolIndex[T]()
+	j := getJob[geluLinearGradJob[T]](&geluLinearGradJobs, pi)
+	*j = geluLinearGradJob[T]{g: g, der: der, dy: y.Grad, part: part, m: m, n: nOut, chunks: c}
+	if serial(m * nOut) {
+		j.run(0, c)
+	} else {
+		parallelRun(c, 1, j)
+	}
+	putJob(&geluLinearGradJobs, pi, j)
+	for k := range c {
+		if part != nil {
+			addTo(bias.Grad[:nOut], part[k*nOut:(k+1)*nOut])
+		}
+	}
+	if x.Grad != nil {
+		gemm(false, false, m, nIn, nOut, g, max(nOut, 1), w.Data, max(nIn, 1), x.Grad, max(nIn, 1), true)
+	}
+	if w.Grad != nil {
+		gemm(true, false, nOut, nIn, m, g, max(nOut, 1), x.Data, max(nIn, 1), w.Grad, max(nIn, 1), true)
+	}
+}
+
+// geluLinearGradJob forms g = der⊙dy on row chunks [lo, hi) of the
+// (m, n) rows and, if part is set, sets each chunk's row of part to the
+// chunk's column sums of g (a pooled job: no closure).
+type geluLinearGradJob[T Float] struct {
+	g, der, dy, part []T
+	m, n, chunks     int
+}
+
+var geluLinearGradJobs [2]sync.Pool // [0] float32, [1] float64
+
+func (j *geluLinearGradJob[T]) run(lo, hi int) {
+	n := j.n
+	for k := lo; k < hi; k++ {
+		a, b := k*j.m/j.chunks*n, (k+1)*j.m/j.chunks*n
+		g, der, dy := j.g[a:b], j.der[a:b], j.dy[a:b]
+		for i, v := range dy {
+			g[i] = der[i] * v
+		}
+		if j.part != nil && b > a {
+			sumRows(j.part[k*n:(k+1)*n], g, n)
+		}
 	}
 }
 

@@ -508,3 +508,76 @@ func TestAdamFlatSplit(t *testing.T) {
 		}
 	}
 }
+
+// TestLinearGELUFused checks linearGELU against tp.GELU(tp.Linear(...)):
+// the same bits for the value and every gradient (float32, 1, 2 and 3
+// threads, a poisoned arena on reuse, and on a no-grad tape), and a
+// float64 central-difference gradient check.
+func TestLinearGELUFused(t *testing.T) {
+	for _, sz := range [][3]int{{1, 1, 1}, {3, 5, 7}, {37, 13, 9}, {544, 64, 128}, {1000, 16, 67}} {
+		m, nIn, nOut := sz[0], sz[1], sz[2]
+		rng := rand.New(rand.NewPCG(uint64(m), uint64(nOut)))
+		x := NewParam[float32](m, nIn).FillNormal(rng, 0, 1)
+		w := NewParam[float32](nOut, nIn).FillNormal(rng, 0, 0.5)
+		bias := NewParam[float32](nOut).FillNormal(rng, 0, 1)
+		dy := make([]float32, m*nOut)
+		for i := range dy {
+			dy[i] = float32(rng.NormFloat64())
+		}
+		ps := []*Tensor[float32]{x, w, bias}
+		run := func(tp *Tape[float32], fused bool) []float32 {
+			tp.Reset()
+			ZeroGrad(ps)
+			var y *Tensor[float32]
+			if fused {
+				y = tp.linearGELU(x, w, bias)
+			} else {
+				y = tp.GELU(tp.Linear(x, w, bias))
+			}
+			out := append([]float32(nil), y.Data...)
+			if y.Grad != nil {
+				tp.backwardFrom(y, dy)
+				for _, p := range ps {
+					out = append(out, p.Grad...)
+				}
+			}
+			return out
+		}
+		var ref []float32
+		withThreads(1, func() {
+			var tp Tape[float32]
+			ref = run(&tp, false)
+		})
+		same := func(what string, got []float32, n int) {
+			if len(got) != n {
+				t.Fatalf("%v %s: %d values, want %d", sz, what, len(got), n)
+			}
+			for i := range got {
+				if math.Float32bits(got[i]) != math.Float32bits(ref[i]) {
+					t.Errorf("%v %s: element %d differs from GELU(Linear)", sz, what, i)
+					return
+				}
+			}
+		}
+		for _, th := range []int{1, 2, 3} {
+			withThreads(th, func() {
+				var tp Tape[float32]
+				same("threads "+string(rune('0'+th)), run(&tp, true), len(ref))
+				poisonArena(&tp)
+				for i := range tp.bufs {
+					b := tp.bufs[i][:cap(tp.bufs[i])]
+					for k := range b {
+						b[k] = float32(math.NaN())
+					}
+				}
+				same("poisoned, threads "+string(rune('0'+th)), run(&tp, true), len(ref))
+			})
+		}
+		tp := Tape[float32]{NoGrad: true}
+		same("no-grad", run(&tp, true), m*nOut)
+	}
+	checkGradCase(t, gradCase{name: "linearGELU", shapes: [][]int{{2, 3, 4}, {5, 4}, {5}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.linearGELU(in[0], in[1], in[2])
+		}}, 11)
+}

@@ -307,7 +307,7 @@ func (m *ViT[T]) Forward(tp *Tape[T], img *Tensor[T]) *Tensor[T] {
 		x = tp.Add(x, tp.Linear(a, blk.ProjW, blk.ProjB))
 		// MLP.
 		y = tp.LayerNorm(x, blk.Norm2W, blk.Norm2B, cfg.Eps)
-		y = tp.Linear(tp.GELU(tp.Linear(y, blk.FC1W, blk.FC1B)), blk.FC2W, blk.FC2B)
+		y = tp.Linear(tp.linearGELU(y, blk.FC1W, blk.FC1B), blk.FC2W, blk.FC2B) // fc2(GELU(fc1(y)))
 		x = tp.Add(x, y)
 		x = m.PE.AfterBlock(tp, i, x)
 	}
