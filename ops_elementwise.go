@@ -832,6 +832,43 @@ func (j *geluLinearGradJob[T]) run(lo, hi int) {
 	}
 }
 
+// linearAdd returns x + (a·wᵀ + bias), a residual connection around a
+// Linear: x (..., Out), a (..., In), w (Out, In), bias (Out) → (..., Out).
+// Its values and gradients have the bits of tp.Add(x, tp.Linear(a, w,
+// bias)), but the Linear's result carries no gradient of its own: the Add
+// records only x's gradient, and a second node runs linearBackward
+// straight on the sum's gradient, which is the Linear's. That saves
+// zeroing one gradient buffer and copying the sum's gradient into it.
+// When x has no gradient (so the sum would have none from x), it is the
+// plain Add of a Linear.
+func (tp *Tape[T]) linearAdd(x, a, w, bias *Tensor[T]) *Tensor[T] {
+	if bias == nil || x.Grad == nil || tp.NoGrad {
+		return tp.Add(x, tp.Linear(a, w, bias))
+	}
+	ok := len(a.Shape) >= 1 && len(w.Shape) == 2 && a.Dim(-1) == w.Shape[1] && len(bias.Shape) == 1 &&
+		bias.Shape[0] == w.Shape[0] && len(x.Shape) == len(a.Shape) && x.Dim(-1) == w.Shape[0]
+	for k := 0; ok && k < len(x.Shape)-1; k++ {
+		ok = x.Shape[k] == a.Shape[k]
+	}
+	if !ok {
+		panic(fmt.Sprintf("loope: linearAdd: shape mismatch x %v, a %v, w %v, bias %v", x.Shape, a.Shape, w.Shape, bias.Shape))
+	}
+	nOut, nIn := w.Shape[0], w.Shape[1]
+	m := numel("linearAdd", a.Shape[:len(a.Shape)-1])
+	lin := tp.newTensorNoZero(false, x.Shape) // a·wᵀ + bias, no gradient; the bias fill writes every element
+	biasFill(lin.Data, bias.Data, m, nOut)
+	gemm(false, true, m, nOut, nIn, a.Data, max(nIn, 1), w.Data, max(nIn, 1), lin.Data, max(nOut, 1), true)
+	out := tp.binary(opAdd, x, lin) // records x's gradient (the sum has one: x has)
+	if tp.needsGrad(a, w, bias) {
+		nd := tp.record(linearBackward[T]{}, out, a, w, bias) // d(a·wᵀ + bias) = d(out)
+		nd.ints = append(nd.ints, m, nOut, nIn)
+		if bias.Grad != nil {
+			nd.saved = append(nd.saved, tp.scratch(rowChunks(m, nOut)*nOut))
+		}
+	}
+	return out
+}
+
 // ReLU returns max(x, 0). x (...) → (...).
 func (tp *Tape[T]) ReLU(x *Tensor[T]) *Tensor[T] {
 	return tp.unary(actReLU, x)

@@ -581,3 +581,82 @@ func TestLinearGELUFused(t *testing.T) {
 			return tp.linearGELU(in[0], in[1], in[2])
 		}}, 11)
 }
+
+// TestLinearAddFused checks linearAdd against tp.Add(x, tp.Linear(a, w,
+// bias)): the same bits for the value and every gradient (float32; 1, 2
+// and 3 threads; a poisoned arena on reuse; a no-grad tape; x, a or w
+// without a gradient), and a float64 central-difference gradient check.
+func TestLinearAddFused(t *testing.T) {
+	for _, sz := range [][3]int{{1, 1, 1}, {3, 5, 7}, {37, 13, 9}, {544, 128, 64}, {1000, 67, 16}} {
+		m, nIn, nOut := sz[0], sz[1], sz[2]
+		rng := rand.New(rand.NewPCG(uint64(m), uint64(nIn)))
+		x := NewParam[float32](m, nOut).FillNormal(rng, 0, 1)
+		a := NewParam[float32](m, nIn).FillNormal(rng, 0, 1)
+		w := NewParam[float32](nOut, nIn).FillNormal(rng, 0, 0.5)
+		bias := NewParam[float32](nOut).FillNormal(rng, 0, 1)
+		dy := make([]float32, m*nOut)
+		for i := range dy {
+			dy[i] = float32(rng.NormFloat64())
+		}
+		for mask := range 4 { // bit 0: x without gradient, bit 1: a and w without
+			ps := []*Tensor[float32]{x, a, w, bias}
+			for _, p := range ps {
+				p.Grad = make([]float32, len(p.Data))
+			}
+			if mask&1 != 0 {
+				x.Grad = nil
+			}
+			if mask&2 != 0 {
+				a.Grad, w.Grad = nil, nil
+			}
+			run := func(tp *Tape[float32], fused bool) []float32 {
+				tp.Reset()
+				ZeroGrad(ps)
+				var y *Tensor[float32]
+				if fused {
+					y = tp.linearAdd(x, a, w, bias)
+				} else {
+					y = tp.Add(x, tp.Linear(a, w, bias))
+				}
+				out := append([]float32(nil), y.Data...)
+				if y.Grad != nil {
+					tp.backwardFrom(y, dy)
+					for _, p := range ps {
+						out = append(out, p.Grad...)
+					}
+				}
+				return out
+			}
+			var ref []float32
+			withThreads(1, func() {
+				var tp Tape[float32]
+				ref = run(&tp, false)
+			})
+			same := func(what string, got []float32, n int) {
+				if len(got) != n {
+					t.Fatalf("%v mask %d %s: %d values, want %d", sz, mask, what, len(got), n)
+				}
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(ref[i]) {
+						t.Errorf("%v mask %d %s: element %d differs from Add(x, Linear)", sz, mask, what, i)
+						return
+					}
+				}
+			}
+			for _, th := range []int{1, 2, 3} {
+				withThreads(th, func() {
+					var tp Tape[float32]
+					same("threads "+string(rune('0'+th)), run(&tp, true), len(ref))
+					poisonArena(&tp)
+					same("poisoned, threads "+string(rune('0'+th)), run(&tp, true), len(ref))
+				})
+			}
+			tp := Tape[float32]{NoGrad: true}
+			same("no-grad", run(&tp, true), m*nOut)
+		}
+	}
+	checkGradCase(t, gradCase{name: "linearAdd", shapes: [][]int{{2, 3, 5}, {2, 3, 4}, {5, 4}, {5}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.linearAdd(in[0], in[1], in[2], in[3])
+		}}, 12)
+}
