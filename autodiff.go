@@ -6,6 +6,7 @@ package loope
 
 import (
 	"fmt"
+	"sync"
 	"unsafe"
 )
 
@@ -98,6 +99,14 @@ func (tp *Tape[T]) out(shape []int, inputs ...*Tensor[T]) *Tensor[T] {
 	return tp.newTensor(tp.needsGrad(inputs...), shape)
 }
 
+// outNoZero is out for an op that writes every element of its result
+// before anything reads it: Data is not zeroed (it holds whatever the arena
+// slot held last step); Grad, if any, is lazy and zeroed when materialized,
+// as always, since backward passes accumulate into it.
+func (tp *Tape[T]) outNoZero(shape []int, inputs ...*Tensor[T]) *Tensor[T] {
+	return tp.newTensorNoZero(tp.needsGrad(inputs...), shape)
+}
+
 // needsGrad reports whether an op over inputs must be recorded.
 func (tp *Tape[T]) needsGrad(inputs ...*Tensor[T]) bool {
 	if tp.NoGrad {
@@ -121,6 +130,13 @@ func (tp *Tape[T]) needsGrad(inputs ...*Tensor[T]) bool {
 // gradients are freed), instead of one gradient per activation, and the
 // reused buffers stay warm in cache. Leaves made by New get a real Grad.
 func (tp *Tape[T]) newTensor(grad bool, shape []int) *Tensor[T] {
+	t := tp.newTensorNoZero(grad, shape)
+	clearParallel(t.Data)
+	return t
+}
+
+// newTensorNoZero is newTensor without zeroing Data.
+func (tp *Tape[T]) newTensorNoZero(grad bool, shape []int) *Tensor[T] {
 	n := numel("Tape.New", shape)
 	if tp.npool == len(tp.pool) {
 		tp.pool = append(tp.pool, &Tensor[T]{})
@@ -128,7 +144,11 @@ func (tp *Tape[T]) newTensor(grad bool, shape []int) *Tensor[T] {
 	t := tp.pool[tp.npool]
 	tp.npool++
 	t.Shape = append(t.Shape[:0], shape...)
-	t.Data = grow(t.Data, n)
+	if cap(t.Data) < n {
+		t.Data = make([]T, n)
+	} else {
+		t.Data = t.Data[:n]
+	}
 	t.Grad = nil // a slot keeps its grad status step to step, so nothing is lost
 	if grad {
 		t.Grad = tp.lazyGrad()
@@ -183,7 +203,7 @@ func (tp *Tape[T]) materialize(t *Tensor[T]) {
 		tp.gradFree[best] = tp.gradFree[last]
 		tp.gradFree[last] = nil
 		tp.gradFree = tp.gradFree[:last]
-		clear(g)
+		clearParallel(g)
 	}
 	t.Grad = g
 	tp.gradLive = append(tp.gradLive, t)
@@ -206,9 +226,30 @@ func grow[T Float](buf []T, n int) []T {
 		return make([]T, n)
 	}
 	buf = buf[:n]
-	clear(buf)
+	clearParallel(buf)
 	return buf
 }
+
+// clearParallel zeroes buf, splitting a large buf over threads (memory
+// bandwidth of one core does not saturate the machine's).
+func clearParallel[T Float](buf []T) {
+	if serial(len(buf) / 4) { // clearing is cheap per element: split only big buffers
+		clear(buf)
+		return
+	}
+	pi := poolIndex[T]()
+	j := getJob[clearJob[T]](&clearJobs, pi)
+	j.buf = buf
+	parallelRun(len(buf), 4*parGrain, j)
+	putJob(&clearJobs, pi, j)
+}
+
+// clearJob zeroes buf[lo:hi] (a pooled job: no closure).
+type clearJob[T Float] struct{ buf []T }
+
+var clearJobs [2]sync.Pool // [0] float32, [1] float64
+
+func (j *clearJob[T]) run(lo, hi int) { clear(j.buf[lo:hi]) }
 
 // view returns an arena tensor header of the given shape whose Data and
 // Grad alias x's (Grad is nil in no-grad mode): a zero-copy reshape, needing
@@ -250,9 +291,28 @@ func (tp *Tape[T]) scratch(n int) []T {
 	return b
 }
 
+// scratchNoZero is scratch for a buffer the op writes in full before
+// reading: its contents are left from the last step.
+func (tp *Tape[T]) scratchNoZero(n int) []T {
+	if tp.nbufs == len(tp.bufs) {
+		tp.bufs = append(tp.bufs, nil)
+	}
+	b := tp.bufs[tp.nbufs]
+	if cap(b) < n {
+		b = make([]T, n)
+	}
+	b = b[:n]
+	tp.bufs[tp.nbufs] = b
+	tp.nbufs++
+	return b
+}
+
 // record appends an op whose backward pass is op; out must already hold the
 // forward result. It returns the node so the op can attach attributes.
-// Callers record only when out.Grad != nil.
+// Callers record only when out.Grad != nil. Every node's out is a fresh
+// tp.out tensor; an op that records several nodes for one out records them
+// one right after the other (backwardFrom frees out's gradient after the
+// earliest of them).
 func (tp *Tape[T]) record(op backwardOp[T], out *Tensor[T], in ...*Tensor[T]) *node[T] {
 	if tp.nnodes == len(tp.nodes) {
 		tp.nodes = append(tp.nodes, node[T]{})
@@ -304,7 +364,10 @@ func (tp *Tape[T]) backwardFrom(out *Tensor[T], seed []T) {
 			}
 		}
 		n.op.backward(n)
-		if n.out != out {
+		// The gradient is dead once the op that made n.out has run. An op
+		// may record several nodes for one output (linearAdd does); they
+		// are consecutive, so the earliest of them releases it.
+		if n.out != out && (i == 0 || tp.nodes[i-1].out != n.out) {
 			tp.releaseGrad(n.out)
 		}
 	}

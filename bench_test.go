@@ -11,7 +11,7 @@ import (
 // step, reporting images/s and the process CPU time per step (user +
 // system, all threads: steadier than wall time on a shared machine).
 func BenchmarkTrainStep(b *testing.B) {
-	for _, c := range []struct{ preset, pe string }{{"tiny", "learnable"}, {"small", "learnable"}, {"ti16", "learnable"}} {
+	for _, c := range []struct{ preset, pe string }{{"tiny", "learnable"}, {"small", "learnable"}, {"small", "loope"}, {"ti16", "learnable"}} {
 		b.Run("preset="+c.preset+"/pe="+c.pe+"/B=64", func(b *testing.B) {
 			cfg, _ := Preset(c.preset)
 			cfg.PE.Name = c.pe

@@ -218,6 +218,44 @@ func geluGrad32Go(dx, dy, x []float32) {
 	}
 }
 
+// geluDeriv32 fills y = x·Φ(x) and g = Φ(x) + x·φ(x), the GELU and its
+// derivative, in one pass: the float32 GELU forward of a recording tape,
+// whose backward then only adds g·dy (mulAdd32), with the same bits as
+// geluGrad32.
+func geluDeriv32(y, g, x []float32) {
+	y, g = y[:len(x)], g[:len(x)]
+	i := 0
+	if archFastMath && len(x) >= 8 {
+		i = len(x) &^ 7
+		geluDerivAVX2(&y[0], &g[0], &x[0], i, &fmConst)
+	}
+	geluDeriv32Go(y[i:], g[i:], x[i:])
+}
+
+// geluDeriv32Go is geluDeriv32 in plain Go.
+func geluDeriv32Go(y, g, x []float32) {
+	y, g = y[:len(x)], g[:len(x)]
+	for i, v := range x {
+		cdf, a2 := phi32(v)
+		y[i] = v * cdf
+		pdf := exp32(-a2) * invSqrt2Pi
+		g[i] = cdf + v*pdf
+	}
+}
+
+// mulAdd32 adds a⊙b into dst: dst[i] += a[i]·b[i].
+func mulAdd32(dst, a, b []float32) {
+	a, b = a[:len(dst)], b[:len(dst)]
+	i := 0
+	if archFastMath && len(dst) >= 8 {
+		i = len(dst) &^ 7
+		mulAddAVX2(&dst[0], &a[0], &b[0], i)
+	}
+	for ; i < len(dst); i++ {
+		dst[i] += a[i] * b[i]
+	}
+}
+
 // Offsets (in rows of eight lanes) of the constants the vector kernels
 // read from fmConst; fastmath_amd64.s mirrors them.
 const (

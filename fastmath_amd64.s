@@ -240,6 +240,53 @@ graddone:
 	VZEROUPPER
 	RET
 
+// func geluDerivAVX2(y, der, x *float32, n int, c *[fmRows][8]float32)
+TEXT ·geluDerivAVX2(SB), NOSPLIT, $0-40
+	MOVQ y+0(FP), DI
+	MOVQ der+8(FP), DX
+	MOVQ x+16(FP), SI
+	MOVQ n+24(FP), BX
+	MOVQ c+32(FP), CX
+	XORQ AX, AX
+derivloop:
+	CMPQ AX, BX
+	JGE derivdone
+	VMOVUPS (SI)(AX*4), Y8
+	PHI
+	VMULPS Y8, Y1, Y5
+	VMOVUPS Y5, (DI)(AX*4)
+	VXORPS SIGNMASK(CX), Y9, Y0
+	EXP(Y0, Y2, Y3, Y4)
+	VMULPS ISQ2PI(CX), Y0, Y0
+	VFMADD231PS Y8, Y0, Y1
+	VMOVUPS Y1, (DX)(AX*4)
+	ADDQ $8, AX
+	JMP derivloop
+derivdone:
+	VZEROUPPER
+	RET
+
+// func mulAddAVX2(dst, a, b *float32, n int)
+TEXT ·mulAddAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ a+8(FP), SI
+	MOVQ b+16(FP), DX
+	MOVQ n+24(FP), BX
+	XORQ AX, AX
+muladdloop:
+	CMPQ AX, BX
+	JGE muladddone
+	VMOVUPS (SI)(AX*4), Y0
+	VMOVUPS (DX)(AX*4), Y1
+	VMOVUPS (DI)(AX*4), Y2
+	VFMADD231PS Y1, Y0, Y2
+	VMOVUPS Y2, (DI)(AX*4)
+	ADDQ $8, AX
+	JMP muladdloop
+muladddone:
+	VZEROUPPER
+	RET
+
 // func expAVX2(y, x *float32, n int, c *[fmRows][8]float32)
 TEXT ·expAVX2(SB), NOSPLIT, $0-32
 	MOVQ y+0(FP), DI

@@ -16,4 +16,10 @@ func geluGradAVX2(dx, dy, x *float32, n int, c *[fmRows][8]float32) {
 	panic("loope: no assembly kernels")
 }
 
+func geluDerivAVX2(y, der, x *float32, n int, c *[fmRows][8]float32) {
+	panic("loope: no assembly kernels")
+}
+
+func mulAddAVX2(dst, a, b *float32, n int) { panic("loope: no assembly kernels") }
+
 func expAVX2(y, x *float32, n int, c *[fmRows][8]float32) { panic("loope: no assembly kernels") }

@@ -212,6 +212,38 @@ func TestFastMathCrossCheck(t *testing.T) {
 				geluGradAVX2(&a[0], &dy[0], &x[0], m, &fmConst)
 				geluGrad32Go(b[:m], dy, x[:m])
 				compareTwins(t, "geluGrad", m, scale, a[:m+8], b[:m], 8, 2e-6) // dx = 0.5 + g·dy, |dy| < 5: a few ulp of g·dy
+				// GELU with its derivative, bit for bit the two kernels above
+				ga, gb := make([]float32, m+8), make([]float32, m)
+				for i := range ga[m:] {
+					ga[m+i] = fmGuard
+				}
+				geluDerivAVX2(&a[0], &ga[0], &x[0], m, &fmConst)
+				geluDeriv32Go(b[:m], gb, x[:m])
+				compareTwins(t, "geluDeriv y", m, scale, a[:m+8], b[:m], 8, 1e-7)
+				compareTwins(t, "geluDeriv g", m, scale, ga, gb, 8, 2e-6)
+				ref := make([]float32, m)
+				geluAVX2(&ref[0], &x[0], m, &fmConst)
+				for i := range m {
+					if math.Float32bits(a[i]) != math.Float32bits(ref[i]) {
+						t.Fatalf("geluDerivAVX2 n=%d: y[%d] = %v, geluAVX2 %v", m, i, a[i], ref[i])
+					}
+				}
+				// mulAdd: dst += g·dy is geluGradAVX2's last step
+				for i := range m {
+					a[i], ref[i] = 0.5, 0.5
+				}
+				mulAddAVX2(&a[0], &ga[0], &dy[0], m)
+				geluGradAVX2(&ref[0], &dy[0], &x[0], m, &fmConst)
+				for i := range m {
+					if math.Float32bits(a[i]) != math.Float32bits(ref[i]) {
+						t.Fatalf("mulAddAVX2 n=%d: [%d] = %v, geluGradAVX2 %v", m, i, a[i], ref[i])
+					}
+				}
+				for i, v := range a[m : m+8] {
+					if v != fmGuard && v != 0 {
+						t.Fatalf("mulAddAVX2 n=%d wrote past the end at %d", m, m+i)
+					}
+				}
 			}
 		}
 	}

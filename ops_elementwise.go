@@ -237,7 +237,7 @@ func (tp *Tape[T]) binary(op int, a, b *Tensor[T]) *Tensor[T] {
 	name := binaryNames[op]
 	var buf [8]int
 	shape := broadcastShape(name, a.Shape, b.Shape, buf[:0])
-	out := tp.out(shape, a, b)
+	out := tp.outNoZero(shape, a, b) // every element is written below
 	p := makeBcastPlan(name, a.Shape, b.Shape, out.Shape)
 	if serial(p.outer * p.inner) {
 		binaryRows(op, &p, out.Data, a.Data, b.Data, 0, p.outer)
@@ -245,7 +245,7 @@ func (tp *Tape[T]) binary(op int, a, b *Tensor[T]) *Tensor[T] {
 		pi := poolIndex[T]()
 		j := getJob[binaryJob[T]](&binaryJobs, pi)
 		*j = binaryJob[T]{op: op, plan: p, out: out.Data, a: a.Data, b: b.Data}
-		parallelRun(p.outer, max(1, parGrain/p.inner), j)
+		j.split(p)
 		putJob(&binaryJobs, pi, j)
 	}
 	if out.Grad != nil {
@@ -287,7 +287,7 @@ func (binaryBackward[T]) backward(nd *node[T]) {
 			pi := poolIndex[T]()
 			j := getJob[binaryJob[T]](&binaryJobs, pi)
 			*j = binaryJob[T]{op: op, which: which, plan: p, out: y.Data, a: a.Data, b: b.Data, dx: x.Grad, dy: y.Grad, backward: true}
-			parallelRun(p.outer, max(1, parGrain/p.inner), j)
+			j.split(p)
 			putJob(&binaryJobs, pi, j)
 		} else {
 			binaryGradRows(op, which, &p, x.Grad, y.Grad, a.Data, b.Data, y.Data, 0, p.outer)
@@ -301,12 +301,35 @@ type binaryJob[T Float] struct {
 	op, which         int
 	plan              bcastPlan
 	out, a, b, dx, dy []T
-	backward          bool
+	backward, flat    bool
 }
 
 var binaryJobs [2]sync.Pool // [0] float32, [1] float64
 
+// split runs j over threads: over outer rows, or, when the plan is one
+// run (same shapes, or an operand broadcast whole), over its elements,
+// which then run as rows of their own (j.flat).
+func (j *binaryJob[T]) split(p bcastPlan) {
+	if p.rank == 1 {
+		j.flat = true
+		parallelRun(p.inner, parGrain, j)
+		return
+	}
+	parallelRun(p.outer, max(1, parGrain/p.inner), j)
+}
+
 func (j *binaryJob[T]) run(lo, hi int) {
+	if j.flat { // elements [lo, hi) of the single run
+		sa, sb := j.plan.sa[0], j.plan.sb[0]
+		a, b := j.a[lo*sa:], j.b[lo*sb:]
+		if !j.backward {
+			binaryRun(j.op, j.out[lo:hi], a, sa, b, sb)
+			return
+		}
+		// The operand whose gradient this is has the output's size: stride 1.
+		binaryGradRun(j.op, j.which, j.dx[lo:], 1, j.dy[lo:hi], a, sa, b, sb, j.out[lo:hi])
+		return
+	}
 	if j.backward {
 		binaryGradRows(j.op, j.which, &j.plan, j.dx, j.dy, j.a, j.b, j.out, lo, hi)
 		return
@@ -424,7 +447,7 @@ func (tp *Tape[T]) AddBias(x, b *Tensor[T]) *Tensor[T] {
 
 // Scale returns x·s: x (...) → (...).
 func (tp *Tape[T]) Scale(x *Tensor[T], s float64) *Tensor[T] {
-	out := tp.out(x.Shape, x)
+	out := tp.outNoZero(x.Shape, x)
 	c := T(s)
 	for i, v := range x.Data {
 		out.Data[i] = v * c
@@ -452,7 +475,7 @@ func (scaleBackward[T]) backward(nd *node[T]) {
 
 // AddScalar returns x + s: x (...) → (...).
 func (tp *Tape[T]) AddScalar(x *Tensor[T], s float64) *Tensor[T] {
-	out := tp.out(x.Shape, x)
+	out := tp.outNoZero(x.Shape, x)
 	c := T(s)
 	for i, v := range x.Data {
 		out.Data[i] = v + c
@@ -498,27 +521,44 @@ const (
 )
 
 // unary runs activation act forward, splitting large tensors over threads,
-// and records unaryBackward with act in nd.ints.
+// and records unaryBackward with act in nd.ints. A recording float32 GELU
+// also stores its derivative (geluDeriv32) in nd.saved[0], so that the
+// backward is one multiply-add instead of a second evaluation of Φ and φ.
 func (tp *Tape[T]) unary(act int, x *Tensor[T]) *Tensor[T] {
-	out := tp.out(x.Shape, x)
+	out := tp.outNoZero(x.Shape, x) // every kernel writes all of y
 	n := len(x.Data)
-	if serial(n) {
-		unaryForward(act, out.Data, x.Data)
-	} else {
-		pi := poolIndex[T]()
-		j := getJob[unaryJob[T]](&unaryJobs, pi)
-		*j = unaryJob[T]{act: act, y: out.Data, x: x.Data}
-		parallelRun(n, parGrain, j)
-		putJob(&unaryJobs, pi, j)
+	var der []T
+	if _, f32 := any(x.Data).([]float32); f32 && act == actGELU && out.Grad != nil {
+		der = tp.scratchNoZero(n) // geluDeriv32 writes all of it
 	}
+	unaryRun(act, out.Data, der, x.Data)
 	if out.Grad != nil {
 		nd := tp.record(unaryBackward[T]{}, out, x)
 		nd.ints = append(nd.ints, act)
+		if der != nil {
+			nd.saved = append(nd.saved, der)
+		}
 	}
 	return out
 }
 
-// unaryBackward adds f'·dy into dx through the activation's backward kernel.
+// unaryRun fills y = f(x) for activation act (and der = f'(x) if der is
+// not nil; GELU only), splitting large tensors over threads.
+func unaryRun[T Float](act int, y, der, x []T) {
+	n := len(x)
+	if serial(n) {
+		unaryForwardDer(act, y, der, x)
+		return
+	}
+	pi := poolIndex[T]()
+	j := getJob[unaryJob[T]](&unaryJobs, pi)
+	*j = unaryJob[T]{act: act, y: y, x: x, der: der, n: n}
+	parallelRun((n+7)/8, parGrain/8, j)
+	putJob(&unaryJobs, pi, j)
+}
+
+// unaryBackward adds f'·dy into dx through the activation's backward
+// kernel, or, when the forward saved f' (der), as dx += der·dy.
 type unaryBackward[T Float] struct{}
 
 func (unaryBackward[T]) backward(nd *node[T]) {
@@ -527,33 +567,82 @@ func (unaryBackward[T]) backward(nd *node[T]) {
 		return
 	}
 	act, n := nd.ints[0], len(x.Data)
+	var der []T
+	if len(nd.saved) > 0 {
+		der = nd.saved[0]
+	}
 	if serial(n) {
-		unaryGrad(act, x.Grad, y.Grad, x.Data, y.Data)
+		unaryGradDer(act, x.Grad, y.Grad, x.Data, y.Data, der)
 		return
 	}
 	pi := poolIndex[T]()
 	j := getJob[unaryJob[T]](&unaryJobs, pi)
-	*j = unaryJob[T]{act: act, y: y.Data, x: x.Data, dx: x.Grad, dy: y.Grad, backward: true}
-	parallelRun(n, parGrain, j)
+	*j = unaryJob[T]{act: act, y: y.Data, x: x.Data, dx: x.Grad, dy: y.Grad, der: der, n: n, backward: true}
+	parallelRun((n+7)/8, parGrain/8, j)
 	putJob(&unaryJobs, pi, j)
 }
 
 // unaryJob runs an activation's forward (or, with backward set, its
-// gradient) on elements [lo, hi) (a pooled job: no closure).
+// gradient) on blocks [lo, hi) of eight elements (a pooled job: no
+// closure). der is the saved derivative, or nil. Chunks of whole blocks
+// keep every element on the same path (the eight-lane assembly or the Go
+// tail of the float32 kernels) whatever the thread count.
 type unaryJob[T Float] struct {
-	act          int
-	y, x, dx, dy []T
-	backward     bool
+	act               int
+	y, x, dx, dy, der []T
+	n                 int
+	backward          bool
 }
 
 var unaryJobs [2]sync.Pool // [0] float32, [1] float64
 
 func (j *unaryJob[T]) run(lo, hi int) {
+	lo, hi = 8*lo, min(8*hi, j.n)
+	var der []T
+	if j.der != nil {
+		der = j.der[lo:hi]
+	}
 	if j.backward {
-		unaryGrad(j.act, j.dx[lo:hi], j.dy[lo:hi], j.x[lo:hi], j.y[lo:hi])
+		unaryGradDer(j.act, j.dx[lo:hi], j.dy[lo:hi], j.x[lo:hi], j.y[lo:hi], der)
 		return
 	}
-	unaryForward(j.act, j.y[lo:hi], j.x[lo:hi])
+	unaryForwardDer(j.act, j.y[lo:hi], der, j.x[lo:hi])
+}
+
+// unaryForwardDer is unaryForward, which with der != nil (GELU only) also
+// fills der with the derivative.
+func unaryForwardDer[T Float](act int, y, der, x []T) {
+	if der == nil {
+		unaryForward(act, y, x)
+		return
+	}
+	if x32, ok := any(x).([]float32); ok {
+		geluDeriv32(any(y).([]float32), any(der).([]float32), x32)
+		return
+	}
+	geluForward(y, x)
+	const invSqrt2Pi = 0.3989422804014327 // 1/√(2π)
+	der = der[:len(x)]
+	for i, v := range x {
+		f := float64(v)
+		der[i] = T(0.5*(1+math.Erf(f/math.Sqrt2)) + f*invSqrt2Pi*math.Exp(-0.5*f*f))
+	}
+}
+
+// unaryGradDer is unaryGrad, which with der != nil adds der·dy instead.
+func unaryGradDer[T Float](act int, dx, dy, x, y, der []T) {
+	if der == nil {
+		unaryGrad(act, dx, dy, x, y)
+		return
+	}
+	if dx32, ok := any(dx).([]float32); ok {
+		mulAdd32(dx32, any(der).([]float32), any(dy).([]float32))
+		return
+	}
+	dy, der = dy[:len(dx)], der[:len(dx)]
+	for i, g := range dy {
+		dx[i] += der[i] * g
+	}
 }
 
 // unaryForward fills y = f(x) for activation act.
@@ -647,6 +736,137 @@ func geluBackward[T Float](dx, dy, x, y []T) {
 		pdf := invSqrt2Pi * math.Exp(-0.5*f*f)
 		dx[i] += T(cdf+f*pdf) * dy[i]
 	}
+}
+
+// linearGELU returns GELU(x·wᵀ + bias), the fc1 and activation of the ViT
+// MLP as one op: x (..., In), w (Out, In), bias (Out) → (..., Out). Its
+// values and gradients have the bits of tp.GELU(tp.Linear(x, w, bias)),
+// but the pre-activation lives in scratch and carries no gradient: the
+// backward overwrites it with g = GELU'·dy (no buffer to zero, nothing to
+// accumulate into) and sums the bias gradient as it forms g.
+func (tp *Tape[T]) linearGELU(x, w, bias *Tensor[T]) *Tensor[T] {
+	if bias == nil || len(x.Shape) < 1 || len(w.Shape) != 2 || x.Dim(-1) != w.Shape[1] ||
+		len(bias.Shape) != 1 || bias.Shape[0] != w.Shape[0] {
+		panic(fmt.Sprintf("loope: linearGELU: shape mismatch x %v, w %v, bias %v", x.Shape, w.Shape, shapeOrNil(bias)))
+	}
+	nOut, nIn := w.Shape[0], w.Shape[1]
+	m := numel("linearGELU", x.Shape[:len(x.Shape)-1])
+	var buf [8]int
+	shape := append(append(buf[:0], x.Shape[:len(x.Shape)-1]...), nOut)
+	out := tp.outNoZero(shape, x, w, bias) // the activation writes every element
+	pre := tp.scratchNoZero(m * nOut)      // x·wᵀ + bias: the bias fill writes every element
+	biasFill(pre, bias.Data, m, nOut)
+	gemm(false, true, m, nOut, nIn, x.Data, max(nIn, 1), w.Data, max(nIn, 1), pre, max(nOut, 1), true)
+	var der []T
+	if out.Grad != nil {
+		der = tp.scratchNoZero(m * nOut) // GELU'(pre), written in full below
+	}
+	unaryRun(actGELU, out.Data, der, pre)
+	if out.Grad != nil {
+		nd := tp.record(linearGELUBackward[T]{}, out, x, w, bias)
+		nd.ints = append(nd.ints, m, nOut, nIn)
+		nd.saved = append(nd.saved, pre, der, tp.scratchNoZero(rowChunks(m, nOut)*nOut))
+	}
+	return out
+}
+
+// linearGELUBackward: g = GELU'(pre)⊙dy (into pre's storage), then as
+// Linear: dx += g·w, dw += gᵀ·x, dbias += Σ_rows g, the last summed per
+// fixed row chunk (rowChunks) while g is formed, then in chunk order.
+type linearGELUBackward[T Float] struct{}
+
+func (linearGELUBackward[T]) backward(nd *node[T]) {
+	x, w, bias, y := nd.in[0], nd.in[1], nd.in[2], nd.out
+	m, nOut, nIn := nd.ints[0], nd.ints[1], nd.ints[2]
+	g, der, part := nd.saved[0], nd.saved[1], nd.saved[2]
+	if m == 0 || nOut == 0 {
+		return
+	}
+	c := rowChunks(m, nOut)
+	if bias.Grad == nil {
+		part = nil
+	}
+	pi := poolIndex[T]()
+	j := getJob[geluLinearGradJob[T]](&geluLinearGradJobs, pi)
+	*j = geluLinearGradJob[T]{g: g, der: der, dy: y.Grad, part: part, m: m, n: nOut, chunks: c}
+	if serial(m * nOut) {
+		j.run(0, c)
+	} else {
+		parallelRun(c, 1, j)
+	}
+	putJob(&geluLinearGradJobs, pi, j)
+	for k := range c {
+		if part != nil {
+			addTo(bias.Grad[:nOut], part[k*nOut:(k+1)*nOut])
+		}
+	}
+	if x.Grad != nil {
+		gemm(false, false, m, nIn, nOut, g, max(nOut, 1), w.Data, max(nIn, 1), x.Grad, max(nIn, 1), true)
+	}
+	if w.Grad != nil {
+		gemm(true, false, nOut, nIn, m, g, max(nOut, 1), x.Data, max(nIn, 1), w.Grad, max(nIn, 1), true)
+	}
+}
+
+// geluLinearGradJob forms g = der⊙dy on row chunks [lo, hi) of the
+// (m, n) rows and, if part is set, sets each chunk's row of part to the
+// chunk's column sums of g (a pooled job: no closure).
+type geluLinearGradJob[T Float] struct {
+	g, der, dy, part []T
+	m, n, chunks     int
+}
+
+var geluLinearGradJobs [2]sync.Pool // [0] float32, [1] float64
+
+func (j *geluLinearGradJob[T]) run(lo, hi int) {
+	n := j.n
+	for k := lo; k < hi; k++ {
+		a, b := k*j.m/j.chunks*n, (k+1)*j.m/j.chunks*n
+		g, der, dy := j.g[a:b], j.der[a:b], j.dy[a:b]
+		for i, v := range dy {
+			g[i] = der[i] * v
+		}
+		if j.part != nil && b > a {
+			sumRows(j.part[k*n:(k+1)*n], g, n)
+		}
+	}
+}
+
+// linearAdd returns x + (a·wᵀ + bias), a residual connection around a
+// Linear: x (..., Out), a (..., In), w (Out, In), bias (Out) → (..., Out).
+// Its values and gradients have the bits of tp.Add(x, tp.Linear(a, w,
+// bias)), but the Linear's result carries no gradient of its own: the Add
+// records only x's gradient, and a second node runs linearBackward
+// straight on the sum's gradient, which is the Linear's. That saves
+// zeroing one gradient buffer and copying the sum's gradient into it.
+// When x has no gradient (so the sum would have none from x), it is the
+// plain Add of a Linear.
+func (tp *Tape[T]) linearAdd(x, a, w, bias *Tensor[T]) *Tensor[T] {
+	if bias == nil || x.Grad == nil || tp.NoGrad {
+		return tp.Add(x, tp.Linear(a, w, bias))
+	}
+	ok := len(a.Shape) >= 1 && len(w.Shape) == 2 && a.Dim(-1) == w.Shape[1] && len(bias.Shape) == 1 &&
+		bias.Shape[0] == w.Shape[0] && len(x.Shape) == len(a.Shape) && x.Dim(-1) == w.Shape[0]
+	for k := 0; ok && k < len(x.Shape)-1; k++ {
+		ok = x.Shape[k] == a.Shape[k]
+	}
+	if !ok {
+		panic(fmt.Sprintf("loope: linearAdd: shape mismatch x %v, a %v, w %v, bias %v", x.Shape, a.Shape, w.Shape, bias.Shape))
+	}
+	nOut, nIn := w.Shape[0], w.Shape[1]
+	m := numel("linearAdd", a.Shape[:len(a.Shape)-1])
+	lin := tp.newTensorNoZero(false, x.Shape) // a·wᵀ + bias, no gradient; the bias fill writes every element
+	biasFill(lin.Data, bias.Data, m, nOut)
+	gemm(false, true, m, nOut, nIn, a.Data, max(nIn, 1), w.Data, max(nIn, 1), lin.Data, max(nOut, 1), true)
+	out := tp.binary(opAdd, x, lin) // records x's gradient (the sum has one: x has)
+	if tp.needsGrad(a, w, bias) {
+		nd := tp.record(linearBackward[T]{}, out, a, w, bias) // d(a·wᵀ + bias) = d(out)
+		nd.ints = append(nd.ints, m, nOut, nIn)
+		if bias.Grad != nil {
+			nd.saved = append(nd.saved, tp.scratch(rowChunks(m, nOut)*nOut))
+		}
+	}
+	return out
 }
 
 // ReLU returns max(x, 0). x (...) → (...).

@@ -54,14 +54,20 @@ func (tp *Tape[T]) Linear(x, w, bias *Tensor[T]) *Tensor[T] {
 	nOut, nIn := w.Shape[0], w.Shape[1]
 	m := numel("Linear", x.Shape[:len(x.Shape)-1])
 	shape := append(append(make([]int, 0, len(x.Shape)), x.Shape[:len(x.Shape)-1]...), nOut)
-	out := tp.out(shape, x, w, bias)
+	var out *Tensor[T]
 	if bias != nil {
-		biasRows(out.Data, bias.Data, m, nOut, false)
+		out = tp.outNoZero(shape, x, w, bias) // the bias fill writes every element
+		biasFill(out.Data, bias.Data, m, nOut)
+	} else {
+		out = tp.out(shape, x, w, bias)
 	}
 	gemm(false, true, m, nOut, nIn, x.Data, max(nIn, 1), w.Data, max(nIn, 1), out.Data, max(nOut, 1), true)
 	if out.Grad != nil {
 		nd := tp.record(linearBackward[T]{}, out, x, w, bias)
 		nd.ints = append(nd.ints, m, nOut, nIn)
+		if bias != nil && bias.Grad != nil {
+			nd.saved = append(nd.saved, tp.scratch(rowChunks(m, nOut)*nOut))
+		}
 	}
 	return out
 }
@@ -79,38 +85,62 @@ func (linearBackward[T]) backward(nd *node[T]) {
 		gemm(true, false, nOut, nIn, m, y.Grad, max(nOut, 1), x.Data, max(nIn, 1), w.Grad, max(nIn, 1), true)
 	}
 	if bias != nil && bias.Grad != nil {
-		biasRows(y.Grad, bias.Grad, m, nOut, true)
+		biasGrad(bias.Grad, y.Grad, nd.saved[0], m, nOut)
 	}
 }
 
-// biasRows sets every row of y (m, n) to bias (n) or, with grad set, adds
-// the column sums of y into bias: the bias fill of Linear and its gradient.
-// The fill splits over rows, the sums over columns (each column summed in
-// row order), so results do not depend on the thread count.
-func biasRows[T Float](y, bias []T, m, n int, grad bool) {
+// biasFill sets every row of y (m, n) to bias (n): the bias term of Linear,
+// onto which the GEMM then accumulates x·wᵀ. It splits over rows.
+func biasFill[T Float](y, bias []T, m, n int) {
 	pi := poolIndex[T]()
 	j := getJob[biasJob[T]](&biasJobs, pi)
-	*j = biasJob[T]{y: y, bias: bias, m: m, n: n, grad: grad}
-	switch {
-	case serial(m * n):
-		if grad {
-			j.run(0, n)
-		} else {
-			j.run(0, m)
-		}
-	case grad:
-		parallelRun(n, max(8, parGrain/max(m, 1)), j)
-	default:
+	*j = biasJob[T]{y: y, bias: bias, m: m, n: n}
+	if serial(m * n) {
+		j.run(0, m)
+	} else {
 		parallelRun(m, max(1, parGrain/max(n, 1)), j)
 	}
 	putJob(&biasJobs, pi, j)
 }
 
-// biasJob is biasRows on rows [lo, hi) or, with grad, columns [lo, hi)
-// (a pooled job: no closure).
+// biasGrad adds the column sums of dy (m, n) into dbias (n): the bias
+// gradient of Linear. The rows are cut into rowChunks(m, n) fixed chunks;
+// each sums its rows into its own row of part (rowChunks(m, n), n, any
+// contents), and the partial rows are then added into dbias in chunk
+// order. The chunks depend only on m and n, so the result is the same for
+// any thread count.
+func biasGrad[T Float](dbias, dy, part []T, m, n int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	c := rowChunks(m, n)
+	pi := poolIndex[T]()
+	j := getJob[biasJob[T]](&biasJobs, pi)
+	*j = biasJob[T]{y: dy, bias: part, m: m, n: n, chunks: c, grad: true}
+	if serial(m * n) {
+		j.run(0, c)
+	} else {
+		parallelRun(c, 1, j)
+	}
+	putJob(&biasJobs, pi, j)
+	for k := range c {
+		addTo(dbias[:n], part[k*n:(k+1)*n])
+	}
+}
+
+// rowChunks returns the number of fixed row chunks a column reduction over
+// m rows of n values splits into: about one per parGrain elements, at most
+// maxChunks and at most m (at least 1).
+func rowChunks(m, n int) int {
+	return max(1, min(maxChunks, m, (m*n+parGrain-1)/parGrain))
+}
+
+// biasJob is biasFill on rows [lo, hi) or, with grad, biasGrad on row
+// chunks [lo, hi) (a pooled job: no closure).
 type biasJob[T Float] struct {
-	y, bias []T
+	y, bias []T // with grad: y = dy, bias = the partial rows
 	m, n    int
+	chunks  int
 	grad    bool
 }
 
@@ -124,11 +154,37 @@ func (j *biasJob[T]) run(lo, hi int) {
 		}
 		return
 	}
-	db := j.bias[lo:hi]
-	for i := range j.m {
-		for c, g := range j.y[i*n+lo : i*n+hi] {
-			db[c] += g
+	for k := lo; k < hi; k++ {
+		r0, r1 := k*j.m/j.chunks, (k+1)*j.m/j.chunks
+		sumRows(j.bias[k*n:(k+1)*n], j.y[r0*n:r1*n], n)
+	}
+}
+
+// sumRows sets dst (n) to the sum of the rows of y (rows, n), n ≥ 1, rows ≥ 1,
+// adding four rows at a time: dst = Σ_g ((y₀ + y₁) + (y₂ + y₃)) over
+// groups g of four in order, then the remaining rows one by one.
+func sumRows[T Float](dst, y []T, n int) {
+	dst = dst[:n]
+	rows := len(y) / n
+	copy(dst, y[:n])
+	i := 1
+	for ; i+4 <= rows; i += 4 {
+		y0, y1, y2, y3 := y[i*n:(i+1)*n], y[(i+1)*n:(i+2)*n], y[(i+2)*n:(i+3)*n], y[(i+3)*n:(i+4)*n]
+		y0, y1, y2, y3 = y0[:len(dst)], y1[:len(dst)], y2[:len(dst)], y3[:len(dst)]
+		for c := range dst {
+			dst[c] += (y0[c] + y1[c]) + (y2[c] + y3[c])
 		}
+	}
+	for ; i < rows; i++ {
+		addTo(dst, y[i*n:(i+1)*n])
+	}
+}
+
+// addTo adds src into dst element by element (len(dst) ≤ len(src)).
+func addTo[T Float](dst, src []T) {
+	src = src[:len(dst)]
+	for i, v := range src {
+		dst[i] += v
 	}
 }
 

@@ -26,13 +26,17 @@ func (tp *Tape[T]) LayerNorm(x, gamma, beta *Tensor[T], eps float64) *Tensor[T] 
 	}
 	d := x.Dim(-1)
 	rows := numel("LayerNorm", x.Shape[:len(x.Shape)-1])
-	out := tp.out(x.Shape, x, gamma, beta)
-	stats := tp.scratch(2 * rows) // mean (rows), rstd (rows)
+	out := tp.outNoZero(x.Shape, x, gamma, beta) // the forward writes every element
+	stats := tp.scratch(2 * rows)                // mean (rows), rstd (rows)
 	layerNormForward(out.Data, stats[:rows], stats[rows:], x.Data, gamma.Data, beta.Data, rows, d, eps)
 	if out.Grad != nil {
 		nd := tp.record(layerNormBackward[T]{}, out, x, gamma, beta)
 		nd.ints = append(nd.ints, rows, d)
-		nd.saved = append(nd.saved, stats[:rows], stats[rows:])
+		var part []T // partial dγ and dβ rows, one pair per row chunk
+		if gamma.Grad != nil || beta.Grad != nil {
+			part = tp.scratch(2 * rowChunks(rows, d) * d)
+		}
+		nd.saved = append(nd.saved, stats[:rows], stats[rows:], part)
 	}
 	return out
 }
@@ -59,16 +63,20 @@ func (j *layerNormJob[T]) run(lo, hi int) {
 	gamma, beta := j.gamma[:d], j.beta[:d]
 	for i := lo; i < hi; i++ {
 		xi, oi := j.x[i*d:(i+1)*d], j.out[i*d:(i+1)*d]
-		var s float64
-		for _, v := range xi {
-			s += float64(v)
+		oi = oi[:len(xi)]
+		mu := sum64(xi) / float64(d)
+		// Σ (x − μ)² in four partial sums, added as (s0 + s1) + (s2 + s3).
+		var s0, s1, s2, s3 float64
+		k := 0
+		for ; k+4 <= len(xi); k += 4 {
+			v0, v1, v2, v3 := float64(xi[k])-mu, float64(xi[k+1])-mu, float64(xi[k+2])-mu, float64(xi[k+3])-mu
+			s0, s1, s2, s3 = s0+v0*v0, s1+v1*v1, s2+v2*v2, s3+v3*v3
 		}
-		mu := s / float64(d)
-		var ss float64
-		for _, v := range xi {
-			dv := float64(v) - mu
-			ss += dv * dv
+		for ; k < len(xi); k++ {
+			v := float64(xi[k]) - mu
+			s0 += v * v
 		}
+		ss := (s0 + s1) + (s2 + s3)
 		m, r := T(mu), T(1/math.Sqrt(ss/float64(d)+j.eps))
 		j.mean[i], j.rstd[i] = m, r
 		for k, v := range xi {
@@ -77,76 +85,138 @@ func (j *layerNormJob[T]) run(lo, hi int) {
 	}
 }
 
+// sum64 returns Σ x in float64, in four partial sums added as
+// (s0 + s1) + (s2 + s3) (a fixed order: the same bits on every call).
+func sum64[T Float](x []T) float64 {
+	var s0, s1, s2, s3 float64
+	k := 0
+	for ; k+4 <= len(x); k += 4 {
+		s0, s1, s2, s3 = s0+float64(x[k]), s1+float64(x[k+1]), s2+float64(x[k+2]), s3+float64(x[k+3])
+	}
+	for ; k < len(x); k++ {
+		s0 += float64(x[k])
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
 var layerNormJobs, layerNormGradJobs [2]sync.Pool // [0] float32, [1] float64
 
 // layerNormBackward, per row with n = (x − μ)·rstd and dn = dy⊙γ
 // (llm.c doc/layernorm): dx += rstd·(dn − mean(dn) − n·mean(dn⊙n)),
 // dγ += Σ_rows dy⊙n, dβ += Σ_rows dy.
+//
+// One pass over fixed row chunks (rowChunks(rows, D), independent of the
+// thread count) computes dx and each chunk's partial dγ and dβ rows; the
+// partial rows are then added in chunk order, so results are bit-identical
+// for any thread count.
 type layerNormBackward[T Float] struct{}
 
 func (layerNormBackward[T]) backward(nd *node[T]) {
 	x, gamma, beta, y := nd.in[0], nd.in[1], nd.in[2], nd.out
 	rows, d := nd.ints[0], nd.ints[1]
+	if x.Grad == nil && gamma.Grad == nil && beta.Grad == nil {
+		return
+	}
+	c := rowChunks(rows, d)
+	part := nd.saved[2]
+	var pg, pb []T
+	if gamma.Grad != nil {
+		pg = part[:c*d]
+	}
+	if beta.Grad != nil {
+		pb = part[c*d : 2*c*d]
+	}
 	pi := poolIndex[T]()
 	j := getJob[layerNormGradJob[T]](&layerNormGradJobs, pi)
 	*j = layerNormGradJob[T]{x: x.Data, dy: y.Grad, gamma: gamma.Data, mean: nd.saved[0], rstd: nd.saved[1],
-		dx: x.Grad, dgamma: gamma.Grad, dbeta: beta.Grad, rows: rows, d: d}
-	if x.Grad != nil {
-		parallelRun(rows, max(1, 4096/max(d, 1)), j)
-	}
-	if gamma.Grad != nil || beta.Grad != nil {
-		// Split over columns so each parameter gradient sums its rows in order.
-		j.params = true
-		parallelRun(d, max(8, 4096/max(rows, 1)), j)
-	}
+		dx: x.Grad, pg: pg, pb: pb, rows: rows, d: d, chunks: c}
+	parallelRun(c, 1, j)
 	putJob(&layerNormGradJobs, pi, j)
+	for k := range c {
+		if pg != nil {
+			addTo(gamma.Grad[:d], pg[k*d:(k+1)*d])
+		}
+		if pb != nil {
+			addTo(beta.Grad[:d], pb[k*d:(k+1)*d])
+		}
+	}
 }
 
-// layerNormGradJob runs the backward over rows [lo, hi) into dx, or, with
-// params set, over columns [lo, hi) into dgamma and dbeta (nil when absent).
+// layerNormGradJob runs the backward over row chunks [lo, hi): it adds
+// into dx (nil when absent) and sets each chunk's row of the partial
+// dγ sums pg and dβ sums pb (chunks, d) (nil when absent).
 type layerNormGradJob[T Float] struct {
 	x, dy, gamma, mean, rstd []T
-	dx, dgamma, dbeta        []T
-	rows, d                  int
-	params                   bool
+	dx, pg, pb               []T
+	rows, d, chunks          int
 }
 
 func (j *layerNormGradJob[T]) run(lo, hi int) {
 	d := j.d
-	if j.params {
-		for i := range j.rows {
-			xi, dyi := j.x[i*d+lo:i*d+hi], j.dy[i*d+lo:i*d+hi]
-			m, r := j.mean[i], j.rstd[i]
-			if j.dgamma != nil {
-				dg := j.dgamma[lo:hi]
-				for k, v := range xi {
-					dg[k] += dyi[k] * ((v - m) * r)
-				}
-			}
-			if j.dbeta != nil {
-				db := j.dbeta[lo:hi]
-				for k, g := range dyi {
-					db[k] += g
-				}
-			}
+	gamma := j.gamma[:d]
+	for k := lo; k < hi; k++ {
+		var pg, pb []T
+		if j.pg != nil {
+			pg = j.pg[k*d : (k+1)*d]
+			clear(pg)
 		}
+		if j.pb != nil {
+			pb = j.pb[k*d : (k+1)*d]
+			clear(pb)
+		}
+		for i := k * j.rows / j.chunks; i < (k+1)*j.rows/j.chunks; i++ {
+			j.row(i, gamma, pg, pb)
+		}
+	}
+}
+
+// row runs the backward of row i: it adds the row's terms into the partial
+// sums pg and pb (either may be nil) and, if dx is set, into dx, in two
+// passes over the row. Σ dn and Σ dn⊙n accumulate in float64, in two
+// partial sums each.
+func (j *layerNormGradJob[T]) row(i int, gamma, pg, pb []T) {
+	d := j.d
+	xi, dyi := j.x[i*d:(i+1)*d], j.dy[i*d:(i+1)*d]
+	dyi, gamma = dyi[:len(xi)], gamma[:len(xi)]
+	m, r := j.mean[i], j.rstd[i]
+	switch {
+	case pg != nil && pb != nil:
+		pg, pb = pg[:len(xi)], pb[:len(xi)]
+		for c, v := range xi {
+			g := dyi[c]
+			pg[c] += g * ((v - m) * r)
+			pb[c] += g
+		}
+	case pg != nil:
+		pg = pg[:len(xi)]
+		for c, v := range xi {
+			pg[c] += dyi[c] * ((v - m) * r)
+		}
+	case pb != nil:
+		addTo(pb, dyi)
+	}
+	if j.dx == nil {
 		return
 	}
-	gamma := j.gamma[:d]
-	for i := lo; i < hi; i++ {
-		xi, dyi, dxi := j.x[i*d:(i+1)*d], j.dy[i*d:(i+1)*d], j.dx[i*d:(i+1)*d]
-		m, r := j.mean[i], j.rstd[i]
-		var sd, sdn float64
-		for k, v := range xi {
-			dn := dyi[k] * gamma[k]
-			sd += float64(dn)
-			sdn += float64(dn * (v - m) * r)
-		}
-		md, mdn := T(sd/float64(d)), T(sdn/float64(d))
-		for k, v := range xi {
-			n := (v - m) * r
-			dxi[k] += (dyi[k]*gamma[k] - md - n*mdn) * r
-		}
+	var sd0, sd1, sdn0, sdn1 float64
+	c := 0
+	for ; c+2 <= len(xi); c += 2 {
+		dn0, dn1 := dyi[c]*gamma[c], dyi[c+1]*gamma[c+1]
+		sd0, sd1 = sd0+float64(dn0), sd1+float64(dn1)
+		sdn0 += float64(dn0 * (xi[c] - m) * r)
+		sdn1 += float64(dn1 * (xi[c+1] - m) * r)
+	}
+	if c < len(xi) {
+		dn := dyi[c] * gamma[c]
+		sd0 += float64(dn)
+		sdn0 += float64(dn * (xi[c] - m) * r)
+	}
+	md, mdn := T((sd0+sd1)/float64(d)), T((sdn0+sdn1)/float64(d))
+	dxi := j.dx[i*d : (i+1)*d]
+	dxi = dxi[:len(xi)]
+	for c, v := range xi {
+		n := (v - m) * r
+		dxi[c] += (dyi[c]*gamma[c] - md - n*mdn) * r
 	}
 }
 

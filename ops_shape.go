@@ -4,7 +4,10 @@
 
 package loope
 
-import "fmt"
+import (
+	"fmt"
+	"sync"
+)
 
 // maxPermRank is the largest rank Transpose and Permute accept.
 const maxPermRank = 16
@@ -78,7 +81,7 @@ func (tp *Tape[T]) permute(op string, x *Tensor[T], perm []int) *Tensor[T] {
 		seen[p] = true
 		shape[k] = x.Shape[p]
 	}
-	out := tp.out(shape[:r], x)
+	out := tp.outNoZero(shape[:r], x) // the copy writes every element
 	permuteCopy(x.Shape, perm, out.Data, x.Data, false)
 	if out.Grad != nil {
 		nd := tp.record(permuteBackward[T]{}, out, x)
@@ -167,24 +170,48 @@ func permuteCopy[T Float](xShape, perm []int, y, x []T, back bool) {
 }
 
 // transposeTiled writes dst (batch, n, m) (+)= transpose of src
-// (batch, m, n), in 32×32 tiles so both sides stay in cache.
+// (batch, m, n), in 32×32 tiles so both sides stay in cache. Large
+// batches split over threads by batch item (each writes its own block).
 func transposeTiled[T Float](dst, src []T, batch, m, n int, acc bool) {
+	pi := poolIndex[T]()
+	j := getJob[transposeJob[T]](&transposeJobs, pi)
+	*j = transposeJob[T]{dst: dst, src: src, m: m, n: n, acc: acc}
+	if serial(batch * m * n) {
+		j.run(0, batch)
+	} else {
+		parallelRun(batch, max(1, parGrain/max(m*n, 1)), j)
+	}
+	putJob(&transposeJobs, pi, j)
+}
+
+// transposeJob is transposeTiled on batch items [lo, hi) (a pooled job: no
+// closure).
+type transposeJob[T Float] struct {
+	dst, src []T
+	m, n     int
+	acc      bool
+}
+
+var transposeJobs [2]sync.Pool // [0] float32, [1] float64
+
+func (j *transposeJob[T]) run(lo, hi int) {
 	const tile = 32
-	for b := range batch {
-		s, d := src[b*m*n:(b+1)*m*n], dst[b*m*n:(b+1)*m*n]
+	m, n := j.m, j.n
+	for b := lo; b < hi; b++ {
+		s, d := j.src[b*m*n:(b+1)*m*n], j.dst[b*m*n:(b+1)*m*n]
 		for i0 := 0; i0 < m; i0 += tile {
 			i1 := min(i0+tile, m)
 			for j0 := 0; j0 < n; j0 += tile {
 				j1 := min(j0+tile, n)
 				for i := i0; i < i1; i++ {
 					row := s[i*n : (i+1)*n]
-					if acc {
-						for j := j0; j < j1; j++ {
-							d[j*m+i] += row[j]
+					if j.acc {
+						for c := j0; c < j1; c++ {
+							d[c*m+i] += row[c]
 						}
 					} else {
-						for j := j0; j < j1; j++ {
-							d[j*m+i] = row[j]
+						for c := j0; c < j1; c++ {
+							d[c*m+i] = row[c]
 						}
 					}
 				}
@@ -215,7 +242,7 @@ func (tp *Tape[T]) Concat(axis int, xs ...*Tensor[T]) *Tensor[T] {
 	var buf [8]int
 	shape := append(buf[:0], x0.Shape...)
 	shape[axis] = total
-	out := tp.out(shape, xs...)
+	out := tp.outNoZero(shape, xs...) // the blocks below tile the output
 	outer, inner := splitAt(x0.Shape, axis)
 	row := total * inner // output row length
 	off := 0
@@ -266,7 +293,7 @@ func (tp *Tape[T]) Slice(x *Tensor[T], axis, start, end int) *Tensor[T] {
 	var buf [8]int
 	shape := append(buf[:0], x.Shape...)
 	shape[axis] = end - start
-	out := tp.out(shape, x)
+	out := tp.outNoZero(shape, x) // the copies below write every element
 	outer, inner := splitAt(x.Shape, axis)
 	w := (end - start) * inner
 	for o := range outer {
@@ -335,7 +362,7 @@ func (tp *Tape[T]) Gather(x *Tensor[T], axis int, idx []int) *Tensor[T] {
 	var buf [8]int
 	shape := append(buf[:0], x.Shape...)
 	shape[axis] = len(idx)
-	out := tp.out(shape, x)
+	out := tp.outNoZero(shape, x) // the copies below write every element
 	outer, inner := splitAt(x.Shape, axis)
 	m := len(idx)
 	for o := range outer {

@@ -7,6 +7,7 @@ package loope
 import (
 	"fmt"
 	"math"
+	"sort"
 	"sync"
 )
 
@@ -22,6 +23,7 @@ type Adam[T Float] struct {
 	params []*Tensor[T]
 	decay  []bool // per param: weight decay applies
 	m, v   [][]T  // first and second moments, per param
+	offs   []int  // offs[i]: index of params[i]'s first element in all params laid end to end
 }
 
 // NewAdamW returns AdamW over the trainable params with weight decay wd on
@@ -52,53 +54,71 @@ func NewAdam[T Float](params []NamedParam[T]) *Adam[T] {
 func (o *Adam[T]) Moments() (m, v [][]T) { return o.m, o.v }
 
 // Update applies one step with learning rate lr to every param, reading
-// its Grad. It does not clear gradients.
+// its Grad. It does not clear gradients. The elements of all params are
+// split over threads as one range (every element's update is independent
+// of the split), so small params do not run one after another on one core.
 func (o *Adam[T]) Update(lr float64) {
 	o.Step++
 	bc1 := 1 - math.Pow(o.Beta1, float64(o.Step))
 	bc2 := 1 - math.Pow(o.Beta2, float64(o.Step))
-	stepSize := T(lr / bc1)
-	bc2Sqrt := T(math.Sqrt(bc2))
-	b1, b2, eps := T(o.Beta1), T(o.Beta2), T(o.Eps)
+	if len(o.offs) != len(o.params)+1 {
+		o.offs = append(o.offs[:0], 0)
+		for _, p := range o.params {
+			o.offs = append(o.offs, o.offs[len(o.offs)-1]+len(p.Data))
+		}
+	}
+	total := o.offs[len(o.params)]
 	pi := poolIndex[T]()
 	j := getJob[adamJob[T]](&adamJobs, pi)
-	for i, p := range o.params {
-		wd := T(0)
-		if o.decay[i] {
-			wd = T(o.WeightDecay)
-		}
-		*j = adamJob[T]{p: p.Data, g: p.Grad, m: o.m[i], v: o.v[i], wd: wd, shrink: 1 - T(lr)*wd,
-			b1: b1, b2: b2, eps: eps, stepSize: stepSize, bc2Sqrt: bc2Sqrt, decoupled: o.Decoupled}
-		if serial(len(p.Grad)) {
-			j.run(0, len(p.Grad))
-		} else {
-			parallelRun(len(p.Grad), parGrain, j)
-		}
+	*j = adamJob[T]{o: o, lr: T(lr), b1: T(o.Beta1), b2: T(o.Beta2), eps: T(o.Eps),
+		stepSize: T(lr / bc1), bc2Sqrt: T(math.Sqrt(bc2))}
+	if serial(total) {
+		j.run(0, total)
+	} else {
+		parallelRun(total, parGrain, j)
 	}
 	putJob(&adamJobs, pi, j)
 }
 
-// adamJob updates elements [lo, hi) of one parameter (a pooled job: no
-// closure). Each element's update is independent of the split.
+// adamJob updates elements [lo, hi) of the params laid end to end (a
+// pooled job: no closure).
 type adamJob[T Float] struct {
-	p, g, m, v                                 []T
-	wd, shrink, b1, b2, eps, stepSize, bc2Sqrt T
-	decoupled                                  bool
+	o                                  *Adam[T]
+	lr, b1, b2, eps, stepSize, bc2Sqrt T
 }
 
 var adamJobs [2]sync.Pool // [0] float32, [1] float64
 
 func (j *adamJob[T]) run(lo, hi int) {
-	p, m, v := j.p[lo:hi], j.m[lo:hi], j.v[lo:hi]
-	b1, b2 := j.b1, j.b2
-	for k, g := range j.g[lo:hi] {
-		if j.decoupled {
-			p[k] *= j.shrink
-		} else if j.wd != 0 {
-			g += j.wd * p[k]
+	o := j.o
+	i := sort.SearchInts(o.offs, lo+1) - 1 // the param holding element lo
+	for ; lo < hi; i++ {
+		p := o.params[i]
+		a, b := lo-o.offs[i], min(hi, o.offs[i+1])-o.offs[i]
+		wd := T(0)
+		if o.decay[i] {
+			wd = T(o.WeightDecay)
 		}
-		m[k] = m[k]*b1 + (1-b1)*g // torch 1.13: exp_avg.mul_(beta1).add_(grad, alpha=1-beta1)
-		v[k] = v[k]*b2 + (1-b2)*g*g
+		if p.Grad != nil { // a param without gradient is left as it is
+			j.update(p.Data[a:b], p.Grad[a:b], o.m[i][a:b], o.v[i][a:b], wd)
+		}
+		lo = o.offs[i+1]
+	}
+}
+
+// update runs the Adam or AdamW step on one param slice p with gradient
+// g and moments m, v, weight decay wd.
+func (j *adamJob[T]) update(p, g, m, v []T, wd T) {
+	b1, b2, shrink, decoupled := j.b1, j.b2, 1-j.lr*wd, j.o.Decoupled
+	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
+	for k, gk := range g {
+		if decoupled {
+			p[k] *= shrink
+		} else if wd != 0 {
+			gk += wd * p[k]
+		}
+		m[k] = m[k]*b1 + (1-b1)*gk // torch 1.13: exp_avg.mul_(beta1).add_(grad, alpha=1-beta1)
+		v[k] = v[k]*b2 + (1-b2)*gk*gk
 		denom := T(math.Sqrt(float64(v[k])))/j.bc2Sqrt + j.eps
 		p[k] -= j.stepSize * (m[k] / denom) // torch: param.addcdiv_(exp_avg, denom, value=-step_size)
 	}

@@ -304,14 +304,16 @@ func (m *ViT[T]) Forward(tp *Tape[T], img *Tensor[T]) *Tensor[T] {
 		q, k, v := tp.QKVHeads(tp.Linear(y, blk.QKVW, blk.QKVB), h)
 		q, k = m.PE.RotateQK(tp, i, q, k)
 		a := tp.MergeHeads(tp.Attention(q, k, v, m.PE.AttnBias(tp, i, q), scale))
-		x = tp.Add(x, tp.Linear(a, blk.ProjW, blk.ProjB))
+		x = tp.linearAdd(x, a, blk.ProjW, blk.ProjB) // x + proj(a)
 		// MLP.
 		y = tp.LayerNorm(x, blk.Norm2W, blk.Norm2B, cfg.Eps)
-		y = tp.Linear(tp.GELU(tp.Linear(y, blk.FC1W, blk.FC1B)), blk.FC2W, blk.FC2B)
-		x = tp.Add(x, y)
+		x = tp.linearAdd(x, tp.linearGELU(y, blk.FC1W, blk.FC1B), blk.FC2W, blk.FC2B) // x + fc2(GELU(fc1(y)))
 		x = m.PE.AfterBlock(tp, i, x)
 	}
+	// timm: norm over all tokens, then pool = x[:, 0]. LayerNorm acts on
+	// each token alone, so normalising only the CLS token is the same
+	// result with 1/N of the work (and no gradient rows of zeros).
+	x = tp.Reshape(tp.Slice(x, 1, 0, 1), b, d)
 	x = tp.LayerNorm(x, m.NormW, m.NormB, cfg.Eps)
-	x = tp.Reshape(tp.Slice(x, 1, 0, 1), b, d) // pool = x[:, 0]
 	return tp.Linear(x, m.HeadW, m.HeadB)
 }

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Go vs PyTorch training throughput, side by side, on the same weights and batch.
-# Not part of CI. Usage: bash bench/compare.sh [steps] (run from the repo root).
+# Not part of CI. Usage: bash bench/compare.sh [steps] [rounds] [configs...]
+# (run from the repo root; configs are names from the list at the end,
+# default all).
 # For each config it writes a fixture (`loope fixture`, float32, 6-bit BCE),
-# then alternates Go and PyTorch runs (3 rounds), printing images/s, the ratio
+# then alternates Go and PyTorch runs (3 rounds by default), printing images/s, the ratio
 # and peak RSS (/usr/bin/time -v). PyTorch runs with 2 threads in its default
 # setting and in the tuned settings of ../shared/spec/gemm-perf.md §4; the
 # ratio is taken against the fastest PyTorch setting.
 set -euo pipefail
 steps=${1:-10}
+rounds=${2:-3}
+shift 2 || shift $# || true
+only=" $* "
 command -v /usr/bin/time >/dev/null || sudo apt-get install -y time || apt-get install -y time
 /usr/bin/python3 -c 'import torch' 2>/dev/null || apt-get install -y python3-torch
 # Debian's torch and numpy call libblas.so.3; without OpenBLAS installed that is the slow reference BLAS,
@@ -19,11 +24,12 @@ rss() { grep "Maximum resident" "$1" | awk '{print $6}'; }
 printf '| config | Go img/s | PyTorch img/s (best setting) | Go ÷ PyTorch | Go peak RSS MB | PyTorch peak RSS MB |\n|---|---|---|---|---|---|\n' > "$dir/table.md"
 while read -r name preset pe batch nsteps; do
   [ -z "$name" ] && continue
+  [ "$only" != "  " ] && [[ "$only" != *" $name "* ]] && continue
   nsteps=${nsteps:-$steps}
   fx="$dir/$name.safetensors"
   /tmp/loope-bench fixture -preset "$preset" -pe "$pe" -batch "$batch" -out "$fx" 2>/dev/null
   best_go=0; best_pt=0; rss_go=0; rss_pt=0; best_set=""
-  for round in 1 2 3; do
+  for round in $(seq "$rounds"); do
     /usr/bin/time -v /tmp/loope-bench bench -fixture "$fx" -steps "$nsteps" > "$dir/go.out" 2> "$dir/go.time"
     g=$(awk '{print $3}' "$dir/go.out"); echo "$name round $round go $g"
     best_go=$(python3 -c "print(max($best_go, $g))"); rss_go=$(rss "$dir/go.time")

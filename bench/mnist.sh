@@ -9,7 +9,7 @@ budget=${1:-10m}
 shift || true
 pes=("$@")
 [ ${#pes[@]} -eq 0 ] && pes=(learnable sin1d loope)
-flags=${FLAGS:--batch 64 -lr 2e-3 -warmup 100 -val-frac 0.02}
+flags=${FLAGS:--batch 64 -lr 3e-3 -warmup 100 -val-frac 0.02}
 go build -o /tmp/loope-mnist ./cmd/loope
 out=${OUT:-out/mnist}
 mkdir -p "$out"
