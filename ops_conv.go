@@ -6,8 +6,8 @@
 //   - direct loops for depthwise convolutions (groups = C = O), e.g. CPVT's
 //     3×3 PEG (pe-zoo.md §9b), where a GEMM would have one row.
 //
-// The general path works on fixed chunks of images (convChunkRows output
-// positions, whatever the thread count). A chunk's patch rows P (one row
+// The general path works on fixed chunks of images (convChunkElems patch
+// elements, whatever the thread count). A chunk's patch rows P (one row
 // per output position, one column per (channel, kh, kw) tap) make every
 // product tall and thin: the output Yᵀ = P·Wᵀ has a row per position and
 // a column per output channel, so the few output channels of LOOPE's
@@ -107,11 +107,12 @@ type convGeom struct {
 	cb, nc, nw     int // images per chunk, chunks, work slots (chunks run at once)
 }
 
-// convChunkRows is about how many output positions a chunk of images holds
-// (at least one image). It fixes the chunking, so it must not depend on
-// the thread count; it trades the patch-row buffers' size (cache) against
-// the per-chunk GEMM overheads and the weight-gradient partial sums.
-const convChunkRows = 1024
+// convChunkElems bounds the patch rows of a chunk of images (at least one
+// image): chunk rows × K elements. It fixes the chunking, so it must not
+// depend on the thread count; it keeps a chunk's patch rows in L2 between
+// being written and being read by the GEMM, against the per-chunk
+// overheads and the weight-gradient partial sums.
+const convChunkElems = 1 << 16
 
 // ints and convGeomFromInts store the geometry in a node's ints.
 func (g *convGeom) ints() []int {
@@ -168,9 +169,9 @@ func convGeomOf[T Float](x, w, bias *Tensor[T], stride, pad, groups int) (convGe
 		return convGeom{}, false
 	}
 	g.ho, g.wo = (g.h+2*pad-g.kh)/stride+1, (g.w+2*pad-g.kw)/stride+1
-	g.cb = max(1, convChunkRows/(g.ho*g.wo))
+	g.cb = max(1, convChunkElems/(g.ho*g.wo*g.k()))
 	if t, ok := g.transposed(); ok {
-		g.cb = max(1, min(g.cb, convChunkRows/(t.ho*t.wo)))
+		g.cb = max(1, min(g.cb, convChunkElems/(t.ho*t.wo*t.k())))
 	}
 	g.nc = ceilDiv(g.b, g.cb)
 	g.nw = max(1, min(Threads(), g.nc))
@@ -220,13 +221,12 @@ func patchRows[T Float](p, x []T, g *convGeom, nb, gi int) {
 							continue // done by copyRuns
 						}
 						d, iw := rows[ow*k+off:ow*k+off+g.kw], ow*g.stride-g.pad
-						for j := range d {
-							if v := iw + j; v >= 0 && v < len(xr) {
-								d[j] = xr[v]
-							} else {
-								d[j] = 0
-							}
+						lo, hi := min(max(0, -iw), len(d)), max(0, min(len(d), len(xr)-iw))
+						clear(d[:lo])
+						if lo < hi {
+							copy(d[lo:hi], xr[iw+lo:iw+hi])
 						}
+						clear(d[max(lo, hi):])
 					}
 				}
 			}
@@ -241,18 +241,19 @@ func copyRuns[T Float](dst, xr []T, ld, lo, hi, stride, pad, kw int) {
 	switch kw {
 	case 2:
 		for ow := lo; ow < hi; ow++ {
-			d, s := dst[ow*ld:ow*ld+2], xr[ow*stride-pad:ow*stride-pad+2]
-			d[0], d[1] = s[0], s[1]
+			*(*[2]T)(dst[ow*ld:]) = *(*[2]T)(xr[ow*stride-pad:])
 		}
 	case 3:
 		for ow := lo; ow < hi; ow++ {
 			d, s := dst[ow*ld:ow*ld+3], xr[ow*stride-pad:ow*stride-pad+3]
-			d[0], d[1], d[2] = s[0], s[1], s[2]
+			*(*[2]T)(d) = *(*[2]T)(s)
+			d[2] = s[2]
 		}
 	case 5:
 		for ow := lo; ow < hi; ow++ {
 			d, s := dst[ow*ld:ow*ld+5], xr[ow*stride-pad:ow*stride-pad+5]
-			d[0], d[1], d[2], d[3], d[4] = s[0], s[1], s[2], s[3], s[4]
+			*(*[4]T)(d) = *(*[4]T)(s)
+			d[4] = s[4]
 		}
 	default:
 		for ow := lo; ow < hi; ow++ {
@@ -359,12 +360,21 @@ func conv2dRowsForward[T Float](out, x, w, bias, work []T, g *convGeom) {
 			for ch := s * g.nc / g.nw; ch < (s+1)*g.nc/g.nw; ch++ {
 				b0, b1 := g.chunk(ch)
 				nb := b1 - b0
-				for i := range nb * l { // Yᵀ starts at the bias, the taps accumulate onto it
-					if bias != nil {
-						copy(yt[i*g.o:(i+1)*g.o], bias)
-					} else {
-						clear(yt[i*g.o : (i+1)*g.o])
+				if og >= convWideO { // out_b,g (O/groups, L) = bias + W_g·P_bᵀ, image by image
+					ob := out[b0*g.o*l : b1*g.o*l]
+					for i := range nb * g.o {
+						fillBias(ob[i*l:(i+1)*l], bias, i%g.o)
 					}
+					for gi := range g.groups {
+						patchRows(p, x[b0*g.c*g.h*g.w:], g, nb, gi)
+						for bi := range nb {
+							gemmSerial(false, true, og, l, k, w[gi*og*k:], k, p[bi*l*k:], k, ob[(bi*g.o+gi*og)*l:], l, true)
+						}
+					}
+					continue
+				}
+				for i := range nb * l { // Yᵀ starts at the bias, the taps accumulate onto it
+					fillBias(yt[i*g.o:(i+1)*g.o], bias, -1)
 				}
 				for gi := range g.groups {
 					patchRows(p, x[b0*g.c*g.h*g.w:], g, nb, gi)
@@ -374,6 +384,27 @@ func conv2dRowsForward[T Float](out, x, w, bias, work []T, g *convGeom) {
 			}
 		}
 	})
+}
+
+// convWideO is the number of output channels per group from which the
+// forward computes each image's output planes W_g·P_bᵀ directly: with many
+// output channels the O×L product fills the register tiles and saves
+// transposing Yᵀ (rows, O), which costs most when K is short (the patch
+// embedding's 12).
+const convWideO = 32
+
+// fillBias sets d to bias[o], or, for o < 0, to bias (len(d)); to 0 for a nil bias.
+func fillBias[T Float](d, bias []T, o int) {
+	switch {
+	case bias == nil:
+		clear(d)
+	case o < 0:
+		copy(d, bias)
+	default:
+		for i := range d {
+			d[i] = bias[o]
+		}
+	}
 }
 
 // conv2dRowsBackward accumulates dx and dW of the general path (see
