@@ -112,7 +112,7 @@ type convGeom struct {
 // depend on the thread count; it keeps a chunk's patch rows in L2 between
 // being written and being read by the GEMM, against the per-chunk
 // overheads and the weight-gradient partial sums.
-const convChunkElems = 1 << 16
+var convChunkElems = 1 << 16 // a var so tests can force small chunks
 
 // ints and convGeomFromInts store the geometry in a node's ints.
 func (g *convGeom) ints() []int {
