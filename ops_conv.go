@@ -387,10 +387,11 @@ func conv2dRowsForward[T Float](out, x, w, bias, work []T, g *convGeom) {
 }
 
 // convWideO is the number of output channels per group from which the
-// forward computes each image's output planes W_g·P_bᵀ directly: with many
-// output channels the O×L product fills the register tiles and saves
-// transposing Yᵀ (rows, O), which costs most when K is short (the patch
-// embedding's 12).
+// GEMMs run image by image on the (O, L) planes of y and dy: out_b,g =
+// W_g·P_bᵀ, dW_g += dy_b,g·P_b, dP_b = dy_b,gᵀ·W_g. With many output
+// channels those products fill the register tiles, and they save
+// transposing between planes and rows (rows, O), which costs most when K
+// is short (the patch embedding's 12).
 const convWideO = 32
 
 // fillBias sets d to bias[o], or, for o < 0, to bias (len(d)); to 0 for a nil bias.
@@ -401,8 +402,9 @@ func fillBias[T Float](d, bias []T, o int) {
 	case o < 0:
 		copy(d, bias)
 	default:
+		bv := bias[o]
 		for i := range d {
-			d[i] = bias[o]
+			d[i] = bv
 		}
 	}
 }
@@ -423,7 +425,7 @@ func conv2dRowsBackward[T Float](x, w *Tensor[T], dy, work, flipped, parts []T, 
 	if tconv {
 		kt = t.k()
 	}
-	nw := len(w.Data)
+	nw, wide := len(w.Data), og >= convWideO // wide: dy stays in planes (no dYᵀ)
 	parallelFor(g.nw, 1, func(slo, shi int) {
 		for s := slo; s < shi; s++ {
 			ws := work[s*slot : (s+1)*slot]
@@ -434,18 +436,33 @@ func conv2dRowsBackward[T Float](x, w *Tensor[T], dy, work, flipped, parts []T, 
 			for ch := s * g.nc / g.nw; ch < (s+1)*g.nc/g.nw; ch++ {
 				b0, b1 := g.chunk(ch)
 				nb := b1 - b0
-				planesToRows(dyt, dy[b0*g.o*l:], nb, l, g.o)
+				dyc := dy[b0*g.o*l : b1*g.o*l]
+				if !wide {
+					planesToRows(dyt, dyc, nb, l, g.o)
+				}
 				for gi := range g.groups {
+					wg, pw := w.Data[gi*og*k:], parts[min(ch*nw+gi*og*k, len(parts)):]
 					if dw {
 						patchRows(p, x.Data[b0*g.c*g.h*g.w:], g, nb, gi)
-						gemmSerial(true, false, og, k, nb*l, dyt[gi*og:], g.o, p, k, parts[ch*nw+gi*og*k:], k, false)
+						if wide { // dW_g += dy_b,g·P_b image by image, in order
+							for bi := range nb {
+								gemmSerial(false, false, og, k, l, dyc[(bi*g.o+gi*og)*l:], l, p[bi*l*k:], k, pw, k, bi > 0)
+							}
+						} else {
+							gemmSerial(true, false, og, k, nb*l, dyt[gi*og:], g.o, p, k, pw, k, false)
+						}
 					}
 					switch {
 					case tconv:
-						patchRows(p, dy[b0*g.o*l:], &t, nb, gi)
+						patchRows(p, dyc, &t, nb, gi)
 						gemmSerial(false, true, nb*t.ho*t.wo, cg, kt, p, kt, flipped[gi*cg*kt:], kt, z[gi*cg:], g.c, false)
+					case dx && wide: // dP_b = dy_b,gᵀ·W_g
+						for bi := range nb {
+							gemmSerial(true, false, l, k, og, dyc[(bi*g.o+gi*og)*l:], l, wg, k, p[bi*l*k:], k, false)
+						}
+						col2imRows(x.Grad[b0*g.c*g.h*g.w:], p, g, nb, gi)
 					case dx:
-						gemmSerial(false, false, nb*l, k, og, dyt[gi*og:], g.o, w.Data[gi*og*k:], k, p, k, false)
+						gemmSerial(false, false, nb*l, k, og, dyt[gi*og:], g.o, wg, k, p, k, false)
 						col2imRows(x.Grad[b0*g.c*g.h*g.w:], p, g, nb, gi)
 					}
 				}
