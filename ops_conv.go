@@ -216,17 +216,20 @@ func patchRows[T Float](p, x []T, g *convGeom, nb, gi int) {
 					}
 					xr := xc[ih*g.w : (ih+1)*g.w]
 					copyRuns(rows[off:], xr, k, owLo, owHi, g.stride, g.pad, g.kw)
-					for ow := range g.wo {
-						if ow >= owLo && ow < owHi {
-							continue // done by copyRuns
+					for ow := 0; ow < g.wo; ow++ { // the edges, where the kernel row leaves the image
+						if ow == owLo && owLo < owHi {
+							if ow = owHi; ow >= g.wo { // [owLo, owHi) is done by copyRuns
+								break
+							}
 						}
 						d, iw := rows[ow*k+off:ow*k+off+g.kw], ow*g.stride-g.pad
-						lo, hi := min(max(0, -iw), len(d)), max(0, min(len(d), len(xr)-iw))
-						clear(d[:lo])
-						if lo < hi {
-							copy(d[lo:hi], xr[iw+lo:iw+hi])
+						for j := range d {
+							var v T
+							if iw+j >= 0 && iw+j < len(xr) {
+								v = xr[iw+j]
+							}
+							d[j] = v
 						}
-						clear(d[max(lo, hi):])
 					}
 				}
 			}
