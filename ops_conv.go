@@ -12,9 +12,12 @@
 // product tall and thin: the output Yᵀ = P·Wᵀ has a row per position and
 // a column per output channel, so the few output channels of LOOPE's
 // narrowing convolutions (16, 8, 4, 1) are the narrow side of the GEMM,
-// not its 6-row register tiles. Chunks run in parallel over a fixed set of
-// work slots; the weight gradient sums per-chunk products in chunk order,
-// so results are bit-identical for any thread count.
+// not its 6-row register tiles (with convWideO or more output channels per
+// group the products run image by image on the (O, L) planes instead). dx
+// is, where it can be, a stride-1 convolution of dy with flipped kernels,
+// on patch rows of dy (no col2im). Chunks run in parallel over a fixed set
+// of work slots; the weight gradient sums per-chunk products in chunk
+// order, so results are bit-identical for any thread count.
 
 package loope
 
@@ -67,7 +70,8 @@ func (tp *Tape[T]) Conv2d(x, w, bias *Tensor[T], stride, pad, groups int) *Tenso
 // conv2dBackward: dbias += Σ_{b,oh,ow} dy. The general path, per chunk of
 // images with dYᵀ (rows, O) its output gradient as patch-row columns and
 // P_g its patch rows of group g: partial_chunk(dW_g) = dYᵀ_gᵀ·P_g, summed
-// over chunks in order into dW; dx += the transposed convolution of dy:
+// over chunks in order into dW (for wide O: Σ_b dy_b,g·P_b per chunk);
+// dx += the transposed convolution of dy:
 // for stride 1 and a square kernel with pad < KH a stride-1 convolution of
 // dy with the flipped, channel-swapped kernels (pad KH − 1 − pad, output
 // H × W), else col2im(dYᵀ_g·W_g). The depthwise path runs the same sums as
