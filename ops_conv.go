@@ -148,15 +148,25 @@ func (g *convGeom) transposed() (t convGeom, ok bool) {
 	return t, t.ho == g.h && t.wo == g.w
 }
 
-// slot is the length of one work slot: Yᵀ or dYᵀ (rows, O), then for dx
+// yRows is the length of a chunk's Yᵀ or dYᵀ (rows, O), 0 for wide O
+// (O/groups ≥ convWideO), whose products work on the planes of y and dy.
+func (g *convGeom) yRows() int {
+	if g.o/g.groups >= convWideO {
+		return 0
+	}
+	return g.cb * g.ho * g.wo * g.o
+}
+
+// slot is the length of one work slot: Yᵀ or dYᵀ (rows, O) (yRows), then for dx
 // through the transposed convolution its output rows (cb·H·W, C), then
 // the larger of P (rows, K) and the transposed convolution's patch rows.
 func (g *convGeom) slot(dx bool) int {
 	r := g.cb * g.ho * g.wo
-	n := r*g.o + r*g.k()
+	ro := g.yRows()
+	n := ro + r*g.k()
 	if t, ok := g.transposed(); ok && dx {
 		rt := g.cb * t.ho * t.wo
-		n = r*g.o + rt*g.c + max(r*g.k(), rt*t.k())
+		n = ro + rt*g.c + max(r*g.k(), rt*t.k())
 	}
 	return n
 }
@@ -360,10 +370,10 @@ func (g *convGeom) chunk(ch int) (b0, b1 int) { return ch * g.cb, min(g.b, (ch+1
 // then out = Yᵀ transposed. work holds g.nw slots of g.slot(false) or more.
 func conv2dRowsForward[T Float](out, x, w, bias, work []T, g *convGeom) {
 	l, k, og := g.ho*g.wo, g.k(), g.o/g.groups
-	r, slot := g.cb*l, len(work)/g.nw
+	ro, slot := g.yRows(), len(work)/g.nw
 	parallelFor(g.nw, 1, func(slo, shi int) {
 		for s := slo; s < shi; s++ {
-			yt, p := work[s*slot:s*slot+r*g.o], work[s*slot+r*g.o:(s+1)*slot]
+			yt, p := work[s*slot:s*slot+ro], work[s*slot+ro:(s+1)*slot]
 			for ch := s * g.nc / g.nw; ch < (s+1)*g.nc/g.nw; ch++ {
 				b0, b1 := g.chunk(ch)
 				nb := b1 - b0
@@ -428,7 +438,7 @@ func conv2dRowsBackward[T Float](x, w *Tensor[T], dy, work, flipped, parts []T, 
 	l, k, og, cg := g.ho*g.wo, g.k(), g.o/g.groups, g.c/g.groups
 	t, tconv := g.transposed()
 	tconv = tconv && dx
-	r, rt, kt, slot := g.cb*l, g.cb*t.ho*t.wo, 0, len(work)/g.nw
+	ro, rt, kt, slot := g.yRows(), g.cb*t.ho*t.wo, 0, len(work)/g.nw
 	if tconv {
 		kt = t.k()
 	}
@@ -436,9 +446,9 @@ func conv2dRowsBackward[T Float](x, w *Tensor[T], dy, work, flipped, parts []T, 
 	parallelFor(g.nw, 1, func(slo, shi int) {
 		for s := slo; s < shi; s++ {
 			ws := work[s*slot : (s+1)*slot]
-			dyt, z, p := ws[:r*g.o], ws[r*g.o:r*g.o], ws[r*g.o:]
+			dyt, z, p := ws[:ro], ws[ro:ro], ws[ro:]
 			if tconv {
-				z, p = ws[r*g.o:r*g.o+rt*g.c], ws[r*g.o+rt*g.c:]
+				z, p = ws[ro:ro+rt*g.c], ws[ro+rt*g.c:]
 			}
 			for ch := s * g.nc / g.nw; ch < (s+1)*g.nc/g.nw; ch++ {
 				b0, b1 := g.chunk(ch)
