@@ -1,14 +1,23 @@
 // This file holds Conv2d, PyTorch's nn.Conv2d with zero padding, forward
 // beside backward. Two paths:
-//   - im2col + GEMM, the general path (any kernel, stride, padding, groups);
-//     it serves the patch embedding (kernel = stride = P, where im2col is a
-//     pure rearrangement) and the 5×5 stride-1 convolutions;
+//   - patch rows + GEMM, the general path (any kernel, stride, padding,
+//     groups); it serves the patch embedding (kernel = stride = P) and
+//     LOOPE's 5×5 stride-1 convolutions;
 //   - direct loops for depthwise convolutions (groups = C = O), e.g. CPVT's
 //     3×3 PEG (pe-zoo.md §9b), where a GEMM would have one row.
 //
-// Batch items run in parallel for the input side; weight and bias gradients
-// are split over output channels and sum over the batch in order b = 0, 1,
-// ..., so results are bit-identical for any thread count.
+// The general path works on fixed chunks of images (convChunkElems patch
+// elements, whatever the thread count). A chunk's patch rows P (one row
+// per output position, one column per (channel, kh, kw) tap) make every
+// product tall and thin: the output Yᵀ = P·Wᵀ has a row per position and
+// a column per output channel, so the few output channels of LOOPE's
+// narrowing convolutions (16, 8, 4, 1) are the narrow side of the GEMM,
+// not its 6-row register tiles (with convWideO or more output channels per
+// group the products run image by image on the (O, L) planes instead). dx
+// is, where it can be, a stride-1 convolution of dy with flipped kernels,
+// on patch rows of dy (no col2im). Chunks run in parallel over a fixed set
+// of work slots; the weight gradient sums per-chunk products in chunk
+// order, so results are bit-identical for any thread count.
 
 package loope
 
@@ -30,33 +39,48 @@ func (tp *Tape[T]) Conv2d(x, w, bias *Tensor[T], stride, pad, groups int) *Tenso
 	if bias != nil {
 		bd = bias.Data
 	}
-	var slots []T
 	if g.depthwise() {
 		conv2dDepthwiseForward(out.Data, x.Data, w.Data, bd, &g)
-	} else {
-		slots = tp.scratch(g.nw * g.k() * g.ho * g.wo) // an im2col matrix per slot
-		conv2dIm2colForward(out.Data, x.Data, w.Data, bd, slots, &g)
+		if out.Grad != nil {
+			nd := tp.record(conv2dBackward[T]{}, out, x, w, bias)
+			nd.ints = append(nd.ints, g.ints()...)
+		}
+		return out
 	}
-	if out.Grad != nil {
+	grad := out.Grad != nil
+	dx, dw := grad && x.Grad != nil, grad && w.Grad != nil
+	work := tp.scratch(g.nw * g.slot(dx))
+	conv2dRowsForward(out.Data, x.Data, w.Data, bd, work, &g)
+	if grad {
+		var flipped, parts []T
+		if _, ok := g.transposed(); ok && dx {
+			flipped = tp.scratch(len(w.Data))
+			flipKernels(flipped, w.Data, &g)
+		}
+		if dw {
+			parts = tp.scratch(g.nc * len(w.Data))
+		}
 		nd := tp.record(conv2dBackward[T]{}, out, x, w, bias)
-		nd.ints = append(nd.ints, g.b, g.c, g.h, g.w, g.o, g.kh, g.kw, g.stride, g.pad, g.groups, g.ho, g.wo, g.nw)
-		nd.saved = append(nd.saved, slots)
+		nd.ints = append(nd.ints, g.ints()...)
+		nd.saved = append(nd.saved, work, flipped, parts)
 	}
 	return out
 }
 
-// conv2dBackward: dbias += Σ_{b,oh,ow} dy; for the im2col path, with
-// col_b the patch matrix of image b and W_g the (O/groups, C/groups·KH·KW)
-// weight block of group g: dW_g += Σ_b dy_{b,g}·col_{b,g}ᵀ and
-// dx_b += col2im(W_gᵀ·dy_{b,g}); the depthwise path runs the same sums as
+// conv2dBackward: dbias += Σ_{b,oh,ow} dy. The general path, per chunk of
+// images with dYᵀ (rows, O) its output gradient as patch-row columns and
+// P_g its patch rows of group g: partial_chunk(dW_g) = dYᵀ_gᵀ·P_g, summed
+// over chunks in order into dW (for wide O: Σ_b dy_b,g·P_b per chunk);
+// dx += the transposed convolution of dy:
+// for stride 1 and a square kernel with pad < KH a stride-1 convolution of
+// dy with the flipped, channel-swapped kernels (pad KH − 1 − pad, output
+// H × W), else col2im(dYᵀ_g·W_g). The depthwise path runs the same sums as
 // direct loops.
 type conv2dBackward[T Float] struct{}
 
 func (conv2dBackward[T]) backward(nd *node[T]) {
 	x, w, bias, y := nd.in[0], nd.in[1], nd.in[2], nd.out
-	it := nd.ints
-	g := convGeom{b: it[0], c: it[1], h: it[2], w: it[3], o: it[4], kh: it[5], kw: it[6],
-		stride: it[7], pad: it[8], groups: it[9], ho: it[10], wo: it[11], nw: it[12]}
+	g := convGeomFromInts(nd.ints)
 	l := g.ho * g.wo
 	if bias != nil && bias.Grad != nil {
 		parallelFor(g.o, max(1, 4096/max(g.b*l, 1)), func(lo, hi int) {
@@ -75,41 +99,7 @@ func (conv2dBackward[T]) backward(nd *node[T]) {
 		conv2dDepthwiseBackward(x, w, y.Grad, &g)
 		return
 	}
-	slots, k := nd.saved[0], g.k()
-	og, cg := g.o/g.groups, g.c/g.groups
-	if x.Grad != nil { // per image: dcol = W_gᵀ·dy_{b,g}, then col2im
-		parallelFor(g.nw, 1, func(wlo, whi int) {
-			for s := wlo; s < whi; s++ {
-				dcol := slots[s*k*l : (s+1)*k*l]
-				for bi := s * g.b / g.nw; bi < (s+1)*g.b/g.nw; bi++ {
-					for gi := range g.groups {
-						dy := y.Grad[(bi*g.o+gi*og)*l:]
-						gemmSerial(true, false, k, l, og, w.Data[gi*og*k:], max(k, 1), dy, max(l, 1), dcol, max(l, 1), false)
-						col2im(x.Grad[(bi*g.c+gi*cg)*g.h*g.w:], dcol, &g)
-					}
-				}
-			}
-		})
-	}
-	if w.Grad != nil { // per fixed range of output channels, images in order
-		parallelFor(g.nw, 1, func(wlo, whi int) {
-			for s := wlo; s < whi; s++ {
-				col := slots[s*k*l : (s+1)*k*l]
-				olo, ohi := s*g.o/g.nw, (s+1)*g.o/g.nw
-				for bi := range g.b {
-					for gi := olo / max(og, 1); gi < g.groups && gi*og < ohi; gi++ {
-						r0, r1 := max(olo, gi*og), min(ohi, (gi+1)*og)
-						if r1 <= r0 {
-							continue
-						}
-						im2col(col, x.Data[(bi*g.c+gi*cg)*g.h*g.w:], &g)
-						gemmSerial(false, true, r1-r0, k, l, y.Grad[(bi*g.o+r0)*l:], max(l, 1), col, max(l, 1),
-							w.Grad[r0*k:], max(k, 1), true)
-					}
-				}
-			}
-		})
-	}
+	conv2dRowsBackward(x, w, y.Grad, nd.saved[0], nd.saved[1], nd.saved[2], &g)
 }
 
 // convGeom is the geometry of one Conv2d call.
@@ -118,7 +108,24 @@ type convGeom struct {
 	o, kh, kw      int // weight (O, C/groups, KH, KW)
 	stride, pad    int //
 	groups, ho, wo int // output (B, O, Ho, Wo)
-	nw             int // scratch slots: fixed chunks of images (or of output channels in the weight gradient)
+	cb, nc, nw     int // images per chunk, chunks, work slots (chunks run at once)
+}
+
+// convChunkElems bounds the patch rows of a chunk of images (at least one
+// image): chunk rows × K elements. It fixes the chunking, so it must not
+// depend on the thread count; it keeps a chunk's patch rows in L2 between
+// being written and being read by the GEMM, against the per-chunk
+// overheads and the weight-gradient partial sums.
+var convChunkElems = 1 << 16 // a var so tests can force small chunks
+
+// ints and convGeomFromInts store the geometry in a node's ints.
+func (g *convGeom) ints() []int {
+	return []int{g.b, g.c, g.h, g.w, g.o, g.kh, g.kw, g.stride, g.pad, g.groups, g.ho, g.wo, g.cb, g.nc, g.nw}
+}
+
+func convGeomFromInts(it []int) convGeom {
+	return convGeom{b: it[0], c: it[1], h: it[2], w: it[3], o: it[4], kh: it[5], kw: it[6],
+		stride: it[7], pad: it[8], groups: it[9], ho: it[10], wo: it[11], cb: it[12], nc: it[13], nw: it[14]}
 }
 
 // k is the patch length C/groups·KH·KW: the inner dimension of the GEMMs.
@@ -126,6 +133,43 @@ func (g *convGeom) k() int { return g.c / g.groups * g.kh * g.kw }
 
 // depthwise reports whether every output channel sees exactly its own input channel.
 func (g *convGeom) depthwise() bool { return g.groups == g.c && g.o == g.c }
+
+// transposed returns the geometry of the convolution that computes dx from
+// dy: input dy (B, O, Ho, Wo), kernels (C, O/groups, KH, KW) flipped in
+// both axes (flipKernels), stride 1, padding KH − 1 − pad, output
+// (B, C, H, W). ok is false where that is not a plain convolution (stride
+// > 1, a non-square kernel or pad ≥ KH); then dx goes through col2im.
+func (g *convGeom) transposed() (t convGeom, ok bool) {
+	if g.stride != 1 || g.kh != g.kw || g.pad >= g.kh {
+		return convGeom{}, false
+	}
+	t = convGeom{b: g.b, c: g.o, h: g.ho, w: g.wo, o: g.c, kh: g.kh, kw: g.kw, stride: 1, pad: g.kh - 1 - g.pad,
+		groups: g.groups, ho: g.h, wo: g.w, cb: g.cb, nc: g.nc, nw: g.nw}
+	return t, t.ho == g.h && t.wo == g.w
+}
+
+// yRows is the length of a chunk's Yᵀ or dYᵀ (rows, O), 0 for wide O
+// (O/groups ≥ convWideO), whose products work on the planes of y and dy.
+func (g *convGeom) yRows() int {
+	if g.o/g.groups >= convWideO {
+		return 0
+	}
+	return g.cb * g.ho * g.wo * g.o
+}
+
+// slot is the length of one work slot: Yᵀ or dYᵀ (rows, O) (yRows), then for dx
+// through the transposed convolution its output rows (cb·H·W, C), then
+// the larger of P (rows, K) and the transposed convolution's patch rows.
+func (g *convGeom) slot(dx bool) int {
+	r := g.cb * g.ho * g.wo
+	ro := g.yRows()
+	n := ro + r*g.k()
+	if t, ok := g.transposed(); ok && dx {
+		rt := g.cb * t.ho * t.wo
+		n = ro + rt*g.c + max(r*g.k(), rt*t.k())
+	}
+	return n
+}
 
 // convGeomOf checks the Conv2d arguments and returns their geometry.
 func convGeomOf[T Float](x, w, bias *Tensor[T], stride, pad, groups int) (convGeom, bool) {
@@ -139,7 +183,12 @@ func convGeomOf[T Float](x, w, bias *Tensor[T], stride, pad, groups int) (convGe
 		return convGeom{}, false
 	}
 	g.ho, g.wo = (g.h+2*pad-g.kh)/stride+1, (g.w+2*pad-g.kw)/stride+1
-	g.nw = max(1, min(Threads(), max(g.b, g.o)))
+	g.cb = max(1, convChunkElems/(g.ho*g.wo*g.k()))
+	if t, ok := g.transposed(); ok {
+		g.cb = max(1, min(g.cb, convChunkElems/(t.ho*t.wo*t.k())))
+	}
+	g.nc = ceilDiv(g.b, g.cb)
+	g.nw = max(1, min(Threads(), g.nc))
 	return g, true
 }
 
@@ -155,33 +204,45 @@ func validRange(n, out, stride, pad, kk int) (lo, hi int) {
 	return lo, max(lo, hi)
 }
 
-// im2col writes the (C/groups·KH·KW, Ho·Wo) patch matrix of the channel group
-// starting at x (C/groups, H, W) into col: row (c·KH + kh)·KW + kw, column
-// oh·Wo + ow holds x[c, oh·stride − pad + kh, ow·stride − pad + kw], or 0 in
-// the padding. For kernel = stride and pad = 0 this is a pure rearrangement.
-func im2col[T Float](col, x []T, g *convGeom) {
-	l, cg := g.ho*g.wo, g.c/g.groups
-	for c := range cg {
-		xc := x[c*g.h*g.w : (c+1)*g.h*g.w]
-		for kh := range g.kh {
-			for kw := range g.kw {
-				row := col[((c*g.kh+kh)*g.kw+kw)*l : ((c*g.kh+kh)*g.kw+kw+1)*l]
-				owLo, owHi := validRange(g.w, g.wo, g.stride, g.pad, kw)
-				for oh := range g.ho {
-					dst := row[oh*g.wo : (oh+1)*g.wo]
+// patchRows writes the patch rows of channel group gi of the nb images
+// x (nb, C, H, W) into p (nb·Ho·Wo, K): row (b·Ho + oh)·Wo + ow, column
+// (c·KH + kh)·KW + kw holds x[b, gi·C/groups + c, oh·stride − pad + kh,
+// ow·stride − pad + kw], or 0 in the padding. Each kernel row is a run of
+// KW adjacent input pixels, whatever the stride.
+func patchRows[T Float](p, x []T, g *convGeom, nb, gi int) {
+	k, l, cg, hw := g.k(), g.ho*g.wo, g.c/g.groups, g.h*g.w
+	owLo, owHi := validRange(g.w, g.wo, g.stride, g.pad, 0) // first tap inside
+	_, owIn := validRange(g.w, g.wo, g.stride, g.pad, g.kw-1)
+	owHi = min(owHi, owIn) // [owLo, owHi): the whole kernel row inside
+	for bi := range nb {
+		for oh := range g.ho {
+			rows := p[(bi*l+oh*g.wo)*k : (bi*l+(oh+1)*g.wo)*k]
+			for c := range cg {
+				xc := x[(bi*g.c+gi*cg+c)*hw : (bi*g.c+gi*cg+c+1)*hw]
+				for kh := range g.kh {
+					off := (c*g.kh + kh) * g.kw
 					ih := oh*g.stride - g.pad + kh
-					if ih < 0 || ih >= g.h || owLo >= owHi { // owLo >= owHi: this kw sees only padding (base may be < 0)
-						clear(dst)
+					if ih < 0 || ih >= g.h {
+						for ow := range g.wo {
+							clear(rows[ow*k+off : ow*k+off+g.kw])
+						}
 						continue
 					}
-					clear(dst[:owLo])
-					clear(dst[owHi:])
-					base := ih*g.w - g.pad + kw // input index of ow = 0 (may lie in the padding)
-					if g.stride == 1 {
-						copy(dst[owLo:owHi], xc[base+owLo:base+owHi])
-					} else {
-						for ow := owLo; ow < owHi; ow++ {
-							dst[ow] = xc[base+ow*g.stride]
+					xr := xc[ih*g.w : (ih+1)*g.w]
+					copyRuns(rows[off:], xr, k, owLo, owHi, g.stride, g.pad, g.kw)
+					for ow := 0; ow < g.wo; ow++ { // the edges, where the kernel row leaves the image
+						if ow == owLo && owLo < owHi {
+							if ow = owHi; ow >= g.wo { // [owLo, owHi) is done by copyRuns
+								break
+							}
+						}
+						d, iw := rows[ow*k+off:ow*k+off+g.kw], ow*g.stride-g.pad
+						for j := range d {
+							var v T
+							if iw+j >= 0 && iw+j < len(xr) {
+								v = xr[iw+j]
+							}
+							d[j] = v
 						}
 					}
 				}
@@ -190,24 +251,58 @@ func im2col[T Float](col, x []T, g *convGeom) {
 	}
 }
 
-// col2im adds the patch-matrix gradient dcol (C/groups·KH·KW, Ho·Wo) back
-// into the channel group starting at dx (C/groups, H, W): the adjoint of im2col.
-func col2im[T Float](dx, dcol []T, g *convGeom) {
-	l, cg := g.ho*g.wo, g.c/g.groups
-	for c := range cg {
-		dxc := dx[c*g.h*g.w : (c+1)*g.h*g.w]
-		for kh := range g.kh {
-			for kw := range g.kw {
-				row := dcol[((c*g.kh+kh)*g.kw+kw)*l : ((c*g.kh+kh)*g.kw+kw+1)*l]
-				owLo, owHi := validRange(g.w, g.wo, g.stride, g.pad, kw)
-				for oh := range g.ho {
+// copyRuns copies, for ow in [lo, hi), the kw input pixels
+// xr[ow·stride − pad:][:kw] to dst[ow·ld:][:kw]: the interior kernel rows
+// of patchRows, unrolled for the common kernel widths.
+func copyRuns[T Float](dst, xr []T, ld, lo, hi, stride, pad, kw int) {
+	switch kw {
+	case 2:
+		for ow := lo; ow < hi; ow++ {
+			*(*[2]T)(dst[ow*ld:]) = *(*[2]T)(xr[ow*stride-pad:])
+		}
+	case 3:
+		for ow := lo; ow < hi; ow++ {
+			d, s := dst[ow*ld:ow*ld+3], xr[ow*stride-pad:ow*stride-pad+3]
+			*(*[2]T)(d) = *(*[2]T)(s)
+			d[2] = s[2]
+		}
+	case 5:
+		for ow := lo; ow < hi; ow++ {
+			d, s := dst[ow*ld:ow*ld+5], xr[ow*stride-pad:ow*stride-pad+5]
+			*(*[4]T)(d) = *(*[4]T)(s)
+			d[4] = s[4]
+		}
+	default:
+		for ow := lo; ow < hi; ow++ {
+			copy(dst[ow*ld:ow*ld+kw], xr[ow*stride-pad:])
+		}
+	}
+}
+
+// col2imRows adds the patch-row gradient dp (nb·Ho·Wo, K) back into
+// channel group gi of the nb images dx (nb, C, H, W): the adjoint of patchRows.
+func col2imRows[T Float](dx, dp []T, g *convGeom, nb, gi int) {
+	k, l, cg, hw := g.k(), g.ho*g.wo, g.c/g.groups, g.h*g.w
+	for bi := range nb {
+		for oh := range g.ho {
+			rows := dp[(bi*l+oh*g.wo)*k : (bi*l+(oh+1)*g.wo)*k]
+			for c := range cg {
+				dxc := dx[(bi*g.c+gi*cg+c)*hw : (bi*g.c+gi*cg+c+1)*hw]
+				for kh := range g.kh {
+					off := (c*g.kh + kh) * g.kw
 					ih := oh*g.stride - g.pad + kh
-					if ih < 0 || ih >= g.h || owLo >= owHi {
+					if ih < 0 || ih >= g.h {
 						continue
 					}
-					src, base := row[oh*g.wo:(oh+1)*g.wo], ih*g.w-g.pad+kw
-					for ow := owLo; ow < owHi; ow++ {
-						dxc[base+ow*g.stride] += src[ow]
+					dr := dxc[ih*g.w : (ih+1)*g.w]
+					for ow := range g.wo {
+						s := rows[ow*k+off : ow*k+off+g.kw]
+						iw := ow*g.stride - g.pad
+						for j, v := range s {
+							if iw+j >= 0 && iw+j < len(dr) {
+								dr[iw+j] += v
+							}
+						}
 					}
 				}
 			}
@@ -215,29 +310,196 @@ func col2im[T Float](dx, dcol []T, g *convGeom) {
 	}
 }
 
-// conv2dIm2colForward computes out (B, O, Ho, Wo) image by image:
-// out_{b,g} = bias + W_g·col_{b,g}, with one im2col slot per fixed chunk of images.
-func conv2dIm2colForward[T Float](out, x, w, bias, slots []T, g *convGeom) {
-	l, k := g.ho*g.wo, g.k()
-	og, cg := g.o/g.groups, g.c/g.groups
-	parallelFor(g.nw, 1, func(wlo, whi int) {
-		for s := wlo; s < whi; s++ {
-			col := slots[s*k*l : (s+1)*k*l]
-			for bi := s * g.b / g.nw; bi < (s+1)*g.b/g.nw; bi++ {
-				ob := out[bi*g.o*l : (bi+1)*g.o*l]
-				for o, bv := range bias {
-					row := ob[o*l : (o+1)*l]
-					for i := range row {
-						row[i] = bv
+// rowsToPlanes writes (or, with add, adds) the row layout src (nb·L, n)
+// into the plane layout dst (nb, n, L): dst[b, j, i] = src[b·L + i, j].
+func rowsToPlanes[T Float](dst, src []T, nb, l, n int, add bool) {
+	for bi := range nb {
+		s := src[bi*l*n : (bi+1)*l*n]
+		for j := range n {
+			d := dst[(bi*n+j)*l : (bi*n+j+1)*l]
+			if add {
+				for i := range d {
+					d[i] += s[i*n+j]
+				}
+			} else {
+				for i := range d {
+					d[i] = s[i*n+j]
+				}
+			}
+		}
+	}
+}
+
+// planesToRows writes the plane layout src (nb, n, L) into the row layout
+// dst (nb·L, n): the inverse of rowsToPlanes.
+func planesToRows[T Float](dst, src []T, nb, l, n int) {
+	for bi := range nb {
+		d := dst[bi*l*n : (bi+1)*l*n]
+		for j := range n {
+			s := src[(bi*n+j)*l : (bi*n+j+1)*l]
+			for i, v := range s {
+				d[i*n+j] = v
+			}
+		}
+	}
+}
+
+// flipKernels writes into f (C, O/groups, KH, KW) the kernels of the
+// transposed convolution of w (O, C/groups, KH, KW):
+// f[g·C/groups + c, o, kh, kw] = w[g·O/groups + o, c, KH−1−kh, KW−1−kw].
+func flipKernels[T Float](f, w []T, g *convGeom) {
+	og, cg, kk := g.o/g.groups, g.c/g.groups, g.kh*g.kw
+	for gi := range g.groups {
+		for o := range og {
+			for c := range cg {
+				src := w[((gi*og+o)*cg+c)*kk : ((gi*og+o)*cg+c+1)*kk]
+				dst := f[((gi*cg+c)*og+o)*kk : ((gi*cg+c)*og+o+1)*kk]
+				for i, v := range src {
+					dst[kk-1-i] = v
+				}
+			}
+		}
+	}
+}
+
+// chunk returns the images [b0, b1) of chunk ch.
+func (g *convGeom) chunk(ch int) (b0, b1 int) { return ch * g.cb, min(g.b, (ch+1)*g.cb) }
+
+// conv2dRowsForward computes out (B, O, Ho, Wo) chunk by chunk: per group
+// Yᵀ_g (rows, O/groups) = bias + P_g·W_gᵀ into the columns of Yᵀ (rows, O),
+// then out = Yᵀ transposed. work holds g.nw slots of g.slot(false) or more.
+func conv2dRowsForward[T Float](out, x, w, bias, work []T, g *convGeom) {
+	l, k, og := g.ho*g.wo, g.k(), g.o/g.groups
+	ro, slot := g.yRows(), len(work)/g.nw
+	parallelFor(g.nw, 1, func(slo, shi int) {
+		for s := slo; s < shi; s++ {
+			yt, p := work[s*slot:s*slot+ro], work[s*slot+ro:(s+1)*slot]
+			for ch := s * g.nc / g.nw; ch < (s+1)*g.nc/g.nw; ch++ {
+				b0, b1 := g.chunk(ch)
+				nb := b1 - b0
+				if og >= convWideO { // out_b,g (O/groups, L) = bias + W_g·P_bᵀ, image by image
+					ob := out[b0*g.o*l : b1*g.o*l]
+					for i := range nb * g.o {
+						fillBias(ob[i*l:(i+1)*l], bias, i%g.o)
 					}
+					for gi := range g.groups {
+						patchRows(p, x[b0*g.c*g.h*g.w:], g, nb, gi)
+						for bi := range nb {
+							gemmSerial(false, true, og, l, k, w[gi*og*k:], k, p[bi*l*k:], k, ob[(bi*g.o+gi*og)*l:], l, true)
+						}
+					}
+					continue
+				}
+				for i := range nb * l { // Yᵀ starts at the bias, the taps accumulate onto it
+					fillBias(yt[i*g.o:(i+1)*g.o], bias, -1)
 				}
 				for gi := range g.groups {
-					im2col(col, x[(bi*g.c+gi*cg)*g.h*g.w:], g)
-					gemmSerial(false, false, og, l, k, w[gi*og*k:], max(k, 1), col, max(l, 1), ob[gi*og*l:], max(l, 1), true)
+					patchRows(p, x[b0*g.c*g.h*g.w:], g, nb, gi)
+					gemmSerial(false, true, nb*l, og, k, p, k, w[gi*og*k:], k, yt[gi*og:], g.o, true)
+				}
+				rowsToPlanes(out[b0*g.o*l:], yt, nb, l, g.o, false)
+			}
+		}
+	})
+}
+
+// convWideO is the number of output channels per group from which the
+// GEMMs run image by image on the (O, L) planes of y and dy: out_b,g =
+// W_g·P_bᵀ, dW_g += dy_b,g·P_b, dP_b = dy_b,gᵀ·W_g. With many output
+// channels those products fill the register tiles, and they save
+// transposing between planes and rows (rows, O), which costs most when K
+// is short (the patch embedding's 12).
+const convWideO = 32
+
+// fillBias sets d to bias[o], or, for o < 0, to bias (len(d)); to 0 for a nil bias.
+func fillBias[T Float](d, bias []T, o int) {
+	switch {
+	case bias == nil:
+		clear(d)
+	case o < 0:
+		copy(d, bias)
+	default:
+		bv := bias[o]
+		for i := range d {
+			d[i] = bv
+		}
+	}
+}
+
+// conv2dRowsBackward accumulates dx and dW of the general path (see
+// conv2dBackward) from dy (B, O, Ho, Wo). work is the forward's slots;
+// flipped holds flipKernels(w) when dx runs as a transposed convolution;
+// parts holds a (O, K) weight-gradient partial per chunk.
+func conv2dRowsBackward[T Float](x, w *Tensor[T], dy, work, flipped, parts []T, g *convGeom) {
+	dx, dw := x.Grad != nil, w.Grad != nil
+	if !dx && !dw {
+		return
+	}
+	l, k, og, cg := g.ho*g.wo, g.k(), g.o/g.groups, g.c/g.groups
+	t, tconv := g.transposed()
+	tconv = tconv && dx
+	ro, rt, kt, slot := g.yRows(), g.cb*t.ho*t.wo, 0, len(work)/g.nw
+	if tconv {
+		kt = t.k()
+	}
+	nw, wide := len(w.Data), og >= convWideO // wide: dy stays in planes (no dYᵀ)
+	parallelFor(g.nw, 1, func(slo, shi int) {
+		for s := slo; s < shi; s++ {
+			ws := work[s*slot : (s+1)*slot]
+			dyt, z, p := ws[:ro], ws[ro:ro], ws[ro:]
+			if tconv {
+				z, p = ws[ro:ro+rt*g.c], ws[ro+rt*g.c:]
+			}
+			for ch := s * g.nc / g.nw; ch < (s+1)*g.nc/g.nw; ch++ {
+				b0, b1 := g.chunk(ch)
+				nb := b1 - b0
+				dyc := dy[b0*g.o*l : b1*g.o*l]
+				if !wide {
+					planesToRows(dyt, dyc, nb, l, g.o)
+				}
+				for gi := range g.groups {
+					wg, pw := w.Data[gi*og*k:], parts[min(ch*nw+gi*og*k, len(parts)):]
+					if dw {
+						patchRows(p, x.Data[b0*g.c*g.h*g.w:], g, nb, gi)
+						if wide { // dW_g += dy_b,g·P_b image by image, in order
+							for bi := range nb {
+								gemmSerial(false, false, og, k, l, dyc[(bi*g.o+gi*og)*l:], l, p[bi*l*k:], k, pw, k, bi > 0)
+							}
+						} else {
+							gemmSerial(true, false, og, k, nb*l, dyt[gi*og:], g.o, p, k, pw, k, false)
+						}
+					}
+					switch {
+					case tconv:
+						patchRows(p, dyc, &t, nb, gi)
+						gemmSerial(false, true, nb*t.ho*t.wo, cg, kt, p, kt, flipped[gi*cg*kt:], kt, z[gi*cg:], g.c, false)
+					case dx && wide: // dP_b = dy_b,gᵀ·W_g
+						for bi := range nb {
+							gemmSerial(true, false, l, k, og, dyc[(bi*g.o+gi*og)*l:], l, wg, k, p[bi*l*k:], k, false)
+						}
+						col2imRows(x.Grad[b0*g.c*g.h*g.w:], p, g, nb, gi)
+					case dx:
+						gemmSerial(false, false, nb*l, k, og, dyt[gi*og:], g.o, wg, k, p, k, false)
+						col2imRows(x.Grad[b0*g.c*g.h*g.w:], p, g, nb, gi)
+					}
+				}
+				if tconv {
+					rowsToPlanes(x.Grad[b0*g.c*g.h*g.w:], z, nb, g.h*g.w, g.c, true)
 				}
 			}
 		}
 	})
+	if dw && g.nc > 0 { // dW += Σ_chunks partials, chunk 0 first
+		parallelFor(nw, 1024, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				sum := parts[i]
+				for ch := 1; ch < g.nc; ch++ {
+					sum += parts[ch*nw+i]
+				}
+				w.Grad[i] += sum
+			}
+		})
+	}
 }
 
 // conv2dDepthwiseForward computes out (B, C, Ho, Wo) for groups = C = O with

@@ -275,7 +275,7 @@ func TestConv2dVsReference(t *testing.T) {
 }
 
 // TestConv2dDepthwiseTwin cross-checks the direct depthwise kernel against
-// the general im2col path on the same depthwise geometry.
+// the general patch-row path on the same depthwise geometry.
 func TestConv2dDepthwiseTwin(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
 	x, w, bias := opsbRand[float64](rng, 2, 5, 6, 7), opsbRand[float64](rng, 5, 1, 3, 3), opsbRand[float64](rng, 5)
@@ -286,9 +286,9 @@ func TestConv2dDepthwiseTwin(t *testing.T) {
 		}
 		direct, gen := make([]float64, g.b*g.o*g.ho*g.wo), make([]float64, g.b*g.o*g.ho*g.wo)
 		conv2dDepthwiseForward(direct, x.Data, w.Data, bias.Data, &g)
-		conv2dIm2colForward(gen, x.Data, w.Data, bias.Data, make([]float64, g.nw*g.k()*g.ho*g.wo), &g)
+		conv2dRowsForward(gen, x.Data, w.Data, bias.Data, make([]float64, g.nw*g.slot(false)), &g)
 		if d := opsbMaxDiff(direct, gen); d > 1e-14 {
-			t.Errorf("stride %d pad %d: depthwise vs im2col max |diff| %g", sp[0], sp[1], d)
+			t.Errorf("stride %d pad %d: depthwise vs patch rows max |diff| %g", sp[0], sp[1], d)
 		}
 	}
 }
