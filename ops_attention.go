@@ -1,7 +1,9 @@
 // This file holds the attention-side ops: fused scaled-dot-product
 // Attention (with an optional, possibly learnable, additive logit bias for
-// relative-position PEs, pe-zoo.md §8) and Rotate, the RoPE rotation of q or
-// k (pe-zoo.md §9), each forward beside its backward.
+// relative-position PEs, pe-zoo.md §8), attentionQKV (the same on the
+// fused qkv projection, without head copies), Rotate, the RoPE rotation of
+// q or k (pe-zoo.md §9), and the head split and merge copies, each forward
+// beside its backward.
 //
 // Both split work over (batch, head) items or over parameter elements in
 // fixed ranges, and every output element is computed by one goroutine in a
@@ -44,21 +46,22 @@ func (tp *Tape[T]) Attention(q, k, v, bias *Tensor[T], scale float64) *Tensor[T]
 			panic(fmt.Sprintf("loope: Attention: bias %v must be (H, N, N) or (B, H, N, N) for q %v", bias.Shape, q.Shape))
 		}
 	}
-	out := tp.out(q.Shape, q, k, v, bias)
+	out := tp.outNoZero(q.Shape, q, k, v, bias) // P·V writes every element
 	items, nn := b*h, n*n
 	// Scratch slots, one per fixed chunk of items; parallelRun hands the
 	// chunks out dynamically, and an item's result never depends on its slot.
+	// Every buffer below is written in full before it is read.
 	nw := max(1, min(chunksPerThread*Threads(), items))
-	qs := tp.scratch(nw * n * dh) // q·scale, per slot
+	qs := tp.scratchNoZero(nw * n * dh) // q·scale, per slot
 	var p, slots, dsAll []T
 	if out.Grad != nil {
-		p = tp.scratch(items * nn)
-		slots = tp.scratch(nw * nn) // dS per slot in the backward
+		p = tp.scratchNoZero(items * nn)
+		slots = tp.scratchNoZero(nw * nn) // dS per slot in the backward
 		if biasMode == 1 && bias.Grad != nil {
-			dsAll = tp.scratch(items * nn) // dS of every item, reduced over B after the parallel part
+			dsAll = tp.scratchNoZero(items * nn) // dS of every item, reduced over B after the parallel part
 		}
 	} else {
-		slots = tp.scratch(nw * nn)
+		slots = tp.scratchNoZero(nw * nn)
 	}
 	var bd []T
 	if bias != nil {

@@ -16,6 +16,13 @@ import (
 // (B, H, N, N) or 3 (H, N, N) without a gradient; qkvGrad false gives qkv
 // no gradient.
 func runAttentionQKV[T Float](fused bool, b, n, h, dh, biasMode int, qkvGrad bool, seed uint64) []float64 {
+	var tp Tape[T]
+	return runAttentionQKVOn(&tp, false, fused, b, n, h, dh, biasMode, qkvGrad, seed)
+}
+
+// runAttentionQKVOn is runAttentionQKV on tp; poison fills the inputs with
+// NaN instead.
+func runAttentionQKVOn[T Float](tp *Tape[T], poison, fused bool, b, n, h, dh, biasMode int, qkvGrad bool, seed uint64) []float64 {
 	rng := rand.New(rand.NewPCG(seed, 5))
 	d := h * dh
 	qkv := New[T](b, n, 3*d)
@@ -38,7 +45,15 @@ func runAttentionQKV[T Float](fused bool, b, n, h, dh, biasMode int, qkvGrad boo
 			bias.Grad[i] = T(2*rng.Float64() - 1)
 		}
 	}
-	var tp Tape[T]
+	if poison {
+		for _, x := range []*Tensor[T]{qkv, bias} {
+			if x != nil {
+				for i := range x.Data {
+					x.Data[i] = T(math.NaN())
+				}
+			}
+		}
+	}
 	scale := 1 / math.Sqrt(float64(dh))
 	var out *Tensor[T]
 	if fused {
@@ -142,6 +157,21 @@ func TestAttentionQKVThreads(t *testing.T) {
 		for _, th := range []int{2, 3} {
 			SetThreads(th)
 			requireSameBits(t, fmt.Sprintf("%+v threads=%d", c, th), runAttentionQKV[float32](true, c.b, c.n, c.h, c.dh, c.biasMode, true, 4), want)
+		}
+	}
+}
+
+// TestAttentionQKVPoisonedArena checks that attentionQKV and Attention
+// write every arena buffer they take unzeroed before reading it: a tape
+// whose previous step ran on NaN inputs gives the bits of a fresh tape.
+func TestAttentionQKVPoisonedArena(t *testing.T) {
+	for _, fused := range []bool{true, false} {
+		for biasMode := range 3 {
+			var tp Tape[float32]
+			runAttentionQKVOn(&tp, true, fused, 2, 17, 2, 16, biasMode, true, 6)
+			tp.Reset()
+			got := runAttentionQKVOn(&tp, false, fused, 2, 17, 2, 16, biasMode, true, 6)
+			requireSameBits(t, fmt.Sprintf("fused=%v bias=%d", fused, biasMode), got, runAttentionQKV[float32](fused, 2, 17, 2, 16, biasMode, true, 6))
 		}
 	}
 }

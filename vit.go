@@ -306,11 +306,13 @@ func (m *ViT[T]) Forward(tp *Tape[T], img *Tensor[T]) *Tensor[T] {
 	for i := range m.Blocks {
 		blk := &m.Blocks[i]
 		// Attention: qkv (B, N, 3D) → q, k, v (B, H, N, Dh) → heads merged (B, N, D).
+		// When the PE leaves q and k alone (plainQK), attentionQKV reads the
+		// heads in place from qkv and writes them merged: no head copies.
 		y := tp.LayerNorm(x, blk.Norm1W, blk.Norm1B, cfg.Eps)
 		qkv := tp.Linear(y, blk.QKVW, blk.QKVB)
 		var a *Tensor[T]
 		if plain {
-			a = tp.attentionQKV(qkv, m.PE.AttnBias(tp, i, nil), h, scale) // no head copies
+			a = tp.attentionQKV(qkv, m.PE.AttnBias(tp, i, nil), h, scale)
 		} else {
 			q, k, v := tp.QKVHeads(qkv, h)
 			q, k = m.PE.RotateQK(tp, i, q, k)
