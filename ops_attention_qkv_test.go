@@ -305,3 +305,36 @@ func vitStepBits[T Float](t *testing.T, cfg Config) []float64 {
 	}
 	return res
 }
+
+// BenchmarkAttentionQKV times attention forward and backward on a fused
+// qkv of the `small` preset (B 64, 197 tokens, 4 heads of 16) and ti16's
+// heads (B 8, 197 tokens, 3 heads of 64): path=fused is attentionQKV,
+// path=split MergeHeads(Attention(QKVHeads(qkv))).
+func BenchmarkAttentionQKV(b *testing.B) {
+	for _, c := range []struct {
+		name        string
+		b, n, h, dh int
+	}{{"small", 64, 197, 4, 16}, {"ti16heads", 8, 197, 3, 64}} {
+		for _, fused := range []bool{true, false} {
+			path := map[bool]string{true: "fused", false: "split"}[fused]
+			b.Run(c.name+"/path="+path, func(b *testing.B) {
+				rng := rand.New(rand.NewPCG(1, 2))
+				qkv := NewParam[float32](c.b, c.n, 3*c.h*c.dh).FillUniform(rng, -1, 1)
+				g := New[float32](c.b, c.n, c.h*c.dh).FillUniform(rng, -1, 1)
+				var tp Tape[float32]
+				scale := 1 / math.Sqrt(float64(c.dh))
+				for b.Loop() {
+					tp.Reset()
+					var out *Tensor[float32]
+					if fused {
+						out = tp.attentionQKV(qkv, nil, c.h, scale)
+					} else {
+						q, k, v := tp.QKVHeads(qkv, c.h)
+						out = tp.MergeHeads(tp.Attention(q, k, v, nil, scale))
+					}
+					tp.backwardFrom(out, g.Data)
+				}
+			})
+		}
+	}
+}
