@@ -1,7 +1,9 @@
 // This file holds the attention-side ops: fused scaled-dot-product
 // Attention (with an optional, possibly learnable, additive logit bias for
-// relative-position PEs, pe-zoo.md §8) and Rotate, the RoPE rotation of q or
-// k (pe-zoo.md §9), each forward beside its backward.
+// relative-position PEs, pe-zoo.md §8), attentionQKV (the same on the
+// fused qkv projection, without head copies), Rotate, the RoPE rotation of
+// q or k (pe-zoo.md §9), and the head split and merge copies, each forward
+// beside its backward.
 //
 // Both split work over (batch, head) items or over parameter elements in
 // fixed ranges, and every output element is computed by one goroutine in a
@@ -44,21 +46,22 @@ func (tp *Tape[T]) Attention(q, k, v, bias *Tensor[T], scale float64) *Tensor[T]
 			panic(fmt.Sprintf("loope: Attention: bias %v must be (H, N, N) or (B, H, N, N) for q %v", bias.Shape, q.Shape))
 		}
 	}
-	out := tp.out(q.Shape, q, k, v, bias)
+	out := tp.outNoZero(q.Shape, q, k, v, bias) // P·V writes every element
 	items, nn := b*h, n*n
 	// Scratch slots, one per fixed chunk of items; parallelRun hands the
 	// chunks out dynamically, and an item's result never depends on its slot.
+	// Every buffer below is written in full before it is read.
 	nw := max(1, min(chunksPerThread*Threads(), items))
-	qs := tp.scratch(nw * n * dh) // q·scale, per slot
+	qs := tp.scratchNoZero(nw * n * dh) // q·scale, per slot
 	var p, slots, dsAll []T
 	if out.Grad != nil {
-		p = tp.scratch(items * nn)
-		slots = tp.scratch(nw * nn) // dS per slot in the backward
+		p = tp.scratchNoZero(items * nn)
+		slots = tp.scratchNoZero(nw * nn) // dS per slot in the backward
 		if biasMode == 1 && bias.Grad != nil {
-			dsAll = tp.scratch(items * nn) // dS of every item, reduced over B after the parallel part
+			dsAll = tp.scratchNoZero(items * nn) // dS of every item, reduced over B after the parallel part
 		}
 	} else {
-		slots = tp.scratch(nw * nn)
+		slots = tp.scratchNoZero(nw * nn)
 	}
 	var bd []T
 	if bias != nil {
@@ -68,6 +71,7 @@ func (tp *Tape[T]) Attention(q, k, v, bias *Tensor[T], scale float64) *Tensor[T]
 	j := getJob[attentionJob[T]](&attentionJobs, pi)
 	*j = attentionJob[T]{kn: attentionKernel[T](n, dh), out: out.Data, p: p, slots: slots, qs: qs, q: q.Data, k: k.Data, v: v.Data, bias: bd,
 		h: h, n: n, dh: dh, nw: nw, items: items, biasMode: biasMode, scale: T(scale)}
+	j.headMajor()
 	parallelRun(nw, 1, j)
 	putJob(&attentionJobs, pi, j)
 	if out.Grad != nil {
@@ -122,21 +126,25 @@ func attentionGemm[T Float](kn *gemmKernel[T], buf *gemmBuf[T], transA, transB b
 
 // attentionForward computes one (batch, head) item: qs = q·scale,
 // p = softmax(qs·kᵀ + bias) row by row (bias may be nil), out = p·v.
-// q, k, v, out (n, dh); p (n, n); qs is scratch (n, dh). kn and buf are
-// attentionGemm's (kn nil: packed path).
-func attentionForward[T Float](kn *gemmKernel[T], buf *gemmBuf[T], out, p, qs, q, k, v, bias []T, n, dh int, scale T) {
-	for i, x := range q {
-		qs[i] = x * scale
+// q, k, v (n, dh) with row stride ldIn; out (n, dh) with row stride ldOut;
+// p (n, n); qs is scratch (n, dh). kn and buf are attentionGemm's (kn nil:
+// packed path).
+func attentionForward[T Float](kn *gemmKernel[T], buf *gemmBuf[T], out, p, qs, q, k, v, bias []T, n, dh, ldIn, ldOut int, scale T) {
+	for t := range n {
+		qr, sr := q[t*ldIn:t*ldIn+dh], qs[t*dh:(t+1)*dh]
+		for i, x := range qr {
+			sr[i] = x * scale
+		}
 	}
 	ld := max(dh, 1)
-	attentionGemm(kn, buf, false, true, n, n, dh, qs, ld, k, ld, p, max(n, 1), false)
+	attentionGemm(kn, buf, false, true, n, n, dh, qs, ld, k, ldIn, p, max(n, 1), false)
 	for i, bv := range bias {
 		p[i] += bv
 	}
 	for i := range n {
 		softmaxRow(p[i*n : (i+1)*n])
 	}
-	attentionGemm(kn, buf, false, false, n, dh, n, p, max(n, 1), v, ld, out, ld, false)
+	attentionGemm(kn, buf, false, false, n, dh, n, p, max(n, 1), v, ldIn, out, ldOut, false)
 }
 
 // softmaxRow replaces r by softmax(r), shifting by the row maximum. float32
@@ -184,29 +192,142 @@ func (attentionBackward[T]) backward(nd *node[T]) {
 	*j = attentionJob[T]{kn: attentionKernel[T](n, dh), backward: true, p: p, slots: slots, q: q.Data, k: k.Data, v: v.Data, dsAll: dsAll,
 		dout: o.Grad, dq: q.Grad, dk: k.Grad, dv: v.Grad, biasGrad: biasGrad, needDS: needDS,
 		h: h, n: n, dh: dh, nw: nw, items: items, biasMode: biasMode, scale: scale}
+	j.headMajor()
 	if biasGrad {
 		j.dbias = bias.Grad
 	}
 	parallelRun(nw, 1, j)
 	putJob(&attentionJobs, pi, j)
 	if biasGrad && biasMode == 1 {
-		// Reduce over the batch in order b = 0, 1, ..., split over bias elements.
-		parallelFor(h*nn, 4096, func(lo, hi int) {
-			for e := lo; e < hi; e++ {
-				hh, j := e/nn, e%nn
-				var s T
-				for bi := range b {
-					s += dsAll[(bi*h+hh)*nn+j]
-				}
-				bias.Grad[e] += s
-			}
-		})
+		reduceBiasGrad(bias.Grad, dsAll, b, h, nn)
 	}
+}
+
+// reduceBiasGrad adds Σ_b dsAll[b, h, :, :] to the shared bias gradient dbias
+// (H, N, N), summing over the batch in order b = 0, 1, ..., split over bias
+// elements.
+func reduceBiasGrad[T Float](dbias, dsAll []T, b, h, nn int) {
+	parallelFor(h*nn, 4096, func(lo, hi int) {
+		for e := lo; e < hi; e++ {
+			hh, j := e/nn, e%nn
+			var s T
+			for bi := range b {
+				s += dsAll[(bi*h+hh)*nn+j]
+			}
+			dbias[e] += s
+		}
+	})
+}
+
+// attentionQKV is MergeHeads(Attention(QKVHeads(qkv, heads), bias, scale))
+// as one op: the attention of the fused projection qkv (B, N, 3·D) with
+// H = heads heads of Dh = D/H values, shape (B, N, D). bias is as for
+// Attention. The products read q, k and v in place from the rows of qkv
+// (row stride 3·D, head hh of part p at column p·D + hh·Dh) and write the
+// heads straight into the merged rows (row stride D), so the four head
+// copies of the composition and their backward copies disappear. Same
+// kernels in the same order: the value is the composition's bit for bit,
+// and so are the gradients when qkv.Grad holds zeros before the backward
+// (the composition adds into zeroed head gradients first).
+func (tp *Tape[T]) attentionQKV(qkv, bias *Tensor[T], heads int, scale float64) *Tensor[T] {
+	if len(qkv.Shape) != 3 || heads <= 0 || qkv.Shape[2]%(3*heads) != 0 {
+		panic(fmt.Sprintf("loope: attentionQKV: qkv %v must be (B, N, 3·D) with D divisible by heads %d", qkv.Shape, heads))
+	}
+	b, n, d, h := qkv.Shape[0], qkv.Shape[1], qkv.Shape[2]/3, heads
+	dh := d / h
+	biasMode := 0
+	if bias != nil {
+		switch {
+		case sameShape(bias.Shape, []int{h, n, n}):
+			biasMode = 1
+		case sameShape(bias.Shape, []int{b, h, n, n}):
+			biasMode = 2
+		default:
+			panic(fmt.Sprintf("loope: attentionQKV: bias %v must be (H, N, N) or (B, H, N, N) for qkv %v with %d heads", bias.Shape, qkv.Shape, heads))
+		}
+	}
+	shape := [3]int{b, n, d}
+	out := tp.outNoZero(shape[:], qkv, bias) // P·V writes every element
+	items, nn := b*h, n*n
+	nw := max(1, min(chunksPerThread*Threads(), items))
+	// Every buffer below is written in full before it is read.
+	qs := tp.scratchNoZero(nw * n * dh)
+	var p, slots, dsAll []T
+	if out.Grad != nil {
+		p = tp.scratchNoZero(items * nn)
+		slots = tp.scratchNoZero(nw * nn)
+		if biasMode == 1 && bias.Grad != nil {
+			dsAll = tp.scratchNoZero(items * nn)
+		}
+	} else {
+		slots = tp.scratchNoZero(nw * nn)
+	}
+	var bd []T
+	if bias != nil {
+		bd = bias.Data
+	}
+	q, k, v := qkvParts(qkv.Data, d)
+	pi := poolIndex[T]()
+	j := getJob[attentionJob[T]](&attentionJobs, pi)
+	*j = attentionJob[T]{kn: attentionKernel[T](n, dh), out: out.Data, p: p, slots: slots, qs: qs, q: q, k: k, v: v, bias: bd,
+		h: h, n: n, dh: dh, nw: nw, items: items, biasMode: biasMode, scale: T(scale)}
+	j.tokenMajor()
+	parallelRun(nw, 1, j)
+	putJob(&attentionJobs, pi, j)
+	if out.Grad != nil {
+		nd := tp.record(attentionQKVBackward[T]{}, out, qkv, bias)
+		nd.ints = append(nd.ints, b, h, n, dh, nw, biasMode)
+		nd.fs = append(nd.fs, scale)
+		nd.saved = append(nd.saved, p, slots, dsAll)
+	}
+	return out
+}
+
+// attentionQKVBackward is attentionBackward with dQ, dK and dV added into
+// the q, k and v columns of dqkv and dO read from the merged gradient.
+type attentionQKVBackward[T Float] struct{}
+
+func (attentionQKVBackward[T]) backward(nd *node[T]) {
+	qkv, bias, o := nd.in[0], nd.in[1], nd.out
+	b, h, n, dh, nw, biasMode := nd.ints[0], nd.ints[1], nd.ints[2], nd.ints[3], nd.ints[4], nd.ints[5]
+	p, slots, dsAll := nd.saved[0], nd.saved[1], nd.saved[2]
+	d, nn := h*dh, n*n
+	biasGrad := bias != nil && bias.Grad != nil
+	pi := poolIndex[T]()
+	j := getJob[attentionJob[T]](&attentionJobs, pi)
+	q, k, v := qkvParts(qkv.Data, d)
+	*j = attentionJob[T]{kn: attentionKernel[T](n, dh), backward: true, p: p, slots: slots, q: q, k: k, v: v, dsAll: dsAll,
+		dout: o.Grad, biasGrad: biasGrad, needDS: qkv.Grad != nil || biasGrad,
+		h: h, n: n, dh: dh, nw: nw, items: b * h, biasMode: biasMode, scale: T(nd.fs[0])}
+	if qkv.Grad != nil {
+		j.dq, j.dk, j.dv = qkvParts(qkv.Grad, d)
+	}
+	j.tokenMajor()
+	if biasGrad {
+		j.dbias = bias.Grad
+	}
+	parallelRun(nw, 1, j)
+	putJob(&attentionJobs, pi, j)
+	if biasGrad && biasMode == 1 {
+		reduceBiasGrad(bias.Grad, dsAll, b, h, nn)
+	}
+}
+
+// qkvParts returns the q, k and v parts of a (B, N, 3·D) buffer: x from
+// column 0, D and 2·D of its first row (row stride 3·D).
+func qkvParts[T Float](x []T, d int) (q, k, v []T) {
+	return x, x[min(d, len(x)):], x[min(2*d, len(x)):]
 }
 
 // attentionJob runs the forward (or, with backward set, the backward) of
 // Attention over the fixed item chunks [wlo, whi) of its nw slots (a
 // pooled job: no closure).
+//
+// Item it = bi·H + hh of q, k, v, dq, dk, dv starts at offset
+// bi·bsIn + hh·hsIn, with row stride ldIn; of out and dout at
+// bi·bsOut + hh·hsOut, with row stride ldOut. headMajor sets these for
+// (B, H, N, Dh) tensors (Attention); attentionQKV points them into the
+// token-major qkv (B, N, 3·D) and the merged output (B, N, D).
 type attentionJob[T Float] struct {
 	kn                               *gemmKernel[T] // fast path, or nil
 	backward                         bool
@@ -214,8 +335,29 @@ type attentionJob[T Float] struct {
 	dsAll, dout, dq, dk, dv, dbias   []T
 	biasGrad, needDS                 bool
 	h, n, dh, nw, items, biasMode    int
+	bsIn, hsIn, ldIn                 int
+	bsOut, hsOut, ldOut              int
 	scale                            T
 }
+
+// headMajor sets the item layout of (B, H, N, Dh) operands and results.
+func (j *attentionJob[T]) headMajor() {
+	j.hsIn, j.ldIn = j.n*j.dh, max(j.dh, 1)
+	j.bsIn = j.h * j.hsIn
+	j.bsOut, j.hsOut, j.ldOut = j.bsIn, j.hsIn, j.ldIn
+}
+
+// tokenMajor sets the item layout of attentionQKV: inputs in the rows of
+// qkv (B, N, 3·D), outputs in the rows of (B, N, D).
+func (j *attentionJob[T]) tokenMajor() {
+	d := j.h * j.dh
+	j.hsIn, j.ldIn, j.bsIn = j.dh, max(3*d, 1), j.n*3*d
+	j.hsOut, j.ldOut, j.bsOut = j.dh, max(d, 1), j.n*d
+}
+
+// inOff and outOff are the offsets of item it in the inputs and the output.
+func (j *attentionJob[T]) inOff(it int) int  { return it/j.h*j.bsIn + it%j.h*j.hsIn }
+func (j *attentionJob[T]) outOff(it int) int { return it/j.h*j.bsOut + it%j.h*j.hsOut }
 
 var attentionJobs [2]sync.Pool // [0] float32, [1] float64
 
@@ -241,25 +383,25 @@ func (j *attentionJob[T]) run(wlo, whi int) {
 			case 2:
 				bi = j.bias[it*nn : (it+1)*nn]
 			}
-			off := it * n * dh
-			attentionForward(j.kn, buf, j.out[off:off+n*dh], s, qw, j.q[off:off+n*dh], j.k[off:off+n*dh], j.v[off:off+n*dh], bi, n, dh, j.scale)
+			off, oo := j.inOff(it), j.outOff(it)
+			attentionForward(j.kn, buf, j.out[oo:], s, qw, j.q[off:], j.k[off:], j.v[off:], bi, n, dh, j.ldIn, j.ldOut, j.scale)
 		}
 	}
 }
 
 func (j *attentionJob[T]) runBackward(wlo, whi int) {
-	n, dh, nw, items, nn, ld := j.n, j.dh, j.nw, j.items, j.n*j.n, max(j.dh, 1)
+	n, dh, nw, items, nn, ldIn, ldOut := j.n, j.dh, j.nw, j.items, j.n*j.n, j.ldIn, j.ldOut
 	scale, biasGrad, biasMode, kn := j.scale, j.biasGrad, j.biasMode, j.kn
 	buf := getGemmBuf[T]()
 	defer putGemmBuf(buf)
 	for w := wlo; w < whi; w++ {
 		ds := j.slots[w*nn : (w+1)*nn]
 		for it := w * items / nw; it < (w+1)*items/nw; it++ {
-			off := it * n * dh
-			pi, do := j.p[it*nn:(it+1)*nn], j.dout[off:off+n*dh]
+			off := j.inOff(it)
+			pi, do := j.p[it*nn:(it+1)*nn], j.dout[j.outOff(it):]
 			needDQK := j.dq != nil || j.dk != nil
 			if j.needDS {
-				attentionGemm(kn, buf, false, true, n, n, dh, do, ld, j.v[off:], ld, ds, max(n, 1), false)
+				attentionGemm(kn, buf, false, true, n, n, dh, do, ldOut, j.v[off:], ldIn, ds, max(n, 1), false)
 				// Without a bias gradient, dS·scale is all that is needed:
 				// fold the scaling in (the same two roundings as a separate pass).
 				fold := needDQK && !biasGrad
@@ -293,13 +435,13 @@ func (j *attentionJob[T]) runBackward(wlo, whi int) {
 			// dV after the pass above, which streams P into the cache in
 			// row order (dV reads it by columns).
 			if j.dv != nil {
-				attentionGemm(kn, buf, true, false, n, dh, n, pi, max(n, 1), do, ld, j.dv[off:], ld, true)
+				attentionGemm(kn, buf, true, false, n, dh, n, pi, max(n, 1), do, ldOut, j.dv[off:], ldIn, true)
 			}
 			if j.dq != nil {
-				attentionGemm(kn, buf, false, false, n, dh, n, ds, max(n, 1), j.k[off:], ld, j.dq[off:], ld, true)
+				attentionGemm(kn, buf, false, false, n, dh, n, ds, max(n, 1), j.k[off:], ldIn, j.dq[off:], ldIn, true)
 			}
 			if j.dk != nil {
-				attentionGemm(kn, buf, true, false, n, dh, n, ds, max(n, 1), j.q[off:], ld, j.dk[off:], ld, true)
+				attentionGemm(kn, buf, true, false, n, dh, n, ds, max(n, 1), j.q[off:], ldIn, j.dk[off:], ldIn, true)
 			}
 		}
 	}

@@ -32,6 +32,22 @@ type PosEmb[T Float] interface {
 	AfterBlock(tp *Tape[T], i int, x *Tensor[T]) *Tensor[T]
 }
 
+// plainQK reports whether pe leaves queries and keys alone: its RotateQK
+// returns q and k unchanged and its AttnBias does not read q. The ViT then
+// runs attention straight on the fused qkv projection (attentionQKV)
+// without forming q, k and v. It names the package's PEs that qualify
+// (TestPlainQK checks each against its hooks); any other PosEmb, e.g. one
+// defined outside the package, takes the general path.
+func plainQK[T Float](pe PosEmb[T]) bool {
+	switch p := pe.(type) {
+	case noPE[T], *learnablePE[T], *fixedPE[T], *loopePE[T], *fourierPE[T], *cpvtPE[T], *rpePE[T]:
+		return true
+	case *irpePE[T]:
+		return !p.ctx // the contextual mode dots q with its tables
+	}
+	return false
+}
+
 // NamedParam is a model tensor with its checkpoint (timm) name. Buffer
 // marks tensors that are saved but not trained (e.g. BatchNorm running
 // statistics); NoDecay marks parameters AdamW must not decay.

@@ -281,6 +281,11 @@ func (m *ViT[T]) NumParams() int {
 	return n
 }
 
+// splitQKV makes Forward take the general attention path (QKVHeads,
+// RotateQK, Attention, MergeHeads) for every PE; tests set it to compare
+// the two paths.
+var splitQKV bool
+
 // Forward maps images img (B, C, H, W) to logits (B, K) on tp.
 func (m *ViT[T]) Forward(tp *Tape[T], img *Tensor[T]) *Tensor[T] {
 	cfg := m.Cfg
@@ -297,13 +302,22 @@ func (m *ViT[T]) Forward(tp *Tape[T], img *Tensor[T]) *Tensor[T] {
 	x = tp.Concat(1, cls, x)
 	x = m.PE.AddInput(tp, x, img)
 	scale := 1 / math.Sqrt(float64(dh))
+	plain := plainQK(m.PE) && !splitQKV // q, k unrotated, bias independent of q
 	for i := range m.Blocks {
 		blk := &m.Blocks[i]
 		// Attention: qkv (B, N, 3D) → q, k, v (B, H, N, Dh) → heads merged (B, N, D).
+		// When the PE leaves q and k alone (plainQK), attentionQKV reads the
+		// heads in place from qkv and writes them merged: no head copies.
 		y := tp.LayerNorm(x, blk.Norm1W, blk.Norm1B, cfg.Eps)
-		q, k, v := tp.QKVHeads(tp.Linear(y, blk.QKVW, blk.QKVB), h)
-		q, k = m.PE.RotateQK(tp, i, q, k)
-		a := tp.MergeHeads(tp.Attention(q, k, v, m.PE.AttnBias(tp, i, q), scale))
+		qkv := tp.Linear(y, blk.QKVW, blk.QKVB)
+		var a *Tensor[T]
+		if plain {
+			a = tp.attentionQKV(qkv, m.PE.AttnBias(tp, i, nil), h, scale)
+		} else {
+			q, k, v := tp.QKVHeads(qkv, h)
+			q, k = m.PE.RotateQK(tp, i, q, k)
+			a = tp.MergeHeads(tp.Attention(q, k, v, m.PE.AttnBias(tp, i, q), scale))
+		}
 		x = tp.linearAdd(x, a, blk.ProjW, blk.ProjB) // x + proj(a)
 		// MLP.
 		y = tp.LayerNorm(x, blk.Norm2W, blk.Norm2B, cfg.Eps)
