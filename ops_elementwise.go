@@ -800,12 +800,7 @@ func (linearGELUBackward[T]) backward(nd *node[T]) {
 			addTo(bias.Grad[:nOut], part[k*nOut:(k+1)*nOut])
 		}
 	}
-	if x.Grad != nil {
-		gemm(false, false, m, nIn, nOut, g, max(nOut, 1), w.Data, max(nIn, 1), x.Grad, max(nIn, 1), true)
-	}
-	if w.Grad != nil {
-		gemm(true, false, nOut, nIn, m, g, max(nOut, 1), x.Data, max(nIn, 1), w.Grad, max(nIn, 1), true)
-	}
+	linearInputGrads(x, w, g, m, nOut, nIn)
 }
 
 // geluLinearGradJob forms g = der⊙dy on row chunks [lo, hi) of the

@@ -78,14 +78,21 @@ type linearBackward[T Float] struct{}
 func (linearBackward[T]) backward(nd *node[T]) {
 	x, w, bias, y := nd.in[0], nd.in[1], nd.in[2], nd.out
 	m, nOut, nIn := nd.ints[0], nd.ints[1], nd.ints[2]
-	if x.Grad != nil {
-		gemm(false, false, m, nIn, nOut, y.Grad, max(nOut, 1), w.Data, max(nIn, 1), x.Grad, max(nIn, 1), true)
-	}
-	if w.Grad != nil {
-		gemm(true, false, nOut, nIn, m, y.Grad, max(nOut, 1), x.Data, max(nIn, 1), w.Grad, max(nIn, 1), true)
-	}
+	linearInputGrads(x, w, y.Grad, m, nOut, nIn)
 	if bias != nil && bias.Grad != nil {
 		biasGrad(bias.Grad, y.Grad, nd.saved[0], m, nOut)
+	}
+}
+
+// linearInputGrads adds the gradients of x (m, nIn) and w (nOut, nIn) of
+// y = x·wᵀ for dy (m, nOut): dx += dy·w, dw += dyᵀ·x (each only if it has a
+// gradient). Linear and the fused linearGELU share it.
+func linearInputGrads[T Float](x, w *Tensor[T], dy []T, m, nOut, nIn int) {
+	if x.Grad != nil {
+		gemm(false, false, m, nIn, nOut, dy, max(nOut, 1), w.Data, max(nIn, 1), x.Grad, max(nIn, 1), true)
+	}
+	if w.Grad != nil {
+		gemm(true, false, nOut, nIn, m, dy, max(nOut, 1), x.Data, max(nIn, 1), w.Grad, max(nIn, 1), true)
 	}
 }
 
