@@ -184,7 +184,7 @@ func (attentionBackward[T]) backward(nd *node[T]) {
 	b, h, n, dh, nw, biasMode := nd.ints[0], nd.ints[1], nd.ints[2], nd.ints[3], nd.ints[4], nd.ints[5]
 	scale := T(nd.fs[0])
 	p, slots, dsAll := nd.saved[0], nd.saved[1], nd.saved[2]
-	items, nn := b*h, n*n
+	items := b * h
 	biasGrad := bias != nil && bias.Grad != nil
 	needDS := q.Grad != nil || k.Grad != nil || biasGrad
 	pi := poolIndex[T]()
@@ -193,10 +193,18 @@ func (attentionBackward[T]) backward(nd *node[T]) {
 		dout: o.Grad, dq: q.Grad, dk: k.Grad, dv: v.Grad, biasGrad: biasGrad, needDS: needDS,
 		h: h, n: n, dh: dh, nw: nw, items: items, biasMode: biasMode, scale: scale}
 	j.headMajor()
+	j.backwardAll(pi, bias, b)
+}
+
+// backwardAll runs the backward job j (taken from pool pi) over its nw
+// workers, returns it to the pool, and for a shared (H, N, N) bias sums the
+// per-item dS over the batch of b into bias.Grad.
+func (j *attentionJob[T]) backwardAll(pi int, bias *Tensor[T], b int) {
+	biasGrad, biasMode, dsAll, h, nn := j.biasGrad, j.biasMode, j.dsAll, j.h, j.n*j.n
 	if biasGrad {
 		j.dbias = bias.Grad
 	}
-	parallelRun(nw, 1, j)
+	parallelRun(j.nw, 1, j)
 	putJob(&attentionJobs, pi, j)
 	if biasGrad && biasMode == 1 {
 		reduceBiasGrad(bias.Grad, dsAll, b, h, nn)
@@ -291,7 +299,7 @@ func (attentionQKVBackward[T]) backward(nd *node[T]) {
 	qkv, bias, o := nd.in[0], nd.in[1], nd.out
 	b, h, n, dh, nw, biasMode := nd.ints[0], nd.ints[1], nd.ints[2], nd.ints[3], nd.ints[4], nd.ints[5]
 	p, slots, dsAll := nd.saved[0], nd.saved[1], nd.saved[2]
-	d, nn := h*dh, n*n
+	d := h * dh
 	biasGrad := bias != nil && bias.Grad != nil
 	pi := poolIndex[T]()
 	j := getJob[attentionJob[T]](&attentionJobs, pi)
@@ -303,14 +311,7 @@ func (attentionQKVBackward[T]) backward(nd *node[T]) {
 		j.dq, j.dk, j.dv = qkvParts(qkv.Grad, d)
 	}
 	j.tokenMajor()
-	if biasGrad {
-		j.dbias = bias.Grad
-	}
-	parallelRun(nw, 1, j)
-	putJob(&attentionJobs, pi, j)
-	if biasGrad && biasMode == 1 {
-		reduceBiasGrad(bias.Grad, dsAll, b, h, nn)
-	}
+	j.backwardAll(pi, bias, b)
 }
 
 // qkvParts returns the q, k and v parts of a (B, N, 3·D) buffer: x from

@@ -782,24 +782,14 @@ func (linearGELUBackward[T]) backward(nd *node[T]) {
 	if m == 0 || nOut == 0 {
 		return
 	}
-	c := rowChunks(m, nOut)
 	if bias.Grad == nil {
 		part = nil
 	}
 	pi := poolIndex[T]()
 	j := getJob[geluLinearGradJob[T]](&geluLinearGradJobs, pi)
-	*j = geluLinearGradJob[T]{g: g, der: der, dy: y.Grad, part: part, m: m, n: nOut, chunks: c}
-	if serial(m * nOut) {
-		j.run(0, c)
-	} else {
-		parallelRun(c, 1, j)
-	}
+	*j = geluLinearGradJob[T]{g: g, der: der, dy: y.Grad, part: part, m: m, n: nOut, chunks: rowChunks(m, nOut)}
+	runRowChunks(j, bias.Grad, part, m, nOut)
 	putJob(&geluLinearGradJobs, pi, j)
-	for k := range c {
-		if part != nil {
-			addTo(bias.Grad[:nOut], part[k*nOut:(k+1)*nOut])
-		}
-	}
 	linearInputGrads(x, w, g, m, nOut, nIn)
 }
 

@@ -120,18 +120,28 @@ func biasGrad[T Float](dbias, dy, part []T, m, n int) {
 	if m == 0 || n == 0 {
 		return
 	}
-	c := rowChunks(m, n)
 	pi := poolIndex[T]()
 	j := getJob[biasJob[T]](&biasJobs, pi)
-	*j = biasJob[T]{y: dy, bias: part, m: m, n: n, chunks: c, grad: true}
-	if serial(m * n) {
-		j.run(0, c)
-	} else {
-		parallelRun(c, 1, j)
-	}
+	*j = biasJob[T]{y: dy, bias: part, m: m, n: n, chunks: rowChunks(m, n), grad: true}
+	runRowChunks(j, dbias, part, m, n)
 	putJob(&biasJobs, pi, j)
-	for k := range c {
-		addTo(dbias[:n], part[k*n:(k+1)*n])
+}
+
+// runRowChunks runs job over the rowChunks(m, n) fixed row chunks of an
+// (m, n) matrix, split over threads unless the matrix is small; then, if
+// dbias is set, it adds the chunks' partial column sums part (chunks, n),
+// which the job wrote, into dbias (n) in chunk order.
+func runRowChunks[T Float](job rangeJob, dbias, part []T, m, n int) {
+	c := rowChunks(m, n)
+	if serial(m * n) {
+		job.run(0, c)
+	} else {
+		parallelRun(c, 1, job)
+	}
+	if dbias != nil {
+		for k := range c {
+			addTo(dbias[:n], part[k*n:(k+1)*n])
+		}
 	}
 }
 
