@@ -1,6 +1,7 @@
 package loope
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 )
@@ -11,8 +12,16 @@ import (
 // step, reporting images/s and the process CPU time per step (user +
 // system, all threads: steadier than wall time on a shared machine).
 func BenchmarkTrainStep(b *testing.B) {
-	for _, c := range []struct{ preset, pe string }{{"tiny", "learnable"}, {"small", "learnable"}, {"small", "loope"}, {"ti16", "learnable"}} {
-		b.Run("preset="+c.preset+"/pe="+c.pe+"/B=64", func(b *testing.B) {
+	for _, c := range []struct {
+		preset, pe      string
+		batch, replicas int
+	}{{"tiny", "learnable", 64, 1}, {"small", "learnable", 64, 1}, {"small", "loope", 64, 1}, {"ti16", "learnable", 64, 1},
+		{"small", "learnable", 64, 2}, {"small", "learnable", 32, 1}, {"small", "learnable", 32, 2}} {
+		name := fmt.Sprintf("preset=%s/pe=%s/B=%d", c.preset, c.pe, c.batch)
+		if c.replicas > 1 {
+			name += fmt.Sprintf("/replicas=%d", c.replicas)
+		}
+		b.Run(name, func(b *testing.B) {
 			cfg, _ := Preset(c.preset)
 			cfg.PE.Name = c.pe
 			m, err := NewViT[float32](cfg, 1)
@@ -20,18 +29,19 @@ func BenchmarkTrainStep(b *testing.B) {
 				b.Fatal(err)
 			}
 			rng := rand.New(rand.NewPCG(1, 2))
-			x := New[float32](64, cfg.Channels, cfg.Image, cfg.Image).FillNormal(rng, 0, 1)
-			y := New[float32](64, cfg.Classes)
+			x := New[float32](c.batch, cfg.Channels, cfg.Image, cfg.Image).FillNormal(rng, 0, 1)
+			y := New[float32](c.batch, cfg.Classes)
 			for i := range y.Data {
 				y.Data[i] = float32(rng.IntN(2))
 			}
+			labels := make([]int, c.batch) // unused by BCE
 			opt := NewAdamW(m.Params(), 0.05)
-			trainable := m.Trainable()
-			var tp Tape[float32]
+			rs, err := newReplicaSet(m, c.replicas)
+			if err != nil {
+				b.Fatal(err)
+			}
 			step := func() {
-				tp.Reset()
-				ZeroGrad(trainable)
-				tp.Backward(tp.BCEWithLogits(m.Forward(&tp, x), y))
+				rs.step("bce", 0, x, y, labels)
 				opt.Update(1e-3)
 			}
 			step() // warm-up: the tape's arena and the GEMM buffers reach their steady state
@@ -40,7 +50,7 @@ func BenchmarkTrainStep(b *testing.B) {
 			for b.Loop() {
 				step()
 			}
-			b.ReportMetric(float64(64*b.N)/b.Elapsed().Seconds(), "images/s")
+			b.ReportMetric(float64(c.batch*b.N)/b.Elapsed().Seconds(), "images/s")
 			if cpu := processCPUTime() - cpu0; cpu > 0 {
 				b.ReportMetric(cpu.Seconds()*1000/float64(b.N), "cpu-ms/step")
 			}

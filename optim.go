@@ -7,6 +7,7 @@ package loope
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"sync"
 )
@@ -22,6 +23,7 @@ type Adam[T Float] struct {
 
 	params []*Tensor[T]
 	decay  []bool // per param: weight decay applies
+	scale  []T    // per param: learning-rate factor (SetLRScale; 1 by default)
 	m, v   [][]T  // first and second moments, per param
 	offs   []int  // offs[i]: index of params[i]'s first element in all params laid end to end
 }
@@ -36,6 +38,7 @@ func NewAdamW[T Float](params []NamedParam[T], wd float64) *Adam[T] {
 		}
 		o.params = append(o.params, p.T)
 		o.decay = append(o.decay, !p.NoDecay)
+		o.scale = append(o.scale, 1)
 		o.m = append(o.m, make([]T, p.T.Size()))
 		o.v = append(o.v, make([]T, p.T.Size()))
 	}
@@ -47,6 +50,21 @@ func NewAdam[T Float](params []NamedParam[T]) *Adam[T] {
 	o := NewAdamW(params, 0)
 	o.Decoupled = false
 	return o
+}
+
+// SetLRScale multiplies the learning rate of each of ts (tensors given to
+// the constructor) by s, as a PyTorch param group with lr·s would: the
+// Adam step and the decoupled weight decay both scale. It returns how many
+// of ts it found.
+func (o *Adam[T]) SetLRScale(ts []*Tensor[T], s float64) int {
+	n := 0
+	for i, p := range o.params {
+		if slices.Contains(ts, p) {
+			o.scale[i] = T(s)
+			n++
+		}
+	}
+	return n
 }
 
 // Moments returns the optimiser state for checkpointing: first and second
@@ -100,16 +118,19 @@ func (j *adamJob[T]) run(lo, hi int) {
 			wd = T(o.WeightDecay)
 		}
 		if p.Grad != nil { // a param without gradient is left as it is
-			j.update(p.Data[a:b], p.Grad[a:b], o.m[i][a:b], o.v[i][a:b], wd)
+			j.update(p.Data[a:b], p.Grad[a:b], o.m[i][a:b], o.v[i][a:b], wd, o.scale[i])
 		}
 		lo = o.offs[i+1]
 	}
 }
 
 // update runs the Adam or AdamW step on one param slice p with gradient
-// g and moments m, v, weight decay wd.
-func (j *adamJob[T]) update(p, g, m, v []T, wd T) {
-	b1, b2, shrink, decoupled := j.b1, j.b2, 1-j.lr*wd, j.o.Decoupled
+// g and moments m, v, weight decay wd and learning-rate factor s.
+func (j *adamJob[T]) update(p, g, m, v []T, wd, s T) {
+	b1, b2, shrink, decoupled, stepSize := j.b1, j.b2, 1-s*j.lr*wd, j.o.Decoupled, j.stepSize
+	if s != 1 {
+		stepSize *= s
+	}
 	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
 	for k, gk := range g {
 		if decoupled {
@@ -120,7 +141,7 @@ func (j *adamJob[T]) update(p, g, m, v []T, wd T) {
 		m[k] = m[k]*b1 + (1-b1)*gk // torch 1.13: exp_avg.mul_(beta1).add_(grad, alpha=1-beta1)
 		v[k] = v[k]*b2 + (1-b2)*gk*gk
 		denom := T(math.Sqrt(float64(v[k])))/j.bc2Sqrt + j.eps
-		p[k] -= j.stepSize * (m[k] / denom) // torch: param.addcdiv_(exp_avg, denom, value=-step_size)
+		p[k] -= stepSize * (m[k] / denom) // torch: param.addcdiv_(exp_avg, denom, value=-step_size)
 	}
 }
 

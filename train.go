@@ -39,6 +39,7 @@ type TrainConfig struct {
 	MinLR       float64 // final learning rate of the cosine schedule
 	Warmup      int     // linear warm-up steps
 	WeightDecay float64 // AdamW decoupled weight decay (weights only)
+	PELRScale   float64 // learning-rate factor of the PE's params (m.PE.Params); 0 means 1
 	Optimizer   string  // "adamw" (default) or "adam"
 	ClipNorm    float64 // global gradient-norm clip; 0 disables
 	Loss        string  // "bce" (multi-label bits) or "ce" (classes)
@@ -46,6 +47,11 @@ type TrainConfig struct {
 	Seed        uint64  // shuffling seed
 	EvalEvery   int     // evaluate on the validation set every this many steps (0: only at the end)
 	LogEvery    int     // progress line every this many steps (0: 50)
+	// Replicas > 1 trains data-parallel: the batch is cut into Replicas
+	// fixed parts that run at the same time on single-threaded kernels
+	// (replica.go). 0 or 1: one model, each kernel split over threads.
+	// The bits depend on Replicas (and, with one, on the thread count).
+	Replicas int
 
 	// CheckpointDir, if set, receives last.safetensors every
 	// CheckpointEvery steps (0: only at the end) and best.safetensors
@@ -77,8 +83,14 @@ func (c TrainConfig) Validate() error {
 	if c.Warmup < 0 || c.WeightDecay < 0 || c.ClipNorm < 0 || c.Smoothing < 0 || c.Smoothing >= 1 {
 		errs = append(errs, fmt.Errorf("warmup, weight decay, clip must be >= 0 and smoothing in [0, 1)"))
 	}
+	if !(c.PELRScale >= 0) || c.PELRScale > 1e6 {
+		errs = append(errs, fmt.Errorf("PE learning-rate scale must be in [0, 10⁶], got %g", c.PELRScale))
+	}
 	if c.Optimizer != "" && c.Optimizer != "adamw" && c.Optimizer != "adam" {
 		errs = append(errs, fmt.Errorf("unknown optimizer %q (valid: adamw, adam)", c.Optimizer))
+	}
+	if c.Replicas < 0 || c.Replicas > max(c.Batch, 1) {
+		errs = append(errs, fmt.Errorf("replicas must be in [0, batch], got %d", c.Replicas))
 	}
 	if c.CheckpointEvery < 0 {
 		errs = append(errs, fmt.Errorf("checkpoint interval must be >= 0, got %d", c.CheckpointEvery))
@@ -276,6 +288,13 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 	} else {
 		opt = NewAdamW(params, tc.WeightDecay)
 	}
+	if tc.PELRScale != 0 && tc.PELRScale != 1 {
+		var pe []*Tensor[T]
+		for _, p := range m.PE.Params() {
+			pe = append(pe, p.T)
+		}
+		opt.SetLRScale(pe, tc.PELRScale)
+	}
 	trainable := m.Trainable()
 	pcg := rand.NewPCG(tc.Seed, 0x5eed)
 	rng := rand.New(pcg)
@@ -306,7 +325,10 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 		return saveTrainCheckpoint(filepath.Join(tc.CheckpointDir, name), m, opt, st)
 	}
 	b := newBatcher[T](train, m.Cfg, tc.Batch)
-	tp := &Tape[T]{}
+	rs, err := newReplicaSet(m, max(tc.Replicas, 1))
+	if err != nil {
+		return EvalResult{}, err
+	}
 	idx := make([]int, tc.Batch)
 	hits := make([]float64, m.Cfg.Classes)
 	start := time.Now()
@@ -328,16 +350,11 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 			st.Pos++
 		}
 		lr := CosineLR(step, tc.Steps, tc.Warmup, tc.LR, tc.MinLR)
-		tp.Reset()
-		ZeroGrad(trainable)
 		x, y, labels := b.fill(idx)
-		logits := m.Forward(tp, x)
-		loss := lossOf(tp, tc.Loss, tc.Smoothing, logits, y, labels)
-		lv := float64(loss.Data[0])
+		lv := rs.step(tc.Loss, tc.Smoothing, x, y, labels)
 		if math.IsNaN(lv) || math.IsInf(lv, 0) {
 			return last, fmt.Errorf("loope: non-finite loss %v at step %d (last good checkpoint kept)", lv, step+1)
 		}
-		tp.Backward(loss)
 		if err := checkFinite(params, true); err != nil {
 			return last, fmt.Errorf("loope: step %d: %w (last good checkpoint kept)", step+1, err)
 		}
@@ -350,7 +367,7 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 		}
 		lossSum += lv
 		clear(hits)
-		countCorrect(tc.Loss, logits, y, labels, hits)
+		rs.countCorrect(tc.Loss, y, labels, hits)
 		if tc.Loss == "ce" {
 			accSum += hits[0] / float64(len(idx))
 		} else {

@@ -218,29 +218,32 @@ func TestFixtureDeterministic(t *testing.T) {
 }
 
 // TestTrainTinyLearns trains the tiny preset on a learnable toy task (which
-// colour is the one bright cell?) and checks that the loss drops.
+// colour is the one bright cell?) and checks that the loss drops, with one
+// model and with two data-parallel replicas.
 func TestTrainTinyLearns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("training run")
 	}
-	cfg, _ := Preset("tiny")
-	cfg.Classes = 2
-	m, err := NewViT[float32](cfg, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ds := brightSpot{n: 512, side: cfg.Image, ch: cfg.Channels}
-	var log strings.Builder
-	tc := TrainConfig{Steps: 100, Batch: 32, LR: 1e-3, MinLR: 1e-4, Warmup: 10, WeightDecay: 0.05,
-		Loss: "ce", Seed: 1, LogEvery: 25, Log: &log}
-	before := Evaluate(m, ds, "ce", 64)
-	after, err := Train(m, ds, ds, tc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("before: loss %.4f acc %.3f; after: loss %.4f acc %.3f\n%s", before.Loss, before.Acc, after.Loss, after.Acc, log.String())
-	if !(after.Loss < 0.5*before.Loss) || after.Acc < 0.9 {
-		t.Errorf("training did not learn: loss %.4f → %.4f, acc %.3f", before.Loss, after.Loss, after.Acc)
+	for _, replicas := range []int{1, 2} {
+		cfg, _ := Preset("tiny")
+		cfg.Classes = 2
+		m, err := NewViT[float32](cfg, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ds := brightSpot{n: 512, side: cfg.Image, ch: cfg.Channels}
+		var log strings.Builder
+		tc := TrainConfig{Steps: 100, Batch: 32, LR: 1e-3, MinLR: 1e-4, Warmup: 10, WeightDecay: 0.05,
+			Loss: "ce", Seed: 1, LogEvery: 25, Log: &log, Replicas: replicas}
+		before := Evaluate(m, ds, "ce", 64)
+		after, err := Train(m, ds, ds, tc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("replicas %d: before: loss %.4f acc %.3f; after: loss %.4f acc %.3f\n%s", replicas, before.Loss, before.Acc, after.Loss, after.Acc, log.String())
+		if !(after.Loss < 0.5*before.Loss) || after.Acc < 0.9 {
+			t.Errorf("replicas %d: training did not learn: loss %.4f → %.4f, acc %.3f", replicas, before.Loss, after.Loss, after.Acc)
+		}
 	}
 }
 

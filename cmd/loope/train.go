@@ -105,12 +105,14 @@ func runTrain(args []string) error {
 	minLR := fs.Float64("min-lr", 2.5e-5, "final learning rate (cosine schedule)")
 	warmup := fs.Int("warmup", 100, "linear warm-up steps")
 	wd := fs.Float64("wd", 0.05, "AdamW weight decay (weights only)")
+	peLR := fs.Float64("pe-lr-scale", 1, "learning-rate factor for the PE's parameters (a learnable table starts at N(0, 0.02²) and moves at most about lr per step)")
 	smoothing := fs.Float64("smoothing", 0, "label smoothing")
 	clip := fs.Float64("clip", 1, "global gradient-norm clip (0: off)")
 	valFrac := fs.Float64("val-frac", 0.1, "fraction of the training data held out for validation")
 	augment := fs.Bool("augment", false, "random crop with zero padding of image/8 px and horizontal flip (not for digits)")
 	seed := fs.Uint64("seed", 1, "seed for weights, split, shuffling and augmentation")
 	threads := fs.Int("threads", 0, "goroutines for kernels (0: GOMAXPROCS)")
+	replicas := fs.Int("replicas", 0, "data-parallel replicas, each on one thread with a fixed part of the batch (0: the thread count if the PE keeps no batch statistics, else 1; 1: one model, kernels split over threads)")
 	out := fs.String("out", "out/train", "output folder: last/best checkpoints, metrics.jsonl, result.json")
 	resume := fs.String("resume", "", "continue from DIR/last.safetensors of an earlier run (same flags)")
 	ckptEvery := fs.Int("ckpt-every", 200, "write DIR/last.safetensors every this many steps")
@@ -125,8 +127,10 @@ func runTrain(args []string) error {
 	switch {
 	case fs.NArg() > 0:
 		return bad("unexpected arguments %q", fs.Args())
-	case *steps < 0 || !(*epochs > 0) || *epochs > 1e6 || *threads < 0 || *ckptEvery < 0 || *heads < 0 || *image < 0:
-		return bad("-epochs must be in (0, 10⁶]; -steps, -threads, -ckpt-every, -heads and -image >= 0")
+	case *steps < 0 || !(*epochs > 0) || *epochs > 1e6 || *threads < 0 || *ckptEvery < 0 || *heads < 0 || *image < 0 || *replicas < 0:
+		return bad("-epochs must be in (0, 10⁶]; -steps, -threads, -replicas, -ckpt-every, -heads and -image >= 0")
+	case *replicas > *batch:
+		return bad("-replicas %d: need ≤ -batch %d", *replicas, *batch)
 	case *budget < 0 || *budget > 1000*time.Hour:
 		return bad("-time %v: want a duration in [0, 1000h]", *budget)
 	case *budget > 0 && *resume != "":
@@ -166,7 +170,7 @@ func runTrain(args []string) error {
 		return bad("%v", err)
 	}
 	// Steps and Warmup are stand-ins here: the step count comes from the data.
-	tc0 := loope.TrainConfig{Steps: 1, Batch: *batch, LR: *lr, MinLR: *minLR, Warmup: *warmup, WeightDecay: *wd,
+	tc0 := loope.TrainConfig{Steps: 1, Batch: *batch, LR: *lr, MinLR: *minLR, Warmup: *warmup, WeightDecay: *wd, PELRScale: *peLR,
 		ClipNorm: *clip, Loss: "ce", Smoothing: *smoothing, CheckpointEvery: *ckptEvery}
 	if err := tc0.Validate(); err != nil {
 		return bad("%v", err)
@@ -199,12 +203,21 @@ func runTrain(args []string) error {
 	} else if m, err = loope.NewViT[float32](cfg, *seed); err != nil {
 		return err
 	}
+	reps := *replicas
+	if reps == 0 {
+		reps = 1
+		if !m.HasBatchStats() {
+			reps = min(loope.Threads(), *batch)
+		}
+	} else if reps > 1 && m.HasBatchStats() {
+		return bad("-replicas %d: PE %s keeps batch statistics (BatchNorm), which replicas cannot share; use -replicas 1", reps, *pe)
+	}
 	n := *steps
 	if n == 0 {
 		n = max(int(*epochs*float64(d.train.Len())/float64(*batch)+0.5), 1)
 	}
 	if *budget > 0 {
-		if n, err = stepsForBudget(cfg, *batch, *budget-time.Since(t0), d.val.Len(), d.test.Len()); err != nil {
+		if n, err = stepsForBudget(cfg, *batch, reps, *budget-time.Since(t0), d.val.Len(), d.test.Len()); err != nil {
 			return err
 		}
 	}
@@ -218,9 +231,9 @@ func runTrain(args []string) error {
 	defer metrics.Close()
 	var curve bytes.Buffer // this run's metrics, for the curve PNG
 	tc := loope.TrainConfig{Steps: n, Batch: *batch, LR: *lr, MinLR: *minLR, Warmup: min(*warmup, n/2),
-		WeightDecay: *wd, ClipNorm: *clip, Loss: "ce", Smoothing: *smoothing, Seed: *seed,
+		WeightDecay: *wd, PELRScale: *peLR, ClipNorm: *clip, Loss: "ce", Smoothing: *smoothing, Seed: *seed,
 		EvalEvery: max(n/10, 1), LogEvery: max(n/50, 10), CheckpointDir: *out, CheckpointEvery: *ckptEvery,
-		Log: os.Stderr, Metrics: io.MultiWriter(metrics, &curve)}
+		Replicas: reps, Log: os.Stderr, Metrics: io.MultiWriter(metrics, &curve)}
 	if *resume != "" {
 		tc.Resume = filepath.Join(*resume, "last.safetensors")
 	}
@@ -228,8 +241,8 @@ func runTrain(args []string) error {
 	if pretrained != nil {
 		name = filepath.Base(*initFrom)
 	}
-	fmt.Fprintf(os.Stderr, "model %s pe %s: %d parameters; %d steps of batch %d on %d threads\n",
-		name, *pe, m.NumParams(), n, *batch, loope.Threads())
+	fmt.Fprintf(os.Stderr, "model %s pe %s: %d parameters; %d steps of batch %d on %d threads, %d replicas\n",
+		name, *pe, m.NumParams(), n, *batch, loope.Threads(), reps)
 	if _, err := loope.Train(m, train, d.val, tc); err != nil {
 		return err
 	}
@@ -249,8 +262,8 @@ func runTrain(args []string) error {
 	fmt.Printf("test accuracy %.4f loss %.4f (%d images; best-val checkpoint; %s wall)\n", res.Acc, res.Loss, res.Examples, wall.Round(time.Second))
 	summary, _ := json.MarshalIndent(map[string]any{
 		"data": *data, "preset": *preset, "init_from": *initFrom, "image": cfg.Image, "pe": *pe, "steps": n, "batch": *batch, "seed": *seed,
-		"test_acc": res.Acc, "test_loss": res.Loss, "wall_s": wall.Seconds(), "threads": loope.Threads(), "time_budget_s": budget.Seconds(),
-		"lr": *lr, "min_lr": *minLR, "warmup": tc.Warmup, "wd": *wd, "clip": *clip, "smoothing": *smoothing, "augment": *augment, "val_frac": *valFrac,
+		"test_acc": res.Acc, "test_loss": res.Loss, "wall_s": wall.Seconds(), "threads": loope.Threads(), "replicas": reps, "time_budget_s": budget.Seconds(),
+		"lr": *lr, "pe_lr_scale": *peLR, "min_lr": *minLR, "warmup": tc.Warmup, "wd": *wd, "clip": *clip, "smoothing": *smoothing, "augment": *augment, "val_frac": *valFrac,
 	}, "", "  ")
 	return loope.WriteFileAtomic(filepath.Join(*out, "result.json"), func(w io.Writer) error {
 		_, err := w.Write(append(summary, '\n'))
@@ -259,36 +272,39 @@ func runTrain(args []string) error {
 }
 
 // stepsForBudget returns how many training steps of batch images fit in
-// left, timing a few training steps (cross-entropy, AdamW) and inference
-// passes of a fresh model of cfg on this machine, and reserving the time of
-// the run's evaluations (ten passes over val images, one over test images)
-// plus 7% slack (logging, checkpoints and the PNG; a 10 min run with 3%
-// took 10m24s).
-func stepsForBudget(cfg loope.Config, batch int, left time.Duration, val, test int) (int, error) {
-	m, err := loope.NewViT[float32](cfg, 1)
+// left: it times loope.Train (cross-entropy, AdamW, the run's replicas) on
+// a fresh model of cfg and random images, and inference passes, on this
+// machine, and reserves the time of the run's evaluations (ten passes over
+// val images, one over test images) plus 7% slack (logging, checkpoints and
+// the PNG; a 10 min run with 3% took 10m24s).
+func stepsForBudget(cfg loope.Config, batch, replicas int, left time.Duration, val, test int) (int, error) {
+	ds := noiseSet{n: 4 * batch, size: cfg.Channels * cfg.Image * cfg.Image, classes: cfg.Classes}
+	t0 := time.Now()
+	train := func(steps int) (time.Duration, *loope.ViT[float32], error) {
+		m, err := loope.NewViT[float32](cfg, 1)
+		if err != nil {
+			return 0, nil, err
+		}
+		start := time.Now()
+		_, err = loope.Train(m, ds, nil, loope.TrainConfig{Steps: steps, Batch: batch, LR: 1e-4, WeightDecay: 0.05,
+			ClipNorm: 1, Loss: "ce", Replicas: replicas})
+		return time.Since(start), m, err
+	}
+	// The difference of a 2- and an 8-step run leaves out the first steps'
+	// set-up (replicas, tape arenas, optimiser state).
+	const warm, timed = 2, 6
+	short, _, err := train(warm)
 	if err != nil {
 		return 0, err
 	}
-	x := loope.New[float32](batch, cfg.Channels, cfg.Image, cfg.Image).FillNormal(rand.New(rand.NewPCG(1, 2)), 0, 1)
-	labels := make([]int, batch)
-	opt := loope.NewAdamW(m.Params(), 0.05)
-	trainable := m.Trainable()
-	var tp loope.Tape[float32]
-	const warm, timed = 2, 6
-	t0 := time.Now()
-	var start time.Time
-	for i := range warm + timed {
-		if i == warm {
-			start = time.Now()
-		}
-		tp.Reset()
-		loope.ZeroGrad(trainable)
-		tp.Backward(tp.CrossEntropy(m.Forward(&tp, x), labels, 0))
-		opt.Update(1e-4)
+	long, m, err := train(warm + timed)
+	if err != nil {
+		return 0, err
 	}
-	perImage := time.Since(start).Seconds() / float64(timed*batch)
+	perImage := max(long-short, time.Microsecond).Seconds() / float64(timed*batch)
+	x := loope.New[float32](batch, cfg.Channels, cfg.Image, cfg.Image).FillNormal(rand.New(rand.NewPCG(1, 2)), 0, 1)
 	infer := loope.Tape[float32]{NoGrad: true}
-	start = time.Now()
+	start := time.Now()
 	for range timed / 2 {
 		infer.Reset()
 		m.Forward(&infer, x)
@@ -303,6 +319,19 @@ func stepsForBudget(cfg loope.Config, batch int, left time.Duration, val, test i
 	}
 	fmt.Fprintf(os.Stderr, "time budget: %.0f images/s training, %.0f images/s inference measured here → %d steps\n", 1/perImage, 1/evalPerImage, n)
 	return n, nil
+}
+
+// noiseSet is a Dataset of n images of size values drawn from a fixed
+// pattern, with classes cycling: input for timing runs.
+type noiseSet struct{ n, size, classes int }
+
+func (d noiseSet) Len() int { return d.n }
+
+func (d noiseSet) Example(i int, img, target []float32) {
+	for j := range img {
+		img[j] = float32((i*31+j*17)%13)/6 - 1
+	}
+	target[0] = float32(i % max(d.classes, 1))
 }
 
 // plotCurve draws the training curve (loss and accuracy, train and
