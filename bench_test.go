@@ -16,7 +16,7 @@ func BenchmarkTrainStep(b *testing.B) {
 		preset, pe      string
 		batch, replicas int
 	}{{"tiny", "learnable", 64, 1}, {"small", "learnable", 64, 1}, {"small", "loope", 64, 1}, {"ti16", "learnable", 64, 1},
-		{"small", "learnable", 64, 2}, {"small", "learnable", 32, 1}, {"small", "learnable", 32, 2}} {
+		{"small", "learnable", 64, 2}, {"small", "learnable", 32, 1}, {"small", "learnable", 32, 2}, {"small", "learnable", 16, 2}, {"small", "loope", 32, 1}} {
 		name := fmt.Sprintf("preset=%s/pe=%s/B=%d", c.preset, c.pe, c.batch)
 		if c.replicas > 1 {
 			name += fmt.Sprintf("/replicas=%d", c.replicas)

@@ -35,8 +35,6 @@ func runBench(args []string) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	switch {
-	case fs.NArg() > 0:
-		return badUsage(fs, "unexpected arguments %q", fs.Args())
 	case *steps <= 0 || *warmup < 0 || *steps > 1<<20 || *warmup > 1<<20:
 		return badUsage(fs, "-steps must be in [1, 2²⁰], -warmup in [0, 2²⁰]")
 	case *threads < 0 || *threads > maxThreads:

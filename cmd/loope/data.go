@@ -14,7 +14,6 @@ package main
 
 import (
 	"bufio"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -50,20 +49,11 @@ func runData(args []string) error {
 		fmt.Fprintln(fs.Output(), "usage: loope data [flags] -out file.csv|file.safetensors\n\nflags:")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return errUsage
+	if done, err := parseFlags(fs, args); done {
+		return err
 	}
-	bad := func(format string, a ...any) error {
-		fmt.Fprintf(fs.Output(), "loope data: "+format+"\n", a...)
-		fs.Usage()
-		return errUsage
-	}
+	bad := func(format string, a ...any) error { return badUsage(fs, format, a...) }
 	switch {
-	case fs.NArg() > 0:
-		return bad("unexpected arguments %q", fs.Args())
 	case *grid < 3 || *grid > maxDataGrid:
 		return bad("-grid %d: need 3 ≤ G ≤ %d (the exact priors enumerate O(G⁶) cases: G 30 takes 15 s)", *grid, maxDataGrid)
 	case *n <= 0 || int64(*n) > 1<<32:

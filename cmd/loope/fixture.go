@@ -36,9 +36,6 @@ func runFixture(args []string) error {
 	if done, err := parseFlags(fs, args); done {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return badUsage(fs, "unexpected arguments %q", fs.Args())
-	}
 	if *out == "" {
 		return badUsage(fs, "-out is required")
 	}

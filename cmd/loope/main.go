@@ -52,6 +52,9 @@ func parseFlags(fs *flag.FlagSet, args []string) (done bool, err error) {
 		}
 		return true, errUsage
 	}
+	if fs.NArg() > 0 { // no subcommand takes positional arguments
+		return true, badUsage(fs, "unexpected arguments %q", fs.Args())
+	}
 	return false, nil
 }
 

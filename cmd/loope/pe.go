@@ -75,9 +75,6 @@ func runPE(args []string) error {
 	if done, err := parseFlags(fs, args); done {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return badUsage(fs, "unexpected arguments %q", fs.Args())
-	}
 	if *out == "" {
 		return badUsage(fs, "-out is required")
 	}

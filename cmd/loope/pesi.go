@@ -61,14 +61,7 @@ func pesiMain(args []string, stdout, stderr io.Writer) error {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	usageErr := func(format string, a ...any) error {
-		fmt.Fprintf(fs.Output(), "loope pesi: "+format+"\n", a...)
-		fs.Usage()
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		return usageErr("unexpected arguments %q", fs.Args())
-	}
+	usageErr := func(format string, a ...any) error { return badUsage(fs, format, a...) }
 	h, w, err := parsePESIGrid(*grid)
 	if err != nil {
 		return usageErr("%v", err)

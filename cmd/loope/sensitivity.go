@@ -42,8 +42,6 @@ func sensitivityMain(args []string, stdout, stderr io.Writer) error {
 	}
 	paths := splitList(*in)
 	switch {
-	case fs.NArg() > 0:
-		return bad("unexpected arguments %q", fs.Args())
 	case len(paths) < 2:
 		return bad("-in needs at least two results (f1 and another set), got %q", *in)
 	case !slices.Contains(loope.ThreeCellMetricNames, *metric):

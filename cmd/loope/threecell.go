@@ -75,9 +75,6 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if fs.NArg() > 0 {
-		return bad("unexpected arguments %q", fs.Args())
-	}
 	model, err := loope.Preset(*preset)
 	if err != nil {
 		return bad("-preset: %v", err)

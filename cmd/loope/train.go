@@ -125,8 +125,6 @@ func runTrain(args []string) error {
 	}
 	bad := func(format string, a ...any) error { return badUsage(fs, format, a...) }
 	switch {
-	case fs.NArg() > 0:
-		return bad("unexpected arguments %q", fs.Args())
 	case *steps < 0 || !(*epochs > 0) || *epochs > 1e6 || *threads < 0 || *ckptEvery < 0 || *heads < 0 || *image < 0 || *replicas < 0:
 		return bad("-epochs must be in (0, 10⁶]; -steps, -threads, -replicas, -ckpt-every, -heads and -image >= 0")
 	case *replicas > *batch:
