@@ -63,6 +63,12 @@ type TrainConfig struct {
 	// RNG state and data order are restored, so the run continues bit for
 	// bit as if it had never stopped.
 	Resume string
+	// Deadline, if set, ends the run early: once a step finishes after
+	// it, Train evaluates, checkpoints and returns as if that step were
+	// the last (EvalResult.Steps tells how many ran). For a wall-time
+	// budget whose step count was planned from a timing the machine did
+	// not keep up (loope train -time).
+	Deadline time.Time
 
 	Log     io.Writer // progress lines (typically os.Stderr); nil discards
 	Metrics io.Writer // JSON lines, one per log/eval point; nil discards
@@ -110,6 +116,7 @@ type EvalResult struct {
 	Acc      float64   // class accuracy (ce) or mean bit accuracy (bce)
 	BitAcc   []float64 // per-bit accuracy (bce only)
 	Examples int
+	Steps    int // from Train: optimiser steps done in total
 }
 
 // Metric is one JSON line of the metrics stream.
@@ -376,7 +383,11 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 		seen += len(idx)
 		st.Step++
 		done := st.Step
-		if done%logEvery == 0 || done == tc.Steps {
+		stop := !tc.Deadline.IsZero() && done < tc.Steps && time.Now().After(tc.Deadline)
+		if stop {
+			fmt.Fprintf(logw, "deadline: stopping after step %d of %d\n", done, tc.Steps)
+		}
+		if done%logEvery == 0 || done == tc.Steps || stop {
 			now := time.Now()
 			steps := float64((done-1)%logEvery + 1)
 			ips := float64(seen-lastSeen) / now.Sub(lastT).Seconds()
@@ -387,7 +398,7 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 				LR: lr, ImagesPS: ips, ElapsedS: now.Sub(start).Seconds()})
 			lossSum, accSum, lastSeen, lastT = 0, 0, seen, now
 		}
-		if val != nil && ((tc.EvalEvery > 0 && done%tc.EvalEvery == 0) || done == tc.Steps) {
+		if val != nil && ((tc.EvalEvery > 0 && done%tc.EvalEvery == 0) || done == tc.Steps || stop) {
 			last = Evaluate(m, val, tc.Loss, tc.Batch)
 			if math.IsNaN(last.Loss) || math.IsInf(last.Loss, 0) {
 				// The parameters were checked finite, so the validation data is at fault.
@@ -403,12 +414,16 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 				}
 			}
 		}
-		if (tc.CheckpointEvery > 0 && done%tc.CheckpointEvery == 0) || done == tc.Steps {
+		if (tc.CheckpointEvery > 0 && done%tc.CheckpointEvery == 0) || done == tc.Steps || stop {
 			if err := save("last.safetensors"); err != nil {
 				return last, err
 			}
 		}
+		if stop {
+			break
+		}
 	}
+	last.Steps = st.Step
 	return last, nil
 }
 

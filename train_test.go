@@ -143,3 +143,31 @@ func TestTrainStopsOnNaN(t *testing.T) {
 }
 
 func nan() float64 { var z float64; return z / z }
+
+// TestTrainDeadline: a run past its deadline stops after the current step,
+// evaluates, writes its checkpoints and reports the steps it did.
+func TestTrainDeadline(t *testing.T) {
+	cfg, tc := resumeCfg()
+	ds := brightSpot{n: 40, side: cfg.Image, ch: cfg.Channels}
+	m, err := NewViT[float32](cfg, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var metrics bytes.Buffer
+	tc.Steps, tc.Deadline, tc.CheckpointDir, tc.Metrics = 1000, time.Now(), t.TempDir(), &metrics
+	res, err := Train(m, ds, ds, tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Steps != 1 || res.Examples != ds.n {
+		t.Fatalf("stopped after %d steps with %d validation examples, want 1 and %d", res.Steps, res.Examples, ds.n)
+	}
+	for _, f := range []string{"last.safetensors", "best.safetensors"} {
+		if _, err := os.Stat(filepath.Join(tc.CheckpointDir, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if !strings.Contains(metrics.String(), `"step":1,"split":"val"`) {
+		t.Errorf("no validation at the stop:\n%s", metrics.String())
+	}
+}

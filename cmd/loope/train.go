@@ -214,8 +214,9 @@ func runTrain(args []string) error {
 	if n == 0 {
 		n = max(int(*epochs*float64(d.train.Len())/float64(*batch)+0.5), 1)
 	}
+	var deadline time.Time
 	if *budget > 0 {
-		if n, err = stepsForBudget(cfg, *batch, reps, *budget-time.Since(t0), d.val.Len(), d.test.Len()); err != nil {
+		if n, deadline, err = stepsForBudget(cfg, *batch, reps, t0.Add(*budget), d.val.Len(), d.test.Len()); err != nil {
 			return err
 		}
 	}
@@ -231,7 +232,7 @@ func runTrain(args []string) error {
 	tc := loope.TrainConfig{Steps: n, Batch: *batch, LR: *lr, MinLR: *minLR, Warmup: min(*warmup, n/2),
 		WeightDecay: *wd, PELRScale: *peLR, ClipNorm: *clip, Loss: "ce", Smoothing: *smoothing, Seed: *seed,
 		EvalEvery: max(n/10, 1), LogEvery: max(n/50, 10), CheckpointDir: *out, CheckpointEvery: *ckptEvery,
-		Replicas: reps, Log: os.Stderr, Metrics: io.MultiWriter(metrics, &curve)}
+		Replicas: reps, Deadline: deadline, Log: os.Stderr, Metrics: io.MultiWriter(metrics, &curve)}
 	if *resume != "" {
 		tc.Resume = filepath.Join(*resume, "last.safetensors")
 	}
@@ -241,7 +242,8 @@ func runTrain(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "model %s pe %s: %d parameters; %d steps of batch %d on %d threads, %d replicas\n",
 		name, *pe, m.NumParams(), n, *batch, loope.Threads(), reps)
-	if _, err := loope.Train(m, train, d.val, tc); err != nil {
+	last, err := loope.Train(m, train, d.val, tc)
+	if err != nil {
 		return err
 	}
 	if err := plotCurve(filepath.Join(*out, "curve.png"), fmt.Sprintf("%s %s pe %s", *data, name, *pe), curve.Bytes()); err != nil {
@@ -259,7 +261,7 @@ func runTrain(args []string) error {
 	wall := time.Since(t0)
 	fmt.Printf("test accuracy %.4f loss %.4f (%d images; best-val checkpoint; %s wall)\n", res.Acc, res.Loss, res.Examples, wall.Round(time.Second))
 	summary, _ := json.MarshalIndent(map[string]any{
-		"data": *data, "preset": *preset, "init_from": *initFrom, "image": cfg.Image, "pe": *pe, "steps": n, "batch": *batch, "seed": *seed,
+		"data": *data, "preset": *preset, "init_from": *initFrom, "image": cfg.Image, "pe": *pe, "steps": n, "steps_done": last.Steps, "batch": *batch, "seed": *seed,
 		"test_acc": res.Acc, "test_loss": res.Loss, "wall_s": wall.Seconds(), "threads": loope.Threads(), "replicas": reps, "time_budget_s": budget.Seconds(),
 		"lr": *lr, "pe_lr_scale": *peLR, "min_lr": *minLR, "warmup": tc.Warmup, "wd": *wd, "clip": *clip, "smoothing": *smoothing, "augment": *augment, "val_frac": *valFrac,
 	}, "", "  ")
@@ -273,11 +275,16 @@ func runTrain(args []string) error {
 // left: it times loope.Train (cross-entropy, AdamW, the run's replicas) on
 // a fresh model of cfg and random images, and inference passes, on this
 // machine, and reserves the time of the run's evaluations (ten passes over
-// val images, one over test images) plus 7% slack (logging, checkpoints and
-// the PNG; a 10 min run with 3% took 10m24s).
-func stepsForBudget(cfg loope.Config, batch, replicas int, left time.Duration, val, test int) (int, error) {
+// val images, one over test images) plus 3% slack for logging, checkpoints
+// and the PNG. A shared machine's speed drifts by 10–15% within minutes
+// both ways (timings of 215–287 images/s for one model here), so no fixed
+// slack both fills and keeps a budget: with 7% a 10 min run took 10m07s,
+// with 12% one took 10m17s and another 8m39s. So it plans for the timed
+// speed and also returns a deadline for training, the end time less twice
+// the timed test pass and 5 s for the PNG and the best checkpoint: Train
+// stops there (TrainConfig.Deadline), late in the schedule's cosine tail.
+func stepsForBudget(cfg loope.Config, batch, replicas int, end time.Time, val, test int) (int, time.Time, error) {
 	ds := noiseSet{n: 4 * batch, size: cfg.Channels * cfg.Image * cfg.Image, classes: cfg.Classes}
-	t0 := time.Now()
 	train := func(steps int) (time.Duration, *loope.ViT[float32], error) {
 		m, err := loope.NewViT[float32](cfg, 1)
 		if err != nil {
@@ -288,16 +295,16 @@ func stepsForBudget(cfg loope.Config, batch, replicas int, left time.Duration, v
 			ClipNorm: 1, Loss: "ce", Replicas: replicas})
 		return time.Since(start), m, err
 	}
-	// The difference of a 2- and an 8-step run leaves out the first steps'
+	// The difference of a 2- and a 14-step run leaves out the first steps'
 	// set-up (replicas, tape arenas, optimiser state).
-	const warm, timed = 2, 6
+	const warm, timed = 2, 12
 	short, _, err := train(warm)
 	if err != nil {
-		return 0, err
+		return 0, time.Time{}, err
 	}
 	long, m, err := train(warm + timed)
 	if err != nil {
-		return 0, err
+		return 0, time.Time{}, err
 	}
 	perImage := max(long-short, time.Microsecond).Seconds() / float64(timed*batch)
 	x := loope.New[float32](batch, cfg.Channels, cfg.Image, cfg.Image).FillNormal(rand.New(rand.NewPCG(1, 2)), 0, 1)
@@ -311,15 +318,16 @@ func stepsForBudget(cfg loope.Config, batch, replicas int, left time.Duration, v
 		m.Forward(&infer, x)
 	}
 	evalPerImage := time.Since(start).Seconds() / float64(timed/2*batch)
-	left -= time.Since(t0)
+	left := time.Until(end)
 	eval := evalPerImage * float64(10*val+test)
-	n := int((left.Seconds()/1.07 - eval) / (perImage * float64(batch)))
+	n := int((left.Seconds()/1.03 - eval) / (perImage * float64(batch)))
 	if n < 1 {
-		return 0, fmt.Errorf("-time %v is too short: one step of batch %d takes %.2fs here and the evaluations %.0fs",
+		return 0, time.Time{}, fmt.Errorf("-time %v is too short: one step of batch %d takes %.2fs here and the evaluations %.0fs",
 			left.Round(time.Second), batch, perImage*float64(batch), eval)
 	}
 	fmt.Fprintf(os.Stderr, "time budget: %.0f images/s training, %.0f images/s inference measured here → %d steps\n", 1/perImage, 1/evalPerImage, n)
-	return n, nil
+	deadline := end.Add(-time.Duration((2*evalPerImage*float64(test) + 5) * float64(time.Second)))
+	return n, deadline, nil
 }
 
 // noiseSet is a Dataset of n images of size values drawn from a fixed
