@@ -47,40 +47,53 @@ func (tp *Tape[T]) Attention(q, k, v, bias *Tensor[T], scale float64) *Tensor[T]
 		}
 	}
 	out := tp.outNoZero(q.Shape, q, k, v, bias) // P·V writes every element
+	nw, saved := tp.attentionRun(out, bias, q.Data, k.Data, v.Data, b, h, n, dh, biasMode, scale, false)
+	if out.Grad != nil {
+		nd := tp.record(attentionBackward[T]{}, out, q, k, v, bias)
+		nd.ints = append(nd.ints, b, h, n, dh, nw, biasMode)
+		nd.fs = append(nd.fs, scale)
+		nd.saved = append(nd.saved, saved[:]...)
+	}
+	return out
+}
+
+// attentionRun computes the forward attention of every (batch, head) item
+// into out, reading q, k, v in the head-major (B, H, N, Dh) layout or, with
+// tokenMajor, from the rows of a (B, N, 3·D) qkv buffer (writing merged
+// (B, N, D) rows). It takes the scratch the forward needs and, if out
+// carries a gradient, what the backward needs: it returns the number of
+// slots nw and P, the dS slots and dsAll (for a shared bias gradient).
+func (tp *Tape[T]) attentionRun(out, bias *Tensor[T], q, k, v []T, b, h, n, dh, biasMode int, scale float64, tokenMajor bool) (int, [3][]T) {
 	items, nn := b*h, n*n
 	// Scratch slots, one per fixed chunk of items; parallelRun hands the
 	// chunks out dynamically, and an item's result never depends on its slot.
 	// Every buffer below is written in full before it is read.
 	nw := max(1, min(chunksPerThread*Threads(), items))
 	qs := tp.scratchNoZero(nw * n * dh) // q·scale, per slot
-	var p, slots, dsAll []T
+	var p, dsAll []T
 	if out.Grad != nil {
 		p = tp.scratchNoZero(items * nn)
-		slots = tp.scratchNoZero(nw * nn) // dS per slot in the backward
 		if biasMode == 1 && bias.Grad != nil {
 			dsAll = tp.scratchNoZero(items * nn) // dS of every item, reduced over B after the parallel part
 		}
-	} else {
-		slots = tp.scratchNoZero(nw * nn)
 	}
+	slots := tp.scratchNoZero(nw * nn) // S per slot without P; dS per slot in the backward
 	var bd []T
 	if bias != nil {
 		bd = bias.Data
 	}
 	pi := poolIndex[T]()
 	j := getJob[attentionJob[T]](&attentionJobs, pi)
-	*j = attentionJob[T]{kn: attentionKernel[T](n, dh), out: out.Data, p: p, slots: slots, qs: qs, q: q.Data, k: k.Data, v: v.Data, bias: bd,
+	*j = attentionJob[T]{kn: attentionKernel[T](n, dh), out: out.Data, p: p, slots: slots, qs: qs, q: q, k: k, v: v, bias: bd,
 		h: h, n: n, dh: dh, nw: nw, items: items, biasMode: biasMode, scale: T(scale)}
-	j.headMajor()
+	if tokenMajor {
+		j.tokenMajor()
+	} else {
+		j.headMajor()
+	}
 	parallelRun(nw, 1, j)
 	putJob(&attentionJobs, pi, j)
-	if out.Grad != nil {
-		nd := tp.record(attentionBackward[T]{}, out, q, k, v, bias)
-		nd.ints = append(nd.ints, b, h, n, dh, nw, biasMode)
-		nd.fs = append(nd.fs, scale)
-		nd.saved = append(nd.saved, p, slots, dsAll)
-	}
-	return out
+	return nw, [3][]T{p, slots, dsAll}
 }
 
 // attentionKernelF32 is the kernel of the float32 fast path (see the file
@@ -256,37 +269,13 @@ func (tp *Tape[T]) attentionQKV(qkv, bias *Tensor[T], heads int, scale float64) 
 	}
 	shape := [3]int{b, n, d}
 	out := tp.outNoZero(shape[:], qkv, bias) // P·V writes every element
-	items, nn := b*h, n*n
-	nw := max(1, min(chunksPerThread*Threads(), items))
-	// Every buffer below is written in full before it is read.
-	qs := tp.scratchNoZero(nw * n * dh)
-	var p, slots, dsAll []T
-	if out.Grad != nil {
-		p = tp.scratchNoZero(items * nn)
-		slots = tp.scratchNoZero(nw * nn)
-		if biasMode == 1 && bias.Grad != nil {
-			dsAll = tp.scratchNoZero(items * nn)
-		}
-	} else {
-		slots = tp.scratchNoZero(nw * nn)
-	}
-	var bd []T
-	if bias != nil {
-		bd = bias.Data
-	}
 	q, k, v := qkvParts(qkv.Data, d)
-	pi := poolIndex[T]()
-	j := getJob[attentionJob[T]](&attentionJobs, pi)
-	*j = attentionJob[T]{kn: attentionKernel[T](n, dh), out: out.Data, p: p, slots: slots, qs: qs, q: q, k: k, v: v, bias: bd,
-		h: h, n: n, dh: dh, nw: nw, items: items, biasMode: biasMode, scale: T(scale)}
-	j.tokenMajor()
-	parallelRun(nw, 1, j)
-	putJob(&attentionJobs, pi, j)
+	nw, saved := tp.attentionRun(out, bias, q, k, v, b, h, n, dh, biasMode, scale, true)
 	if out.Grad != nil {
 		nd := tp.record(attentionQKVBackward[T]{}, out, qkv, bias)
 		nd.ints = append(nd.ints, b, h, n, dh, nw, biasMode)
 		nd.fs = append(nd.fs, scale)
-		nd.saved = append(nd.saved, p, slots, dsAll)
+		nd.saved = append(nd.saved, saved[:]...)
 	}
 	return out
 }
