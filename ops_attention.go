@@ -35,16 +35,9 @@ func (tp *Tape[T]) Attention(q, k, v, bias *Tensor[T], scale float64) *Tensor[T]
 		panic(fmt.Sprintf("loope: Attention: shape mismatch q %v, k %v, v %v", q.Shape, shapeOrNil(k), shapeOrNil(v)))
 	}
 	b, h, n, dh := q.Shape[0], q.Shape[1], q.Shape[2], q.Shape[3]
-	biasMode := 0 // 0 none, 1 shared (H, N, N), 2 per item (B, H, N, N)
-	if bias != nil {
-		switch {
-		case sameShape(bias.Shape, []int{h, n, n}):
-			biasMode = 1
-		case sameShape(bias.Shape, []int{b, h, n, n}):
-			biasMode = 2
-		default:
-			panic(fmt.Sprintf("loope: Attention: bias %v must be (H, N, N) or (B, H, N, N) for q %v", bias.Shape, q.Shape))
-		}
+	biasMode, ok := attentionBiasMode(bias, b, h, n)
+	if !ok {
+		panic(fmt.Sprintf("loope: Attention: bias %v must be (H, N, N) or (B, H, N, N) for q %v", bias.Shape, q.Shape))
 	}
 	out := tp.outNoZero(q.Shape, q, k, v, bias) // P·V writes every element
 	nw, saved := tp.attentionRun(out, bias, q.Data, k.Data, v.Data, b, h, n, dh, biasMode, scale, false)
@@ -55,6 +48,21 @@ func (tp *Tape[T]) Attention(q, k, v, bias *Tensor[T], scale float64) *Tensor[T]
 		nd.saved = append(nd.saved, saved[:]...)
 	}
 	return out
+}
+
+// attentionBiasMode returns how an attention bias applies: 0 none (nil),
+// 1 shared over the batch (H, N, N), 2 per item (B, H, N, N); ok is false
+// for any other shape.
+func attentionBiasMode[T Float](bias *Tensor[T], b, h, n int) (mode int, ok bool) {
+	switch {
+	case bias == nil:
+		return 0, true
+	case sameShape(bias.Shape, []int{h, n, n}):
+		return 1, true
+	case sameShape(bias.Shape, []int{b, h, n, n}):
+		return 2, true
+	}
+	return 0, false
 }
 
 // attentionRun computes the forward attention of every (batch, head) item
@@ -256,16 +264,9 @@ func (tp *Tape[T]) attentionQKV(qkv, bias *Tensor[T], heads int, scale float64) 
 	}
 	b, n, d, h := qkv.Shape[0], qkv.Shape[1], qkv.Shape[2]/3, heads
 	dh := d / h
-	biasMode := 0
-	if bias != nil {
-		switch {
-		case sameShape(bias.Shape, []int{h, n, n}):
-			biasMode = 1
-		case sameShape(bias.Shape, []int{b, h, n, n}):
-			biasMode = 2
-		default:
-			panic(fmt.Sprintf("loope: attentionQKV: bias %v must be (H, N, N) or (B, H, N, N) for qkv %v with %d heads", bias.Shape, qkv.Shape, heads))
-		}
+	biasMode, ok := attentionBiasMode(bias, b, h, n)
+	if !ok {
+		panic(fmt.Sprintf("loope: attentionQKV: bias %v must be (H, N, N) or (B, H, N, N) for qkv %v with %d heads", bias.Shape, qkv.Shape, heads))
 	}
 	shape := [3]int{b, n, d}
 	out := tp.outNoZero(shape[:], qkv, bias) // P·V writes every element
