@@ -69,6 +69,14 @@ type TrainConfig struct {
 	// budget whose step count was planned from a timing the machine did
 	// not keep up (loope train -time).
 	Deadline time.Time
+	// FitDeadline, with Deadline and EvalEvery, re-plans Steps at every
+	// evaluation so that the schedule ends at Deadline at the pace of the
+	// run so far (evaluations and checkpoints included; see fitSteps).
+	// The cosine then continues from the current step towards the new
+	// total: a small, logged change of the learning rate. Which step
+	// counts the run takes depends on the machine's speed, so such a run
+	// is not bit-reproducible. Changes under 1% are ignored.
+	FitDeadline bool
 
 	Log     io.Writer // progress lines (typically os.Stderr); nil discards
 	Metrics io.Writer // JSON lines, one per log/eval point; nil discards
@@ -103,6 +111,9 @@ func (c TrainConfig) Validate() error {
 	}
 	if c.Loss != "bce" && c.Loss != "ce" {
 		errs = append(errs, fmt.Errorf("unknown loss %q (valid: bce, ce)", c.Loss))
+	}
+	if c.FitDeadline && (c.Deadline.IsZero() || c.EvalEvery <= 0) {
+		errs = append(errs, errors.New("FitDeadline needs a Deadline and EvalEvery > 0"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("loope: invalid training config: %w", err)
@@ -338,8 +349,9 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 	}
 	idx := make([]int, tc.Batch)
 	hits := make([]float64, m.Cfg.Classes)
-	start := time.Now()
+	start, first := time.Now(), st.Step
 	var lossSum, accSum float64
+	var evalTime time.Duration // the latest validation pass
 	var seen, lastSeen int
 	lastT := start
 	var last EvalResult
@@ -398,8 +410,11 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 				LR: lr, ImagesPS: ips, ElapsedS: now.Sub(start).Seconds()})
 			lossSum, accSum, lastSeen, lastT = 0, 0, seen, now
 		}
-		if val != nil && ((tc.EvalEvery > 0 && done%tc.EvalEvery == 0) || done == tc.Steps || stop) {
+		evalStep := tc.EvalEvery > 0 && done%tc.EvalEvery == 0
+		if val != nil && (evalStep || done == tc.Steps || stop) {
+			t := time.Now()
 			last = Evaluate(m, val, tc.Loss, tc.Batch)
+			evalTime = time.Since(t)
 			if math.IsNaN(last.Loss) || math.IsInf(last.Loss, 0) {
 				// The parameters were checked finite, so the validation data is at fault.
 				return last, fmt.Errorf("loope: non-finite validation loss %v at step %d: check the validation data (last good checkpoint kept)", last.Loss, done)
@@ -422,9 +437,31 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 		if stop {
 			break
 		}
+		if tc.FitDeadline && evalStep && done < tc.Steps {
+			now := time.Now()
+			n := fitSteps(done, done-first, now.Sub(start), tc.Deadline.Sub(now)-evalTime)
+			if d := n - tc.Steps; 100*max(d, -d) >= tc.Steps {
+				fmt.Fprintf(logw, "re-plan at step %d: %d steps instead of %d to end by the deadline at this pace\n", done, n, tc.Steps)
+				tc.Steps = n
+			}
+		}
 	}
 	last.Steps = st.Step
 	return last, nil
+}
+
+// fitSteps returns the total step count that uses the time left at the
+// pace of the run so far: done steps taken, ran of them in elapsed since
+// this run (or resume) started, all evaluations and checkpoints counted
+// in. left is the time to the deadline less one more evaluation (the
+// final one). It keeps 1% of left for the pace's drift (the deadline
+// itself is the guard) and never goes below done+1.
+func fitSteps(done, ran int, elapsed, left time.Duration) int {
+	if ran <= 0 || elapsed <= 0 {
+		return done + 1
+	}
+	more := math.Min(0.99*left.Seconds()/(elapsed.Seconds()/float64(ran)), 1e9)
+	return done + max(int(more), 1)
 }
 
 // countCorrect adds, for each row of logits (B, K), its hits to correct:

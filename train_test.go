@@ -171,3 +171,47 @@ func TestTrainDeadline(t *testing.T) {
 		t.Errorf("no validation at the stop:\n%s", metrics.String())
 	}
 }
+
+func TestFitSteps(t *testing.T) {
+	for _, c := range []struct {
+		done, ran     int
+		elapsed, left time.Duration
+		want          int
+	}{
+		{100, 100, 100 * time.Second, 1000 * time.Second, 1090}, // 1 s a step: 0.99·1000 more
+		{150, 50, 100 * time.Second, 200 * time.Second, 249},    // resumed at 100: this run's 2 s a step
+		{10, 10, time.Second, -time.Second, 11},                 // past the deadline: one more step
+		{10, 0, 0, time.Minute, 11},                             // no pace yet
+		{1, 1, time.Nanosecond, 1000 * time.Hour, 1 + 1e9},      // capped
+	} {
+		if got := fitSteps(c.done, c.ran, c.elapsed, c.left); got != c.want {
+			t.Errorf("fitSteps(%d, %d, %v, %v) = %d, want %d", c.done, c.ran, c.elapsed, c.left, got, c.want)
+		}
+	}
+}
+
+// TestTrainFitDeadline: a run planned for far more steps than fit before
+// its deadline re-plans at its evaluations and ends near it. Timings are
+// not asserted; only that the plan shrank and the run ended.
+func TestTrainFitDeadline(t *testing.T) {
+	cfg, tc := resumeCfg()
+	ds := slowSpot{brightSpot{n: 40, side: cfg.Image, ch: cfg.Channels}}
+	m, err := NewViT[float32](cfg, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	tc.Steps, tc.EvalEvery, tc.CheckpointEvery, tc.Log = 100000, 5, 0, &log
+	tc.Deadline, tc.FitDeadline = time.Now().Add(time.Second), true
+	res, err := Train(m, ds, ds, tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "re-plan at step 5:") || res.Steps >= 10000 {
+		t.Fatalf("ran %d steps; log:\n%s", res.Steps, log.String())
+	}
+	tc.Deadline = time.Time{}
+	if err := tc.Validate(); err == nil || !strings.Contains(err.Error(), "FitDeadline") {
+		t.Errorf("FitDeadline without Deadline: %v", err)
+	}
+}

@@ -38,6 +38,7 @@ for pe in "${pes[@]}"; do
   python3 - "$out/$pe/result.json" "$pe" <<'EOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
-print(f"| {sys.argv[2]} | lr {r['lr']:g}, PE ×{r.get('pe_lr_scale', 1):g}, {r.get('replicas', 1)} replica(s) | {100 * r['test_acc']:.2f}% | {r['steps']} × {r['batch']} | {r['steps'] * r['batch']:,} | {r['wall_s'] / 60:.1f} min |")
+n = r.get('steps_done', r['steps'])
+print(f"| {sys.argv[2]} | lr {r['lr']:g}, PE ×{r.get('pe_lr_scale', 1):g}, {r.get('replicas', 1)} replica(s) | {100 * r['test_acc']:.2f}% | {n} × {r['batch']} | {n * r['batch']:,} | {r['wall_s'] / 60:.1f} min |")
 EOF
 done

@@ -232,7 +232,7 @@ func runTrain(args []string) error {
 	tc := loope.TrainConfig{Steps: n, Batch: *batch, LR: *lr, MinLR: *minLR, Warmup: min(*warmup, n/2),
 		WeightDecay: *wd, PELRScale: *peLR, ClipNorm: *clip, Loss: "ce", Smoothing: *smoothing, Seed: *seed,
 		EvalEvery: max(n/10, 1), LogEvery: max(n/50, 10), CheckpointDir: *out, CheckpointEvery: *ckptEvery,
-		Replicas: reps, Deadline: deadline, Log: os.Stderr, Metrics: io.MultiWriter(metrics, &curve)}
+		Replicas: reps, Deadline: deadline, FitDeadline: *budget > 0, Log: os.Stderr, Metrics: io.MultiWriter(metrics, &curve)}
 	if *resume != "" {
 		tc.Resume = filepath.Join(*resume, "last.safetensors")
 	}
@@ -280,9 +280,11 @@ func runTrain(args []string) error {
 // both ways (timings of 215–287 images/s for one model here), so no fixed
 // slack both fills and keeps a budget: with 7% a 10 min run took 10m07s,
 // with 12% one took 10m17s and another 8m39s. So it plans for the timed
-// speed and also returns a deadline for training, the end time less twice
-// the timed test pass and 5 s for the PNG and the best checkpoint: Train
-// stops there (TrainConfig.Deadline), late in the schedule's cosine tail.
+// speed and also returns a deadline for training, the end time less 1.5
+// times the timed test pass and 3 s for the PNG and the best checkpoint. Train
+// re-plans the step count at each evaluation to end at that deadline at
+// the pace it keeps (TrainConfig.FitDeadline), and stops there if the
+// machine slows down after the last one (TrainConfig.Deadline).
 func stepsForBudget(cfg loope.Config, batch, replicas int, end time.Time, val, test int) (int, time.Time, error) {
 	ds := noiseSet{n: 4 * batch, size: cfg.Channels * cfg.Image * cfg.Image, classes: cfg.Classes}
 	train := func(steps int) (time.Duration, *loope.ViT[float32], error) {
@@ -326,7 +328,7 @@ func stepsForBudget(cfg loope.Config, batch, replicas int, end time.Time, val, t
 			left.Round(time.Second), batch, perImage*float64(batch), eval)
 	}
 	fmt.Fprintf(os.Stderr, "time budget: %.0f images/s training, %.0f images/s inference measured here → %d steps\n", 1/perImage, 1/evalPerImage, n)
-	deadline := end.Add(-time.Duration((2*evalPerImage*float64(test) + 5) * float64(time.Second)))
+	deadline := end.Add(-time.Duration((1.5*evalPerImage*float64(test) + 3) * float64(time.Second)))
 	return n, deadline, nil
 }
 
