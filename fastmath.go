@@ -154,6 +154,32 @@ func softmaxRow32Go(r []float32) {
 	}
 }
 
+// softmaxBackRow32 is the float32 softmax backward of one attention row
+// (float32 softmaxBackRow): with dot = Σ_c p[c]·d[c] (each product
+// rounded) in eight partial sums reduced as sumLanes, it sets
+// d[c] = p[c]·(d[c] − dot)·scale. d is at least as long as p.
+func softmaxBackRow32(p, d []float32, scale float32) {
+	d = d[:len(p)]
+	if archFastMath && len(p) > 0 {
+		softmaxBackRowAVX2(&p[0], &d[0], len(p), scale, &fmConst)
+		return
+	}
+	softmaxBackRow32Go(p, d, scale)
+}
+
+// softmaxBackRow32Go is softmaxBackRow32 in plain Go.
+func softmaxBackRow32Go(p, d []float32, scale float32) {
+	d = d[:len(p)]
+	var lanes [8]float32
+	for c, pv := range p {
+		lanes[c%8] += float32(pv * d[c]) // rounded product, no fused add: as VMULPS, VADDPS
+	}
+	dot := sumLanes(&lanes)
+	for c, pv := range p {
+		d[c] = pv * (d[c] - dot) * scale
+	}
+}
+
 // sumLanes adds eight partial sums in the vector kernels' reduction order:
 // upper half onto lower, then the 64-bit halves, then the last pair.
 func sumLanes(l *[8]float32) float32 {

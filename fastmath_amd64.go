@@ -13,6 +13,11 @@ var archFastMath = hasAVX2FMA
 //go:noescape
 func softmaxRowAVX2(r *float32, n int, c *[fmRows][8]float32)
 
+// softmaxBackRowAVX2 is softmaxBackRow32Go on p[0:n], d[0:n], n >= 1.
+//
+//go:noescape
+func softmaxBackRowAVX2(p, d *float32, n int, scale float32, c *[fmRows][8]float32)
+
 // geluAVX2 is, for i in [0, n), n a multiple of 8:
 //
 //	cdf, _ := phi32(x[i]); y[i] = x[i] * cdf

@@ -193,6 +193,75 @@ done:
 	VZEROUPPER
 	RET
 
+// func softmaxBackRowAVX2(p, d *float32, n int, scale float32, c *[fmRows][8]float32)
+// dot = Σ p·d in eight lanes (VMULPS then VADDPS, as the Go twin rounds),
+// reduced as sumLanes; then d = (p·(d − dot))·scale.
+TEXT ·softmaxBackRowAVX2(SB), NOSPLIT, $0-40
+	MOVQ p+0(FP), SI
+	MOVQ d+8(FP), DI
+	MOVQ n+16(FP), BX
+	MOVQ c+32(FP), CX
+	MOVQ BX, DX
+	ANDQ $7, DX          // rem = n % 8
+	MOVQ BX, R8
+	SUBQ DX, R8          // n8 = n − rem
+	MOVQ DX, R9
+	SHLQ $2, R9
+	NEGQ R9
+	LEAQ (MASK+32)(CX)(R9*1), R10
+	VMOVUPS (R10), Y7    // lanes [0, rem) all ones, the rest zero
+
+	VXORPS Y6, Y6, Y6
+	XORQ AX, AX
+dotloop:
+	CMPQ AX, R8
+	JGE dottail
+	VMOVUPS (SI)(AX*4), Y0
+	VMULPS (DI)(AX*4), Y0, Y0
+	VADDPS Y0, Y6, Y6
+	ADDQ $8, AX
+	JMP dotloop
+dottail:
+	TESTQ DX, DX
+	JZ dotreduce
+	VMASKMOVPS (SI)(AX*4), Y7, Y0
+	VMASKMOVPS (DI)(AX*4), Y7, Y1
+	VMULPS Y1, Y0, Y0
+	VADDPS Y0, Y6, Y6
+dotreduce:
+	VEXTRACTF128 $1, Y6, X5
+	VADDPS X5, X6, X6
+	VPERMILPS $0x4E, X6, X5
+	VADDPS X5, X6, X6
+	VPERMILPS $0xB1, X6, X5
+	VADDPS X5, X6, X6
+	VBROADCASTSS X6, Y6
+	VBROADCASTSS scale+24(FP), Y5
+
+	XORQ AX, AX
+outloop:
+	CMPQ AX, R8
+	JGE outtail
+	VMOVUPS (DI)(AX*4), Y0
+	VSUBPS Y6, Y0, Y0
+	VMULPS (SI)(AX*4), Y0, Y0
+	VMULPS Y5, Y0, Y0
+	VMOVUPS Y0, (DI)(AX*4)
+	ADDQ $8, AX
+	JMP outloop
+outtail:
+	TESTQ DX, DX
+	JZ done
+	VMASKMOVPS (DI)(AX*4), Y7, Y0
+	VMASKMOVPS (SI)(AX*4), Y7, Y1
+	VSUBPS Y6, Y0, Y0
+	VMULPS Y1, Y0, Y0
+	VMULPS Y5, Y0, Y0
+	VMASKMOVPS Y0, Y7, (DI)(AX*4)
+done:
+	VZEROUPPER
+	RET
+
 // func geluAVX2(y, x *float32, n int, c *[fmRows][8]float32)
 TEXT ·geluAVX2(SB), NOSPLIT, $0-32
 	MOVQ y+0(FP), DI

@@ -189,6 +189,29 @@ func TestFastMathCrossCheck(t *testing.T) {
 			softmaxRowAVX2(&a[0], n, &fmConst)
 			softmaxRow32Go(b)
 			compareTwins(t, "softmax", n, scale, a, b, 4, 0)
+			// softmax backward on those probabilities: the twins bit for
+			// bit, and both within the worst-case float32 error of the
+			// float64 result (n·ε·Σ|p·d| for the sum, 3ε for the rest)
+			pr, d := append([]float32(nil), b...), make([]float32, n)
+			var dot, absDot float64
+			for i := range d {
+				d[i] = float32(rng.NormFloat64())
+				dot += float64(pr[i]) * float64(d[i])
+				absDot += math.Abs(float64(pr[i]) * float64(d[i]))
+			}
+			copy(a, d)
+			copy(b, d)
+			softmaxBackRowAVX2(&pr[0], &a[0], n, 0.25, &fmConst)
+			softmaxBackRow32Go(pr, b, 0.25)
+			compareTwins(t, "softmaxBack", n, scale, a, b, 0, 0)
+			const eps = 0x1p-24
+			for i, v := range b {
+				want := float64(pr[i]) * (float64(d[i]) - dot) * 0.25
+				tol := float64(pr[i]) * 0.25 * (float64(n)*eps*absDot + 3*eps*(math.Abs(float64(d[i]))+math.Abs(dot)))
+				if math.Abs(float64(v)-want) > tol {
+					t.Fatalf("softmaxBack n=%d [%d]: %v, float64 %v (tolerance %g)", n, i, v, want, tol)
+				}
+			}
 			// exp (the vector part only takes whole blocks)
 			m := n &^ 7
 			if m > 0 {

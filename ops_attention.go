@@ -396,19 +396,12 @@ func (j *attentionJob[T]) runBackward(wlo, whi int) {
 				// Without a bias gradient, dS·scale is all that is needed:
 				// fold the scaling in (the same two roundings as a separate pass).
 				fold := needDQK && !biasGrad
+				s := T(1)
+				if fold {
+					s = scale
+				}
 				for i := range n {
-					pr := pi[i*n : (i+1)*n]
-					dr := ds[i*n : i*n+len(pr)]
-					d := T(dotRow(pr, dr))
-					if fold {
-						for c, pv := range pr {
-							dr[c] = pv * (dr[c] - d) * scale
-						}
-					} else {
-						for c, pv := range pr {
-							dr[c] = pv * (dr[c] - d)
-						}
-					}
+					softmaxBackRow(pi[i*n:(i+1)*n], ds[i*n:(i+1)*n], s)
 				}
 				if biasGrad && biasMode == 2 {
 					for c, g := range ds {
@@ -435,6 +428,23 @@ func (j *attentionJob[T]) runBackward(wlo, whi int) {
 				attentionGemm(kn, buf, true, false, n, dh, n, ds, max(n, 1), j.q[off:], ldIn, j.dk[off:], ldIn, true)
 			}
 		}
+	}
+}
+
+// softmaxBackRow is the softmax backward of one row p (softmax outputs)
+// with d the gradient of p on entry: d[c] = p[c]·(d[c] − Σ_j p[j]·d[j])·s
+// (s = 1, or the score scale folded in: the same two roundings as a
+// separate pass). float32 runs softmaxBackRow32 (float32 partial sums);
+// float64 sums in float64 by dotRow.
+func softmaxBackRow[T Float](p, d []T, s T) {
+	if p32, ok := any(p).([]float32); ok {
+		softmaxBackRow32(p32, any(d).([]float32), float32(s))
+		return
+	}
+	d = d[:len(p)]
+	dot := T(dotRow(p, d))
+	for c, pv := range p {
+		d[c] = pv * (d[c] - dot) * s
 	}
 }
 
