@@ -100,20 +100,36 @@
 	VSUBPS Y0, Y1, Y1; \
 	VBLENDVPS Y8, Y0, Y1, Y1
 
+// TAILMASK splits n (BX) into n8 = n − n%8 (R8) whole blocks and rem =
+// n%8 (DX), and loads Y7 with the mask of the tail: lanes [0, rem) all
+// ones, the rest zero (R9, R10 clobbered).
+#define TAILMASK \
+	MOVQ BX, DX; \
+	ANDQ $7, DX; \
+	MOVQ BX, R8; \
+	SUBQ DX, R8; \
+	MOVQ DX, R9; \
+	SHLQ $2, R9; \
+	NEGQ R9; \
+	LEAQ (MASK+32)(CX)(R9*1), R10; \
+	VMOVUPS (R10), Y7
+
+// SUMLANES adds Y6's eight lanes into X6's lane 0 in sumLanes' order:
+// (l0+l4 + l2+l6) + (l1+l5 + l3+l7); X5 is clobbered.
+#define SUMLANES \
+	VEXTRACTF128 $1, Y6, X5; \
+	VADDPS X5, X6, X6; \
+	VPERMILPS $0x4E, X6, X5; \
+	VADDPS X5, X6, X6; \
+	VPERMILPS $0xB1, X6, X5; \
+	VADDPS X5, X6, X6
+
 // func softmaxRowAVX2(r *float32, n int, c *[fmRows][8]float32)
 TEXT ·softmaxRowAVX2(SB), NOSPLIT, $0-24
 	MOVQ r+0(FP), DI
 	MOVQ n+8(FP), BX
 	MOVQ c+16(FP), CX
-	MOVQ BX, DX
-	ANDQ $7, DX          // rem = n % 8
-	MOVQ BX, R8
-	SUBQ DX, R8          // n8 = n − rem
-	MOVQ DX, R9
-	SHLQ $2, R9
-	NEGQ R9
-	LEAQ (MASK+32)(CX)(R9*1), R10
-	VMOVUPS (R10), Y7    // lanes [0, rem) all ones, the rest zero
+	TAILMASK
 
 	// Row maximum.
 	VMOVUPS NINF(CX), Y4
@@ -163,13 +179,7 @@ exptail:
 	VMASKMOVPS Y0, Y7, (DI)(AX*4)
 	VADDPS Y0, Y6, Y6
 sumreduce:
-	// (l0+l4 + l2+l6) + (l1+l5 + l3+l7), as sumLanes.
-	VEXTRACTF128 $1, Y6, X5
-	VADDPS X5, X6, X6
-	VPERMILPS $0x4E, X6, X5
-	VADDPS X5, X6, X6
-	VPERMILPS $0xB1, X6, X5
-	VADDPS X5, X6, X6
+	SUMLANES
 	VMOVSS ONE(CX), X5
 	VDIVSS X6, X5, X5
 	VBROADCASTSS X5, Y5
@@ -201,15 +211,7 @@ TEXT ·softmaxBackRowAVX2(SB), NOSPLIT, $0-40
 	MOVQ d+8(FP), DI
 	MOVQ n+16(FP), BX
 	MOVQ c+32(FP), CX
-	MOVQ BX, DX
-	ANDQ $7, DX          // rem = n % 8
-	MOVQ BX, R8
-	SUBQ DX, R8          // n8 = n − rem
-	MOVQ DX, R9
-	SHLQ $2, R9
-	NEGQ R9
-	LEAQ (MASK+32)(CX)(R9*1), R10
-	VMOVUPS (R10), Y7    // lanes [0, rem) all ones, the rest zero
+	TAILMASK
 
 	VXORPS Y6, Y6, Y6
 	XORQ AX, AX
@@ -229,12 +231,7 @@ dottail:
 	VMULPS Y1, Y0, Y0
 	VADDPS Y0, Y6, Y6
 dotreduce:
-	VEXTRACTF128 $1, Y6, X5
-	VADDPS X5, X6, X6
-	VPERMILPS $0x4E, X6, X5
-	VADDPS X5, X6, X6
-	VPERMILPS $0xB1, X6, X5
-	VADDPS X5, X6, X6
+	SUMLANES
 	VBROADCASTSS X6, Y6
 	VBROADCASTSS scale+24(FP), Y5
 
