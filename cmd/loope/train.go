@@ -280,11 +280,12 @@ func runTrain(args []string) error {
 // both ways (timings of 215–287 images/s for one model here), so no fixed
 // slack both fills and keeps a budget: with 7% a 10 min run took 10m07s,
 // with 12% one took 10m17s and another 8m39s. So it plans for the timed
-// speed and also returns a deadline for training, the end time less 1.5
-// times the timed test pass and 3 s for the PNG and the best checkpoint. Train
-// re-plans the step count at each evaluation to end at that deadline at
-// the pace it keeps (TrainConfig.FitDeadline), and stops there if the
-// machine slows down after the last one (TrainConfig.Deadline).
+// speed and also returns a deadline for training: the end time less 1.5
+// times the timed test pass and 3 s for the PNG and the best checkpoint.
+// Train re-plans the step count at each evaluation to end at that
+// deadline at the pace it keeps (TrainConfig.FitDeadline), and stops
+// there if the machine slows down after the last one
+// (TrainConfig.Deadline).
 func stepsForBudget(cfg loope.Config, batch, replicas int, end time.Time, val, test int) (int, time.Time, error) {
 	ds := noiseSet{n: 4 * batch, size: cfg.Channels * cfg.Image * cfg.Image, classes: cfg.Classes}
 	train := func(steps int) (time.Duration, *loope.ViT[float32], error) {
