@@ -115,34 +115,28 @@ func (g *guarded[T]) checkGuards(t *testing.T, name string, input bool) {
 	}
 }
 
-// refGemm returns op(A)·op(B) (+ C0 when acc) with float64 sums, and the
-// magnitude Σ|a||b| (+ |C0|) that bounds the rounding error of each element.
+// refGemm returns op(A)·op(B) (+ C0 when acc) by the reference layer's
+// RefGemm (float64 sums), and the magnitude |op(A)|·|op(B)| (+ |C0|) that
+// bounds the rounding error of each element.
 func refGemm[T Float](g gemmCase, a, b, c0 *guarded[T]) (ref, mag []float64) {
-	ref, mag = make([]float64, g.m*g.n), make([]float64, g.m*g.n)
-	for i := range g.m {
-		for j := range g.n {
-			var s, sa float64
-			if g.acc {
-				s, sa = float64(c0.at(i, j)), math.Abs(float64(c0.at(i, j)))
-			}
-			for p := range g.k {
-				var av, bv float64
-				if g.tA {
-					av = float64(a.at(p, i))
-				} else {
-					av = float64(a.at(i, p))
+	dense := func(x *guarded[T], abs bool) []float64 {
+		d := make([]float64, x.rows*x.cols)
+		for i := range x.rows {
+			for j := range x.cols {
+				d[i*x.cols+j] = float64(x.at(i, j))
+				if abs {
+					d[i*x.cols+j] = math.Abs(d[i*x.cols+j])
 				}
-				if g.tB {
-					bv = float64(b.at(j, p))
-				} else {
-					bv = float64(b.at(p, j))
-				}
-				s += av * bv
-				sa += math.Abs(av * bv)
 			}
-			ref[i*g.n+j], mag[i*g.n+j] = s, sa
 		}
+		return d
 	}
+	ref, mag = make([]float64, g.m*g.n), make([]float64, g.m*g.n)
+	if g.acc {
+		ref, mag = dense(c0, false), dense(c0, true)
+	}
+	RefGemm(ref, dense(a, false), dense(b, false), g.m, g.n, g.k, g.tA, g.tB)
+	RefGemm(mag, dense(a, true), dense(b, true), g.m, g.n, g.k, g.tA, g.tB)
 	return ref, mag
 }
 

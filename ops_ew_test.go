@@ -154,37 +154,22 @@ func TestViTStepDeterministic(t *testing.T) {
 	}
 }
 
-// layerNormRef64 is LayerNorm and its backward written out in float64
-// from the definition: it returns y and, for output gradient g, dx, dγ, dβ.
+// layerNormRef64 runs the reference layer's LayerNorm (RefLayerNormForward,
+// RefLayerNormBackward) on float32 inputs widened to float64: it returns y
+// and, for output gradient g, dx, dγ, dβ.
 func layerNormRef64(x, gamma, beta, g []float32, rows, d int, eps float64) (y, dx, dg, db []float64) {
-	y, dx = make([]float64, rows*d), make([]float64, rows*d)
-	dg, db = make([]float64, d), make([]float64, d)
-	for i := range rows {
-		xi, gi := x[i*d:(i+1)*d], g[i*d:(i+1)*d]
-		var mu, v float64
-		for _, e := range xi {
-			mu += float64(e)
+	wide := func(v []float32) []float64 {
+		w := make([]float64, len(v))
+		for i, e := range v {
+			w[i] = float64(e)
 		}
-		mu /= float64(d)
-		for _, e := range xi {
-			v += (float64(e) - mu) * (float64(e) - mu)
-		}
-		r := 1 / math.Sqrt(v/float64(d)+eps)
-		var md, mdn float64
-		for k, e := range xi {
-			n := (float64(e) - mu) * r
-			y[i*d+k] = n*float64(gamma[k]) + float64(beta[k])
-			dn := float64(gi[k]) * float64(gamma[k])
-			md += dn / float64(d)
-			mdn += dn * n / float64(d)
-			dg[k] += float64(gi[k]) * n
-			db[k] += float64(gi[k])
-		}
-		for k, e := range xi {
-			n := (float64(e) - mu) * r
-			dx[i*d+k] = r * (float64(gi[k])*float64(gamma[k]) - md - n*mdn)
-		}
+		return w
 	}
+	x64, gamma64 := wide(x), wide(gamma)
+	mean, rstd := make([]float64, rows), make([]float64, rows)
+	y, dx, dg, db = make([]float64, rows*d), make([]float64, rows*d), make([]float64, d), make([]float64, d)
+	RefLayerNormForward(y, mean, rstd, x64, gamma64, wide(beta), rows, d, eps)
+	RefLayerNormBackward(dx, dg, db, wide(g), x64, gamma64, mean, rstd, rows, d)
 	return y, dx, dg, db
 }
 

@@ -102,25 +102,6 @@ func TestBatchNorm2dForward(t *testing.T) {
 	}
 }
 
-// refSoftmaxRows is a test-local softmax over the last axis of length n.
-func refSoftmaxRows(x []float64, n int) {
-	for r := 0; r < len(x); r += n {
-		row := x[r : r+n]
-		mx := math.Inf(-1)
-		for _, v := range row {
-			mx = math.Max(mx, v)
-		}
-		s := 0.0
-		for j, v := range row {
-			row[j] = math.Exp(v - mx)
-			s += row[j]
-		}
-		for j := range row {
-			row[j] /= s
-		}
-	}
-}
-
 func TestAttentionForward(t *testing.T) {
 	const B, H, N, Dh, scale = 2, 3, 5, 4, 0.5
 	rng := rand.New(rand.NewPCG(3, 1))
@@ -142,7 +123,7 @@ func TestAttentionForward(t *testing.T) {
 				s.Data[i] += bias.Data[i%bias.Size()]
 			}
 		}
-		refSoftmaxRows(s.Data, N)
+		RefSoftmax(s.Data, s.Data, N)
 		want := tp.BatchMatMul(s, v, false, false)
 		got := tp.Attention(q, k, v, bias, scale)
 		if d := opsbMaxDiff(got.Data, want.Data); d > 1e-14 {
@@ -191,44 +172,15 @@ func TestRotateForward(t *testing.T) {
 	}
 }
 
-// refConv2d is the direct 7-loop convolution (PyTorch semantics) and its
-// adjoint: it returns y and, for dy, the gradients of Σ y⊙dy w.r.t. x, w, bias.
+// refConv2d runs the reference layer's convolution (RefConv2dForward,
+// RefConv2dBackward) on tensors: it returns y and, for dy, the gradients of
+// Σ y⊙dy w.r.t. x, w, bias.
 func refConv2d(x, w, bias *Tensor[float64], stride, pad, groups int, dy []float64) (y, dx, dw, db []float64) {
-	B, C, H, W := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
-	O, Cg, KH, KW := w.Shape[0], w.Shape[1], w.Shape[2], w.Shape[3]
-	Ho, Wo := (H+2*pad-KH)/stride+1, (W+2*pad-KW)/stride+1
-	Og := O / groups
-	y, dx, dw, db = make([]float64, B*O*Ho*Wo), make([]float64, x.Size()), make([]float64, w.Size()), make([]float64, O)
-	for b := range B {
-		for o := range O {
-			for oh := range Ho {
-				for ow := range Wo {
-					yi := ((b*O+o)*Ho+oh)*Wo + ow
-					s := 0.0
-					if bias != nil {
-						s = bias.Data[o]
-					}
-					db[o] += dy[yi]
-					for c := range Cg {
-						ci := o/Og*Cg + c
-						for kh := range KH {
-							for kw := range KW {
-								ih, iw := oh*stride-pad+kh, ow*stride-pad+kw
-								if ih < 0 || ih >= H || iw < 0 || iw >= W {
-									continue
-								}
-								xi, wi := ((b*C+ci)*H+ih)*W+iw, ((o*Cg+c)*KH+kh)*KW+kw
-								s += w.Data[wi] * x.Data[xi]
-								dx[xi] += w.Data[wi] * dy[yi]
-								dw[wi] += x.Data[xi] * dy[yi]
-							}
-						}
-					}
-					y[yi] = s
-				}
-			}
-		}
-	}
+	g := RefConv{B: x.Shape[0], C: x.Shape[1], H: x.Shape[2], W: x.Shape[3], O: w.Shape[0], KH: w.Shape[2], KW: w.Shape[3],
+		Stride: stride, Pad: pad, Groups: groups}
+	y, dx, dw, db = make([]float64, len(dy)), make([]float64, x.Size()), make([]float64, w.Size()), make([]float64, g.O)
+	RefConv2dForward(y, x.Data, w.Data, bias.Data, g)
+	RefConv2dBackward(dx, dw, db, dy, x.Data, w.Data, g)
 	return y, dx, dw, db
 }
 

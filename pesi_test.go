@@ -8,143 +8,6 @@ import (
 	"testing"
 )
 
-// naiveOpts switches the conventions of naivePESI, so the test can also
-// reproduce the wrong conventions loope-paper §5.3/§5.5 rules out.
-type naiveOpts struct {
-	skipR0     bool // drop the r = 0 bin from M_U and A_SU
-	skipCentre bool // drop the centre cell from M_D
-	noSnap     bool // plain floor of θ/δ (no snapping onto bucket boundaries)
-}
-
-// naiveRanks returns 1-based average ranks by counting (O(n²)): rank =
-// 1 + #{smaller} + (#{equal} − 1)/2, "equal" meaning within tol.
-func naiveRanks(v []float64, tol float64) []float64 {
-	r := make([]float64, len(v))
-	for i, a := range v {
-		less, eq := 0, 0
-		for _, b := range v {
-			switch {
-			case math.Abs(a-b) <= tol:
-				eq++
-			case b < a:
-				less++
-			}
-		}
-		r[i] = 1 + float64(less) + float64(eq-1)/2
-	}
-	return r
-}
-
-// naiveSpearman is the Pearson correlation of naiveRanks, 0 if undefined.
-func naiveSpearman(x, y []float64, tol float64) float64 {
-	if len(x) < 2 {
-		return 0
-	}
-	rx, ry := naiveRanks(x, tol), naiveRanks(y, tol)
-	var mx, my float64
-	for i := range rx {
-		mx += rx[i]
-		my += ry[i]
-	}
-	mx /= float64(len(rx))
-	my /= float64(len(ry))
-	var c, vx, vy float64
-	for i := range rx {
-		c += (rx[i] - mx) * (ry[i] - my)
-		vx += (rx[i] - mx) * (rx[i] - mx)
-		vy += (ry[i] - my) * (ry[i] - my)
-	}
-	rho := c / math.Sqrt(vx*vy)
-	if math.IsNaN(rho) {
-		return 0
-	}
-	return rho
-}
-
-// naivePESI is a deliberately different, brute-force PESI: similarities per
-// pair from scratch, bins and buckets found by scanning the whole grid for
-// each level, float distances, counting ranks.
-func naivePESI(table []float64, dim, h, w, nDir int, o naiveOpts) PESIScores {
-	cell := func(i, j int) []float64 { return table[(i*w+j)*dim : (i*w+j+1)*dim] }
-	cos := func(a, b []float64) float64 {
-		var ab, aa, bb float64
-		for k := range a {
-			ab += a[k] * b[k]
-			aa += a[k] * a[k]
-			bb += b[k] * b[k]
-		}
-		return ab / math.Sqrt(aa*bb)
-	}
-	maxR := int(math.Round(math.Hypot(float64(h-1), float64(w-1))))
-	var s PESIScores
-	for x := range h {
-		for y := range w {
-			sim := make([][]float64, h)
-			for i := range h {
-				sim[i] = make([]float64, w)
-				for j := range w {
-					sim[i][j] = cos(cell(x, y), cell(i, j))
-				}
-			}
-			var levels, means []float64
-			var cvSum float64
-			for r := 0; r <= maxR; r++ {
-				if r == 0 && o.skipR0 {
-					continue
-				}
-				var vals []float64
-				for i := range h {
-					for j := range w {
-						if int(math.Round(math.Hypot(float64(i-x), float64(j-y)))) == r {
-							vals = append(vals, sim[i][j])
-						}
-					}
-				}
-				if len(vals) == 0 {
-					continue
-				}
-				var m, v float64
-				for _, e := range vals {
-					m += e
-				}
-				m /= float64(len(vals))
-				for _, e := range vals {
-					v += (e - m) * (e - m)
-				}
-				levels = append(levels, float64(r))
-				means = append(means, m)
-				cvSum += math.Sqrt(v/float64(len(vals))) / m
-			}
-			s.MU += 1 - naiveSpearman(levels, means, 1e-12)
-			s.ASU += cvSum / float64(len(levels))
-			var rhoSum float64
-			for k := range nDir {
-				var ds, es []float64
-				for i := range h {
-					for j := range w {
-						if i == x && j == y && o.skipCentre {
-							continue
-						}
-						q := math.Atan2(float64(j-y), float64(i-x)) * float64(nDir) / (2 * math.Pi)
-						if !o.noSnap {
-							q += 1e-9
-						}
-						b := (int(math.Floor(q)) + nDir) % nDir
-						if b == k {
-							ds = append(ds, math.Hypot(float64(i-x), float64(j-y)))
-							es = append(es, sim[i][j])
-						}
-					}
-				}
-				rhoSum += naiveSpearman(ds, es, 1e-12)
-			}
-			s.MD += 1 - rhoSum/float64(nDir)
-		}
-	}
-	n := float64(h * w)
-	return PESIScores{s.MU / n, s.MD / n, s.ASU / n}
-}
-
 func fixedPatches(t *testing.T, name string, dim, h, w int) []float64 {
 	t.Helper()
 	pe, err := FixedPE(name, dim, h, w, "")
@@ -180,8 +43,8 @@ func TestPESITable5(t *testing.T) {
 
 func TestPESIRuledOutConventions(t *testing.T) {
 	// loope-paper §5.3/§5.5: the alternatives the spec rejects give these
-	// values for the raster sinusoid (D 768, 14×14); naivePESI with the
-	// switches reproduces them, which checks naivePESI's conventions too.
+	// values for the raster sinusoid (D 768, 14×14); refPESI with the
+	// switches reproduces them, which checks refPESI's conventions too.
 	pe := fixedPatches(t, "sin1d", 768, 14, 14)
 	// §5.5/§10 #6: positions divided by N = 196 give "A_SU ≈ 0.002" (one
 	// significant digit), and §5.3: N = 1 direction gives "about 1.65".
@@ -194,14 +57,14 @@ func TestPESIRuledOutConventions(t *testing.T) {
 	if testing.Short() {
 		t.Skip("brute force at D 768")
 	}
-	s := naivePESI(pe, 768, 14, 14, 60, naiveOpts{skipR0: true})
+	s := refPESI(pe, 768, 14, 14, 60, refPESIOpts{skipR0: true})
 	checkNear(t, "M_U without r = 0", s.MU, 1.9466, 5e-5)
 	checkNear(t, "A_SU without r = 0", s.ASU, 0.1331, 5e-5)
-	s = naivePESI(pe, 768, 14, 14, 60, naiveOpts{skipCentre: true})
+	s = refPESI(pe, 768, 14, 14, 60, refPESIOpts{skipCentre: true})
 	checkNear(t, "M_D without centre", s.MD, 1.4893, 5e-5)
-	s = naivePESI(pe, 768, 14, 14, 60, naiveOpts{noSnap: true})
+	s = refPESI(pe, 768, 14, 14, 60, refPESIOpts{noSnap: true})
 	checkNear(t, "M_D with plain floor", s.MD, 1.4859, 5e-5)
-	checkScores(t, "naive, spec conventions", naivePESI(pe, 768, 14, 14, 60, naiveOpts{}), PESIScores{1.9567, 1.4905, 0.1243}, 5e-5)
+	checkScores(t, "naive, spec conventions", refPESI(pe, 768, 14, 14, 60, refPESIOpts{}), PESIScores{1.9567, 1.4905, 0.1243}, 5e-5)
 }
 
 func TestPESIAgainstNaive(t *testing.T) {
@@ -228,7 +91,7 @@ func TestPESIAgainstNaive(t *testing.T) {
 		{"random D8 1×9 N=1", random(9, 8), 8, 1, 9, 1},
 	} {
 		got := PESI(tc.table, tc.dim, tc.h, tc.w, tc.directions)
-		want := naivePESI(tc.table, tc.dim, tc.h, tc.w, tc.directions, naiveOpts{})
+		want := refPESI(tc.table, tc.dim, tc.h, tc.w, tc.directions, refPESIOpts{})
 		checkScores(t, tc.name, got, want, 1e-12)
 	}
 }
