@@ -9,8 +9,8 @@
 //
 // Reading target: a porter understands one whole ViT forward and backward
 // (patch embedding, LOOPE or another additive PE or RoPE, the blocks, the
-// head, the losses, one AdamW step) from these 2 files and their 30
-// functions alone: 18 here and 12 in ref_vit.go.
+// head, the losses, one AdamW step) from these 2 files and their 26
+// functions alone: 19 here and 7 in ref_vit.go.
 //
 // The fast path (the Tape and the ops_*.go files) answers to this layer:
 // ref_vit_test.go checks the tape's logits, loss and every gradient against
