@@ -248,68 +248,6 @@ func reduceBiasGrad[T Float](dbias, dsAll []T, b, h, nn int) {
 	})
 }
 
-// attentionQKV is MergeHeads(Attention(QKVHeads(qkv, heads), bias, scale))
-// as one op: the attention of the fused projection qkv (B, N, 3·D) with
-// H = heads heads of Dh = D/H values, shape (B, N, D). bias is as for
-// Attention. The products read q, k and v in place from the rows of qkv
-// (row stride 3·D, head hh of part p at column p·D + hh·Dh) and write the
-// heads straight into the merged rows (row stride D), so the four head
-// copies of the composition and their backward copies disappear. Same
-// kernels in the same order: the value is the composition's bit for bit,
-// and so are the gradients when qkv.Grad holds zeros before the backward
-// (the composition adds into zeroed head gradients first).
-func (tp *Tape[T]) attentionQKV(qkv, bias *Tensor[T], heads int, scale float64) *Tensor[T] {
-	if len(qkv.Shape) != 3 || heads <= 0 || qkv.Shape[2]%(3*heads) != 0 {
-		panic(fmt.Sprintf("loope: attentionQKV: qkv %v must be (B, N, 3·D) with D divisible by heads %d", qkv.Shape, heads))
-	}
-	b, n, d, h := qkv.Shape[0], qkv.Shape[1], qkv.Shape[2]/3, heads
-	dh := d / h
-	biasMode, ok := attentionBiasMode(bias, b, h, n)
-	if !ok {
-		panic(fmt.Sprintf("loope: attentionQKV: bias %v must be (H, N, N) or (B, H, N, N) for qkv %v with %d heads", bias.Shape, qkv.Shape, heads))
-	}
-	shape := [3]int{b, n, d}
-	out := tp.outNoZero(shape[:], qkv, bias) // P·V writes every element
-	q, k, v := qkvParts(qkv.Data, d)
-	nw, saved := tp.attentionRun(out, bias, q, k, v, b, h, n, dh, biasMode, scale, true)
-	if out.Grad != nil {
-		nd := tp.record(attentionQKVBackward[T]{}, out, qkv, bias)
-		nd.ints = append(nd.ints, b, h, n, dh, nw, biasMode)
-		nd.fs = append(nd.fs, scale)
-		nd.saved = append(nd.saved, saved[:]...)
-	}
-	return out
-}
-
-// attentionQKVBackward is attentionBackward with dQ, dK and dV added into
-// the q, k and v columns of dqkv and dO read from the merged gradient.
-type attentionQKVBackward[T Float] struct{}
-
-func (attentionQKVBackward[T]) backward(nd *node[T]) {
-	qkv, bias, o := nd.in[0], nd.in[1], nd.out
-	b, h, n, dh, nw, biasMode := nd.ints[0], nd.ints[1], nd.ints[2], nd.ints[3], nd.ints[4], nd.ints[5]
-	p, slots, dsAll := nd.saved[0], nd.saved[1], nd.saved[2]
-	d := h * dh
-	biasGrad := bias != nil && bias.Grad != nil
-	pi := poolIndex[T]()
-	j := getJob[attentionJob[T]](&attentionJobs, pi)
-	q, k, v := qkvParts(qkv.Data, d)
-	*j = attentionJob[T]{kn: attentionKernel[T](n, dh), backward: true, p: p, slots: slots, q: q, k: k, v: v, dsAll: dsAll,
-		dout: o.Grad, biasGrad: biasGrad, needDS: qkv.Grad != nil || biasGrad,
-		h: h, n: n, dh: dh, nw: nw, items: b * h, biasMode: biasMode, scale: T(nd.fs[0])}
-	if qkv.Grad != nil {
-		j.dq, j.dk, j.dv = qkvParts(qkv.Grad, d)
-	}
-	j.tokenMajor()
-	j.backwardAll(pi, bias, b)
-}
-
-// qkvParts returns the q, k and v parts of a (B, N, 3·D) buffer: x from
-// column 0, D and 2·D of its first row (row stride 3·D).
-func qkvParts[T Float](x []T, d int) (q, k, v []T) {
-	return x, x[min(d, len(x)):], x[min(2*d, len(x)):]
-}
-
 // attentionJob runs the forward (or, with backward set, the backward) of
 // Attention over the fixed item chunks [wlo, whi) of its nw slots (a
 // pooled job: no closure).

@@ -528,8 +528,8 @@ func (tp *Tape[T]) unary(act int, x *Tensor[T]) *Tensor[T] {
 	out := tp.outNoZero(x.Shape, x) // every kernel writes all of y
 	n := len(x.Data)
 	var der []T
-	if _, f32 := any(x.Data).([]float32); f32 && act == actGELU && out.Grad != nil {
-		der = tp.scratchNoZero(n) // geluDeriv32 writes all of it
+	if act == actGELU && out.Grad != nil {
+		der = tp.scratchNoZero(n) // GELU'(x), written in full with y: the backward is dx += der·dy
 	}
 	unaryRun(act, out.Data, der, x.Data)
 	if out.Grad != nil {
@@ -673,7 +673,7 @@ func unaryForward[T Float](act int, y, x []T) {
 func unaryGrad[T Float](act int, dx, dy, x, y []T) {
 	switch act {
 	case actGELU:
-		geluBackward(dx, dy, x, y)
+		panic("loope: GELU's backward reads the derivative its forward saved")
 	case actReLU:
 		reluBackward(dx, dy, x, y)
 	case actSigmoid:
@@ -709,149 +709,6 @@ func geluForward[T Float](y, x []T) {
 		f := float64(v)
 		y[i] = T(0.5 * f * (1 + math.Erf(f/math.Sqrt2)))
 	}
-}
-
-// geluBackward: dx += (Φ(x) + x·φ(x))·dy, φ the standard normal density.
-// float32 recomputes Φ and φ with the fast kernel. float64 recovers Φ(x)
-// as y/x from the forward output y = x·Φ(x), saving the erf (the costliest
-// part); that is within T's rounding of Φ as long as y is a normal number.
-// Near 0 (|x| < 1e-3, where y/x loses digits for tiny x) and far left
-// (x < −10, y near underflow, where Φ < 1e-23 anyway) Φ is evaluated
-// directly.
-func geluBackward[T Float](dx, dy, x, y []T) {
-	if x32, ok := any(x).([]float32); ok {
-		geluGrad32(any(dx).([]float32), any(dy).([]float32), x32)
-		return
-	}
-	const invSqrt2Pi = 0.3989422804014327 // 1/√(2π)
-	y = y[:len(x)]
-	for i, v := range x {
-		f := float64(v)
-		var cdf float64
-		if f > -10 && math.Abs(f) >= 1e-3 {
-			cdf = float64(y[i]) / f
-		} else {
-			cdf = 0.5 * (1 + math.Erf(f/math.Sqrt2))
-		}
-		pdf := invSqrt2Pi * math.Exp(-0.5*f*f)
-		dx[i] += T(cdf+f*pdf) * dy[i]
-	}
-}
-
-// linearGELU returns GELU(x·wᵀ + bias), the fc1 and activation of the ViT
-// MLP as one op: x (..., In), w (Out, In), bias (Out) → (..., Out). Its
-// values and gradients have the bits of tp.GELU(tp.Linear(x, w, bias)),
-// but the pre-activation lives in scratch and carries no gradient: the
-// backward overwrites it with g = GELU'·dy (no buffer to zero, nothing to
-// accumulate into) and sums the bias gradient as it forms g.
-func (tp *Tape[T]) linearGELU(x, w, bias *Tensor[T]) *Tensor[T] {
-	if bias == nil || len(x.Shape) < 1 || len(w.Shape) != 2 || x.Dim(-1) != w.Shape[1] ||
-		len(bias.Shape) != 1 || bias.Shape[0] != w.Shape[0] {
-		panic(fmt.Sprintf("loope: linearGELU: shape mismatch x %v, w %v, bias %v", x.Shape, w.Shape, shapeOrNil(bias)))
-	}
-	nOut, nIn := w.Shape[0], w.Shape[1]
-	m := numel("linearGELU", x.Shape[:len(x.Shape)-1])
-	var buf [8]int
-	shape := append(append(buf[:0], x.Shape[:len(x.Shape)-1]...), nOut)
-	out := tp.outNoZero(shape, x, w, bias) // the activation writes every element
-	pre := tp.scratchNoZero(m * nOut)      // x·wᵀ + bias: the bias fill writes every element
-	biasFill(pre, bias.Data, m, nOut)
-	gemm(false, true, m, nOut, nIn, x.Data, max(nIn, 1), w.Data, max(nIn, 1), pre, max(nOut, 1), true)
-	var der []T
-	if out.Grad != nil {
-		der = tp.scratchNoZero(m * nOut) // GELU'(pre), written in full below
-	}
-	unaryRun(actGELU, out.Data, der, pre)
-	if out.Grad != nil {
-		nd := tp.record(linearGELUBackward[T]{}, out, x, w, bias)
-		nd.ints = append(nd.ints, m, nOut, nIn)
-		nd.saved = append(nd.saved, pre, der, tp.scratchNoZero(rowChunks(m, nOut)*nOut))
-	}
-	return out
-}
-
-// linearGELUBackward: g = GELU'(pre)⊙dy (into pre's storage), then as
-// Linear: dx += g·w, dw += gᵀ·x, dbias += Σ_rows g, the last summed per
-// fixed row chunk (rowChunks) while g is formed, then in chunk order.
-type linearGELUBackward[T Float] struct{}
-
-func (linearGELUBackward[T]) backward(nd *node[T]) {
-	x, w, bias, y := nd.in[0], nd.in[1], nd.in[2], nd.out
-	m, nOut, nIn := nd.ints[0], nd.ints[1], nd.ints[2]
-	g, der, part := nd.saved[0], nd.saved[1], nd.saved[2]
-	if m == 0 || nOut == 0 {
-		return
-	}
-	if bias.Grad == nil {
-		part = nil
-	}
-	pi := poolIndex[T]()
-	j := getJob[geluLinearGradJob[T]](&geluLinearGradJobs, pi)
-	*j = geluLinearGradJob[T]{g: g, der: der, dy: y.Grad, part: part, m: m, n: nOut, chunks: rowChunks(m, nOut)}
-	runRowChunks(j, bias.Grad, part, m, nOut)
-	putJob(&geluLinearGradJobs, pi, j)
-	linearInputGrads(x, w, g, m, nOut, nIn)
-}
-
-// geluLinearGradJob forms g = der⊙dy on row chunks [lo, hi) of the
-// (m, n) rows and, if part is set, sets each chunk's row of part to the
-// chunk's column sums of g (a pooled job: no closure).
-type geluLinearGradJob[T Float] struct {
-	g, der, dy, part []T
-	m, n, chunks     int
-}
-
-var geluLinearGradJobs [2]sync.Pool // [0] float32, [1] float64
-
-func (j *geluLinearGradJob[T]) run(lo, hi int) {
-	n := j.n
-	for k := lo; k < hi; k++ {
-		a, b := k*j.m/j.chunks*n, (k+1)*j.m/j.chunks*n
-		g, der, dy := j.g[a:b], j.der[a:b], j.dy[a:b]
-		for i, v := range dy {
-			g[i] = der[i] * v
-		}
-		if j.part != nil && b > a {
-			sumRows(j.part[k*n:(k+1)*n], g, n)
-		}
-	}
-}
-
-// linearAdd returns x + (a·wᵀ + bias), a residual connection around a
-// Linear: x (..., Out), a (..., In), w (Out, In), bias (Out) → (..., Out).
-// Its values and gradients have the bits of tp.Add(x, tp.Linear(a, w,
-// bias)), but the Linear's result carries no gradient of its own: the Add
-// records only x's gradient, and a second node runs linearBackward
-// straight on the sum's gradient, which is the Linear's. That saves
-// zeroing one gradient buffer and copying the sum's gradient into it.
-// When x has no gradient (so the sum would have none from x), it is the
-// plain Add of a Linear.
-func (tp *Tape[T]) linearAdd(x, a, w, bias *Tensor[T]) *Tensor[T] {
-	if bias == nil || x.Grad == nil || tp.NoGrad {
-		return tp.Add(x, tp.Linear(a, w, bias))
-	}
-	ok := len(a.Shape) >= 1 && len(w.Shape) == 2 && a.Dim(-1) == w.Shape[1] && len(bias.Shape) == 1 &&
-		bias.Shape[0] == w.Shape[0] && len(x.Shape) == len(a.Shape) && x.Dim(-1) == w.Shape[0]
-	for k := 0; ok && k < len(x.Shape)-1; k++ {
-		ok = x.Shape[k] == a.Shape[k]
-	}
-	if !ok {
-		panic(fmt.Sprintf("loope: linearAdd: shape mismatch x %v, a %v, w %v, bias %v", x.Shape, a.Shape, w.Shape, bias.Shape))
-	}
-	nOut, nIn := w.Shape[0], w.Shape[1]
-	m := numel("linearAdd", a.Shape[:len(a.Shape)-1])
-	lin := tp.newTensorNoZero(false, x.Shape) // a·wᵀ + bias, no gradient; the bias fill writes every element
-	biasFill(lin.Data, bias.Data, m, nOut)
-	gemm(false, true, m, nOut, nIn, a.Data, max(nIn, 1), w.Data, max(nIn, 1), lin.Data, max(nOut, 1), true)
-	out := tp.binary(opAdd, x, lin) // records x's gradient (the sum has one: x has)
-	if tp.needsGrad(a, w, bias) {
-		nd := tp.record(linearBackward[T]{}, out, a, w, bias) // d(a·wᵀ + bias) = d(out)
-		nd.ints = append(nd.ints, m, nOut, nIn)
-		if bias.Grad != nil {
-			nd.saved = append(nd.saved, tp.scratch(rowChunks(m, nOut)*nOut))
-		}
-	}
-	return out
 }
 
 // ReLU returns max(x, 0). x (...) → (...).

@@ -281,53 +281,54 @@ func (m *ViT[T]) NumParams() int {
 	return n
 }
 
-// splitQKV makes Forward take the general attention path (QKVHeads,
-// RotateQK, Attention, MergeHeads) for every PE; tests set it to compare
-// the two paths.
-var splitQKV bool
-
-// Forward maps images img (B, C, H, W) to logits (B, K) on tp.
+// Forward maps images img (B, C, H, W) to logits (B, K) on tp: timm's
+// VisionTransformer.forward, op for op. Where a fused op computes the same
+// bits faster, ops (ops_fused.go) runs it in place of the composition.
 func (m *ViT[T]) Forward(tp *Tape[T], img *Tensor[T]) *Tensor[T] {
 	cfg := m.Cfg
 	if len(img.Shape) != 4 || img.Shape[1] != cfg.Channels || img.Shape[2] != cfg.Image || img.Shape[3] != cfg.Image {
 		panic(fmt.Sprintf("loope: ViT.Forward: image shape %v, want (B, %d, %d, %d)", img.Shape, cfg.Channels, cfg.Image, cfg.Image))
 	}
 	b, d, n := img.Shape[0], cfg.Dim, cfg.Tokens()
-	h, dh := cfg.Heads, cfg.Dim/cfg.Heads
-	// 1. patch_embed: conv k=s=P, then flatten(2).transpose(1, 2) → (B, N−1, D).
+	ops := newFusedOps(tp, m.PE)
+	// patch_embed: conv k = s = P, then flatten(2).transpose(1, 2) → (B, N−1, D).
 	x := tp.Conv2d(img, m.PatchW, m.PatchB, cfg.Patch, 0, 1)
 	x = tp.Transpose(tp.Reshape(x, b, d, n-1), 1, 2)
-	// 2. _pos_embed: concat CLS first, then the PE.
-	cls := tp.Add(tp.newTensor(false, []int{b, 1, d}), m.CLS) // expand (1,1,D) → (B,1,D)
-	x = tp.Concat(1, cls, x)
-	x = m.PE.AddInput(tp, x, img)
-	scale := 1 / math.Sqrt(float64(dh))
-	plain := plainQK(m.PE) && !splitQKV // q, k unrotated, bias independent of q
+	// _pos_embed: CLS first (expanded (1, 1, D) → (B, 1, D)), then the PE.
+	cls := tp.Add(tp.newTensor(false, []int{b, 1, d}), m.CLS)
+	x = tp.Concat(1, cls, x)      // (B, N, D)
+	x = m.PE.AddInput(tp, x, img) // (B, N, D)
 	for i := range m.Blocks {
 		blk := &m.Blocks[i]
-		// Attention: qkv (B, N, 3D) → q, k, v (B, H, N, Dh) → heads merged (B, N, D).
-		// When the PE leaves q and k alone (plainQK), attentionQKV reads the
-		// heads in place from qkv and writes them merged: no head copies.
+		// x = x + proj(attention(qkv(norm1(x))))
 		y := tp.LayerNorm(x, blk.Norm1W, blk.Norm1B, cfg.Eps)
-		qkv := tp.Linear(y, blk.QKVW, blk.QKVB)
-		var a *Tensor[T]
-		if plain {
-			a = tp.attentionQKV(qkv, m.PE.AttnBias(tp, i, nil), h, scale)
-		} else {
-			q, k, v := tp.QKVHeads(qkv, h)
-			q, k = m.PE.RotateQK(tp, i, q, k)
-			a = tp.MergeHeads(tp.Attention(q, k, v, m.PE.AttnBias(tp, i, q), scale))
-		}
-		x = tp.linearAdd(x, a, blk.ProjW, blk.ProjB) // x + proj(a)
-		// MLP.
+		qkv := tp.Linear(y, blk.QKVW, blk.QKVB)      // (B, N, 3D)
+		a := m.attention(tp, ops, i, qkv)            // (B, N, D)
+		x = ops.residual(x, a, blk.ProjW, blk.ProjB) // x + proj(a)
+		// x = x + fc2(GELU(fc1(norm2(x))))
 		y = tp.LayerNorm(x, blk.Norm2W, blk.Norm2B, cfg.Eps)
-		x = tp.linearAdd(x, tp.linearGELU(y, blk.FC1W, blk.FC1B), blk.FC2W, blk.FC2B) // x + fc2(GELU(fc1(y)))
+		h := ops.gelu(y, blk.FC1W, blk.FC1B)       // (B, N, MLP)
+		x = ops.residual(x, h, blk.FC2W, blk.FC2B) // x + fc2(h)
 		x = m.PE.AfterBlock(tp, i, x)
 	}
 	// timm: norm over all tokens, then pool = x[:, 0]. LayerNorm acts on
 	// each token alone, so normalising only the CLS token is the same
 	// result with 1/N of the work (and no gradient rows of zeros).
-	x = tp.Reshape(tp.Slice(x, 1, 0, 1), b, d)
+	x = tp.Reshape(tp.Slice(x, 1, 0, 1), b, d) // (B, D)
 	x = tp.LayerNorm(x, m.NormW, m.NormB, cfg.Eps)
-	return tp.Linear(x, m.HeadW, m.HeadB)
+	return tp.Linear(x, m.HeadW, m.HeadB) // (B, K)
+}
+
+// attention returns softmax((q·scale)·kᵀ + bias)·v per head for the fused
+// projection qkv (B, N, 3D) of block layer, with the PE's q/k rotation and
+// logit bias, the heads merged: (B, N, D); scale = 1/√Dh.
+func (m *ViT[T]) attention(tp *Tape[T], ops fusedOps[T], layer int, qkv *Tensor[T]) *Tensor[T] {
+	h := m.Cfg.Heads
+	scale := 1 / math.Sqrt(float64(m.Cfg.Dim/h))
+	if ops.attentionQKV { // the PE leaves q and k alone: no head copies
+		return tp.attentionQKV(qkv, m.PE.AttnBias(tp, layer, nil), h, scale)
+	}
+	q, k, v := tp.QKVHeads(qkv, h) // (B, H, N, Dh) each
+	q, k = m.PE.RotateQK(tp, layer, q, k)
+	return tp.MergeHeads(tp.Attention(q, k, v, m.PE.AttnBias(tp, layer, q), scale))
 }

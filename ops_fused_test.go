@@ -251,29 +251,22 @@ func TestPlainQK(t *testing.T) {
 	}
 }
 
-// TestViTAttentionQKVPath checks that the ViT's attention on the fused qkv
-// (attentionQKV, taken for PEs that leave q and k alone) gives the same
-// bits as the general path (QKVHeads, RotateQK, Attention, MergeHeads) for
-// the logits and every parameter gradient, for each such PE, float32 and
-// float64, 1 and 2 threads.
-func TestViTAttentionQKVPath(t *testing.T) {
+// TestViTFusions checks that a ViT forward and backward with the fusions
+// newFusedOps picks gives the same bits as with every fusion off (the
+// plain composition: QKVHeads, RotateQK, Attention, MergeHeads; GELU of a
+// Linear; Add of a Linear) for the logits and every parameter gradient,
+// for every PE, float32 and float64, 1 and 2 threads.
+func TestViTFusions(t *testing.T) {
 	defer SetThreads(Threads())
-	defer func(s bool) { splitQKV = s }(splitQKV)
+	defer func(s bool) { noFusion = s }(noFusion)
 	for _, name := range PENames() {
 		cfg := peTestConfig(PEConfig{Name: name})
 		cfg.Dim, cfg.Depth = 32, 2 // two heads of 16: the float32 fast path
-		probe, err := NewViT[float32](cfg, 3)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if !plainQK(probe.PE) {
-			continue
-		}
 		for _, th := range []int{1, 2} {
 			SetThreads(th)
-			run32 := func(split bool) []float64 { splitQKV = split; return vitStepBits[float32](t, cfg) }
+			run32 := func(split bool) []float64 { noFusion = split; return vitStepBits[float32](t, cfg) }
 			requireSameBits(t, fmt.Sprintf("%s float32 threads=%d", name, th), run32(false), run32(true))
-			run64 := func(split bool) []float64 { splitQKV = split; return vitStepBits[float64](t, cfg) }
+			run64 := func(split bool) []float64 { noFusion = split; return vitStepBits[float64](t, cfg) }
 			requireSameBits(t, fmt.Sprintf("%s float64 threads=%d", name, th), run64(false), run64(true))
 		}
 	}
@@ -337,4 +330,156 @@ func BenchmarkAttentionQKV(b *testing.B) {
 			})
 		}
 	}
+}
+
+// TestLinearGELUFused checks linearGELU against tp.GELU(tp.Linear(...)):
+// the same bits for the value and every gradient (float32, 1, 2 and 3
+// threads, a poisoned arena on reuse, and on a no-grad tape), and a
+// float64 central-difference gradient check.
+func TestLinearGELUFused(t *testing.T) {
+	for _, sz := range [][3]int{{1, 1, 1}, {3, 5, 7}, {37, 13, 9}, {544, 64, 128}, {1000, 16, 67}} {
+		m, nIn, nOut := sz[0], sz[1], sz[2]
+		rng := rand.New(rand.NewPCG(uint64(m), uint64(nOut)))
+		x := NewParam[float32](m, nIn).FillNormal(rng, 0, 1)
+		w := NewParam[float32](nOut, nIn).FillNormal(rng, 0, 0.5)
+		bias := NewParam[float32](nOut).FillNormal(rng, 0, 1)
+		dy := make([]float32, m*nOut)
+		for i := range dy {
+			dy[i] = float32(rng.NormFloat64())
+		}
+		ps := []*Tensor[float32]{x, w, bias}
+		run := func(tp *Tape[float32], fused bool) []float32 {
+			tp.Reset()
+			ZeroGrad(ps)
+			var y *Tensor[float32]
+			if fused {
+				y = tp.linearGELU(x, w, bias)
+			} else {
+				y = tp.GELU(tp.Linear(x, w, bias))
+			}
+			out := append([]float32(nil), y.Data...)
+			if y.Grad != nil {
+				tp.backwardFrom(y, dy)
+				for _, p := range ps {
+					out = append(out, p.Grad...)
+				}
+			}
+			return out
+		}
+		var ref []float32
+		withThreads(1, func() {
+			var tp Tape[float32]
+			ref = run(&tp, false)
+		})
+		same := func(what string, got []float32, n int) {
+			if len(got) != n {
+				t.Fatalf("%v %s: %d values, want %d", sz, what, len(got), n)
+			}
+			for i := range got {
+				if math.Float32bits(got[i]) != math.Float32bits(ref[i]) {
+					t.Errorf("%v %s: element %d differs from GELU(Linear)", sz, what, i)
+					return
+				}
+			}
+		}
+		for _, th := range []int{1, 2, 3} {
+			withThreads(th, func() {
+				var tp Tape[float32]
+				same("threads "+string(rune('0'+th)), run(&tp, true), len(ref))
+				poisonArena(&tp)
+				for i := range tp.bufs {
+					b := tp.bufs[i][:cap(tp.bufs[i])]
+					for k := range b {
+						b[k] = float32(math.NaN())
+					}
+				}
+				same("poisoned, threads "+string(rune('0'+th)), run(&tp, true), len(ref))
+			})
+		}
+		tp := Tape[float32]{NoGrad: true}
+		same("no-grad", run(&tp, true), m*nOut)
+	}
+	checkGradCase(t, gradCase{name: "linearGELU", shapes: [][]int{{2, 3, 4}, {5, 4}, {5}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.linearGELU(in[0], in[1], in[2])
+		}}, 11)
+}
+
+// TestLinearAddFused checks linearAdd against tp.Add(x, tp.Linear(a, w,
+// bias)): the same bits for the value and every gradient (float32; 1, 2
+// and 3 threads; a poisoned arena on reuse; a no-grad tape; x, a or w
+// without a gradient), and a float64 central-difference gradient check.
+func TestLinearAddFused(t *testing.T) {
+	for _, sz := range [][3]int{{1, 1, 1}, {3, 5, 7}, {37, 13, 9}, {544, 128, 64}, {1000, 67, 16}} {
+		m, nIn, nOut := sz[0], sz[1], sz[2]
+		rng := rand.New(rand.NewPCG(uint64(m), uint64(nIn)))
+		x := NewParam[float32](m, nOut).FillNormal(rng, 0, 1)
+		a := NewParam[float32](m, nIn).FillNormal(rng, 0, 1)
+		w := NewParam[float32](nOut, nIn).FillNormal(rng, 0, 0.5)
+		bias := NewParam[float32](nOut).FillNormal(rng, 0, 1)
+		dy := make([]float32, m*nOut)
+		for i := range dy {
+			dy[i] = float32(rng.NormFloat64())
+		}
+		for mask := range 4 { // bit 0: x without gradient, bit 1: a and w without
+			ps := []*Tensor[float32]{x, a, w, bias}
+			for _, p := range ps {
+				p.Grad = make([]float32, len(p.Data))
+			}
+			if mask&1 != 0 {
+				x.Grad = nil
+			}
+			if mask&2 != 0 {
+				a.Grad, w.Grad = nil, nil
+			}
+			run := func(tp *Tape[float32], fused bool) []float32 {
+				tp.Reset()
+				ZeroGrad(ps)
+				var y *Tensor[float32]
+				if fused {
+					y = tp.linearAdd(x, a, w, bias)
+				} else {
+					y = tp.Add(x, tp.Linear(a, w, bias))
+				}
+				out := append([]float32(nil), y.Data...)
+				if y.Grad != nil {
+					tp.backwardFrom(y, dy)
+					for _, p := range ps {
+						out = append(out, p.Grad...)
+					}
+				}
+				return out
+			}
+			var ref []float32
+			withThreads(1, func() {
+				var tp Tape[float32]
+				ref = run(&tp, false)
+			})
+			same := func(what string, got []float32, n int) {
+				if len(got) != n {
+					t.Fatalf("%v mask %d %s: %d values, want %d", sz, mask, what, len(got), n)
+				}
+				for i := range got {
+					if math.Float32bits(got[i]) != math.Float32bits(ref[i]) {
+						t.Errorf("%v mask %d %s: element %d differs from Add(x, Linear)", sz, mask, what, i)
+						return
+					}
+				}
+			}
+			for _, th := range []int{1, 2, 3} {
+				withThreads(th, func() {
+					var tp Tape[float32]
+					same("threads "+string(rune('0'+th)), run(&tp, true), len(ref))
+					poisonArena(&tp)
+					same("poisoned, threads "+string(rune('0'+th)), run(&tp, true), len(ref))
+				})
+			}
+			tp := Tape[float32]{NoGrad: true}
+			same("no-grad", run(&tp, true), m*nOut)
+		}
+	}
+	checkGradCase(t, gradCase{name: "linearAdd", shapes: [][]int{{2, 3, 5}, {2, 3, 4}, {5, 4}, {5}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.linearAdd(in[0], in[1], in[2], in[3])
+		}}, 12)
 }
