@@ -9,7 +9,7 @@ import (
 )
 
 // naiveOpts switches the conventions of naivePESI, so the test can also
-// reproduce the wrong conventions loope-paper §5.3/§5.5 rules out.
+// reproduce the wrong conventions docs/paper.md §5.3/§5.5 rules out.
 type naiveOpts struct {
 	skipR0     bool // drop the r = 0 bin from M_U and A_SU
 	skipCentre bool // drop the centre cell from M_D
@@ -163,8 +163,8 @@ func checkScores(t *testing.T, what string, got, want PESIScores, tol float64) {
 }
 
 func TestPESITable5(t *testing.T) {
-	// loope-paper §7 Table 5 and §5.5 (D = 768, 14×14, CLS excluded, N = 60).
-	// Agreement to the 4 printed decimals (the spec allows 3e-4 on M_D).
+	// docs/paper.md §7 Table 5 and §5.5 (D = 768, 14×14, CLS excluded, N = 60).
+	// Agreement to the 4 printed decimals (docs/paper.md §5.5 allows 3e-4 on M_D).
 	for _, tc := range []struct {
 		pe, row string
 		want    PESIScores
@@ -179,7 +179,7 @@ func TestPESITable5(t *testing.T) {
 }
 
 func TestPESIRuledOutConventions(t *testing.T) {
-	// loope-paper §5.3/§5.5: the alternatives the spec rejects give these
+	// docs/paper.md §5.3/§5.5: the alternatives the spec rejects give these
 	// values for the raster sinusoid (D 768, 14×14); naivePESI with the
 	// switches reproduces them, which checks naivePESI's conventions too.
 	pe := fixedPatches(t, "sin1d", 768, 14, 14)
@@ -235,7 +235,7 @@ func TestPESIAgainstNaive(t *testing.T) {
 
 func TestPESIInvariants(t *testing.T) {
 	// Concatenated [sin | cos] layout gives the same PESI as interleaved
-	// (loope-paper §10 #7): a column permutation leaves cosines unchanged.
+	// (docs/paper.md §10 #7): a column permutation leaves cosines unchanged.
 	const d = 64
 	pe := fixedPatches(t, "hilbert", d, 8, 8)
 	cat := make([]float64, len(pe))
