@@ -1,4 +1,4 @@
-// This file holds the CPVT positional encoding generator (PEG, pe-zoo §9b;
+// This file holds the CPVT positional encoding generator (PEG, docs/pe-zoo.md §11;
 // Chu et al. 2021, Algorithm 1; Meituan-AutoML/Twins gvt.py PosCNN, timm
 // twins.py PosConv): after block 0 the patch tokens, as a (B, D, G, G) map in
 // raster order, go through a depthwise 3×3 convolution with zero padding 1
@@ -11,7 +11,7 @@
 //	pos_embed.peg.proj.bias    (D)           no weight decay
 //
 // NOTE(spec): init is PyTorch's Conv2d default, as in the CPVT demo and the
-// LOOPE repo (pe-zoo §9b): kaiming_uniform(a = √5), i.e. weight and bias
+// LOOPE repo (docs/pe-zoo.md §11): kaiming_uniform(a = √5), i.e. weight and bias
 // U(±1/√fan_in) with fan_in = 9 (one input channel per group), so U(±1/3).
 // Twins/CPVTv2 instead draw N(0, 2/9) and exclude the PEG from weight
 // decay; here the weight follows timm's default rule (decay on ≥ 2-D

@@ -1,7 +1,7 @@
 // This file holds the benchmark figures, drawn with gonum.org/v1/plot and
 // written as PNG: training curves (loss and accuracy against step, from the
 // metrics Train emits) and the cosine-similarity maps of a PE table for the
-// nine centre cells of the LOOPE supplement's Fig. 2 (loope-paper §8).
+// nine centre cells of the LOOPE supplement's Fig. 2 (docs/paper.md §8).
 
 package loope
 

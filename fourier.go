@@ -1,6 +1,6 @@
 // This file holds the learnable Fourier-feature PE ("Fourier" / "Learn.
 // Freq." of the LOOPE tables, after Li et al., NeurIPS 2021) exactly as the
-// LOOPE authors' code (pe-zoo §10; models/vit_fourier.py
+// LOOPE authors' code (docs/pe-zoo.md §9; models/vit_fourier.py
 // FourierPositionalEncoding with groups G = 1):
 //
 //	p_t = (x_c, y_r) ∈ [−1, 1]²    x = linspace(−1, 1, w)[column], y = linspace(−1, 1, h)[row]
@@ -25,7 +25,7 @@
 //	pos_embed.cls_embed   (1, D)      NoDecay
 //
 // For ViT-Ti/16 (D = 192, F = 768, Hd = 32): 768 + 24,608 + 6,336 + 192
-// = 31,904 parameters (pe-zoo §11).
+// = 31,904 parameters (docs/pe-zoo.md §15).
 
 package loope
 

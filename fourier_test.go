@@ -9,7 +9,7 @@ import (
 )
 
 // TestFourierTable: the (N+1, D) table equals a direct evaluation of
-// pe-zoo §10 (coordinates x = column, y = row on linspace(−1, 1); F/2
+// docs/pe-zoo.md §9 (coordinates x = column, y = row on linspace(−1, 1); F/2
 // projections; interleaved sin/cos; Linear → exact GELU → Linear), row 0
 // is cls_embed (zero at init), and AddInput adds it to every batch item.
 func TestFourierTable(t *testing.T) {

@@ -10,8 +10,8 @@
 // panels (k-major, 6 values per k) and B̂ one packed panel (k-major, NR values
 // per k); panel i writes C rows 6i..6i+5. Twelve YMM accumulators (6 rows x 2
 // vectors) stay in registers; each k step loads two B vectors and broadcasts
-// six A values, and k is unrolled by 4. Design and measurements:
-// /work/shared/spec/gemm-perf.md §5.
+// six A values, and k is unrolled by 4. Design: docs/gemm.md §3;
+// measurements: docs/benchmarks.md §1.
 package main
 
 import (

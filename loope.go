@@ -1,6 +1,6 @@
 // This file holds LOOPE (arXiv 2504.14386), the learnable, image-dependent
-// sinusoidal PE, exactly as the authors' ArtPE (loope-paper §2.3 "Official
-// code", §2.4; models/positional_encodings/art_pe.py):
+// sinusoidal PE, exactly as the authors' ArtPE (docs/paper.md §2.3, the
+// authors' code, and §2.4; models/positional_encodings/art_pe.py):
 //
 //	I_c = [R, G, B, rowmap, colmap]            (B, C+2, H, W), maps = meshgrid(linspace(−1, 1, H), linspace(−1, 1, W), 'ij')
 //	Conv(C+2→32, k=P, s=P) → act               (B, 32, h, w)
@@ -239,7 +239,7 @@ func (p *loopePE[T]) embed(tp *Tape[T], img *Tensor[T]) *Tensor[T] {
 // "loope"; X_G alone is OrderPositions(Gilbert(G, G))[1:]. A tape with
 // NoGrad set gives the inference-mode values (BatchNorm on running
 // statistics). Useful for PESI of the image-dependent order
-// (loope-paper §10 #21) and for `loope pe`.
+// (docs/paper.md §10 #21) and for `loope pe`.
 func LoopePositions[T Float](m *ViT[T], tp *Tape[T], img *Tensor[T]) (*Tensor[T], error) {
 	p, ok := m.PE.(*loopePE[T])
 	if !ok {

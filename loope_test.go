@@ -26,7 +26,7 @@ func newTestLoope(t *testing.T, cfg Config, seed uint64) *loopePE[float64] {
 	return p
 }
 
-// TestLoopeInit (loope-paper §12 check 3, at the ti16 shape with D = 192
+// TestLoopeInit (docs/paper.md §12 check 3, at the ti16 shape with D = 192
 // and the small preset): X_C (B, N) lies strictly inside (−1, 1) for both
 // squashings; the PE is (B, N+1, D); row 0 is the learnable CLS vector; rows
 // 1…N are the interleaved sinusoid at X_G + X_C, X_G the 1-based Gilbert

@@ -2,7 +2,7 @@
 // row-major slices with leading dimensions, single and batched, and the one
 // packed driver they all run: a GotoBLAS/BLIS 5-loop blocking around a
 // register-tile micro-kernel (AVX2 assembly in matmul_amd64.s, plain Go in
-// matmul_generic.go). Design and measurements: /work/shared/spec/gemm-perf.md.
+// matmul_generic.go). Design: docs/gemm.md; measurements: docs/benchmarks.md.
 //
 // Loops, outermost first (B̂, Â are the packed copies):
 //
@@ -470,74 +470,32 @@ func gemmInPlace[T Float](kn *gemmKernel[T], buf *gemmBuf[T], transA bool, m, n,
 	}
 }
 
-// directMaxNF32 is directMaxN of the float32 6x16 kernels. Reading A in
-// place saves packing it (one read and one write per element) but feeds
-// every kernel call from six strided rows (or, transposed, a stride-lda walk)
-// instead of one contiguous panel, so it pays when a packed element would
-// feed few column panels (n/16) and loses when it would feed many.
-// BenchmarkGEMMDirect, 2 threads, GFLOP/s packed -> in place (3 runs each,
-// shared Zen 4, 2026-11-27):
-//
-//	NN M=12608 K=64  N=64   73 -> 100    NN M=4160 K=192 N=192   55 -> 62
-//	NN M=12608 K=64  N=192  85 -> 100    NN M=4160 K=768 N=192   58-77 -> 71-79
-//	NN M=12608 K=64  N=256  81-91 -> 100 NN M=256  K=256 N=256   90 -> 97
-//	NN M=12608 K=256 N=64   67 -> 81     NT M=4160 K=576 N=192   66-71 -> 77-99
-//	NT M=12608 K=192 N=64   64 -> 77     TN M=64 K=12608 N=192   43-46 -> 52-55
-//	NN M=4160 K=192 N=576   52-83 -> 48-55  (a part is 576 wide)
-//	NN M=4160 K=192 N=768   60-68 -> 49-89  (noisy, no clear winner)
-//	NN M=1024 K=1024 N=1024 61-70 -> 55-60
-//	TN M=192 K=4160 N=576   36-57 -> 23-52  (a part is 288 wide)
-//
-// so A is read in place when a column block is at most 256 wide.
+// directMaxNF32 is directMaxN of the float32 6x16 kernels: A is read in
+// place when a column block is at most 256 wide. Reading A in place saves
+// packing it but feeds every kernel call from strided rows, so it pays only
+// when a packed element would feed few column panels (n/16)
+// (docs/benchmarks.md §3.1).
 var directMaxNF32 = [2]int{256, 256}
 
-// directBMaxMF32 is directBMaxM of the float32 6x16 kernels. Reading B in
-// place as well saves packing B̂, which pays when a B̂ panel would feed few
-// row panels (m/6), as in the weight gradients (TN, m = nOut, k = all token
-// rows), and loses when it would feed many: each kernel call then walks a
-// strided B. BenchmarkGEMMDirect and BenchmarkGEMMSplitK (depth=0), 2
-// threads, GFLOP/s (wall; GFLOP/cpu-s per thread where noted, steadier on a
-// shared machine) packed B -> B in place, 2-4 runs each, shared Zen 4,
-// 2026-11-27:
-//
-//	NN M=12608 K=256 N=64   80-81 -> 51-56  (parts of 1578 rows)
-//	TN M=64 K=12608 N=192   94 -> 176       (parts 64 x 96)
-//	TN M=64 K=12608 N=64    94 -> 139       (parts 64 x 32)
-//	TN M=576 K=12608 N=192  cpu-s 79-91 -> 67-87  (parts of 288 rows)
-//	TN M=768 K=12608 N=192  cpu-s 73-95 -> 71-86  (parts of 384 rows)
-//
-// so B is read in place for parts of at most 256 rows.
+// directBMaxMF32 is directBMaxM of the float32 6x16 kernels: B is read in
+// place as well for parts of at most 256 rows. That saves packing B̂, which
+// pays when a B̂ panel would feed few row panels (m/6), as in the weight
+// gradients (TN, m = nOut, k = all token rows) (docs/benchmarks.md §3.2).
 var directBMaxMF32 = 256
 
-// kcTNF32 is kcTN of the float32 6x16 kernels. The long-depth TN products
-// are the weight gradients, mostly run with both operands in place
-// (gemmInPlace): a kernel call walks kc strided rows of A and of B, and at
-// depth 128 they stay in L1 (2 x 128 lines) from one row panel to the next.
-// BenchmarkGEMM, 2 threads, GFLOP/cpu-s per thread, kc 256 -> 128, 3 runs
-// each alternating, shared Zen 4, 2026-11-27 (the other TN shapes, also
-// M=192 N=768 and M=576 N=192, where B is packed, did not move beyond the
-// noise, about ±5):
-//
-//	TN M=256 K=12608 N=64  65-74 -> 83-87
-//	TN M=64 K=12608 N=256  82-85 -> 85-89
-//
-// Other products keep kc = 256: NN 1024³ measured 55-69 at 128 against
-// 65-85.
+// kcTNF32 is kcTN of the float32 6x16 kernels: TN products use depth
+// blocks of 128. They are the weight gradients, mostly run with both
+// operands in place, and at depth 128 the strided rows a kernel call walks
+// stay in L1 from one row panel to the next; other products keep 256
+// (docs/benchmarks.md §3.3).
 var kcTNF32 = 128
 
 // kSplitF32 is kSplitDepth, kSplitMaxMN of the float32 6x16 kernels: a
 // product with m*n <= 65536 and k >= 6144 is split over depth in an even
-// number of chunks of at most 3072 (k = 12608: 6 chunks of 2101). The
-// gain is in the small weight gradients, whose row or column parts would
+// number of chunks of at most 3072 (k = 12608: 6 chunks of 2101). The gain
+// is in the small weight gradients, whose row or column parts would
 // otherwise each read all of B or A; for larger C the partial products cost
-// more than they save. BenchmarkGEMMSplitK, 2 threads, B read in place,
-// GFLOP/cpu-s (per thread; wall time was too noisy to use) whole ->
-// depth=3072, 3 runs each, shared Zen 4, 2026-11-27:
-//
-//	TN M=256 K=12608 N=64   63-69 -> 75-80   TN M=64 K=12608 N=64    68-84 -> 63-84
-//	TN M=192 K=12608 N=64   69-76 -> 74-82   TN M=64 K=12608 N=192   60-82 -> 75-86
-//	TN M=192 K=12608 N=192  87-96 -> 74-96   TN M=64 K=12608 N=256   80-86 -> 78-90
-//	TN M=576 K=12608 N=192  78-88 -> 74-89   TN M=192 K=12608 N=768  75-79 -> 72-80
+// more than they save (docs/benchmarks.md §3.4).
 var kSplitF32 = [2]int{3072, 1 << 16}
 
 func b2i(b bool) int {

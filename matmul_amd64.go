@@ -65,7 +65,7 @@ func detectAVX2FMA() bool {
 
 // archKernelF32 is the AVX2+FMA float32 kernel, or nil when the CPU lacks it.
 // AVX-512 is not used: on Zen 4 it is double-pumped and a 12x32 AVX-512
-// kernel measured slower than this one (gemm-perf.md §2, x3 vs x4).
+// kernel measured slower than this one (docs/benchmarks.md §1, x3 vs x4).
 func archKernelF32() *gemmKernel[float32] {
 	if !hasAVX2FMA {
 		return nil

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// gemmBenchShapes are the ViT-Tiny GEMMs (gemm-perf.md §2: M = 65 tokens x
+// gemmBenchShapes are the ViT-Tiny GEMMs (docs/benchmarks.md §1: M = 65 tokens x
 // 64 images, D = 192, MLP 768), two squares, the qkv layer's backward
 // products dW = Xᵀ·dY (TN) and dX = dY·Wᵀ (NT), then the `small` preset's
 // layers and backward products (Linear's dW += dYᵀ·X is TN with m = nOut,

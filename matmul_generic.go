@@ -7,7 +7,7 @@ package loope
 
 // gemmKernel2x4 is the gemmKernel micro-kernel for a 2x4 tile: 8 scalar
 // accumulators, the largest tile that does not spill on amd64 (a 4x4 tile
-// measured slower; gemm-perf.md §2, b3 vs b4).
+// measured slower; docs/benchmarks.md §1, b3 vs b4).
 func gemmKernel2x4[T Float](np, kc int, a, b, c []T, ldc int, add bool) {
 	b = b[:4*kc]
 	for i := range np {

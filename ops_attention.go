@@ -1,8 +1,8 @@
 // This file holds the attention-side ops: fused scaled-dot-product
 // Attention (with an optional, possibly learnable, additive logit bias for
-// relative-position PEs, pe-zoo.md §8), attentionQKV (the same on the
+// relative-position PEs, docs/pe-zoo.md §12–§13), attentionQKV (the same on the
 // fused qkv projection, without head copies), Rotate, the RoPE rotation of
-// q or k (pe-zoo.md §9), and the head split and merge copies, each forward
+// q or k (docs/pe-zoo.md §14), and the head split and merge copies, each forward
 // beside its backward.
 //
 // Both split work over (batch, head) items or over parameter elements in
@@ -27,7 +27,7 @@ import (
 // Attention returns softmax(scale·q·kᵀ + bias)·v per batch item and head
 // for q, k, v (B, H, N, Dh): shape (B, H, N, Dh). bias is nil, (H, N, N)
 // shared over the batch, or (B, H, N, N); it may carry a gradient (learnable
-// relative-position tables). As in timm (pe-zoo.md §1, §12.5) q is scaled
+// relative-position tables). As in timm (docs/pe-zoo.md §1) q is scaled
 // before the product: S = (q·scale)·kᵀ + bias. The softmax matrix P
 // (B, H, N, N) is kept for the backward.
 func (tp *Tape[T]) Attention(q, k, v, bias *Tensor[T], scale float64) *Tensor[T] {
@@ -406,7 +406,7 @@ func dotRow[T Float](p, d []T) float64 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-// Rotate applies the RoPE rotation (pe-zoo.md §9) to adjacent channel pairs
+// Rotate applies the RoPE rotation (docs/pe-zoo.md §14) to adjacent channel pairs
 // of x (B, H, N, Dh) for tokens skip..N−1; tokens before skip (the CLS token
 // when skip = 1) pass through unchanged. cos and sin are (Hc, N−skip, Dh/2)
 // with Hc = 1 (shared over heads) or H. For a = x[..., 2j], b = x[..., 2j+1]

@@ -4,7 +4,7 @@
 //     groups); it serves the patch embedding (kernel = stride = P) and
 //     LOOPE's 5×5 stride-1 convolutions;
 //   - direct loops for depthwise convolutions (groups = C = O), e.g. CPVT's
-//     3×3 PEG (pe-zoo.md §9b), where a GEMM would have one row.
+//     3×3 PEG (docs/pe-zoo.md §11), where a GEMM would have one row.
 //
 // The general path works on fixed chunks of images (convChunkElems patch
 // elements, whatever the thread count). A chunk's patch rows P (one row

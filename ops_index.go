@@ -11,7 +11,7 @@ import "fmt"
 // x (..., M, K) and idx (M, J) flattened row-major with J = cols: shape
 // (..., M, J). Indices may repeat within a row. iRPE's contextual mode uses
 // it to spread the per-bucket products q·r (B, H, N, K) over the token pairs
-// (B, H, N, N) (pe-zoo §8.2, irpe.py forward_rpe_transpose).
+// (B, H, N, N) (docs/pe-zoo.md §13.3, irpe.py forward_rpe_transpose).
 func (tp *Tape[T]) TakeAlongLast(x *Tensor[T], idx []int, cols int) *Tensor[T] {
 	r := len(x.Shape)
 	if r < 2 || cols < 0 || len(idx) != x.Shape[r-2]*cols {

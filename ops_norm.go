@@ -1,5 +1,5 @@
 // This file holds the normalisation ops: LayerNorm over the last axis (the
-// ViT's pre-norm, pe-zoo.md §1) and BatchNorm2d per channel over (B, H, W).
+// ViT's pre-norm, docs/pe-zoo.md §1) and BatchNorm2d per channel over (B, H, W).
 // Each op is a thin Tape method over a forward kernel and its backward
 // kernel, side by side, as in llm.c's layernorm_forward/_backward.
 //
@@ -18,7 +18,7 @@ import (
 
 // LayerNorm returns y = (x − μ)/√(σ² + eps)·γ + β over the last axis of
 // x (..., D), with the row mean μ and the biased row variance σ²;
-// gamma (D), beta (D). timm's ViT uses eps = 1e-6 (pe-zoo.md §1).
+// gamma (D), beta (D). timm's ViT uses eps = 1e-6 (docs/pe-zoo.md §1).
 func (tp *Tape[T]) LayerNorm(x, gamma, beta *Tensor[T], eps float64) *Tensor[T] {
 	if len(x.Shape) < 1 || gamma == nil || beta == nil || len(gamma.Shape) != 1 ||
 		!sameShape(gamma.Shape, beta.Shape) || gamma.Shape[0] != x.Dim(-1) {

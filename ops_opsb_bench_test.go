@@ -1,6 +1,6 @@
 package loope
 
-// Benchmarks of the opsb ops at ViT-Tiny sizes (pe-zoo.md §0: 224/16, N = 197,
+// Benchmarks of the opsb ops at ViT-Tiny sizes (docs/pe-zoo.md §0: 224/16, N = 197,
 // D = 192, H = 3, Dh = 64) with a batch of 8, float32, forward + backward on a
 // reused tape (so allocs/op shows the steady state).
 

@@ -1,7 +1,7 @@
 // This file holds SinCos, the interleaved sine/cosine feature map shared by
 // the sinusoidal PEs whose arguments carry a gradient: LOOPE's
-// E(X_G + X_C) (loope-paper §2.4) and the learnable Fourier features
-// (pe-zoo §10), forward beside backward.
+// E(X_G + X_C) (docs/paper.md §2.4) and the learnable Fourier features
+// (docs/pe-zoo.md §9), forward beside backward.
 
 package loope
 
@@ -12,7 +12,7 @@ import (
 
 // SinCos returns the interleaved sine/cosine features of x (..., K):
 // y (..., 2K) with y[..., 2i] = sin(x[..., i]) and y[..., 2i+1] = cos(x[..., i]),
-// the layout of the LOOPE code and of Vaswani's table (pe-zoo §4). Feeding
+// the layout of the LOOPE code and of Vaswani's table (docs/pe-zoo.md §5). Feeding
 // it positions times frequencies, x = p·ω, gives the sinusoidal PE of p.
 // The functions are evaluated in float64 for every T.
 func (tp *Tape[T]) SinCos(x *Tensor[T]) *Tensor[T] {

@@ -7,7 +7,7 @@
 // (raster, as timm's PatchEmbed flattens), and an ordering is a slice
 // order (N = h·w) with order[t] = the 0-based position of token t along the
 // curve. Every ordering is a permutation of 0..N−1. In curve code x is the
-// column and y the row, as in gilbert2d and rope-vit (pe-zoo §0).
+// column and y the row, as in gilbert2d and rope-vit (docs/pe-zoo.md §0).
 
 package loope
 
@@ -22,7 +22,7 @@ var OrderNames = []string{"raster", "snake", "zigzag", "morton", "peano", "gilbe
 
 // OrderByName returns the ordering called name on an h×w grid (see the file
 // header for the convention). "hilbert" is an alias of "gilbert": the
-// paper's "Hilbert" baseline is Gilbert on 14×14 (loope-paper §10 #23).
+// paper's "Hilbert" baseline is Gilbert on 14×14 (docs/paper.md §10 #23).
 // "hilbert-classic" is the classic Hilbert curve of the enclosing 2^k grid,
 // restricted to the h×w cells and ranked (discontinuous unless h = w = 2^k).
 func OrderByName(name string, h, w int) ([]int, error) {
@@ -67,7 +67,7 @@ func Raster(h, w int) []int {
 
 // Snake returns the row-wise boustrophedon: even rows left to right, odd
 // rows right to left, order[r·w+c] = r·w + (c if r even else w−1−c)
-// (pe-zoo §7.3).
+// (docs/pe-zoo.md §6.3).
 func Snake(h, w int) []int {
 	checkGrid("Snake", h, w)
 	o := make([]int, h*w)
@@ -85,7 +85,7 @@ func Snake(h, w int) []int {
 
 // Zigzag returns the JPEG zigzag: anti-diagonals s = r+c = 0…h+w−2 in turn;
 // even s runs up-right (r decreasing), odd s runs down-left (r increasing)
-// (pe-zoo §7.3; 4×4 = 0 1 5 6 / 2 4 7 12 / 3 8 11 13 / 9 10 14 15).
+// (docs/pe-zoo.md §6.3; 4×4 = 0 1 5 6 / 2 4 7 12 / 3 8 11 13 / 9 10 14 15).
 func Zigzag(h, w int) []int {
 	checkGrid("Zigzag", h, w)
 	o := make([]int, h*w)
@@ -119,7 +119,7 @@ func mortonCode(x, y int) uint64 {
 
 // Morton returns the Z-order: tokens sorted by their interleaved code (column
 // bit b → bit 2b, row bit b → bit 2b+1) and ranked, so non-2^k grids get the
-// 2^k curve restricted to the grid (pe-zoo §7.5; it jumps).
+// 2^k curve restricted to the grid (docs/pe-zoo.md §6.5; it jumps).
 func Morton(h, w int) []int {
 	checkGrid("Morton", h, w)
 	keys := make([]uint64, h*w)
@@ -146,7 +146,7 @@ func rankKeys(keys []uint64) []int {
 
 // HilbertD2XY maps the curve index d in [0, n²) of the classic Hilbert curve
 // on an n×n grid (n a power of two) to its cell, x the column and y the row
-// (Wikipedia d2xy, pe-zoo §7.2). It equals Gilbert on such grids.
+// (Wikipedia d2xy, docs/pe-zoo.md §6.2). It equals Gilbert on such grids.
 func HilbertD2XY(n, d int) (x, y int) {
 	if n < 1 || n&(n-1) != 0 || d < 0 || d >= n*n {
 		panic(fmt.Sprintf("loope: HilbertD2XY: need n a power of two and 0 <= d < n², got n=%d d=%d", n, d))
@@ -173,7 +173,7 @@ func HilbertD2XY(n, d int) (x, y int) {
 // 2^k×2^k grid (x = column, y = row; the grid sits in the top-left corner).
 // Values lie in [0, 4^k) and have gaps unless h = w = 2^k; positions
 // d + 1 give the "true 16×16 Hilbert curve cropped to 14×14" sinusoid of
-// loope-paper §5.5.
+// docs/paper.md §5.5.
 func HilbertCurveIndex(h, w int) []int {
 	checkGrid("HilbertCurveIndex", h, w)
 	n := 1
@@ -192,7 +192,7 @@ func HilbertCurveIndex(h, w int) []int {
 
 // HilbertCropped returns HilbertCurveIndex ranked to 0…h·w−1: the classic
 // Hilbert curve of the enclosing 2^k grid restricted to the h×w cells
-// (pe-zoo §7.2). For h = w = 2^k it is the classic curve itself.
+// (docs/pe-zoo.md §6.2). For h = w = 2^k it is the classic curve itself.
 func HilbertCropped(h, w int) []int {
 	idx := HilbertCurveIndex(h, w)
 	keys := make([]uint64, len(idx))
@@ -203,7 +203,7 @@ func HilbertCropped(h, w int) []int {
 }
 
 // floorDiv is Python's a // b (rounds toward −∞); Go's / truncates toward 0,
-// which breaks gilbert2d on negative axis vectors (pe-zoo §12.2).
+// which breaks gilbert2d on negative axis vectors (docs/pe-zoo.md §6.1).
 func floorDiv(a, b int) int {
 	q := a / b
 	if (a%b != 0) && ((a < 0) != (b < 0)) {
@@ -226,11 +226,11 @@ func signInt(v int) int {
 // order[r·w+c] = 0-based visit index of cell (row r, column c). This is the
 // static LOOPE order X_G minus one: the LOOPE code writes
 // arr[y][x] = gilbert index + 1 (y row, x column) and flattens row-major
-// (loope-paper §2.2), so X_G[t] = order[t] + 1.
+// (docs/paper.md §2.2), so X_G[t] = order[t] + 1.
 //
 // The curve is jakubcerveny/gilbert gilbert2d(width=w, height=h) with floor
-// division (loope-paper §2.2, supplement Alg. 1–3), including its
-// width >= height swap (loope-paper §10 #10): if w >= h the major axis runs
+// division (docs/paper.md §2.2, supplement Alg. 1–3), including its
+// width >= height swap (docs/paper.md §10 #10): if w >= h the major axis runs
 // along the columns (start (0,0), for square grids end at row 0, column
 // w−1); if h > w it runs down the rows. For square grids this is exactly the
 // LOOPE code, which never swaps. Every step is a unit 4-neighbour move,
@@ -316,7 +316,7 @@ func absInt(v int) int {
 // is odd. Inside each block the curve runs from one corner to the opposite
 // one, which needs odd sides. Parts are odd, as equal as possible, symmetric
 // when there is a choice. For h = w = 3^k the parts are equal thirds and this
-// is the classic Peano curve of pe-zoo §7.4 (3×3 = 0 5 6 / 1 4 7 / 2 3 8).
+// is the classic Peano curve of docs/pe-zoo.md §6.4 (3×3 = 0 5 6 / 1 4 7 / 2 3 8).
 //
 // An even side has no corner-to-opposite-corner path (a parity argument), so
 // for even h or w the curve of the enclosing odd grid ((h|1)×(w|1)) is

@@ -23,8 +23,8 @@ func parseGrid(t *testing.T, s string) []int {
 	return out
 }
 
-// gilbert14 is X_G for the 14×14 grid, 1-based, copied from loope-paper §2.2
-// ("Reference test vector [V]"); pe-zoo §7.1 prints the same grid 0-based.
+// gilbert14 is X_G for the 14×14 grid, 1-based, copied from docs/paper.md §2.2
+// ("Reference test vector [V]"); docs/pe-zoo.md §6.1 prints the same grid 0-based.
 const gilbert14 = `
   1   2  15  16  17  20  21 176 177 180 181 182 195 196
   4   3  14  13  18  19  22 175 178 179 184 183 194 193
@@ -49,7 +49,7 @@ func TestGilbert14(t *testing.T) {
 			t.Fatalf("token %d (row %d col %d): got X_G %d, want %d", i, i/14, i%14, got[i]+1, want[i])
 		}
 	}
-	// pe-zoo §7.1: the 4×4 grid.
+	// docs/pe-zoo.md §6.1: the 4×4 grid.
 	if got, want := Gilbert(4, 4), []int{0, 1, 14, 15, 3, 2, 13, 12, 4, 7, 8, 11, 5, 6, 9, 10}; !slices.Equal(got, want) {
 		t.Errorf("Gilbert(4,4) = %v, want %v", got, want)
 	}
@@ -67,7 +67,7 @@ func TestFloorDiv(t *testing.T) {
 }
 
 func TestGilbertEqualsClassicHilbert(t *testing.T) {
-	// pe-zoo §7.1/§7.2: on n = 2^k, gilbert2d equals Wikipedia d2xy with
+	// docs/pe-zoo.md §6.1/§6.2: on n = 2^k, gilbert2d equals Wikipedia d2xy with
 	// x = column, y = row (the orientation of both functions here).
 	for _, n := range []int{1, 2, 4, 8, 16, 32} {
 		g := Gilbert(n, n)
@@ -156,7 +156,7 @@ func TestGilbertSteps(t *testing.T) {
 			t.Errorf("%dx%d: %d diagonal steps and %d jumps, want %d and 0", s.h, s.w, diag, jump, wantDiag)
 		}
 	}
-	// loope-paper §2.2: square grids end at (row 0, column n−1).
+	// docs/paper.md §2.2: square grids end at (row 0, column n−1).
 	for _, n := range []int{14, 15, 20, 24} {
 		o := Gilbert(n, n)
 		if o[n-1] != n*n-1 {
@@ -186,7 +186,7 @@ func TestOrdersArePermutations(t *testing.T) {
 }
 
 func TestSmallOrders(t *testing.T) {
-	// 4×4 vectors from pe-zoo §7.3 and §7.5.
+	// 4×4 vectors from docs/pe-zoo.md §6.3 and §6.5.
 	for _, tc := range []struct {
 		name string
 		want []int
@@ -201,7 +201,7 @@ func TestSmallOrders(t *testing.T) {
 			t.Errorf("%s 4×4 = %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	// pe-zoo §7.5: first and last row of the 14×14 Morton ranks.
+	// docs/pe-zoo.md §6.5: first and last row of the 14×14 Morton ranks.
 	m := Morton(14, 14)
 	if want := []int{0, 1, 4, 5, 16, 17, 20, 21, 64, 65, 68, 69, 80, 81}; !slices.Equal(m[:14], want) {
 		t.Errorf("Morton 14×14 row 0 = %v, want %v", m[:14], want)
@@ -230,7 +230,7 @@ func TestSmallOrders(t *testing.T) {
 	}
 }
 
-// peanoRef is the 3^k Peano curve written literally from pe-zoo §7.4 as a
+// peanoRef is the 3^k Peano curve written literally from docs/pe-zoo.md §6.4 as a
 // closed form over base-3 digits: cell (x, y) of the n×n grid, n = 3^k.
 func peanoRef(n int) []int {
 	o := make([]int, n*n)
@@ -262,13 +262,13 @@ func peanoRef(n int) []int {
 }
 
 func TestPeano(t *testing.T) {
-	// pe-zoo §7.4: 3×3 base, g[y][x] = 0 5 6 / 1 4 7 / 2 3 8.
+	// docs/pe-zoo.md §6.4: 3×3 base, g[y][x] = 0 5 6 / 1 4 7 / 2 3 8.
 	if got, want := Peano(3, 3), []int{0, 5, 6, 1, 4, 7, 2, 3, 8}; !slices.Equal(got, want) {
 		t.Errorf("Peano(3,3) = %v, want %v", got, want)
 	}
 	for _, n := range []int{1, 3, 9, 27, 81} {
 		if got, want := Peano(n, n), peanoRef(n); !slices.Equal(got, want) {
-			t.Errorf("Peano(%d,%d) differs from the pe-zoo §7.4 construction", n, n)
+			t.Errorf("Peano(%d,%d) differs from the docs/pe-zoo.md §6.4 construction", n, n)
 		}
 	}
 	for _, s := range testSizes() {

@@ -12,9 +12,9 @@ import (
 var attnPENames = []string{"rpe", "irpe", "irpe-ctx", "rope-axial", "rope-mixed", "rope-1d", "cpvt"}
 
 // TestAttentionPEParamCounts pins the PE parameter counts of ti16 to the
-// pe-zoo §11 rows: rpe = "BEiT RPB (+3 CLS entries)" 26,352; irpe = "iRPE
-// bias (product, r=1.9, per-head)" 1,800; irpe-ctx = "iRPE contextual
-// product, shared, on K" 38,400 + 37,824 APE; RoPE-Mixed 2,304; RoPE-Axial
+// docs/pe-zoo.md §15 rows: rpe (BEiT index, 3 CLS entries) 26,352; irpe
+// (product, ratio 1.9, per head) 1,800; irpe-ctx (contextual, shared, on
+// keys) 38,400 + 37,824 APE; RoPE-Mixed 2,304; RoPE-Axial
 // and 1-D RoPE 0; CPVT 1,920. The backbone without a PE has 5,717,416 −
 // 37,824 parameters (timm's ti16 with its 37,824-entry APE, 1000 classes).
 func TestAttentionPEParamCounts(t *testing.T) {

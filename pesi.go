@@ -3,7 +3,7 @@
 // (arXiv 2504.14386, Eqs. 14–25; supplement Alg. 5–7): undirected
 // monotonicity M_U, directed monotonicity M_D and undirected asymmetry A_SU.
 //
-// Conventions (loope-paper §5 and §10 #20, which reproduce Table 5):
+// Conventions (docs/paper.md §5 and §10 #20, which reproduce Table 5):
 //   - The input is the (h·w, D) table of patch PEs in raster token order,
 //     CLS excluded (DropCLS removes a leading CLS row).
 //   - Grid cells are (i, j) = (row, column); the centre is (x, y) in the same
@@ -53,7 +53,7 @@ func DropCLS(table []float64, dim int) []float64 {
 }
 
 // CosineSimilarity returns the (N, N) matrix of cosine similarities of the
-// rows of table (N, dim) (loope-paper Eq. 14). A zero row has similarity 0
+// rows of table (N, dim) (arXiv 2504.14386 Eq. 14; docs/paper.md §5.1). A zero row has similarity 0
 // with every row, itself included.
 func CosineSimilarity(table []float64, n, dim int) []float64 {
 	if n < 1 || dim < 1 || len(table) != n*dim {

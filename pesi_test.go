@@ -26,8 +26,8 @@ func checkScores(t *testing.T, what string, got, want PESIScores, tol float64) {
 }
 
 func TestPESITable5(t *testing.T) {
-	// loope-paper §7 Table 5 and §5.5 (D = 768, 14×14, CLS excluded, N = 60).
-	// Agreement to the 4 printed decimals (the spec allows 3e-4 on M_D).
+	// docs/paper.md §7 Table 5 and §5.5 (D = 768, 14×14, CLS excluded, N = 60).
+	// Agreement to the 4 printed decimals (docs/paper.md §5.5 allows 3e-4 on M_D).
 	for _, tc := range []struct {
 		pe, row string
 		want    PESIScores
@@ -42,7 +42,7 @@ func TestPESITable5(t *testing.T) {
 }
 
 func TestPESIRuledOutConventions(t *testing.T) {
-	// loope-paper §5.3/§5.5: the alternatives the spec rejects give these
+	// docs/paper.md §5.3/§5.5: the alternatives it rejects give these
 	// values for the raster sinusoid (D 768, 14×14); refPESI with the
 	// switches reproduces them, which checks refPESI's conventions too.
 	pe := fixedPatches(t, "sin1d", 768, 14, 14)
@@ -98,7 +98,7 @@ func TestPESIAgainstNaive(t *testing.T) {
 
 func TestPESIInvariants(t *testing.T) {
 	// Concatenated [sin | cos] layout gives the same PESI as interleaved
-	// (loope-paper §10 #7): a column permutation leaves cosines unchanged.
+	// (docs/paper.md §10 #7): a column permutation leaves cosines unchanged.
 	const d = 64
 	pe := fixedPatches(t, "hilbert", d, 8, 8)
 	cat := make([]float64, len(pe))

@@ -157,7 +157,7 @@ func (noPE[T]) Name() string            { return "none" }
 func (noPE[T]) Params() []NamedParam[T] { return nil }
 
 // learnablePE is timm's pos_embed: one learnable row per token, CLS
-// included, added after the CLS concat (pe-zoo §3).
+// included, added after the CLS concat (docs/pe-zoo.md §4).
 type learnablePE[T Float] struct {
 	NoHooks[T]
 	E *Tensor[T] // (1, N, D), row 0 for CLS

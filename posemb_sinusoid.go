@@ -25,7 +25,7 @@ var fixedPESummaries = map[string]string{
 	"morton":          "fixed sinusoid along the Morton (Z) order, CLS at 0",
 	"peano":           "fixed sinusoid along the Peano order, CLS at 0",
 	"hilbert-classic": "fixed sinusoid along the classic 2^k Hilbert curve restricted to the grid (ranked), CLS at 0",
-	"hilbert-crop":    "fixed sinusoid at the unranked classic Hilbert index + 1 (loope-paper §5.5), CLS at 0",
+	"hilbert-crop":    "fixed sinusoid at the unranked classic Hilbert index + 1 (docs/paper.md §5.5), CLS at 0",
 	"sincos2d":        "fixed MAE 2-D sin-cos [sin c·ω | cos c·ω | sin r·ω | cos r·ω], D/4 frequencies, CLS row zero",
 	"sincos2d-sum":    "fixed LOOPE-repo 2-D sinusoid, per-axis sinusoids on [−1, 1] coordinates summed, CLS row zero",
 }

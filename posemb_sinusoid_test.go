@@ -68,7 +68,7 @@ func TestFixedPEErrors(t *testing.T) {
 	}
 }
 
-// TestPEParamCountsTi16 pins the per-PE parameter counts of pe-zoo §11 for
+// TestPEParamCountsTi16 pins the per-PE parameter counts of docs/pe-zoo.md §15 for
 // ViT-Ti/16 (D 192, 14×14 grid, RGB): LOOPE 96,531 per the authors' code
 // (96,727 with the Linear bias), Fourier 31,904 (F 768, hidden 32), the
 // fixed tables 0. They count trained parameters only: LOOPE's BatchNorm

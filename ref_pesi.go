@@ -21,7 +21,7 @@ func RefPESI(table []float64, dim, h, w, directions int) PESIScores {
 }
 
 // refPESIOpts switches the conventions of refPESI, so tests can also
-// reproduce the wrong conventions loope-paper §5.3/§5.5 rules out.
+// reproduce the wrong conventions docs/paper.md §5.3/§5.5 rules out.
 type refPESIOpts struct {
 	skipR0     bool // drop the r = 0 bin from M_U and A_SU
 	skipCentre bool // drop the centre cell from M_D

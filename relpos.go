@@ -1,4 +1,4 @@
-// This file holds the relative-position attention biases (pe-zoo §8), each
+// This file holds the relative-position attention biases (docs/pe-zoo.md §12–§13), each
 // added to the attention logits after (q·scale)·kᵀ and before the softmax:
 //
 //   - rpe: a learnable 2-D relative position bias over the whole patch grid
@@ -19,9 +19,9 @@
 //	          pos_embed.rpe_k.<l>.lookup_table_weight              (1, Dh, K)      per layer
 //
 // NOTE(spec): rpe uses BEiT's index (the CLS pairs get three learnable
-// entries; pe-zoo §11 row "BEiT RPB", 2,196 per layer, 26,352 for ti16) but
+// entries; docs/pe-zoo.md §12, 2,196 per layer, 26,352 for ti16) but
 // Swin's init trunc_normal(std .02), which the LOOPE repo's RPE also uses
-// (pe-zoo §8.1); BEiT inits it to zeros. No APE (loope-paper §10 #22).
+// (docs/pe-zoo.md §12); BEiT inits it to zeros. No APE (docs/paper.md §10 #22).
 //
 // NOTE(spec): iRPE's skip token (CLS) is not bias-free: every pair in row 0
 // or column 0 uses one extra bucket K−1 (irpe.py get_bucket_ids_2d), so CLS
@@ -48,11 +48,11 @@ func init() {
 }
 
 // IRPERatio is the ratio of the released iRPE DeiT-Tiny config
-// (α = ratio, β = 2·ratio, γ = 8·ratio; pe-zoo §8.2).
+// (α = ratio, β = 2·ratio, γ = 8·ratio; docs/pe-zoo.md §13.1).
 const IRPERatio = 1.9
 
 // RelPosIndex returns the (N, N) BEiT relative-position index, N = G²+1
-// with CLS at 0 (timm beit.py gen_relative_position_index; pe-zoo §8.1).
+// with CLS at 0 (timm beit.py gen_relative_position_index; docs/pe-zoo.md §12).
 // For patch tokens i = (r_i, c_i), j = (r_j, c_j) (raster, row-major):
 // idx = (r_i − r_j + G − 1)·(2G − 1) + (c_i − c_j + G − 1); with
 // T = (2G−1)² + 3 table rows, row 0 (CLS as query) is T−3, column 0 (CLS

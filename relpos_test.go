@@ -7,7 +7,7 @@ import (
 )
 
 // TestIRPEPiecewiseVector pins g(Δ), Δ = −13…13, at ratio 1.9 to the test
-// vector of pe-zoo §8.2: [−3×10, −2, −2, −1, 0, 1, 2, 2, 3×10].
+// vector of docs/pe-zoo.md §13.1: [−3×10, −2, −2, −1, 0, 1, 2, 2, 3×10].
 func TestIRPEPiecewiseVector(t *testing.T) {
 	want := []int{-3, -3, -3, -3, -3, -3, -3, -3, -3, -3, -2, -2, -1, 0, 1, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3}
 	for i, w := range want {
@@ -19,7 +19,7 @@ func TestIRPEPiecewiseVector(t *testing.T) {
 }
 
 // TestRelPosIndexPairs checks the BEiT index on the 14×14 grid against
-// hand-evaluated pe-zoo §8.1 formulas: (Δr + 13)·27 + (Δc + 13), T = 732.
+// hand-evaluated docs/pe-zoo.md §12 formulas: (Δr + 13)·27 + (Δc + 13), T = 732.
 func TestRelPosIndexPairs(t *testing.T) {
 	const g = 14
 	idx := RelPosIndex(g)

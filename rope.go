@@ -1,4 +1,4 @@
-// This file holds the rotary positional embeddings of the ViT (pe-zoo §9):
+// This file holds the rotary positional embeddings of the ViT (docs/pe-zoo.md §14):
 // rope-axial and rope-mixed (naver-ai/rope-vit models/vit_rope.py) and
 // rope-1d (RoFormer/LLaMA over the raster order). All rotate adjacent channel
 // pairs (2j, 2j+1) of q and k of the patch tokens before q·kᵀ; the CLS token
@@ -9,7 +9,7 @@
 // normalised). rope-1d uses p = t, i.e. 0…G²−1.
 //
 // NOTE(spec): rope-1d keeps CLS unrotated and starts the patches at p = 0
-// (pe-zoo §9 leaves the CLS choice open). RoPE scores depend only on
+// (docs/pe-zoo.md §14 leaves the CLS choice open). RoPE scores depend only on
 // position differences, so p = t and p = t+1 give the same model.
 //
 // Checkpoint names and shapes (D width, L depth, H heads, Dh = D/H):
@@ -35,7 +35,7 @@ func init() {
 		newRope1D[float32], newRope1D[float64])
 }
 
-// RoPE base frequencies θ of the three variants (pe-zoo §9).
+// RoPE base frequencies θ of the three variants (docs/pe-zoo.md §14).
 const (
 	RopeAxialTheta = 100.0
 	RopeMixedTheta = 10.0

@@ -8,7 +8,7 @@ import (
 )
 
 // TestRopeAngles pins the angle of known (token, pair) entries on the
-// 14×14 grid with Dh = 64, from the pe-zoo §9 frequencies: axial f_1 =
+// 14×14 grid with Dh = 64, from the docs/pe-zoo.md §14 frequencies: axial f_1 =
 // 0.749894, f_15 = 0.0133352 (θ 100); 1-D θ_1 = 10000^(−2/64) = 0.749894.
 func TestRopeAngles(t *testing.T) {
 	ax := RopeAxialAngles(64, 14, RopeAxialTheta)
@@ -30,7 +30,7 @@ func TestRopeAngles(t *testing.T) {
 
 // TestRopeMixedInit checks init_random_2d_freqs: per layer and head the
 // pairs j and Dh/4+j have magnitude mag_j (mag_1 = 0.865964 at θ 10,
-// Dh = 64, pe-zoo §9) and orthogonal directions.
+// Dh = 64, docs/pe-zoo.md §14) and orthogonal directions.
 func TestRopeMixedInit(t *testing.T) {
 	const dh, heads, depth = 64, 3, 2
 	f := RopeMixedInit(dh, heads, depth, RopeMixedTheta, rand.New(rand.NewPCG(1, 1)))

@@ -19,7 +19,7 @@ import (
 )
 
 // VaswaniFreqs returns the D/2 frequencies ω_i = 10000^(−2i/D),
-// i = 0…D/2−1 (pe-zoo §4). dim must be even and positive.
+// i = 0…D/2−1 (docs/pe-zoo.md §5). dim must be even and positive.
 func VaswaniFreqs(dim int) []float64 {
 	checkDim("VaswaniFreqs", dim)
 	f := make([]float64, dim/2)
@@ -43,9 +43,9 @@ const freqSetF4Seed = 2504_14386
 
 // FreqSet returns the D/2 frequencies of a named set: "vaswani" (the
 // default, ω_i = 10000^(−2i/D)) or the revised paper's robustness sets
-// (loope-paper §9), defined on i = 0…L−1 with L = dim (the paper's L = 768
+// (docs/paper.md §9), defined on i = 0…L−1 with L = dim (the paper's L = 768
 // is D for ViT-Base), of which the first D/2 entries are used
-// (loope-paper §9, "use the first D/2 entries"):
+// (docs/paper.md §9, "use the first D/2 entries"):
 //
 //	f1(i) = 0.978^i
 //	f2(i) = 1 − i(1 − 0.0001)/(L − 1)     (linear from 1 towards 1e-4)
@@ -102,7 +102,7 @@ func freqsOrVaswani(op string, dim int, freqs []float64) []float64 {
 }
 
 // Sinusoid1D returns the (len(pos), dim) table PE[p, 2i] = sin(pos[p]·ω_i),
-// PE[p, 2i+1] = cos(pos[p]·ω_i) (interleaved, pe-zoo §4; loope-paper Eq. 11
+// PE[p, 2i+1] = cos(pos[p]·ω_i) (interleaved, docs/pe-zoo.md §5; docs/paper.md §2.4, Eq. 11
 // with the code's layout). Positions may be fractional (X_G + X_C). freqs
 // (dim/2) are the ω_i; nil means VaswaniFreqs(dim).
 func Sinusoid1D(pos []float64, dim int, freqs []float64) []float64 {
@@ -130,7 +130,7 @@ func OrderPositions(order []int) []float64 {
 
 // OrderedSinusoid returns the (N+1, dim) table of the LOOPE repo's
 // curve-ordered sinusoid: row 0 is CLS at position 0 (sin 0 = 0, cos 0 = 1),
-// row t+1 is patch token t at position order[t]+1 (pe-zoo §6; loope-paper
+// row t+1 is patch token t at position order[t]+1 (docs/pe-zoo.md §6; docs/paper.md
 // §3, "Sinusoid" and "Hilbert"). The raster order gives the plain 1-D
 // sinusoid over the whole sequence. freqs (dim/2) nil means Vaswani.
 func OrderedSinusoid(order []int, dim int, freqs []float64) []float64 {
@@ -139,7 +139,7 @@ func OrderedSinusoid(order []int, dim int, freqs []float64) []float64 {
 
 // SinCos2D returns the (h·w+1, dim) MAE 2-D sin-cos table
 // (facebookresearch/mae util/pos_embed.py get_2d_sincos_pos_embed with
-// cls_token=True; pe-zoo §5): row 0 (CLS) is zero; patch token t = r·w + c
+// cls_token=True; docs/pe-zoo.md §7): row 0 (CLS) is zero; patch token t = r·w + c
 // gets, with D/4 frequencies ω_i (nil means ω_i = 10000^(−i/(D/4)), i.e.
 // VaswaniFreqs(dim/2)), the concatenated quarters
 //
@@ -152,14 +152,14 @@ func SinCos2D(dim, h, w int, freqs []float64) []float64 {
 }
 
 // SinCos2DMoCo returns the (h·w+1, dim) MoCo v3 2-D sin-cos table
-// (vits.py build_2d_sincos_position_embedding; pe-zoo §5), the transpose of
+// (vits.py build_2d_sincos_position_embedding; docs/pe-zoo.md §7), the transpose of
 // SinCos2D: quarters [sin(r·ω) | cos(r·ω) | sin(c·ω) | cos(c·ω)], CLS row zero.
 func SinCos2DMoCo(dim, h, w int, freqs []float64) []float64 {
 	return sinCos2D("SinCos2DMoCo", dim, h, w, freqs, [4]int{qsinR, qcosR, qsinC, qcosC}, true)
 }
 
 // SinCos2DTimm returns the (h·w, dim) timm 2-D sin-cos table
-// (layers/pos_embed_sincos.py build_sincos2d_pos_embed defaults; pe-zoo §5):
+// (layers/pos_embed_sincos.py build_sincos2d_pos_embed defaults; docs/pe-zoo.md §7):
 // quarters [sin(r·ω) | sin(c·ω) | cos(r·ω) | cos(c·ω)] and no CLS row.
 func SinCos2DTimm(dim, h, w int, freqs []float64) []float64 {
 	return sinCos2D("SinCos2DTimm", dim, h, w, freqs, [4]int{qsinR, qsinC, qcosR, qcosC}, false)
@@ -218,8 +218,8 @@ func linspace(a, b float64, n int) []float64 {
 }
 
 // SinCos2DSum returns the (h·w+1, dim) table of the LOOPE repo's
-// "SinCos2D" (models/vit_sincos2d.py Sin2DPositionalEncoding, pe-zoo §10;
-// loope-paper §3 "2D Sinusoid"): coordinates x = linspace(−1, 1, w)[c]
+// "SinCos2D" (models/vit_sincos2d.py Sin2DPositionalEncoding, docs/pe-zoo.md §8;
+// docs/paper.md §3 "2D Sinusoid"): coordinates x = linspace(−1, 1, w)[c]
 // (column), y = linspace(−1, 1, h)[r] (row), D/2 frequencies ω_i (nil means
 // Vaswani 10000^(−2i/D)), and the per-axis sinusoids SUMMED into every
 // channel pair:
@@ -247,7 +247,7 @@ func SinCos2DSum(dim, h, w int, freqs []float64) []float64 {
 
 // RopeAxialFreqs returns the d/4 axial RoPE frequencies
 // f_j = 1/θ^(4j/d), j = 0…d/4−1, of naver-ai/rope-vit compute_axial_cis
-// (pe-zoo §9; θ = 100 for RoPE-Axial). Pairs j < d/4 rotate by t_x·f_j
+// (docs/pe-zoo.md §14; θ = 100 for RoPE-Axial). Pairs j < d/4 rotate by t_x·f_j
 // (column), pairs d/4 + j by t_y·f_j (row). headDim must be a positive
 // multiple of 4.
 func RopeAxialFreqs(headDim int, theta float64) []float64 {
@@ -263,7 +263,7 @@ func RopeAxialFreqs(headDim int, theta float64) []float64 {
 
 // RopeMixedMagnitudes returns the d/4 initial frequency magnitudes
 // mag_j = 1/θ^(4j/d) of RoPE-Mixed (rope-vit init_random_2d_freqs,
-// pe-zoo §9; θ = 10 there). It is the axial formula at the mixed default θ:
+// docs/pe-zoo.md §14; θ = 10 there). It is the axial formula at the mixed default θ:
 // each layer and head then draws an angle a ~ U[0, 2π) and sets
 // Fx = [mag·cos a, mag·cos(a+π/2)], Fy = [mag·sin a, mag·sin(a+π/2)].
 func RopeMixedMagnitudes(headDim int, theta float64) []float64 {
@@ -274,7 +274,7 @@ func RopeMixedMagnitudes(headDim int, theta float64) []float64 {
 }
 
 // Rope1DFreqs returns the d/2 1-D RoPE frequencies θ_j = θ^(−2j/d),
-// j = 0…d/2−1 (RoFormer/LLaMA precompute_freqs_cis, pe-zoo §9; θ = 10000),
+// j = 0…d/2−1 (RoFormer/LLaMA precompute_freqs_cis, docs/pe-zoo.md §14; θ = 10000),
 // applied to adjacent channel pairs (2j, 2j+1) at angle p·θ_j.
 func Rope1DFreqs(headDim int, theta float64) []float64 {
 	checkDim("Rope1DFreqs", headDim)
@@ -296,7 +296,7 @@ var FixedPENames = []string{"sin1d", "hilbert", "snake", "zigzag", "morton", "pe
 //	hilbert, gilbert sinusoid at the Gilbert positions X_G (the paper's "Hilbert")
 //	snake, zigzag, morton, peano, hilbert-classic
 //	                 sinusoid at order[t]+1 of that ordering (OrderByName)
-//	hilbert-crop     sinusoid at HilbertCurveIndex+1 (unranked, loope-paper §5.5)
+//	hilbert-crop     sinusoid at HilbertCurveIndex+1 (unranked, docs/paper.md §5.5)
 //	sincos2d         MAE 2-D sin-cos (D/4 frequencies: FreqSet(freqSet, dim/2))
 //	sincos2d-sum     the LOOPE repo's summed 2-D variant on [−1, 1] coordinates
 func FixedPE(name string, dim, h, w int, freqSet string) ([]float64, error) {

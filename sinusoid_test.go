@@ -14,21 +14,21 @@ func checkNear(t *testing.T, what string, got, want, tol float64) {
 }
 
 func TestSinusoid1D(t *testing.T) {
-	// pe-zoo §4 test value, D=192, p=5.
+	// docs/pe-zoo.md §5 test value, D=192, p=5.
 	pe := Sinusoid1D([]float64{0, 1, 2, 3, 4, 5}, 192, nil)
 	row := pe[5*192:]
 	checkNear(t, "PE[5,0]", row[0], -0.958924, 1e-6)
 	checkNear(t, "PE[5,1]", row[1], 0.283662, 1e-6)
 	checkNear(t, "PE[5,2]", row[2], -0.985618, 1e-6)
 	checkNear(t, "PE[5,3]", row[3], -0.168986, 1e-6)
-	// Position 0 (CLS): sin 0 = 0, cos 0 = 1 in alternating dims (loope-paper §2.4).
+	// Position 0 (CLS): sin 0 = 0, cos 0 = 1 in alternating dims (docs/paper.md §2.4).
 	for i := range 192 {
 		want := float64(i % 2)
 		if pe[i] != want {
 			t.Fatalf("PE[0,%d] = %g, want %g", i, pe[i], want)
 		}
 	}
-	// Vaswani frequencies: ω_i = 10000^(−2i/D) (pe-zoo §4).
+	// Vaswani frequencies: ω_i = 10000^(−2i/D) (docs/pe-zoo.md §5).
 	f := VaswaniFreqs(192)
 	for i, w := range f {
 		checkNear(t, "ω", w, math.Pow(10000, -2*float64(i)/192), 1e-15)
@@ -42,7 +42,7 @@ func TestSinusoid1D(t *testing.T) {
 }
 
 func TestOrderedSinusoid(t *testing.T) {
-	// Raster order is the plain 1-D sinusoid over positions 0…N (pe-zoo §6).
+	// Raster order is the plain 1-D sinusoid over positions 0…N (docs/pe-zoo.md §6).
 	const h, w, d = 5, 7, 32
 	pos := make([]float64, h*w+1)
 	for i := range pos {
@@ -52,7 +52,7 @@ func TestOrderedSinusoid(t *testing.T) {
 		t.Error("raster OrderedSinusoid != Sinusoid1D(0..N)")
 	}
 	// Gilbert ("Hilbert" baseline): CLS at 0, token t at X_G[t] = 1-based
-	// curve index (loope-paper §2.2 grid: token 2 is X_G = 15).
+	// curve index (docs/paper.md §2.2 grid: token 2 is X_G = 15).
 	g := OrderedSinusoid(Gilbert(14, 14), d, nil)
 	want := Sinusoid1D([]float64{15}, d, nil)
 	if !slices.Equal(g[3*d:4*d], want) {
@@ -64,7 +64,7 @@ func TestOrderedSinusoid(t *testing.T) {
 }
 
 func TestSinCos2D(t *testing.T) {
-	// pe-zoo §5 MAE test values, D=192, token (r=1, c=2).
+	// docs/pe-zoo.md §7 MAE test values, D=192, token (r=1, c=2).
 	const d = 192
 	pe := SinCos2D(d, 14, 14, nil)
 	if len(pe) != 197*d {
@@ -99,7 +99,7 @@ func TestSinCos2D(t *testing.T) {
 }
 
 func TestSinCos2DSum(t *testing.T) {
-	// pe-zoo §10: x = linspace(−1,1,w)[c], y = linspace(−1,1,h)[r],
+	// docs/pe-zoo.md §8: x = linspace(−1,1,w)[c], y = linspace(−1,1,h)[r],
 	// PE[2i] = sin(xω_i)+sin(yω_i), PE[2i+1] = cos(xω_i)+cos(yω_i), CLS zero.
 	const d = 16
 	pe := SinCos2DSum(d, 3, 5, nil)
@@ -123,7 +123,7 @@ func TestSinCos2DSum(t *testing.T) {
 }
 
 func TestRopeFreqs(t *testing.T) {
-	// pe-zoo §9, head dim 64.
+	// docs/pe-zoo.md §14, head dim 64.
 	ax := RopeAxialFreqs(64, 100)
 	if len(ax) != 16 {
 		t.Fatalf("axial: %d freqs, want 16", len(ax))
@@ -144,7 +144,7 @@ func TestRopeFreqs(t *testing.T) {
 }
 
 func TestFreqSet(t *testing.T) {
-	// loope-paper §9 definitions, L = D = 768, first D/2 entries.
+	// docs/paper.md §9 definitions, L = D = 768, first D/2 entries.
 	const d = 768
 	for _, name := range FreqSetNames {
 		f, err := FreqSet(name, d)
@@ -171,7 +171,7 @@ func TestFreqSet(t *testing.T) {
 	if !slices.Equal(v, VaswaniFreqs(d)) {
 		t.Error("vaswani set != VaswaniFreqs")
 	}
-	// f1 ≈ Vaswani geometric ratio 10000^(−2/768) ≈ 0.9763 (loope-paper §9).
+	// f1 ≈ Vaswani geometric ratio 10000^(−2/768) ≈ 0.9763 (docs/paper.md §9).
 	checkNear(t, "Vaswani ratio", v[1]/v[0], 0.9763, 1e-4)
 	if _, err := FreqSet("f9", d); err == nil {
 		t.Error("unknown set: want an error")

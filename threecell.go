@@ -1,11 +1,11 @@
 // This file holds the Three-Cell Experiment (arXiv 2504.14386, Table 4;
-// spec loope-paper.md §4): the generator of supplement Algorithm 4, the six
+// docs/paper.md §4): the generator of supplement Algorithm 4, the six
 // labels, rendering to model input and to RGB bytes, the fixed 8k/1k/1k
 // split and fresh per-epoch draws, the group accuracies of Table 4, and the
 // exact label priors obtained by enumerating the generator's distribution.
 //
-// Coordinates: a cell is (Row, Col) with 0 ≤ Row, Col < G. Following spec
-// §4.4 [I], the paper's x is the row and y is the column.
+// Coordinates: a cell is (Row, Col) with 0 ≤ Row, Col < G. Following
+// docs/paper.md §4.4 [I], the paper's x is the row and y is the column.
 
 package loope
 
@@ -15,15 +15,15 @@ import (
 	"math/rand/v2"
 )
 
-// Three-Cell constants from the paper and spec §4.2–4.5 and §10.
+// Three-Cell constants from the paper and docs/paper.md §4.2–4.5 and §10.
 const (
-	ThreeCellGrid        = 14  // G of the paper: a 14×14 grid (spec §4.2)
-	ThreeCellCellPx      = 16  // pixels per cell side: 14·16 = 224 (spec §4.2)
-	ThreeCellMaxAttempts = 100 // inner retries of Algorithm 4 (spec §4.3, §10 #19)
-	ThreeCellBits        = 6   // K: label bits per image (spec §4.4)
+	ThreeCellGrid        = 14  // G of the paper: a 14×14 grid (docs/paper.md §4.2)
+	ThreeCellCellPx      = 16  // pixels per cell side: 14·16 = 224 (docs/paper.md §4.2)
+	ThreeCellMaxAttempts = 100 // inner retries of Algorithm 4 (docs/paper.md §4.3, §10 #19)
+	ThreeCellBits        = 6   // K: label bits per image (docs/paper.md §4.4)
 
-	ThreeCellN      = 10000 // images in the fixed dataset (spec §4.2)
-	ThreeCellTrainN = 8000  // fixed indices [0, 8000) (spec §4.5, §10 #13)
+	ThreeCellN      = 10000 // images in the fixed dataset (docs/paper.md §4.2)
+	ThreeCellTrainN = 8000  // fixed indices [0, 8000) (docs/paper.md §4.5, §10 #13)
 	ThreeCellValN   = 1000  // fixed indices [8000, 9000)
 	ThreeCellTestN  = 1000  // fixed indices [9000, 10000)
 
@@ -32,11 +32,11 @@ const (
 	ThreeCellFixedStream = 0
 )
 
-// Cell is one grid cell: Row is the paper's x, Col its y (spec §4.4 [I]).
+// Cell is one grid cell: Row is the paper's x, Col its y (docs/paper.md §4.4 [I]).
 type Cell struct{ Row, Col int }
 
 // ThreeCellSample is one Three-Cell image: a G×G black grid with one red,
-// one green and one blue cell, and its six label bits (spec §4.4):
+// one green and one blue cell, and its six label bits (docs/paper.md §4.4):
 //
 //	0 d_RG > d_RB    1 d_RB > d_RG         (Distance)
 //	2 Δ_RGB > 0                             (Orientation, counter-clockwise)
@@ -49,7 +49,7 @@ type ThreeCellSample struct {
 	Mode             int      // generator mode: 1 equal distances, 2 green not farther, 3 green not closer
 }
 
-// ThreeCellLabels returns the six label bits of spec §4.4 for a red, green
+// ThreeCellLabels returns the six label bits of docs/paper.md §4.4 for a red, green
 // and blue cell on a g×g grid, with x = Row and y = Col:
 //
 //	d²_RG = |p_G − p_R|², d²_RB = |p_B − p_R|²
@@ -60,7 +60,7 @@ type ThreeCellSample struct {
 // Ties give 0 in both bits of a pair.
 //
 // NOTE(spec): bit 5 is "x_s > 13 and y_s > 13" in the paper (G = 14, AND as
-// spec §10 #17 recommends); for other G the threshold is G−1.
+// docs/paper.md §10 #17 recommends); for other G the threshold is G−1.
 func ThreeCellLabels(g int, r, gr, b Cell) [6]uint8 {
 	m := threeCellMask(g, r, gr, b)
 	var l [6]uint8
@@ -171,7 +171,7 @@ func newThreeCellDict(g int) *threeCellDict {
 // When all MaxAttempts attempts fail, the outer loop draws a new red cell
 // (and, in mode 1, a new key); the mode is kept.
 //
-// NOTE(spec): Algorithm 4 does not reject collinear triples; spec §4.3 and
+// NOTE(spec): Algorithm 4 does not reject collinear triples; docs/paper.md §4.3 and
 // §10 #18 do, and the check sits in each attempt's acceptance test.
 //
 // A ThreeCell holds a scratch random source, so one value must not be used
@@ -291,7 +291,7 @@ func tcInGrid(g int, c Cell) bool { return c.Row >= 0 && c.Row < g && c.Col >= 0
 // ThreeCellSplit names a part of the fixed dataset.
 type ThreeCellSplit int
 
-// The 8,000 / 1,000 / 1,000 split of the fixed dataset (spec §4.5, §10 #13).
+// The 8,000 / 1,000 / 1,000 split of the fixed dataset (docs/paper.md §4.5, §10 #13).
 const (
 	ThreeCellTrain ThreeCellSplit = iota // fixed indices [0, 8000)
 	ThreeCellVal                         // fixed indices [8000, 9000)
@@ -325,15 +325,15 @@ func (s ThreeCellSplit) String() string {
 }
 
 // threeCellColour is the channel lit by each coloured cell: red, green, blue
-// at full intensity on a black background (spec §4.2 [I]).
+// at full intensity on a black background (docs/paper.md §4.2 [I]).
 var threeCellColour = [3]int{0, 1, 2}
 
 // RenderThreeCell draws s into dst (3, H, W), H = W = s.G·cellPx, the
 // model's input layout: channel c of a pixel is 1 in the red (c = 0), green
 // (c = 1) or blue (c = 2) cell and 0 elsewhere, i.e. the uint8 image of
 // RenderRGB divided by 255, black background, no mean/std normalisation
-// (the models are trained from scratch; spec §10 #15). Each cell is a
-// cellPx×cellPx block (replication upsampling, spec §4.2). Every element of
+// (the models are trained from scratch; docs/paper.md §10 #15). Each cell is a
+// cellPx×cellPx block (replication upsampling, docs/paper.md §4.2). Every element of
 // dst is written.
 func RenderThreeCell[T Float](dst []T, s ThreeCellSample, cellPx int) {
 	side := s.G * cellPx
@@ -406,7 +406,7 @@ func (a ThreeCellAcc) String() string {
 		100*a.Distance, 100*a.Orientation, 100*a.Area, 100*a.VectorSum, 100*a.Average)
 }
 
-// ThreeCellGroups groups per-bit accuracies as the validator of spec §4.5:
+// ThreeCellGroups groups per-bit accuracies as the validator of docs/paper.md §4.5:
 // Distance = mean of bits 0–1, Orientation = bit 2, Area = mean of bits
 // 3–4, Vector Sum = bit 5, Average = mean of the four.
 func ThreeCellGroups(bit [6]float64) ThreeCellAcc {
@@ -438,7 +438,7 @@ func (t ThreeCellTally) Acc() ThreeCellAcc {
 }
 
 // TallyThreeCell adds a batch to t: logits (B, 6) predict bit 1 when > 0
-// (sigmoid > 0.5, spec §4.5); targets (B, 6) are 1 when > 0.5. Pass
+// (sigmoid > 0.5, docs/paper.md §4.5); targets (B, 6) are 1 when > 0.5. Pass
 // probabilities minus 0.5 to use probabilities.
 func TallyThreeCell[T Float](t *ThreeCellTally, logits, targets []T) {
 	if len(logits) != len(targets) || len(logits)%ThreeCellBits != 0 {

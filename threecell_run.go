@@ -1,11 +1,11 @@
 // This file holds the Three-Cell benchmark runner (arXiv 2504.14386,
-// Table 4; spec loope-paper.md §4 and §7): a Dataset adapter over the
+// Table 4; docs/paper.md §4 and §7): a Dataset adapter over the
 // generator (fixed split or fresh images every epoch), the loop that trains
 // one ViT per PE and seed on the same data and scores the test split with
-// the group accuracies of spec §4.5, the reports (Markdown, CSV, JSON,
+// the group accuracies of docs/paper.md §4.5, the reports (Markdown, CSV, JSON,
 // figures), the probe of an additive PE's table for PESI and the
 // cosine-similarity maps of supplement Fig. 2, and the frequency
-// sensitivity S_j, S̄ of the revised paper (loope-paper §9).
+// sensitivity S_j, S̄ of the revised paper (docs/paper.md §9).
 
 package loope
 
@@ -159,7 +159,7 @@ type ThreeCellBenchConfig struct {
 const ThreeCellPESIDirections = 60
 
 // ThreeCellPESIImages is how many test images the PESI of an
-// image-dependent PE (e.g. LOOPE's X_C) is averaged over (spec §10 #21).
+// image-dependent PE (e.g. LOOPE's X_C) is averaged over (docs/paper.md §10 #21).
 const ThreeCellPESIImages = 8
 
 // Validate reports every invalid setting, naming the flag it comes from.
@@ -673,7 +673,7 @@ func FormatMeanStd(xs []float64) string {
 	return fmt.Sprintf("%.1f ± %.1f", 100*m, 100*s)
 }
 
-// paperTable4 holds Table 4 of arXiv 2504.14386 (loope-paper §7: Distance,
+// paperTable4 holds Table 4 of arXiv 2504.14386 (docs/paper.md §7: Distance,
 // Orientation, Area, Vector Sum, Average in %, ViT at 224 px, G = 14),
 // keyed by our PE registry name, with the paper's row label.
 var paperTable4 = map[string]struct {
@@ -725,7 +725,7 @@ func (r *ThreeCellReport) Markdown() string {
 	first, _ := ThreeCellTest.Range()
 	fmt.Fprintf(&b, "Test accuracy (%%) on %d test images (fixed indices [%d, %d)), mean ± sample std over seeds. "+
 		"Distance = mean of bits 0–1, Orientation = bit 2, Area = mean of bits 3–4, Vector Sum = bit 5, "+
-		"Average = mean of the four (loope-paper §4.5).\n\n", nTest, first, first+nTest)
+		"Average = mean of the four (docs/paper.md §4.5).\n\n", nTest, first, first+nTest)
 	fmt.Fprintf(&b, "| PE | %s | seeds |\n|---|---|---|---|---|---|---|\n", strings.Join(threeCellColumns[:], " | "))
 	for _, s := range r.Summary {
 		fmt.Fprintf(&b, "| %s |", s.PE)
@@ -757,7 +757,7 @@ func (r *ThreeCellReport) Markdown() string {
 		}
 	}
 	if len(ref) > 0 {
-		fmt.Fprintf(&b, "## Paper Table 4, for reference\n\narXiv 2504.14386 Table 4 (loope-paper §7): 224 px images, G = 14, "+
+		fmt.Fprintf(&b, "## Paper Table 4, for reference\n\narXiv 2504.14386 Table 4 (docs/paper.md §7): 224 px images, G = 14, "+
 			"an ImageNet-pretrained DeiT-Base fine-tuned 150 epochs. Not the same model or budget as above.\n\n")
 		fmt.Fprintf(&b, "| PE | paper row | %s |\n|---|---|---|---|---|---|---|\n", strings.Join(threeCellColumns[:], " | "))
 		fmt.Fprintf(&b, "%s\n\n", strings.Join(ref, "\n"))
@@ -770,7 +770,7 @@ func (r *ThreeCellReport) Markdown() string {
 		}
 	}
 	if len(pesi) > 0 {
-		fmt.Fprintf(&b, "## PESI of the trained additive PEs\n\nM_U, M_D (N = %d), A_SU (loope-paper §5) of each PE's "+
+		fmt.Fprintf(&b, "## PESI of the trained additive PEs\n\nM_U, M_D (N = %d), A_SU (docs/paper.md §5) of each PE's "+
 			"%d×%d patch table at D = %d, CLS row excluded, mean over seeds. PEs that add no table are left out; for PEs that also act in "+
 			"attention (e.g. irpe-ctx) this is their additive table only.\n\n",
 			ThreeCellPESIDirections, r.Grid, r.Grid, c.Model.Dim)
@@ -867,7 +867,7 @@ func ReadThreeCellReport(path string) (*ThreeCellReport, error) {
 	return &r, nil
 }
 
-// FreqSensitivityRow is one PE's frequency sensitivity (loope-paper §9).
+// FreqSensitivityRow is one PE's frequency sensitivity (docs/paper.md §9).
 type FreqSensitivityRow struct {
 	PE   string
 	O    [4]float64 // output (accuracy, %) with f1…f4; NaN where missing
@@ -876,7 +876,7 @@ type FreqSensitivityRow struct {
 }
 
 // FreqDelta returns Δf_j = ‖f_j − f_1‖₂ / ‖f_1‖₂ for j = 1…4 (index j−1)
-// of the frequency sets FreqSet builds for dimension dim (loope-paper §9,
+// of the frequency sets FreqSet builds for dimension dim (docs/paper.md §9,
 // first D/2 entries).
 func FreqDelta(dim int) ([4]float64, error) {
 	var d [4]float64
@@ -902,7 +902,7 @@ func FreqDelta(dim int) ([4]float64, error) {
 // ThreeCellMetricNames are the columns FreqSensitivity can use.
 var ThreeCellMetricNames = []string{"average", "distance", "orientation", "area", "vecsum"}
 
-// FreqSensitivity computes S_j and S̄ (loope-paper §9) per PE from reports
+// FreqSensitivity computes S_j and S̄ (docs/paper.md §9) per PE from reports
 // of the same model trained with the frequency sets f1…f4 (one report per
 // set; f1 is required), using the mean test accuracy (%) of metric (one of
 // ThreeCellMetricNames). A PE appears if it is in the f1 report and at

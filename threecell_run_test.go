@@ -212,7 +212,7 @@ func TestPETable(t *testing.T) {
 }
 
 // TestFreqDelta checks Δf_j = ‖f_j − f_1‖ / ‖f_1‖ at D = 4, where each set
-// has the two entries f(0) = 1 and f(1) (loope-paper §9, L = D = 4):
+// has the two entries f(0) = 1 and f(1) (docs/paper.md §9, L = D = 4):
 // f1(1) = 0.978, f2(1) = 1 − 0.9999/3, f3(1) = 0.9.
 func TestFreqDelta(t *testing.T) {
 	t.Parallel()
@@ -275,7 +275,7 @@ func TestThreeCellValidate(t *testing.T) {
 }
 
 // TestThreeCellCentres checks the nine cells of supplement Fig. 2 for
-// G = 14 (loope-paper §8): (0,0), (13,0), (0,13), (13,13), (0,7), (7,0),
+// G = 14 (docs/paper.md §8): (0,0), (13,0), (0,13), (13,13), (0,7), (7,0),
 // (7,13), (13,7), (7,7).
 func TestThreeCellCentres(t *testing.T) {
 	t.Parallel()

@@ -8,7 +8,7 @@ import (
 
 var threeCellFull = flag.Bool("threecell.full", false, "also brute-force the G = 14 priors (about 15 s of CPU)")
 
-// specLabels recomputes the six bits of spec §4.4 from its text, without the
+// specLabels recomputes the six bits of docs/paper.md §4.4 from its text, without the
 // library: vectors from R in float64 (exact for these small integers), the
 // trapezium areas with their ½, and the vector sum minus (G−1, G−1).
 func specLabels(g int, r, gc, b Cell) [6]uint8 {
@@ -242,7 +242,7 @@ func TestThreeCellBatch(t *testing.T) {
 	}
 }
 
-// TestThreeCellAccuracy checks the grouping of spec §4.5 on a hand-made batch.
+// TestThreeCellAccuracy checks the grouping of docs/paper.md §4.5 on a hand-made batch.
 func TestThreeCellAccuracy(t *testing.T) {
 	t.Parallel()
 	targets := []float64{
@@ -530,7 +530,7 @@ func TestThreeCellTriplesSampled(t *testing.T) {
 }
 
 // TestThreeCellPriorsSpec checks the priors against the symmetries of the
-// generator and the rates spec §4.4 reports [V] for G = 14.
+// generator and the rates docs/paper.md §4.4 reports [V] for G = 14.
 func TestThreeCellPriorsSpec(t *testing.T) {
 	t.Parallel()
 	for _, g := range []int{3, 6, 14} {

@@ -1,6 +1,6 @@
 // This file holds the Vision Transformer: its Config and presets, timm's
 // initialisation, and the forward pass in timm's exact op order
-// (pe-zoo §1, timm models/vision_transformer.py).
+// (docs/pe-zoo.md §1, timm models/vision_transformer.py).
 
 package loope
 
@@ -168,7 +168,7 @@ type ViT[T Float] struct {
 	HeadW, HeadB   *Tensor[T] // (K, D), (K)
 }
 
-// NewViT builds a ViT with timm's initialisation (pe-zoo §1), drawing
+// NewViT builds a ViT with timm's initialisation (docs/pe-zoo.md §1), drawing
 // every random value from a PCG stream seeded with seed.
 func NewViT[T Float](cfg Config, seed uint64) (*ViT[T], error) {
 	if err := cfg.Validate(); err != nil {

@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-// TestParamCountTi16 pins timm's published count (pe-zoo §1 and §11).
+// TestParamCountTi16 pins timm's published count (docs/pe-zoo.md §1 and §15).
 func TestParamCountTi16(t *testing.T) {
 	cfg, err := Preset("ti16")
 	if err != nil {

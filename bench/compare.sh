@@ -6,7 +6,7 @@
 # For each config it writes a fixture (`loope fixture`, float32, 6-bit BCE),
 # then alternates Go and PyTorch runs (3 rounds by default), printing images/s, the ratio
 # and peak RSS (/usr/bin/time -v). PyTorch runs with 2 threads in its default
-# setting and in the tuned settings of ../shared/spec/gemm-perf.md §4; the
+# setting and in the tuned settings of docs/benchmarks.md §2; the
 # ratio is taken against the fastest PyTorch setting.
 set -euo pipefail
 steps=${1:-10}
@@ -16,7 +16,7 @@ only=" $* "
 command -v /usr/bin/time >/dev/null || sudo apt-get install -y time || apt-get install -y time
 /usr/bin/python3 -c 'import torch' 2>/dev/null || apt-get install -y python3-torch
 # Debian's torch and numpy call libblas.so.3; without OpenBLAS installed that is the slow reference BLAS,
-# which would flatter Go. Installing it makes it the libblas.so.3 alternative (gemm-perf.md's setup).
+# which would flatter Go. Installing it makes it the libblas.so.3 alternative (docs/benchmarks.md §2).
 dpkg -s libopenblas0-pthread >/dev/null 2>&1 || apt-get install -y libopenblas0-pthread
 go build -o /tmp/loope-bench ./cmd/loope
 dir=$(mktemp -d)

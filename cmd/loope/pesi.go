@@ -32,11 +32,11 @@ func init() {
 }
 
 // paperPESI holds the reference values shown by -all at D 768, 14×14,
-// N = 60, Vaswani frequencies: loope-paper §7 Table 5 and §5.5.
+// N = 60, Vaswani frequencies: docs/paper.md §7 Table 5 and §5.5.
 var paperPESI = map[string]string{
 	"sin1d":        "1.9567 / 1.4905 / 0.1243 (Table 5, 1D Sinusoid)",
-	"hilbert":      "1.9674 / 1.2900 / 0.0939 (Table 5, LOOPE (ours); its Hilbert [11] row 1.9670 / 1.2897 / 0.0945 matches no fixed order, spec §5.5)",
-	"hilbert-crop": "1.9641 / 1.2839 / 0.1063 (spec §5.5, 16×16 Hilbert cropped)",
+	"hilbert":      "1.9674 / 1.2900 / 0.0939 (Table 5, LOOPE (ours); its Hilbert [11] row 1.9670 / 1.2897 / 0.0945 matches no fixed order, docs/paper.md §5.5)",
+	"hilbert-crop": "1.9641 / 1.2839 / 0.1063 (docs/paper.md §5.5, 16×16 Hilbert cropped)",
 }
 
 // maxDirections bounds -directions (buckets of δ = 360°/N; 36,000 is 0.01°).

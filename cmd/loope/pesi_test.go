@@ -12,7 +12,7 @@ import (
 
 func TestPESICommand(t *testing.T) {
 	var out, errb bytes.Buffer
-	// loope-paper §7 Table 5, 1D Sinusoid row.
+	// docs/paper.md §7 Table 5, 1D Sinusoid row.
 	if err := pesiMain([]string{"-pe", "sin1d"}, &out, &errb); err != nil {
 		t.Fatal(err, errb.String())
 	}

@@ -1,5 +1,5 @@
 // Subcommand sensitivity computes the frequency sensitivity of the revised
-// LOOPE paper (spec loope-paper §9) from Three-Cell results, one benchmark
+// LOOPE paper (docs/paper.md §9) from Three-Cell results, one benchmark
 // per frequency set f1…f4 (loope threecell -freqs fJ -out DIR_J):
 //
 //	loope sensitivity -in out/f1,out/f2,out/f3,out/f4
@@ -67,7 +67,7 @@ func sensitivityMain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Frequency sensitivity (loope-paper §9), metric %s, D %d: Δf_2 %.4f, Δf_3 %.4f, Δf_4 %.4f\n\n",
+	fmt.Fprintf(stdout, "Frequency sensitivity (docs/paper.md §9), metric %s, D %d: Δf_2 %.4f, Δf_3 %.4f, Δf_4 %.4f\n\n",
 		*metric, reps[0].Config.Model.Dim, delta[1], delta[2], delta[3])
 	fmt.Fprintln(stdout, "| PE | O_1 | O_2 | O_3 | O_4 | S_2 | S_3 | S_4 | S̄ |")
 	fmt.Fprintln(stdout, "|---|---|---|---|---|---|---|---|---|")

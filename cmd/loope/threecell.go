@@ -1,5 +1,5 @@
 // Subcommand threecell runs the Three-Cell benchmark (LOOPE arXiv
-// 2504.14386 Table 4, spec loope-paper §4): one ViT per positional
+// 2504.14386 Table 4, docs/paper.md §4): one ViT per positional
 // embedding and seed, trained on the same synthetic images, scored on the
 // fixed test split by Distance, Orientation, Area, Vector Sum and Average:
 //

@@ -63,7 +63,7 @@ func loadTrainData(spec string, channels, side int, valFrac float64, seed uint64
 			}
 			test, err = loope.LoadFolder(filepath.Join(dir, "test"), side)
 		} else {
-			// NOTE(spec): the paper's 80/10/10 split (loope-paper §10 #13): hold out 10% as test first.
+			// NOTE(spec): the paper's 80/10/10 split (docs/paper.md §10 #13): hold out 10% as test first.
 			var all *loope.ImageSet
 			if all, err = loope.LoadFolder(dir, side); err != nil {
 				return nil, err
@@ -249,7 +249,7 @@ func runTrain(args []string) error {
 	if err := plotCurve(filepath.Join(*out, "curve.png"), fmt.Sprintf("%s %s pe %s", *data, name, *pe), curve.Bytes()); err != nil {
 		return err
 	}
-	// Test with the best validation checkpoint, as the paper (loope-paper §6.2).
+	// Test with the best validation checkpoint, as the paper (docs/paper.md §6.2).
 	best, _, err := loope.LoadCheckpoint[float32](filepath.Join(*out, "best.safetensors"))
 	if err != nil {
 		return err
@@ -276,12 +276,11 @@ func runTrain(args []string) error {
 // a fresh model of cfg and random images, and inference passes, on this
 // machine, and reserves the time of the run's evaluations (ten passes over
 // val images, one over test images) plus 3% slack for logging, checkpoints
-// and the PNG. A shared machine's speed drifts by 10–15% within minutes
-// both ways (timings of 215–287 images/s for one model here), so no fixed
-// slack both fills and keeps a budget: with 7% a 10 min run took 10m07s,
-// with 12% one took 10m17s and another 8m39s. So it plans for the timed
-// speed and also returns a deadline for training: the end time less 1.5
-// times the timed test pass and 3 s for the PNG and the best checkpoint.
+// and the PNG. A shared machine's speed drifts within minutes, so no fixed
+// slack both fills and keeps a budget (docs/benchmarks.md §4). So it plans
+// for the timed speed and also returns a deadline for training: the end
+// time less 1.5 times the timed test pass and 3 s for the PNG and the best
+// checkpoint.
 // Train re-plans the step count at each evaluation to end at that
 // deadline at the pace it keeps (TrainConfig.FitDeadline), and stops
 // there if the machine slows down after the last one

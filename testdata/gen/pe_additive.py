@@ -1,5 +1,5 @@
 """Additive positional embeddings for vit_torch.py, written from the specs
-(loope-paper.md §2.3-2.4, pe-zoo.md §4-§6, §10) and the LOOPE authors'
+(docs/paper.md §2.3-2.4, docs/pe-zoo.md §5-§10) and the LOOPE authors'
 PyTorch modules, not from the Go code:
 
   sin1d, hilbert       frozen Vaswani sinusoid at raster / Gilbert positions (CLS at 0)

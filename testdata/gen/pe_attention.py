@@ -1,7 +1,7 @@
 """Attention-side and convolutional PEs for vit_torch.py (imported by it).
 
 Independent PyTorch versions of the Go PEs in rope.go, relpos.go and cpvt.go,
-written from pe-zoo.md §8, §9, §9b and the public reference code they cite:
+written from docs/pe-zoo.md §11-§14 and the public reference code they cite:
 timm beit.py gen_relative_position_index (rpe), microsoft/Cream
 iRPE/DeiT-with-iRPE/irpe.py (piecewise_index, _rp_2d_product,
 get_bucket_ids_2d, iRPE.forward_rpe_transpose) and rpe_vision_transformer.py
@@ -99,7 +99,7 @@ def irpe_product_buckets(G, ratio):
     return out, K
 
 
-# The pe-zoo §8.2 test vector, checked every time the goldens are made.
+# The docs/pe-zoo.md §13.1 test vector, checked every time the goldens are made.
 assert piecewise_index(torch.arange(-13, 14), 1.9, 3.8, 15.2).tolist() == \
     [-3] * 10 + [-2, -2, -1, 0, 1, 2, 2] + [3] * 10
 
