@@ -48,7 +48,7 @@ var gradCases = []gradCase{
 		}},
 	// Rows for further ops go here, grouped by op file.
 
-	// ---- opsa: ops_elementwise.go, ops_reduce.go, ops_shape.go, ops_loss.go ----
+	// ---- opsa: ops_broadcast.go, ops_activation.go, ops_reduce.go, ops_shape.go, ops_loss.go ----
 	{name: "Add", shapes: [][]int{{2, 3, 4}, {2, 3, 4}}, build: binCase(opAdd)},
 	{name: "Add/suffix", shapes: [][]int{{2, 3, 4}, {4}}, build: binCase(opAdd)},
 	{name: "Add/suffix2", shapes: [][]int{{2, 3, 4}, {3, 4}}, build: binCase(opAdd)},

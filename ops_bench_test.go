@@ -9,7 +9,7 @@ import (
 // shape and loss ops, at ViT-like float32 sizes (B=8, N=64, D=192).
 
 // opsStep runs forward and backward through a chain using every
-// non-allocating op of ops_elementwise/reduce/shape/loss on tp.
+// non-allocating op of ops_broadcast/activation/reduce/shape/loss on tp.
 func opsStep(tp *Tape[float32], x, bias, g *Tensor[float32], labels []int) {
 	tp.Reset()
 	h := tp.AddBias(x, bias)                   // (B, N, D)

@@ -184,3 +184,11 @@ func putJob[J any](pools *[2]sync.Pool, i int, j *J) {
 		pools[i].Put(j)
 	}
 }
+
+// parGrain is the element count below which element-wise kernels run on
+// the calling goroutine; above 2·parGrain they split over Threads().
+const parGrain = 16384
+
+// serial reports whether an element-wise kernel over n elements should run
+// on the calling goroutine: n is small, or there is one thread.
+func serial(n int) bool { return n < 2*parGrain || Threads() == 1 }
