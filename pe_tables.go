@@ -1,11 +1,16 @@
-// This file exports the tables of the attention-side and convolutional PEs
-// (rpe, irpe, irpe-ctx, rope-*, cpvt) for `loope pe`: these PEs add no
-// (N, D) table to the input, so their lookup tables, biases or angles are
-// exported instead, under descriptive names, with a text that explains them.
+// This file exports the tables of the PEs: PETable, the (N, D) table an
+// additive PE adds to the tokens, and, for `loope pe`, the tables of the
+// attention-side and convolutional PEs (rpe, irpe, irpe-ctx, rope-*, cpvt),
+// which add no (N, D) table to the input, so their lookup tables, biases
+// or angles are exported instead, under descriptive names, with a text
+// that explains them.
 
 package loope
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // attnTabler is implemented by the PEs AttentionPETables knows.
 type attnTabler interface {
@@ -42,4 +47,48 @@ func AttentionPETablesOf[T Float](pe PosEmb[T]) (map[string]*Tensor[float64], st
 	}
 	tables, text := t.attnTables()
 	return tables, text, nil
+}
+
+// PETable returns the additive positional table m's PE adds to the tokens
+// of image img (1, C, H, W), as (N, D) float64 rows with the CLS row first:
+// AddInput applied to zero tokens. It returns nil if the PE adds nothing
+// there (none, RoPE, relative biases, CPVT), and an error if AddInput is
+// not additive, i.e. AddInput(x) − x differs from AddInput(0) for random x.
+func PETable[T Float](m *ViT[T], img *Tensor[T]) ([]float64, error) {
+	c := m.Cfg
+	if len(img.Shape) != 4 || img.Shape[0] != 1 {
+		panic(fmt.Sprintf("loope: PETable: image shape %v, want (1, %d, %d, %d)", img.Shape, c.Channels, c.Image, c.Image))
+	}
+	n, d := c.Tokens(), c.Dim
+	tp := &Tape[T]{NoGrad: true}
+	zero := New[T](1, n, d)
+	out := m.PE.AddInput(tp, zero, img)
+	if out == zero {
+		return nil, nil
+	}
+	table := make([]float64, n*d)
+	nonzero := false
+	for i, v := range out.Data {
+		table[i] = float64(v)
+		nonzero = nonzero || v != 0
+	}
+	if !nonzero {
+		return nil, nil
+	}
+	x := New[T](1, n, d)
+	for i := range x.Data {
+		x.Data[i] = T(math.Sin(float64(i)))
+	}
+	tp.Reset()
+	out = m.PE.AddInput(tp, x, img)
+	var scale float64
+	for _, v := range table {
+		scale = max(scale, math.Abs(v))
+	}
+	for i, v := range out.Data {
+		if diff := math.Abs(float64(v) - float64(x.Data[i]) - table[i]); diff > 1e-4*(1+scale) {
+			return nil, fmt.Errorf("loope: PE %s: AddInput is not additive (token %d, dim %d off by %g)", m.PE.Name(), i/d, i%d, diff)
+		}
+	}
+	return table, nil
 }

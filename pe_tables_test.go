@@ -3,6 +3,7 @@ package loope
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -150,5 +151,77 @@ func TestAttentionPETables(t *testing.T) {
 	}
 	if _, _, err := AttentionPETables(tinyAttnConfig("learnable"), 1); err == nil {
 		t.Error("learnable: no error")
+	}
+}
+
+// affinePE is a test PE whose AddInput is x + x + E: not additive.
+type affinePE struct {
+	NoHooks[float64]
+	E *Tensor[float64]
+}
+
+func (p *affinePE) Name() string { return "affine" }
+
+func (p *affinePE) Params() []NamedParam[float64] { return nil }
+
+func (p *affinePE) AddInput(tp *Tape[float64], x, img *Tensor[float64]) *Tensor[float64] {
+	return tp.Add(tp.Add(x, x), p.E)
+}
+
+// TestPETable checks the probe: nothing for none, the learnable table
+// itself, and an error for a non-additive AddInput.
+func TestPETable(t *testing.T) {
+	t.Parallel()
+	cfg, _ := Preset("tiny")
+	img := New[float64](1, 3, cfg.Image, cfg.Image)
+	cfg.PE.Name = "none"
+	m, err := NewViT[float64](cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tab, err := PETable(m, img); tab != nil || err != nil {
+		t.Errorf("none: table of %d values, err %v; want nil, nil", len(tab), err)
+	}
+	cfg.PE.Name = "learnable"
+	if m, err = NewViT[float64](cfg, 1); err != nil {
+		t.Fatal(err)
+	}
+	tab, err := PETable(m, img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := m.PE.Params()[0].T.Data
+	if !slices.Equal(tab, e) {
+		t.Error("learnable: PETable differs from pos_embed")
+	}
+	cfg.PE.Name = "sin1d"
+	if m, err = NewViT[float64](cfg, 1); err != nil {
+		t.Fatal(err)
+	}
+	want, err := FixedPE("sin1d", cfg.Dim, cfg.Grid(), cfg.Grid(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tab, err = PETable(m, img); err != nil || len(tab) != len(want) || maxAbsDiff(tab, want) > 1e-12 {
+		t.Errorf("sin1d: PETable differs from FixedPE (err %v)", err)
+	}
+	// LOOPE's table depends on the image through X_C.
+	cfg.PE.Name = "loope"
+	if m, err = NewViT[float64](cfg, 1); err != nil {
+		t.Fatal(err)
+	}
+	gen := NewThreeCell(cfg.Grid(), cfg.Patch, 0)
+	img2 := New[float64](1, 3, cfg.Image, cfg.Image)
+	RenderThreeCell(img.Data, gen.Fixed(0), cfg.Patch)
+	RenderThreeCell(img2.Data, gen.Fixed(1), cfg.Patch)
+	t1, err1 := PETable(m, img)
+	t2, err2 := PETable(m, img2)
+	if err1 != nil || err2 != nil || len(t1) != cfg.Tokens()*cfg.Dim || maxAbsDiff(t1, t2) == 0 {
+		t.Errorf("loope: errors %v, %v; want two different tables", err1, err2)
+	}
+	pe := &affinePE{E: New[float64](1, cfg.Tokens(), cfg.Dim).FillNormal(rand.New(rand.NewPCG(1, 2)), 0, 1)}
+	m.PE = pe
+	if _, err := PETable(m, img); err == nil || !strings.Contains(err.Error(), "not additive") {
+		t.Errorf("x + x + E: err %v, want a not-additive error", err)
 	}
 }

@@ -1,0 +1,286 @@
+// This file holds the Three-Cell report: the per-PE summaries (mean ±
+// sample std over seeds), the paper's Table 4 for reference, and the
+// Markdown, CSV and JSON outputs of a run (figures are in figures.go).
+
+package loope
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"gonum.org/v1/gonum/stat"
+)
+
+// summariseThreeCell computes the per-PE summaries of runs; figures says
+// whether heat maps were written.
+func summariseThreeCell(pes []string, runs []ThreeCellRun, figures bool) []ThreeCellSummary {
+	var out []ThreeCellSummary
+	for _, pe := range pes {
+		var cols [5][]float64
+		var pesi []PESIScores
+		s := ThreeCellSummary{PE: pe}
+		for _, r := range runs {
+			if r.PE != pe {
+				continue
+			}
+			a := r.Test
+			for k, v := range []float64{a.Distance, a.Orientation, a.Area, a.VectorSum, a.Average} {
+				cols[k] = append(cols[k], v)
+			}
+			if r.PESI != nil {
+				pesi = append(pesi, *r.PESI)
+				s.PESource = r.PESource
+			}
+			s.N++
+		}
+		if s.N == 0 {
+			continue
+		}
+		var mean, std [5]float64
+		for k, c := range cols {
+			mean[k], std[k] = meanStd(c)
+		}
+		s.Mean = ThreeCellAcc{mean[0], mean[1], mean[2], mean[3], mean[4]}
+		s.Std = ThreeCellAcc{std[0], std[1], std[2], std[3], std[4]}
+		if len(pesi) > 0 {
+			var p PESIScores
+			for _, q := range pesi {
+				p.MU += q.MU / float64(len(pesi))
+				p.MD += q.MD / float64(len(pesi))
+				p.ASU += q.ASU / float64(len(pesi))
+			}
+			s.PESI = &p
+			if figures {
+				s.HeatmapPNG = "heatmap_" + pe + ".png"
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// meanStd returns the mean and the sample standard deviation (n−1) of xs;
+// the deviation is 0 for fewer than two values.
+func meanStd(xs []float64) (mean, std float64) {
+	if len(xs) < 2 {
+		if len(xs) == 1 {
+			return xs[0], 0
+		}
+		return 0, 0
+	}
+	return stat.MeanStdDev(xs, nil)
+}
+
+// FormatMeanStd formats fractions xs as a percentage "mean ± std" with one
+// decimal (sample std, n−1), or just the mean for a single value, or "–"
+// for none.
+func FormatMeanStd(xs []float64) string {
+	switch len(xs) {
+	case 0:
+		return "–"
+	case 1:
+		return fmt.Sprintf("%.1f", 100*xs[0])
+	}
+	m, s := stat.MeanStdDev(xs, nil)
+	return fmt.Sprintf("%.1f ± %.1f", 100*m, 100*s)
+}
+
+// paperTable4 holds Table 4 of arXiv 2504.14386 (docs/paper.md §7: Distance,
+// Orientation, Area, Vector Sum, Average in %, ViT at 224 px, G = 14),
+// keyed by our PE registry name, with the paper's row label.
+var paperTable4 = map[string]struct {
+	label string
+	acc   [5]float64
+}{
+	"none":         {"No PE", [5]float64{61.9, 53.1, 60.1, 62.6, 59.4}},
+	"learnable":    {"Learnable [1]", [5]float64{85.6, 89.3, 84.0, 92.2, 87.8}},
+	"sin1d":        {"1D Sinusoid [1]", [5]float64{90.9, 94.9, 91.3, 95.3, 93.1}},
+	"cpvt":         {"CPVT [6]", [5]float64{72.8, 63.2, 72.6, 75.0, 70.9}},
+	"rpe":          {"RPE [29]", [5]float64{73.7, 62.6, 71.0, 73.9, 70.1}},
+	"fourier":      {"Fourier [15]", [5]float64{93.1, 96.7, 92.4, 93.9, 94.0}},
+	"sincos2d-sum": {"2D Sinusoid [15]", [5]float64{83.6, 60.0, 72.6, 92.3, 77.1}},
+	"hilbert":      {"Hilbert [11]", [5]float64{88.8, 95.0, 89.9, 93.8, 91.9}},
+	"loope":        {"LOOPE (Ours)", [5]float64{91.5, 95.8, 93.3, 94.6, 93.7}},
+}
+
+// threeCellColumns names the Table 4 columns in order.
+var threeCellColumns = [5]string{"Distance", "Orientation", "Area", "Vector Sum", "Average"}
+
+func accCols(a ThreeCellAcc) [5]float64 {
+	return [5]float64{a.Distance, a.Orientation, a.Area, a.VectorSum, a.Average}
+}
+
+// Markdown returns the report as Markdown: the Table-4-style results with
+// mean ± std over seeds and the priors row, the exact priors, the paper's
+// values for the same PEs, and the PESI of the additive PEs.
+func (r *ThreeCellReport) Markdown() string {
+	c := r.Config
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Three-Cell benchmark\n\n")
+	data := fmt.Sprintf("fixed split, first %d training images", c.TrainSize)
+	if c.Stream {
+		data = fmt.Sprintf("streaming, %d fresh images per epoch", c.TrainSize)
+	}
+	freqs := c.Freqs
+	if freqs == "" {
+		freqs = "default"
+	}
+	fmt.Fprintf(&b, "Preset %s: %d px images, grid %d×%d, cell %d px = patch, D %d, depth %d, heads %d, MLP %d. "+
+		"%d steps × batch %d, AdamW lr %g → %g cosine, warm-up %d, weight decay %g; %s; data seed %d; "+
+		"validation %d images; sinusoid frequencies %s; seeds %s.\n\n",
+		c.Preset, c.Model.Image, r.Grid, r.Grid, r.CellPx, c.Model.Dim, c.Model.Depth, c.Model.Heads, c.Model.MLP,
+		c.Steps, c.Batch, c.LR, c.MinLR, c.Warmup, c.WeightDecay, data, c.DataSeed, c.ValSize, freqs, strings.Trim(fmt.Sprint(c.Seeds), "[]"))
+	nTest := c.TestSize
+	if nTest == 0 {
+		nTest = ThreeCellTestN
+	}
+	first, _ := ThreeCellTest.Range()
+	fmt.Fprintf(&b, "Test accuracy (%%) on %d test images (fixed indices [%d, %d)), mean ± sample std over seeds. "+
+		"Distance = mean of bits 0–1, Orientation = bit 2, Area = mean of bits 3–4, Vector Sum = bit 5, "+
+		"Average = mean of the four (docs/paper.md §4.5).\n\n", nTest, first, first+nTest)
+	fmt.Fprintf(&b, "| PE | %s | seeds |\n|---|---|---|---|---|---|---|\n", strings.Join(threeCellColumns[:], " | "))
+	for _, s := range r.Summary {
+		fmt.Fprintf(&b, "| %s |", s.PE)
+		for k := range threeCellColumns {
+			var xs []float64
+			for _, run := range r.Runs {
+				if run.PE == s.PE {
+					xs = append(xs, accCols(run.Test)[k])
+				}
+			}
+			fmt.Fprintf(&b, " %s |", FormatMeanStd(xs))
+		}
+		fmt.Fprintf(&b, " %d |\n", s.N)
+	}
+	fmt.Fprintf(&b, "| priors (best constant) |")
+	for _, v := range accCols(r.PriorAcc) {
+		fmt.Fprintf(&b, " %.1f |", 100*v)
+	}
+	fmt.Fprintf(&b, " – |\n\n")
+	p := r.Priors
+	fmt.Fprintf(&b, "Exact priors (G = %d, enumerated): P(bit = 1) = %.4f %.4f %.4f %.4f %.4f %.4f.\n\n",
+		r.Grid, p[0], p[1], p[2], p[3], p[4], p[5])
+
+	var ref []string
+	for _, s := range r.Summary {
+		if row, ok := paperTable4[s.PE]; ok {
+			a := row.acc
+			ref = append(ref, fmt.Sprintf("| %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f |", s.PE, row.label, a[0], a[1], a[2], a[3], a[4]))
+		}
+	}
+	if len(ref) > 0 {
+		fmt.Fprintf(&b, "## Paper Table 4, for reference\n\narXiv 2504.14386 Table 4 (docs/paper.md §7): 224 px images, G = 14, "+
+			"an ImageNet-pretrained DeiT-Base fine-tuned 150 epochs. Not the same model or budget as above.\n\n")
+		fmt.Fprintf(&b, "| PE | paper row | %s |\n|---|---|---|---|---|---|---|\n", strings.Join(threeCellColumns[:], " | "))
+		fmt.Fprintf(&b, "%s\n\n", strings.Join(ref, "\n"))
+	}
+
+	var pesi []string
+	for _, s := range r.Summary {
+		if s.PESI != nil {
+			pesi = append(pesi, fmt.Sprintf("| %s | %.4f | %.4f | %.4f | %s |", s.PE, s.PESI.MU, s.PESI.MD, s.PESI.ASU, s.PESource))
+		}
+	}
+	if len(pesi) > 0 {
+		fmt.Fprintf(&b, "## PESI of the trained additive PEs\n\nM_U, M_D (N = %d), A_SU (docs/paper.md §5) of each PE's "+
+			"%d×%d patch table at D = %d, CLS row excluded, mean over seeds. PEs that add no table are left out; for PEs that also act in "+
+			"attention (e.g. irpe-ctx) this is their additive table only.\n\n",
+			ThreeCellPESIDirections, r.Grid, r.Grid, c.Model.Dim)
+		fmt.Fprintf(&b, "| PE | M_U | M_D | A_SU | table |\n|---|---|---|---|---|\n%s\n\n", strings.Join(pesi, "\n"))
+	}
+
+	fmt.Fprintf(&b, "## Files\n\n- results.csv, results.json: per-run numbers\n")
+	for _, run := range r.Runs {
+		if run.CurvePNG != "" {
+			fmt.Fprintf(&b, "- %s: training loss and accuracy (train and validation) of %s, seed %d\n", run.CurvePNG, run.PE, run.Seed)
+		}
+	}
+	for _, s := range r.Summary {
+		if s.HeatmapPNG != "" {
+			fmt.Fprintf(&b, "- %s: cosine similarity of the %s PE row of each of the nine centre cells of supplement Fig. 2 "+
+				"(corners, edge midpoints, centre) to every patch's row (first seed)\n", s.HeatmapPNG, s.PE)
+		}
+	}
+	if !r.Done {
+		fmt.Fprintf(&b, "\n(incomplete: %d of %d runs)\n", len(r.Runs), len(c.PEs)*len(c.Seeds))
+	}
+	fmt.Fprintf(&b, "\nWall time %.0f s; %s %s/%s, GOMAXPROCS %d, %d threads.\n",
+		r.WallS, r.Machine.GoVersion, r.Machine.GOOS, r.Machine.GOARCH, r.Machine.GOMAXPROCS, r.Machine.Threads)
+	return b.String()
+}
+
+// ThreeCellCSVHeader is the header of results.csv, one row per run.
+var ThreeCellCSVHeader = []string{"pe", "seed", "distance", "orientation", "area", "vector_sum", "average",
+	"bit0", "bit1", "bit2", "bit3", "bit4", "bit5", "test_loss", "val_loss", "val_acc", "params", "steps", "wall_s",
+	"pesi_mu", "pesi_md", "pesi_asu"}
+
+// WriteCSV writes one row per run (accuracies as fractions).
+func (r *ThreeCellReport) WriteCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	cw.Write(ThreeCellCSVHeader)
+	f := func(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
+	for _, run := range r.Runs {
+		row := []string{run.PE, strconv.FormatUint(run.Seed, 10)}
+		for _, v := range accCols(run.Test) {
+			row = append(row, f(v))
+		}
+		for _, v := range run.TestBits {
+			row = append(row, f(v))
+		}
+		row = append(row, f(run.TestLoss), f(run.ValLoss), f(run.ValAcc), strconv.Itoa(run.Params),
+			strconv.Itoa(r.Config.Steps), f(run.WallS))
+		if run.PESI != nil {
+			row = append(row, f(run.PESI.MU), f(run.PESI.MD), f(run.PESI.ASU))
+		} else {
+			row = append(row, "", "", "")
+		}
+		cw.Write(row)
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// write saves results.md, results.csv and results.json into Config.Out.
+func (r *ThreeCellReport) write() error {
+	out := r.Config.Out
+	if out == "" {
+		return nil
+	}
+	if err := writeAtomic(filepath.Join(out, "results.md"), func(w io.Writer) error {
+		_, err := io.WriteString(w, r.Markdown())
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := writeAtomic(filepath.Join(out, "results.csv"), r.WriteCSV); err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(out, "results.json"), func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(r)
+	})
+}
+
+// ReadThreeCellReport reads a results.json, or DIR/results.json if path is
+// a folder.
+func ReadThreeCellReport(path string) (*ThreeCellReport, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		path = filepath.Join(path, "results.json")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("loope: %w", err)
+	}
+	var r ThreeCellReport
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("loope: %s: %w", path, err)
+	}
+	return &r, nil
+}
