@@ -178,3 +178,20 @@ func TestLoopeOptionErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestLoopeNeedsGrid2: LOOPE on a 1×1 grid is refused when the model is
+// built, not by a BatchNorm panic in the first training step.
+func TestLoopeNeedsGrid2(t *testing.T) {
+	cfg := Config{Image: 8, Channels: 1, Patch: 8, Dim: 4, Depth: 1, Heads: 1, MLP: 2, Classes: 2, Eps: 1e-6, PE: PEConfig{Name: "loope"}}
+	if _, err := NewViT[float32](cfg, 1); err == nil || !strings.Contains(err.Error(), "needs at least 2×2 patches") {
+		t.Errorf("grid 1: got %v", err)
+	}
+	cfg.Patch = 4
+	m, err := NewViT[float32](cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tp Tape[float32]
+	img := New[float32](1, 1, 8, 8)
+	tp.Backward(tp.BCEWithLogits(m.Forward(&tp, img), New[float32](1, 2)))
+}

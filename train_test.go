@@ -2,6 +2,7 @@ package loope
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -213,5 +214,131 @@ func TestTrainFitDeadline(t *testing.T) {
 	tc.Deadline = time.Time{}
 	if err := tc.Validate(); err == nil || !strings.Contains(err.Error(), "FitDeadline") {
 		t.Errorf("FitDeadline without Deadline: %v", err)
+	}
+}
+
+// poisonAfter is brightSpot whose images turn to NaN after calls Example
+// calls (the counter is shared, so it counts across Train's batches).
+type poisonAfter struct {
+	brightSpot
+	calls *int
+	after int
+}
+
+func (d poisonAfter) Example(i int, img, target []float32) {
+	d.brightSpot.Example(i, img, target)
+	if *d.calls++; *d.calls > d.after {
+		img[0] = float32(nan())
+	}
+}
+
+// TestNaNKeepsLastCheckpoint: a run whose data turns to NaN at step 7
+// stops with an error naming that step; last.safetensors still holds the
+// step-4 checkpoint, loads with finite weights, and resuming from it on
+// clean data ends bit for bit where the clean run ends.
+func TestNaNKeepsLastCheckpoint(t *testing.T) {
+	cfg, tc := resumeCfg()
+	tc.Steps, tc.EvalEvery = 12, 0
+	ds := brightSpot{n: 40, side: cfg.Image, ch: cfg.Channels}
+
+	clean := t.TempDir()
+	m, _ := NewViT[float32](cfg, 4)
+	tc.CheckpointDir = clean
+	if _, err := Train(m, ds, nil, tc); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	calls := 0
+	bad := poisonAfter{ds, &calls, 6 * tc.Batch} // steps 1–6 clean, step 7 sees NaN
+	m1, _ := NewViT[float32](cfg, 4)
+	tc.CheckpointDir = dir
+	_, err := Train(m1, bad, nil, tc)
+	if err == nil || !strings.Contains(err.Error(), "non-finite loss") || !strings.Contains(err.Error(), "step 7") {
+		t.Fatalf("got %v, want a non-finite loss error at step 7", err)
+	}
+	ckpt := filepath.Join(dir, "last.safetensors")
+	m2, f, err := LoadCheckpoint[float32](ckpt)
+	if err != nil {
+		t.Fatalf("last checkpoint after the NaN: %v", err)
+	}
+	var st trainState
+	if err := json.Unmarshal([]byte(f.Metadata["train_state"]), &st); err != nil || st.Step != 4 {
+		t.Fatalf("last checkpoint holds step %d (%v), want 4", st.Step, err)
+	}
+	if err := checkFinite(m2.Params(), false); err != nil {
+		t.Fatalf("last checkpoint: %v", err)
+	}
+
+	m3, _ := NewViT[float32](cfg, 77)
+	tc.Resume = ckpt
+	if _, err := Train(m3, ds, nil, tc); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(filepath.Join(clean, "last.safetensors"))
+	got, _ := os.ReadFile(ckpt)
+	if !bytes.Equal(got, want) {
+		t.Error("resuming after the NaN stop does not end where the clean run ends")
+	}
+}
+
+// TestNaNValidation: NaN validation images stop training with an error at
+// the first evaluation, and no best checkpoint is written from them.
+func TestNaNValidation(t *testing.T) {
+	cfg, tc := resumeCfg()
+	tc.Steps, tc.EvalEvery, tc.CheckpointDir = 4, 2, t.TempDir()
+	ds := brightSpot{n: 40, side: cfg.Image, ch: cfg.Channels}
+	calls := 0
+	m, _ := NewViT[float32](cfg, 1)
+	_, err := Train(m, ds, poisonAfter{ds, &calls, 0}, tc)
+	if err == nil || !strings.Contains(err.Error(), "non-finite validation loss") || !strings.Contains(err.Error(), "step 2") {
+		t.Fatalf("got %v, want a non-finite validation loss error at step 2", err)
+	}
+	if _, err := os.Stat(filepath.Join(tc.CheckpointDir, "best.safetensors")); err == nil {
+		t.Error("best.safetensors written from a NaN evaluation")
+	}
+}
+
+// TestHostileResume: Train with Resume pointing at a hostile checkpoint (a
+// width of 10⁹, a ti16 config without its tensors, a 1 TB tensor header)
+// fails before allocating more than a few MB.
+func TestHostileResume(t *testing.T) {
+	cfg, tc := resumeCfg()
+	dir := t.TempDir()
+	ti, _ := Preset("ti16")
+	files := map[string][]byte{}
+	for name, js := range map[string]string{
+		"dim":    `{"image":224,"channels":3,"patch":16,"dim":1000000000,"depth":12,"heads":3,"mlp":768,"classes":6,"eps":1e-6,"pe":{"name":"learnable"}}`,
+		"params": mustJSON(ti),
+	} {
+		f := NewSafeFile()
+		f.Metadata[metaConfig] = js
+		if err := PutFloat(f, "pos_embed", []float32{1}, 1); err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		if _, err := f.WriteTo(&buf); err != nil {
+			t.Fatal(err)
+		}
+		files[name] = buf.Bytes()
+	}
+	hdr := `{"__metadata__":{"config":"{}"},"w":{"dtype":"F32","shape":[274877906944],"data_offsets":[0,1099511627776]}}`
+	files["tb"] = append(append(binary.LittleEndian.AppendUint64(nil, uint64(len(hdr))), hdr...), 0, 0, 0, 0)
+	for name, b := range files {
+		path := filepath.Join(dir, name+".safetensors")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m, _ := NewViT[float32](cfg, 1)
+		tc.Resume = path
+		var err error
+		alloc := allocatedBy(func() { _, err = Train(m, brightSpot{n: 40, side: cfg.Image, ch: cfg.Channels}, nil, tc) })
+		if err == nil {
+			t.Errorf("%s: resumed from a hostile checkpoint", name)
+		}
+		if alloc > 8<<20 {
+			t.Errorf("%s: allocated %d bytes before failing", name, alloc)
+		}
+		t.Logf("%s: %d kB allocated: %v", name, alloc>>10, err)
 	}
 }

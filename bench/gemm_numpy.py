@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Peer benchmark for BenchmarkGEMM (matmul_bench_test.go): numpy matmul, i.e.
+"""Peer benchmark for BenchmarkGEMM (matmul_test.go): numpy matmul, i.e.
 OpenBLAS sgemm/dgemm, on the same shapes, printing GFLOP/s = 2*M*N*K / time.
 
 Run with the Debian numpy (the default pyenv python3 has none), one thread

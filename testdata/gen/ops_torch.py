@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes testdata/ops_torch.golden: PyTorch float64 outputs and gradients of
 Conv2d, BatchNorm2d, LayerNorm, attention and the RoPE rotation, on inputs
-drawn here, for ops_torch_test.go.
+drawn here, for golden_ops_test.go.
 
 Run from the repository root:  python3 testdata/gen/ops_torch.py
 

@@ -222,3 +222,54 @@ func TestLazyGradients(t *testing.T) {
 		}
 	}
 }
+
+// poisonArena fills every arena tensor's Data (to capacity) with NaN, so an
+// op that skips zeroing its output but leaves some of it unwritten shows.
+func poisonArena(tp *Tape[float32]) {
+	for _, p := range tp.pool {
+		d := p.Data[:cap(p.Data)]
+		for i := range d {
+			d[i] = float32(math.NaN())
+		}
+	}
+}
+
+// TestUnzeroedOutputs runs every op whose output skips zeroing, on a tape
+// whose arena was poisoned with NaN, and checks values and gradients
+// against a fresh tape bit for bit.
+func TestUnzeroedOutputs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	x := NewParam[float32](3, 4, 5).FillNormal(rng, 0, 1)
+	w := NewParam[float32](6, 5).FillNormal(rng, 0, 1)
+	bias := NewParam[float32](6).FillNormal(rng, 0, 1)
+	gamma := NewParam[float32](6).FillNormal(rng, 1, 0.1)
+	beta := NewParam[float32](6).FillNormal(rng, 0, 1)
+	run := func(tp *Tape[float32]) []float32 {
+		tp.Reset()
+		ZeroGrad([]*Tensor[float32]{x, w, bias, gamma, beta})
+		h := tp.LayerNorm(tp.Linear(x, w, bias), gamma, beta, 1e-5) // (3, 4, 6)
+		h = tp.Concat(1, tp.Slice(h, 1, 1, 3), tp.Gather(h, 1, []int{3, 0, 0}))
+		h = tp.Permute(h, 2, 0, 1)                   // (6, 3, 5)
+		h = tp.Transpose(tp.Scale(h, 0.5), 1, 2)     // (6, 5, 3)
+		h = tp.Mul(tp.AddScalar(h, 0.25), tp.Exp(h)) // same shapes
+		h = tp.Div(tp.Sub(tp.Sigmoid(h), tp.GELU(h)), tp.AddScalar(tp.Tanh(h), 3))
+		loss := tp.Mean(tp.Mul(h, h))
+		tp.Backward(loss)
+		out := append([]float32(nil), h.Data...)
+		for _, p := range []*Tensor[float32]{x, w, bias, gamma, beta} {
+			out = append(out, p.Grad...)
+		}
+		return out
+	}
+	var fresh Tape[float32]
+	ref := run(&fresh)
+	var reused Tape[float32]
+	run(&reused)
+	poisonArena(&reused)
+	got := run(&reused)
+	for i := range ref {
+		if math.IsNaN(float64(ref[i])) || math.Float32bits(got[i]) != math.Float32bits(ref[i]) {
+			t.Fatalf("element %d: %v on a poisoned arena, %v on a fresh tape", i, got[i], ref[i])
+		}
+	}
+}

@@ -65,30 +65,3 @@ func BenchmarkOpsStep(b *testing.B) {
 		opsStep(&tp, x, bias, g, labels)
 	}
 }
-
-// BenchmarkBinary times the forward and backward of Add and Mul on the
-// broadcast patterns a ViT uses.
-func BenchmarkBinary(b *testing.B) {
-	for _, c := range []struct {
-		name string
-		a, b []int
-	}{
-		{"same=8x64x192", []int{8, 64, 192}, []int{8, 64, 192}},
-		{"suffix=8x64x192+192", []int{8, 64, 192}, []int{192}},
-		{"suffix=8x64x192+64x192", []int{8, 64, 192}, []int{64, 192}},
-		{"rowwise=8x64x192*8x64x1", []int{8, 64, 192}, []int{8, 64, 1}},
-	} {
-		rng := rand.New(rand.NewPCG(1, 2))
-		x := NewParam[float32](c.a...).FillNormal(rng, 0, 1)
-		y := NewParam[float32](c.b...).FillNormal(rng, 0, 1)
-		var tp Tape[float32]
-		b.Run(c.name, func(b *testing.B) {
-			b.ReportAllocs()
-			b.SetBytes(int64(4 * 3 * len(x.Data)))
-			for b.Loop() {
-				tp.Reset()
-				tp.Backward(tp.Sum(tp.Mul(tp.Add(x, y), y)))
-			}
-		})
-	}
-}

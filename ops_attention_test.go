@@ -4,8 +4,81 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
+
+func TestAttentionForward(t *testing.T) {
+	const B, H, N, Dh, scale = 2, 3, 5, 4, 0.5
+	rng := rand.New(rand.NewPCG(3, 1))
+	q, k, v := randOf[float64](rng, B, H, N, Dh), randOf[float64](rng, B, H, N, Dh), randOf[float64](rng, B, H, N, Dh)
+	for _, bshape := range [][]int{nil, {H, N, N}, {B, H, N, N}} {
+		var bias *Tensor[float64]
+		if bshape != nil {
+			bias = randOf[float64](rng, bshape...)
+		}
+		// Unfused: (q·scale)·kᵀ with BatchMatMul, bias, softmax, ·v.
+		var tp Tape[float64]
+		qs := q.Clone()
+		for i := range qs.Data {
+			qs.Data[i] *= scale
+		}
+		s := tp.BatchMatMul(qs, k, false, true)
+		for i := range s.Data {
+			if bias != nil {
+				s.Data[i] += bias.Data[i%bias.Size()]
+			}
+		}
+		RefSoftmax(s.Data, s.Data, N)
+		want := tp.BatchMatMul(s, v, false, false)
+		got := tp.Attention(q, k, v, bias, scale)
+		if d := maxDiff(got.Data, want.Data); d > 1e-14 {
+			t.Errorf("bias %v: fused vs unfused max |diff| %g", bshape, d)
+		}
+	}
+}
+
+// TestHeadsMatchPermute checks QKVHeads and MergeHeads against the
+// Reshape/Permute/Split chain they replace (timm's view of the same copy),
+// values and gradients, bit for bit, on a small shape (serial) and a large
+// one (split over threads).
+func TestHeadsMatchPermute(t *testing.T) {
+	for _, sz := range []struct{ b, n, h, dh int }{{2, 3, 2, 4}, {8, 65, 4, 32}} {
+		b, n, h, dh := sz.b, sz.n, sz.h, sz.dh
+		d := h * dh
+		rng := rand.New(rand.NewPCG(7, uint64(n)))
+		x := NewParam[float32](b, n, 3*d).FillNormal(rng, 0, 1)
+		seed := New[float32](4, b, h, n, dh).FillNormal(rng, 0, 1)
+		run := func(fused bool) (vals, grad []float32) {
+			x.ZeroGrad()
+			var tp Tape[float32]
+			var q, k, v *Tensor[float32]
+			if fused {
+				q, k, v = tp.QKVHeads(x, h)
+			} else {
+				p := tp.Split(tp.Permute(tp.Reshape(x, b, n, 3, h, dh), 2, 0, 3, 1, 4), 0, 1, 1, 1)
+				q, k, v = tp.Reshape(p[0], b, h, n, dh), tp.Reshape(p[1], b, h, n, dh), tp.Reshape(p[2], b, h, n, dh)
+			}
+			// Mix the heads through MergeHeads (or its Permute) so both ops are covered.
+			var m *Tensor[float32]
+			if fused {
+				m = tp.MergeHeads(tp.Mul(q, k))
+			} else {
+				m = tp.Reshape(tp.Permute(tp.Mul(q, k), 0, 2, 1, 3), b, n, d)
+			}
+			r := func(a *Tensor[float32]) *Tensor[float32] { return tp.Reshape(a, 1, b, h, n, dh) }
+			out := tp.Concat(0, r(q), r(k), r(v), r(m))
+			tp.backwardFrom(out, seed.Data)
+			return slices.Clone(out.Data), slices.Clone(x.Grad)
+		}
+		fv, fg := run(true)
+		pv, pg := run(false)
+		if !slices.Equal(fv, pv) || !slices.Equal(fg, pg) {
+			t.Errorf("size %v: QKVHeads/MergeHeads differ from the Permute path (values equal %v, grads equal %v)",
+				sz, slices.Equal(fv, pv), slices.Equal(fg, pg))
+		}
+	}
+}
 
 // runAttentionWith runs Attention forward and backward (seeded with a random
 // output gradient) with the float32 fast-path kernel set to kn, or, with kn
@@ -124,7 +197,7 @@ func BenchmarkAttentionPaths(b *testing.B) {
 			defer func(k *gemmKernel[float32]) { attentionKernelF32 = k }(attentionKernelF32)
 			attentionKernelF32 = c.kn
 			cpu0 := processCPUTime()
-			benchOpsb(b, [][]int{s, s, s}, func(tp *Tape[float32], in []*Tensor[float32]) *Tensor[float32] {
+			benchOp(b, [][]int{s, s, s}, func(tp *Tape[float32], in []*Tensor[float32]) *Tensor[float32] {
 				return tp.Attention(in[0], in[1], in[2], nil, 0.25)
 			})
 			b.ReportMetric((processCPUTime()-cpu0).Seconds()*1000/float64(b.N), "cpu-ms/op")
@@ -156,4 +229,20 @@ func TestAttentionFastPathThreads(t *testing.T) {
 			}
 		}
 	}
+}
+
+func BenchmarkAttention(b *testing.B) {
+	b.ReportAllocs()
+	s := []int{8, 3, 197, 64}
+	benchOp(b, [][]int{s, s, s}, func(tp *Tape[float32], in []*Tensor[float32]) *Tensor[float32] {
+		return tp.Attention(in[0], in[1], in[2], nil, 0.125)
+	})
+}
+
+func BenchmarkAttentionSharedBias(b *testing.B) {
+	b.ReportAllocs()
+	s := []int{8, 3, 197, 64}
+	benchOp(b, [][]int{s, s, s, {3, 197, 197}}, func(tp *Tape[float32], in []*Tensor[float32]) *Tensor[float32] {
+		return tp.Attention(in[0], in[1], in[2], in[3], 0.125)
+	})
 }
