@@ -46,15 +46,34 @@ type Tape[T Float] struct {
 type backwardOp[T Float] interface{ backward(nd *node[T]) }
 
 // node is one recorded op. What the backward needs beyond inputs and output
-// is kept in ints, fs and saved, whose backing arrays are reused across steps.
+// is kept in attrs (the op's own struct of sizes and flags, see attrsOf),
+// ints (variable-length lists: labels, indices, permutations) and saved;
+// the backing arrays of ints and saved are reused across steps.
 type node[T Float] struct {
 	op    backwardOp[T]
 	out   *Tensor[T]
 	in    []*Tensor[T] // operands, in the op's argument order
-	ints  []int        // integer attributes (axes, sizes, indices)
-	fs    []float64    // float attributes (eps, scale, smoothing)
+	attrs opAttrs      // the op's attributes, read and written through attrsOf
+	ints  []int        // variable-length integer attributes
 	saved [][]T        // arena buffers saved by the forward
 	hook  any          // an op-specific value (e.g. an index slice); nil for most ops
+}
+
+// opAttrs is a node's room for its op's attributes: sixteen words (the
+// largest, Conv2d's convGeom, takes fifteen).
+type opAttrs [16]uint64
+
+// attrsOf returns nd's attribute room as *A, the op's struct of attributes
+// (e.g. attentionAttrs): each op names its sizes, flags and scales, and the
+// node keeps them without allocating. A must fit in opAttrs and hold
+// no pointers (ints, floats and bools only): the room is not scanned by the
+// garbage collector.
+func attrsOf[A any, T Float](nd *node[T]) *A {
+	var a A
+	if unsafe.Sizeof(a) > unsafe.Sizeof(nd.attrs) || unsafe.Alignof(a) > unsafe.Alignof(nd.attrs) {
+		panic(fmt.Sprintf("loope: op attributes %T do not fit a node", a))
+	}
+	return (*A)(unsafe.Pointer(&nd.attrs))
 }
 
 // Reset forgets every recorded op and recycles every tensor and buffer the
@@ -66,7 +85,7 @@ func (tp *Tape[T]) Reset() {
 		n.out, n.hook, n.op = nil, nil, nil
 		clear(n.in)
 		n.in = n.in[:0]
-		n.ints, n.fs = n.ints[:0], n.fs[:0]
+		n.ints, n.attrs = n.ints[:0], opAttrs{}
 		clear(n.saved)
 		n.saved = n.saved[:0]
 	}
@@ -237,11 +256,7 @@ func clearParallel[T Float](buf []T) {
 		clear(buf)
 		return
 	}
-	pi := poolIndex[T]()
-	j := getJob[clearJob[T]](&clearJobs, pi)
-	j.buf = buf
-	parallelRun(len(buf), 4*parGrain, j)
-	putJob(&clearJobs, pi, j)
+	runPooled[T](&clearJobs, clearJob[T]{buf: buf}, len(buf), 4*parGrain, false)
 }
 
 // clearJob zeroes buf[lo:hi] (a pooled job: no closure).

@@ -28,7 +28,7 @@ const (
 )
 
 // unary runs activation act forward, splitting large tensors over threads,
-// and records unaryBackward with act in nd.ints. A recording GELU also
+// and records unaryBackward with act in its attributes. A recording GELU also
 // stores its derivative in nd.saved[0], so that the backward is one
 // multiply-add instead of a second evaluation of Φ and φ (and linearGELU,
 // which does the same, has the composition's bits).
@@ -42,7 +42,7 @@ func (tp *Tape[T]) unary(act int, x *Tensor[T]) *Tensor[T] {
 	unaryRun(act, out.Data, der, x.Data)
 	if out.Grad != nil {
 		nd := tp.record(unaryBackward[T]{}, out, x)
-		nd.ints = append(nd.ints, act)
+		*attrsOf[unaryAttrs](nd) = unaryAttrs{act: act}
 		if der != nil {
 			nd.saved = append(nd.saved, der)
 		}
@@ -58,23 +58,22 @@ func unaryRun[T Float](act int, y, der, x []T) {
 		unaryForwardDer(act, y, der, x)
 		return
 	}
-	pi := poolIndex[T]()
-	j := getJob[unaryJob[T]](&unaryJobs, pi)
-	*j = unaryJob[T]{act: act, y: y, x: x, der: der, n: n}
-	parallelRun((n+7)/8, parGrain/8, j)
-	putJob(&unaryJobs, pi, j)
+	runPooled[T](&unaryJobs, unaryJob[T]{act: act, y: y, x: x, der: der, n: n}, (n+7)/8, parGrain/8, false)
 }
 
 // unaryBackward adds f'·dy into dx through the activation's backward
 // kernel, or, when the forward saved f' (der), as dx += der·dy.
 type unaryBackward[T Float] struct{}
 
+// unaryAttrs are unary's node attributes.
+type unaryAttrs struct{ act int }
+
 func (unaryBackward[T]) backward(nd *node[T]) {
 	x, y := nd.in[0], nd.out
 	if x.Grad == nil {
 		return
 	}
-	act, n := nd.ints[0], len(x.Data)
+	act, n := attrsOf[unaryAttrs](nd).act, len(x.Data)
 	var der []T
 	if len(nd.saved) > 0 {
 		der = nd.saved[0]
@@ -83,11 +82,8 @@ func (unaryBackward[T]) backward(nd *node[T]) {
 		unaryGradDer(act, x.Grad, y.Grad, x.Data, y.Data, der)
 		return
 	}
-	pi := poolIndex[T]()
-	j := getJob[unaryJob[T]](&unaryJobs, pi)
-	*j = unaryJob[T]{act: act, y: y.Data, x: x.Data, dx: x.Grad, dy: y.Grad, der: der, n: n, backward: true}
-	parallelRun((n+7)/8, parGrain/8, j)
-	putJob(&unaryJobs, pi, j)
+	job := unaryJob[T]{act: act, y: y.Data, x: x.Data, dx: x.Grad, dy: y.Grad, der: der, n: n, backward: true}
+	runPooled[T](&unaryJobs, job, (n+7)/8, parGrain/8, false)
 }
 
 // unaryJob runs an activation's forward (or, with backward set, its

@@ -43,8 +43,7 @@ func (tp *Tape[T]) Attention(q, k, v, bias *Tensor[T], scale float64) *Tensor[T]
 	nw, saved := tp.attentionRun(out, bias, q.Data, k.Data, v.Data, b, h, n, dh, biasMode, scale, false)
 	if out.Grad != nil {
 		nd := tp.record(attentionBackward[T]{}, out, q, k, v, bias)
-		nd.ints = append(nd.ints, b, h, n, dh, nw, biasMode)
-		nd.fs = append(nd.fs, scale)
+		*attrsOf[attentionAttrs](nd) = attentionAttrs{b: b, h: h, n: n, dh: dh, nw: nw, biasMode: biasMode, scale: scale}
 		nd.saved = append(nd.saved, saved[:]...)
 	}
 	return out
@@ -90,17 +89,14 @@ func (tp *Tape[T]) attentionRun(out, bias *Tensor[T], q, k, v []T, b, h, n, dh, 
 	if bias != nil {
 		bd = bias.Data
 	}
-	pi := poolIndex[T]()
-	j := getJob[attentionJob[T]](&attentionJobs, pi)
-	*j = attentionJob[T]{kn: attentionKernel[T](n, dh), out: out.Data, p: p, slots: slots, qs: qs, q: q, k: k, v: v, bias: bd,
+	job := attentionJob[T]{kn: attentionKernel[T](n, dh), out: out.Data, p: p, slots: slots, qs: qs, q: q, k: k, v: v, bias: bd,
 		h: h, n: n, dh: dh, nw: nw, items: items, biasMode: biasMode, scale: T(scale)}
 	if tokenMajor {
-		j.tokenMajor()
+		job.tokenMajor()
 	} else {
-		j.headMajor()
+		job.headMajor()
 	}
-	parallelRun(nw, 1, j)
-	putJob(&attentionJobs, pi, j)
+	runPooled[T](&attentionJobs, job, nw, 1, false)
 	return nw, [3][]T{p, slots, dsAll}
 }
 
@@ -200,35 +196,39 @@ func softmaxRow[T Float](r []T) {
 // over B for a shared bias); dQ += scale·dS·K; dK += scale·dSᵀ·Q.
 type attentionBackward[T Float] struct{}
 
+// attentionAttrs are the node attributes of Attention and attentionQKV:
+// the sizes, the scratch slot count nw of the forward, the bias mode of
+// attentionBiasMode and the score scale.
+type attentionAttrs struct {
+	b, h, n, dh, nw, biasMode int
+	scale                     float64
+}
+
 func (attentionBackward[T]) backward(nd *node[T]) {
 	q, k, v, bias, o := nd.in[0], nd.in[1], nd.in[2], nd.in[3], nd.out
-	b, h, n, dh, nw, biasMode := nd.ints[0], nd.ints[1], nd.ints[2], nd.ints[3], nd.ints[4], nd.ints[5]
-	scale := T(nd.fs[0])
+	at := attrsOf[attentionAttrs](nd)
+	b, h, n, dh, nw, biasMode, scale := at.b, at.h, at.n, at.dh, at.nw, at.biasMode, T(at.scale)
 	p, slots, dsAll := nd.saved[0], nd.saved[1], nd.saved[2]
 	items := b * h
 	biasGrad := bias != nil && bias.Grad != nil
 	needDS := q.Grad != nil || k.Grad != nil || biasGrad
-	pi := poolIndex[T]()
-	j := getJob[attentionJob[T]](&attentionJobs, pi)
-	*j = attentionJob[T]{kn: attentionKernel[T](n, dh), backward: true, p: p, slots: slots, q: q.Data, k: k.Data, v: v.Data, dsAll: dsAll,
+	job := attentionJob[T]{kn: attentionKernel[T](n, dh), backward: true, p: p, slots: slots, q: q.Data, k: k.Data, v: v.Data, dsAll: dsAll,
 		dout: o.Grad, dq: q.Grad, dk: k.Grad, dv: v.Grad, biasGrad: biasGrad, needDS: needDS,
 		h: h, n: n, dh: dh, nw: nw, items: items, biasMode: biasMode, scale: scale}
-	j.headMajor()
-	j.backwardAll(pi, bias, b)
+	job.headMajor()
+	attentionBackwardAll(job, bias, b)
 }
 
-// backwardAll runs the backward job j (taken from pool pi) over its nw
-// workers, returns it to the pool, and for a shared (H, N, N) bias sums the
-// per-item dS over the batch of b into bias.Grad.
-func (j *attentionJob[T]) backwardAll(pi int, bias *Tensor[T], b int) {
-	biasGrad, biasMode, dsAll, h, nn := j.biasGrad, j.biasMode, j.dsAll, j.h, j.n*j.n
-	if biasGrad {
-		j.dbias = bias.Grad
+// attentionBackwardAll runs the backward job over its nw work slots and,
+// for a shared (H, N, N) bias, sums the per-item dS over the batch of b
+// into bias.Grad.
+func attentionBackwardAll[T Float](job attentionJob[T], bias *Tensor[T], b int) {
+	if job.biasGrad {
+		job.dbias = bias.Grad
 	}
-	parallelRun(j.nw, 1, j)
-	putJob(&attentionJobs, pi, j)
-	if biasGrad && biasMode == 1 {
-		reduceBiasGrad(bias.Grad, dsAll, b, h, nn)
+	runPooled[T](&attentionJobs, job, job.nw, 1, false)
+	if job.biasGrad && job.biasMode == 1 {
+		reduceBiasGrad(bias.Grad, job.dsAll, b, job.h, job.n*job.n)
 	}
 }
 
@@ -426,7 +426,7 @@ func (tp *Tape[T]) toHeads(qkv *Tensor[T], part, heads int) *Tensor[T] {
 	headsMove(qkv.Data, w, part*heads*dh, out.Data, b, n, heads, dh, true, false)
 	if out.Grad != nil {
 		nd := tp.record(toHeadsBackward[T]{}, out, qkv)
-		nd.ints = append(nd.ints, part, heads)
+		*attrsOf[toHeadsAttrs](nd) = toHeadsAttrs{part: part, heads: heads}
 	}
 	return out
 }
@@ -434,12 +434,16 @@ func (tp *Tape[T]) toHeads(qkv *Tensor[T], part, heads int) *Tensor[T] {
 // toHeadsBackward: dqkv[b, t, part·D + h·Dh + j] += dout[b, h, t, j].
 type toHeadsBackward[T Float] struct{}
 
+// toHeadsAttrs are toHeads's node attributes.
+type toHeadsAttrs struct{ part, heads int }
+
 func (toHeadsBackward[T]) backward(nd *node[T]) {
 	qkv, out := nd.in[0], nd.out
 	if qkv.Grad == nil {
 		return
 	}
-	part, heads := nd.ints[0], nd.ints[1]
+	at := attrsOf[toHeadsAttrs](nd)
+	part, heads := at.part, at.heads
 	b, n, w := qkv.Shape[0], qkv.Shape[1], qkv.Shape[2]
 	dh := w / 3 / heads
 	headsMove(qkv.Grad, w, part*heads*dh, out.Grad, b, n, heads, dh, false, true)
@@ -480,15 +484,9 @@ func (mergeHeadsBackward[T]) backward(nd *node[T]) {
 // element is written once, so the fixed split over token rows (B·N) gives
 // the same result for any thread count.
 func headsMove[T Float](tok []T, w, off int, hd []T, b, n, h, dh int, toHeads, acc bool) {
-	pi := poolIndex[T]()
-	j := getJob[headsJob[T]](&headsJobPools, pi)
-	*j = headsJob[T]{tok: tok, hd: hd, w: w, off: off, n: n, h: h, dh: dh, toHeads: toHeads, acc: acc}
-	if rows := b * n; serial(rows * h * dh) {
-		j.run(0, rows)
-	} else {
-		parallelRun(rows, max(1, parGrain/max(h*dh, 1)), j)
-	}
-	putJob(&headsJobPools, pi, j)
+	job := headsJob[T]{tok: tok, hd: hd, w: w, off: off, n: n, h: h, dh: dh, toHeads: toHeads, acc: acc}
+	rows := b * n
+	runPooled[T](&headsJobPools, job, rows, max(1, parGrain/max(h*dh, 1)), serial(rows*h*dh))
 }
 
 // headsJob is one headsMove, pooled so that splitting it allocates nothing.

@@ -233,15 +233,11 @@ func (tp *Tape[T]) binary(op int, a, b *Tensor[T]) *Tensor[T] {
 	if serial(p.outer * p.inner) {
 		binaryRows(op, &p, out.Data, a.Data, b.Data, 0, p.outer)
 	} else {
-		pi := poolIndex[T]()
-		j := getJob[binaryJob[T]](&binaryJobs, pi)
-		*j = binaryJob[T]{op: op, plan: p, out: out.Data, a: a.Data, b: b.Data}
-		j.split(p)
-		putJob(&binaryJobs, pi, j)
+		binarySplit(binaryJob[T]{op: op, plan: p, out: out.Data, a: a.Data, b: b.Data})
 	}
 	if out.Grad != nil {
 		nd := tp.record(binaryBackward[T]{}, out, a, b)
-		nd.ints = append(nd.ints, op)
+		*attrsOf[binaryAttrs](nd) = binaryAttrs{op: op}
 	}
 	return out
 }
@@ -266,20 +262,19 @@ func binaryRows[T Float](op int, p *bcastPlan, out, a, b []T, lo, hi int) {
 // one is reduced serially, in row order, so sums never depend on threads.
 type binaryBackward[T Float] struct{}
 
+// binaryAttrs are binary's node attributes: the op code (opAdd, …).
+type binaryAttrs struct{ op int }
+
 func (binaryBackward[T]) backward(nd *node[T]) {
 	a, b, y := nd.in[0], nd.in[1], nd.out
-	op := nd.ints[0]
+	op := attrsOf[binaryAttrs](nd).op
 	p := makeBcastPlan(binaryNames[op], a.Shape, b.Shape, y.Shape)
 	for which, x := range nd.in[:2] {
 		if x.Grad == nil {
 			continue
 		}
 		if len(x.Data) == len(y.Data) && !serial(len(y.Data)) {
-			pi := poolIndex[T]()
-			j := getJob[binaryJob[T]](&binaryJobs, pi)
-			*j = binaryJob[T]{op: op, which: which, plan: p, out: y.Data, a: a.Data, b: b.Data, dx: x.Grad, dy: y.Grad, backward: true}
-			j.split(p)
-			putJob(&binaryJobs, pi, j)
+			binarySplit(binaryJob[T]{op: op, which: which, plan: p, out: y.Data, a: a.Data, b: b.Data, dx: x.Grad, dy: y.Grad, backward: true})
 		} else {
 			binaryGradRows(op, which, &p, x.Grad, y.Grad, a.Data, b.Data, y.Data, 0, p.outer)
 		}
@@ -297,16 +292,16 @@ type binaryJob[T Float] struct {
 
 var binaryJobs [2]sync.Pool // [0] float32, [1] float64
 
-// split runs j over threads: over outer rows, or, when the plan is one
-// run (same shapes, or an operand broadcast whole), over its elements,
+// binarySplit runs j over threads: over outer rows, or, when the plan is
+// one run (same shapes, or an operand broadcast whole), over its elements,
 // which then run as rows of their own (j.flat).
-func (j *binaryJob[T]) split(p bcastPlan) {
-	if p.rank == 1 {
+func binarySplit[T Float](j binaryJob[T]) {
+	if p := &j.plan; p.rank == 1 {
 		j.flat = true
-		parallelRun(p.inner, parGrain, j)
-		return
+		runPooled[T](&binaryJobs, j, p.inner, parGrain, false)
+	} else {
+		runPooled[T](&binaryJobs, j, p.outer, max(1, parGrain/p.inner), false)
 	}
-	parallelRun(p.outer, max(1, parGrain/p.inner), j)
 }
 
 func (j *binaryJob[T]) run(lo, hi int) {
@@ -445,7 +440,7 @@ func (tp *Tape[T]) Scale(x *Tensor[T], s float64) *Tensor[T] {
 	}
 	if out.Grad != nil {
 		nd := tp.record(scaleBackward[T]{}, out, x)
-		nd.fs = append(nd.fs, s)
+		*attrsOf[scaleAttrs](nd) = scaleAttrs{scale: s}
 	}
 	return out
 }
@@ -453,12 +448,16 @@ func (tp *Tape[T]) Scale(x *Tensor[T], s float64) *Tensor[T] {
 // scaleBackward: dx += s·dy.
 type scaleBackward[T Float] struct{}
 
+// scaleAttrs are the node attributes of Scale, SumAll and SumAxis: the
+// factor of the sum.
+type scaleAttrs struct{ scale float64 }
+
 func (scaleBackward[T]) backward(nd *node[T]) {
 	x, y := nd.in[0], nd.out
 	if x.Grad == nil {
 		return
 	}
-	c := T(nd.fs[0])
+	c := T(attrsOf[scaleAttrs](nd).scale)
 	for i, g := range y.Grad {
 		x.Grad[i] += c * g
 	}
@@ -488,4 +487,11 @@ func (addScalarBackward[T]) backward(nd *node[T]) {
 	for i, g := range y.Grad {
 		x.Grad[i] += g
 	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

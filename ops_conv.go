@@ -43,7 +43,7 @@ func (tp *Tape[T]) Conv2d(x, w, bias *Tensor[T], stride, pad, groups int) *Tenso
 		conv2dDepthwiseForward(out.Data, x.Data, w.Data, bd, &g)
 		if out.Grad != nil {
 			nd := tp.record(conv2dBackward[T]{}, out, x, w, bias)
-			nd.ints = append(nd.ints, g.ints()...)
+			*attrsOf[convGeom](nd) = g
 		}
 		return out
 	}
@@ -61,7 +61,7 @@ func (tp *Tape[T]) Conv2d(x, w, bias *Tensor[T], stride, pad, groups int) *Tenso
 			parts = tp.scratch(g.nc * len(w.Data))
 		}
 		nd := tp.record(conv2dBackward[T]{}, out, x, w, bias)
-		nd.ints = append(nd.ints, g.ints()...)
+		*attrsOf[convGeom](nd) = g
 		nd.saved = append(nd.saved, work, flipped, parts)
 	}
 	return out
@@ -80,7 +80,7 @@ type conv2dBackward[T Float] struct{}
 
 func (conv2dBackward[T]) backward(nd *node[T]) {
 	x, w, bias, y := nd.in[0], nd.in[1], nd.in[2], nd.out
-	g := convGeomFromInts(nd.ints)
+	g := *attrsOf[convGeom](nd)
 	l := g.ho * g.wo
 	if bias != nil && bias.Grad != nil {
 		parallelFor(g.o, max(1, 4096/max(g.b*l, 1)), func(lo, hi int) {
@@ -117,16 +117,6 @@ type convGeom struct {
 // being written and being read by the GEMM, against the per-chunk
 // overheads and the weight-gradient partial sums.
 var convChunkElems = 1 << 16 // a var so tests can force small chunks
-
-// ints and convGeomFromInts store the geometry in a node's ints.
-func (g *convGeom) ints() []int {
-	return []int{g.b, g.c, g.h, g.w, g.o, g.kh, g.kw, g.stride, g.pad, g.groups, g.ho, g.wo, g.cb, g.nc, g.nw}
-}
-
-func convGeomFromInts(it []int) convGeom {
-	return convGeom{b: it[0], c: it[1], h: it[2], w: it[3], o: it[4], kh: it[5], kw: it[6],
-		stride: it[7], pad: it[8], groups: it[9], ho: it[10], wo: it[11], cb: it[12], nc: it[13], nw: it[14]}
-}
 
 // k is the patch length C/groups·KH·KW: the inner dimension of the GEMMs.
 func (g *convGeom) k() int { return g.c / g.groups * g.kh * g.kw }

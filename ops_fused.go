@@ -84,7 +84,7 @@ func (tp *Tape[T]) linearGELU(x, w, bias *Tensor[T]) *Tensor[T] {
 	unaryRun(actGELU, out.Data, der, pre)
 	if out.Grad != nil {
 		nd := tp.record(linearGELUBackward[T]{}, out, x, w, bias)
-		nd.ints = append(nd.ints, m, nOut, nIn)
+		*attrsOf[linearAttrs](nd) = linearAttrs{m: m, nOut: nOut, nIn: nIn}
 		nd.saved = append(nd.saved, pre, der, tp.scratchNoZero(rowChunks(m, nOut)*nOut))
 	}
 	return out
@@ -97,7 +97,8 @@ type linearGELUBackward[T Float] struct{}
 
 func (linearGELUBackward[T]) backward(nd *node[T]) {
 	x, w, bias, y := nd.in[0], nd.in[1], nd.in[2], nd.out
-	m, nOut, nIn := nd.ints[0], nd.ints[1], nd.ints[2]
+	at := attrsOf[linearAttrs](nd)
+	m, nOut, nIn := at.m, at.nOut, at.nIn
 	g, der, part := nd.saved[0], nd.saved[1], nd.saved[2]
 	if m == 0 || nOut == 0 {
 		return
@@ -105,11 +106,8 @@ func (linearGELUBackward[T]) backward(nd *node[T]) {
 	if bias.Grad == nil {
 		part = nil
 	}
-	pi := poolIndex[T]()
-	j := getJob[geluLinearGradJob[T]](&geluLinearGradJobs, pi)
-	*j = geluLinearGradJob[T]{g: g, der: der, dy: y.Grad, part: part, m: m, n: nOut, chunks: rowChunks(m, nOut)}
-	runRowChunks(j, bias.Grad, part, m, nOut)
-	putJob(&geluLinearGradJobs, pi, j)
+	job := geluLinearGradJob[T]{g: g, der: der, dy: y.Grad, part: part, m: m, n: nOut, chunks: rowChunks(m, nOut)}
+	runRowChunks[T](&geluLinearGradJobs, job, bias.Grad, part, m, nOut)
 	linearInputGrads(x, w, g, m, nOut, nIn)
 }
 
@@ -166,7 +164,7 @@ func (tp *Tape[T]) linearAdd(x, a, w, bias *Tensor[T]) *Tensor[T] {
 	out := tp.binary(opAdd, x, lin) // records x's gradient (the sum has one: x has)
 	if tp.needsGrad(a, w, bias) {
 		nd := tp.record(linearBackward[T]{}, out, a, w, bias) // d(a·wᵀ + bias) = d(out)
-		nd.ints = append(nd.ints, m, nOut, nIn)
+		*attrsOf[linearAttrs](nd) = linearAttrs{m: m, nOut: nOut, nIn: nIn}
 		if bias.Grad != nil {
 			nd.saved = append(nd.saved, tp.scratch(rowChunks(m, nOut)*nOut))
 		}
@@ -200,8 +198,7 @@ func (tp *Tape[T]) attentionQKV(qkv, bias *Tensor[T], heads int, scale float64) 
 	nw, saved := tp.attentionRun(out, bias, q, k, v, b, h, n, dh, biasMode, scale, true)
 	if out.Grad != nil {
 		nd := tp.record(attentionQKVBackward[T]{}, out, qkv, bias)
-		nd.ints = append(nd.ints, b, h, n, dh, nw, biasMode)
-		nd.fs = append(nd.fs, scale)
+		*attrsOf[attentionAttrs](nd) = attentionAttrs{b: b, h: h, n: n, dh: dh, nw: nw, biasMode: biasMode, scale: scale}
 		nd.saved = append(nd.saved, saved[:]...)
 	}
 	return out
@@ -213,21 +210,20 @@ type attentionQKVBackward[T Float] struct{}
 
 func (attentionQKVBackward[T]) backward(nd *node[T]) {
 	qkv, bias, o := nd.in[0], nd.in[1], nd.out
-	b, h, n, dh, nw, biasMode := nd.ints[0], nd.ints[1], nd.ints[2], nd.ints[3], nd.ints[4], nd.ints[5]
+	at := attrsOf[attentionAttrs](nd)
+	b, h, n, dh, nw, biasMode := at.b, at.h, at.n, at.dh, at.nw, at.biasMode
 	p, slots, dsAll := nd.saved[0], nd.saved[1], nd.saved[2]
 	d := h * dh
 	biasGrad := bias != nil && bias.Grad != nil
-	pi := poolIndex[T]()
-	j := getJob[attentionJob[T]](&attentionJobs, pi)
 	q, k, v := qkvParts(qkv.Data, d)
-	*j = attentionJob[T]{kn: attentionKernel[T](n, dh), backward: true, p: p, slots: slots, q: q, k: k, v: v, dsAll: dsAll,
+	job := attentionJob[T]{kn: attentionKernel[T](n, dh), backward: true, p: p, slots: slots, q: q, k: k, v: v, dsAll: dsAll,
 		dout: o.Grad, biasGrad: biasGrad, needDS: qkv.Grad != nil || biasGrad,
-		h: h, n: n, dh: dh, nw: nw, items: b * h, biasMode: biasMode, scale: T(nd.fs[0])}
+		h: h, n: n, dh: dh, nw: nw, items: b * h, biasMode: biasMode, scale: T(at.scale)}
 	if qkv.Grad != nil {
-		j.dq, j.dk, j.dv = qkvParts(qkv.Grad, d)
+		job.dq, job.dk, job.dv = qkvParts(qkv.Grad, d)
 	}
-	j.tokenMajor()
-	j.backwardAll(pi, bias, b)
+	job.tokenMajor()
+	attentionBackwardAll(job, bias, b)
 }
 
 // qkvParts returns the q, k and v parts of a (B, N, 3·D) buffer: x from

@@ -45,7 +45,7 @@ func (tp *Tape[T]) TakeAlongLast(x *Tensor[T], idx []int, cols int) *Tensor[T] {
 	})
 	if out.Grad != nil {
 		nd := tp.record(takeAlongLastBackward[T]{}, out, x)
-		nd.ints = append(nd.ints, outer, m, k, cols)
+		*attrsOf[takeAlongLastAttrs](nd) = takeAlongLastAttrs{outer: outer, m: m, k: k, cols: cols}
 		nd.ints = append(nd.ints, idx...)
 	}
 	return out
@@ -54,15 +54,20 @@ func (tp *Tape[T]) TakeAlongLast(x *Tensor[T], idx []int, cols int) *Tensor[T] {
 // takeAlongLastBackward scatters: dx[..., m, idx[m·J+j]] += dy[..., m, j],
 // so repeated indices add up. Each leading item writes only its own rows of
 // dx, so the split over items is race-free and deterministic.
-// nd.ints = (outer, M, K, J, idx...).
+// nd.ints holds idx.
 type takeAlongLastBackward[T Float] struct{}
+
+// takeAlongLastAttrs are TakeAlongLast's node attributes: x (outer, m, k),
+// cols indices per row.
+type takeAlongLastAttrs struct{ outer, m, k, cols int }
 
 func (takeAlongLastBackward[T]) backward(nd *node[T]) {
 	x, y := nd.in[0], nd.out
 	if x.Grad == nil {
 		return
 	}
-	outer, m, k, cols, idx := nd.ints[0], nd.ints[1], nd.ints[2], nd.ints[3], nd.ints[4:]
+	at := attrsOf[takeAlongLastAttrs](nd)
+	outer, m, k, cols, idx := at.outer, at.m, at.k, at.cols, nd.ints
 	parallelFor(outer, max(1, 4096/max(m*cols, 1)), func(lo, hi int) {
 		for o := lo; o < hi; o++ {
 			for i := range m {

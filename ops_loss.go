@@ -59,7 +59,7 @@ func (tp *Tape[T]) CrossEntropy(logits *Tensor[T], labels []int, smoothing float
 	if out.Grad != nil {
 		nd := tp.record(crossEntropyBackward[T]{}, out, logits)
 		nd.ints = append(nd.ints, labels...)
-		nd.fs = append(nd.fs, eps)
+		*attrsOf[crossEntropyAttrs](nd) = crossEntropyAttrs{smoothing: eps}
 		nd.saved = append(nd.saved, p)
 	}
 	return out
@@ -68,13 +68,17 @@ func (tp *Tape[T]) CrossEntropy(logits *Tensor[T], labels []int, smoothing float
 // crossEntropyBackward: dlogits[r, j] += (dy/B)·(p_{r,j} − (1−ε)·[j = y_r] − ε/K).
 type crossEntropyBackward[T Float] struct{}
 
+// crossEntropyAttrs are CrossEntropy's node attributes; its ints hold the
+// labels.
+type crossEntropyAttrs struct{ smoothing float64 }
+
 func (crossEntropyBackward[T]) backward(nd *node[T]) {
 	x, y := nd.in[0], nd.out
 	if x.Grad == nil {
 		return
 	}
 	b, k := x.Shape[0], x.Shape[1]
-	eps, p := nd.fs[0], nd.saved[0]
+	eps, p := attrsOf[crossEntropyAttrs](nd).smoothing, nd.saved[0]
 	g := float64(y.Grad[0]) / float64(b)
 	off := T(g * eps / float64(k))
 	hit := T(g * (1 - eps))

@@ -21,7 +21,7 @@ func (tp *Tape[T]) MatMul(a, b *Tensor[T]) *Tensor[T] {
 	gemm(false, false, m, n, k, a.Data, max(k, 1), b.Data, max(n, 1), out.Data, max(n, 1), false)
 	if out.Grad != nil {
 		nd := tp.record(matMulBackward[T]{}, out, a, b)
-		nd.ints = append(nd.ints, m, n, k)
+		*attrsOf[matMulAttrs](nd) = matMulAttrs{m: m, n: n, k: k}
 	}
 	return out
 }
@@ -29,9 +29,13 @@ func (tp *Tape[T]) MatMul(a, b *Tensor[T]) *Tensor[T] {
 // matMulBackward: dA += dC·Bᵀ, dB += Aᵀ·dC.
 type matMulBackward[T Float] struct{}
 
+// matMulAttrs are MatMul's node attributes: C (m, n) = A (m, k)·B (k, n).
+type matMulAttrs struct{ m, n, k int }
+
 func (matMulBackward[T]) backward(nd *node[T]) {
 	a, b, c := nd.in[0], nd.in[1], nd.out
-	m, n, k := nd.ints[0], nd.ints[1], nd.ints[2]
+	at := attrsOf[matMulAttrs](nd)
+	m, n, k := at.m, at.n, at.k
 	if a.Grad != nil {
 		gemm(false, true, m, k, n, c.Grad, max(n, 1), b.Data, max(n, 1), a.Grad, max(k, 1), true)
 	}
@@ -64,7 +68,7 @@ func (tp *Tape[T]) Linear(x, w, bias *Tensor[T]) *Tensor[T] {
 	gemm(false, true, m, nOut, nIn, x.Data, max(nIn, 1), w.Data, max(nIn, 1), out.Data, max(nOut, 1), true)
 	if out.Grad != nil {
 		nd := tp.record(linearBackward[T]{}, out, x, w, bias)
-		nd.ints = append(nd.ints, m, nOut, nIn)
+		*attrsOf[linearAttrs](nd) = linearAttrs{m: m, nOut: nOut, nIn: nIn}
 		if bias != nil && bias.Grad != nil {
 			nd.saved = append(nd.saved, tp.scratch(rowChunks(m, nOut)*nOut))
 		}
@@ -75,9 +79,14 @@ func (tp *Tape[T]) Linear(x, w, bias *Tensor[T]) *Tensor[T] {
 // linearBackward: dx += dy·w, dw += dyᵀ·x, dbias += Σ_rows dy.
 type linearBackward[T Float] struct{}
 
+// linearAttrs are the node attributes of Linear, linearAdd and linearGELU:
+// m rows of nIn inputs and nOut outputs.
+type linearAttrs struct{ m, nOut, nIn int }
+
 func (linearBackward[T]) backward(nd *node[T]) {
 	x, w, bias, y := nd.in[0], nd.in[1], nd.in[2], nd.out
-	m, nOut, nIn := nd.ints[0], nd.ints[1], nd.ints[2]
+	at := attrsOf[linearAttrs](nd)
+	m, nOut, nIn := at.m, at.nOut, at.nIn
 	linearInputGrads(x, w, y.Grad, m, nOut, nIn)
 	if bias != nil && bias.Grad != nil {
 		biasGrad(bias.Grad, y.Grad, nd.saved[0], m, nOut)
@@ -99,15 +108,7 @@ func linearInputGrads[T Float](x, w *Tensor[T], dy []T, m, nOut, nIn int) {
 // biasFill sets every row of y (m, n) to bias (n): the bias term of Linear,
 // onto which the GEMM then accumulates x·wᵀ. It splits over rows.
 func biasFill[T Float](y, bias []T, m, n int) {
-	pi := poolIndex[T]()
-	j := getJob[biasJob[T]](&biasJobs, pi)
-	*j = biasJob[T]{y: y, bias: bias, m: m, n: n}
-	if serial(m * n) {
-		j.run(0, m)
-	} else {
-		parallelRun(m, max(1, parGrain/max(n, 1)), j)
-	}
-	putJob(&biasJobs, pi, j)
+	runPooled[T](&biasJobs, biasJob[T]{y: y, bias: bias, m: m, n: n}, m, max(1, parGrain/max(n, 1)), serial(m*n))
 }
 
 // biasGrad adds the column sums of dy (m, n) into dbias (n): the bias
@@ -120,24 +121,19 @@ func biasGrad[T Float](dbias, dy, part []T, m, n int) {
 	if m == 0 || n == 0 {
 		return
 	}
-	pi := poolIndex[T]()
-	j := getJob[biasJob[T]](&biasJobs, pi)
-	*j = biasJob[T]{y: dy, bias: part, m: m, n: n, chunks: rowChunks(m, n), grad: true}
-	runRowChunks(j, dbias, part, m, n)
-	putJob(&biasJobs, pi, j)
+	runRowChunks[T](&biasJobs, biasJob[T]{y: dy, bias: part, m: m, n: n, chunks: rowChunks(m, n), grad: true}, dbias, part, m, n)
 }
 
-// runRowChunks runs job over the rowChunks(m, n) fixed row chunks of an
-// (m, n) matrix, split over threads unless the matrix is small; then, if
-// dbias is set, it adds the chunks' partial column sums part (chunks, n),
-// which the job wrote, into dbias (n) in chunk order.
-func runRowChunks[T Float](job rangeJob, dbias, part []T, m, n int) {
+// runRowChunks runs job (pooled in pools) over the rowChunks(m, n) fixed
+// row chunks of an (m, n) matrix, split over threads unless the matrix is
+// small; then, if dbias is set, it adds the chunks' partial column sums
+// part (chunks, n), which the job wrote, into dbias (n) in chunk order.
+func runRowChunks[T Float, J any, PJ interface {
+	*J
+	rangeJob
+}](pools *[2]sync.Pool, job J, dbias, part []T, m, n int) {
 	c := rowChunks(m, n)
-	if serial(m * n) {
-		job.run(0, c)
-	} else {
-		parallelRun(c, 1, job)
-	}
+	runPooled[T, J, PJ](pools, job, c, 1, serial(m*n))
 	if dbias != nil {
 		for k := range c {
 			addTo(dbias[:n], part[k*n:(k+1)*n])
@@ -231,7 +227,7 @@ func (tp *Tape[T]) BatchMatMul(a, b *Tensor[T], transA, transB bool) *Tensor[T] 
 	gemmBatched(transA, transB, batch, m, n, k, a.Data, m*k, max(lda, 1), b.Data, k*n, max(ldb, 1), out.Data, m*n, max(n, 1), false)
 	if out.Grad != nil {
 		nd := tp.record(batchMatMulBackward[T]{}, out, a, b)
-		nd.ints = append(nd.ints, batch, m, n, k, boolInt(transA), boolInt(transB))
+		*attrsOf[batchMatMulAttrs](nd) = batchMatMulAttrs{batch: batch, m: m, n: n, k: k, transA: transA, transB: transB}
 	}
 	return out
 }
@@ -240,10 +236,17 @@ func (tp *Tape[T]) BatchMatMul(a, b *Tensor[T], transA, transB bool) *Tensor[T] 
 // dop(A) = dC·op(B)ᵀ, dop(B) = op(A)ᵀ·dC, transposed back into A's or B's layout.
 type batchMatMulBackward[T Float] struct{}
 
+// batchMatMulAttrs are BatchMatMul's node attributes: batch products
+// C (m, n) = op(A) (m, k)·op(B) (k, n).
+type batchMatMulAttrs struct {
+	batch, m, n, k int
+	transA, transB bool
+}
+
 func (batchMatMulBackward[T]) backward(nd *node[T]) {
 	a, b, c := nd.in[0], nd.in[1], nd.out
-	batch, m, n, k := nd.ints[0], nd.ints[1], nd.ints[2], nd.ints[3]
-	transA, transB := nd.ints[4] == 1, nd.ints[5] == 1
+	at := attrsOf[batchMatMulAttrs](nd)
+	batch, m, n, k, transA, transB := at.batch, at.m, at.n, at.k, at.transA, at.transB
 	lda, ldb := a.Shape[len(a.Shape)-1], b.Shape[len(b.Shape)-1]
 	if a.Grad != nil {
 		if transA { // A is (k, m): dA = op(B)·dCᵀ
@@ -259,11 +262,4 @@ func (batchMatMulBackward[T]) backward(nd *node[T]) {
 			gemmBatched(!transA, false, batch, k, n, m, a.Data, m*k, max(lda, 1), c.Grad, m*n, max(n, 1), b.Grad, k*n, max(ldb, 1), true)
 		}
 	}
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }

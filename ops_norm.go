@@ -31,7 +31,7 @@ func (tp *Tape[T]) LayerNorm(x, gamma, beta *Tensor[T], eps float64) *Tensor[T] 
 	layerNormForward(out.Data, stats[:rows], stats[rows:], x.Data, gamma.Data, beta.Data, rows, d, eps)
 	if out.Grad != nil {
 		nd := tp.record(layerNormBackward[T]{}, out, x, gamma, beta)
-		nd.ints = append(nd.ints, rows, d)
+		*attrsOf[layerNormAttrs](nd) = layerNormAttrs{rows: rows, d: d}
 		var part []T // partial dγ and dβ rows, one pair per row chunk
 		if gamma.Grad != nil || beta.Grad != nil {
 			part = tp.scratch(2 * rowChunks(rows, d) * d)
@@ -44,11 +44,8 @@ func (tp *Tape[T]) LayerNorm(x, gamma, beta *Tensor[T], eps float64) *Tensor[T] 
 // layerNormForward normalises each of the rows of x (rows, d) and stores the
 // row mean and rstd = 1/√(σ² + eps) for the backward.
 func layerNormForward[T Float](out, mean, rstd, x, gamma, beta []T, rows, d int, eps float64) {
-	pi := poolIndex[T]()
-	j := getJob[layerNormJob[T]](&layerNormJobs, pi)
-	*j = layerNormJob[T]{out: out, mean: mean, rstd: rstd, x: x, gamma: gamma, beta: beta, d: d, eps: eps}
-	parallelRun(rows, max(1, 4096/max(d, 1)), j)
-	putJob(&layerNormJobs, pi, j)
+	job := layerNormJob[T]{out: out, mean: mean, rstd: rstd, x: x, gamma: gamma, beta: beta, d: d, eps: eps}
+	runPooled[T](&layerNormJobs, job, rows, max(1, 4096/max(d, 1)), false)
 }
 
 // layerNormJob is the forward over rows [lo, hi) (a pooled job: no closure).
@@ -111,9 +108,13 @@ var layerNormJobs, layerNormGradJobs [2]sync.Pool // [0] float32, [1] float64
 // for any thread count.
 type layerNormBackward[T Float] struct{}
 
+// layerNormAttrs are LayerNorm's node attributes: rows of d values.
+type layerNormAttrs struct{ rows, d int }
+
 func (layerNormBackward[T]) backward(nd *node[T]) {
 	x, gamma, beta, y := nd.in[0], nd.in[1], nd.in[2], nd.out
-	rows, d := nd.ints[0], nd.ints[1]
+	at := attrsOf[layerNormAttrs](nd)
+	rows, d := at.rows, at.d
 	if x.Grad == nil && gamma.Grad == nil && beta.Grad == nil {
 		return
 	}
@@ -126,12 +127,9 @@ func (layerNormBackward[T]) backward(nd *node[T]) {
 	if beta.Grad != nil {
 		pb = part[c*d : 2*c*d]
 	}
-	pi := poolIndex[T]()
-	j := getJob[layerNormGradJob[T]](&layerNormGradJobs, pi)
-	*j = layerNormGradJob[T]{x: x.Data, dy: y.Grad, gamma: gamma.Data, mean: nd.saved[0], rstd: nd.saved[1],
+	job := layerNormGradJob[T]{x: x.Data, dy: y.Grad, gamma: gamma.Data, mean: nd.saved[0], rstd: nd.saved[1],
 		dx: x.Grad, pg: pg, pb: pb, rows: rows, d: d, chunks: c}
-	parallelRun(c, 1, j)
-	putJob(&layerNormGradJobs, pi, j)
+	runPooled[T](&layerNormGradJobs, job, c, 1, false)
 	for k := range c {
 		if pg != nil {
 			addTo(gamma.Grad[:d], pg[k*d:(k+1)*d])
@@ -249,7 +247,7 @@ func (tp *Tape[T]) BatchNorm2d(x, gamma, beta, runMean, runVar *Tensor[T], momen
 		b, c, hw, momentum, eps, training)
 	if out.Grad != nil {
 		nd := tp.record(batchNormBackward[T]{}, out, x, gamma, beta)
-		nd.ints = append(nd.ints, b, c, hw, boolInt(training))
+		*attrsOf[batchNormAttrs](nd) = batchNormAttrs{b: b, c: c, hw: hw, training: training}
 		nd.saved = append(nd.saved, stats[:c], stats[c:])
 	}
 	return out
@@ -299,9 +297,17 @@ func batchNormForward[T Float](out, mean, rstd, x, gamma, beta, runMean, runVar 
 // eval: dx += rstd·dn. Both: dγ += Σ dy⊙n, dβ += Σ dy.
 type batchNormBackward[T Float] struct{}
 
+// batchNormAttrs are BatchNorm2d's node attributes: x (b, c, hw), and
+// whether the forward used batch statistics.
+type batchNormAttrs struct {
+	b, c, hw int
+	training bool
+}
+
 func (batchNormBackward[T]) backward(nd *node[T]) {
 	x, gamma, beta, y := nd.in[0], nd.in[1], nd.in[2], nd.out
-	b, c, hw, training := nd.ints[0], nd.ints[1], nd.ints[2], nd.ints[3] == 1
+	at := attrsOf[batchNormAttrs](nd)
+	b, c, hw, training := at.b, at.c, at.hw, at.training
 	mean, rstd := nd.saved[0], nd.saved[1]
 	parallelFor(c, max(1, 4096/max(b*hw, 1)), func(lo, hi int) {
 		for ch := lo; ch < hi; ch++ {

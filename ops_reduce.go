@@ -63,7 +63,7 @@ func (tp *Tape[T]) sumAll(x *Tensor[T], scale float64) *Tensor[T] {
 	out.Data[0] = T(s * scale)
 	if out.Grad != nil {
 		nd := tp.record(sumAllBackward[T]{}, out, x)
-		nd.fs = append(nd.fs, scale)
+		*attrsOf[scaleAttrs](nd) = scaleAttrs{scale: scale}
 	}
 	return out
 }
@@ -76,7 +76,7 @@ func (sumAllBackward[T]) backward(nd *node[T]) {
 	if x.Grad == nil {
 		return
 	}
-	g := T(nd.fs[0] * float64(y.Grad[0]))
+	g := T(attrsOf[scaleAttrs](nd).scale * float64(y.Grad[0]))
 	for i := range x.Grad {
 		x.Grad[i] += g
 	}
@@ -136,8 +136,7 @@ func (tp *Tape[T]) sumAxis(op string, x *Tensor[T], axis int, keepDim, mean bool
 	}
 	if out.Grad != nil {
 		nd := tp.record(sumAxisBackward[T]{}, out, x)
-		nd.ints = append(nd.ints, outer, n, inner)
-		nd.fs = append(nd.fs, scale)
+		*attrsOf[sumAxisAttrs](nd) = sumAxisAttrs{outer: outer, n: n, inner: inner, scale: scale}
 	}
 	return out
 }
@@ -145,13 +144,20 @@ func (tp *Tape[T]) sumAxis(op string, x *Tensor[T], axis int, keepDim, mean bool
 // sumAxisBackward: dx[o, k, i] += scale·dy[o, i] for every k.
 type sumAxisBackward[T Float] struct{}
 
+// sumAxisAttrs are SumAxis's node attributes: x viewed as (outer, n,
+// inner), summed over n, times scale.
+type sumAxisAttrs struct {
+	outer, n, inner int
+	scale           float64
+}
+
 func (sumAxisBackward[T]) backward(nd *node[T]) {
 	x, y := nd.in[0], nd.out
 	if x.Grad == nil {
 		return
 	}
-	outer, n, inner := nd.ints[0], nd.ints[1], nd.ints[2]
-	c := T(nd.fs[0])
+	at := attrsOf[sumAxisAttrs](nd)
+	outer, n, inner, c := at.outer, at.n, at.inner, T(at.scale)
 	if inner == 1 {
 		for o := range outer {
 			g := c * y.Grad[o]

@@ -47,7 +47,7 @@ func (tp *Tape[T]) Rotate(x, cos, sin *Tensor[T], skip int) *Tensor[T] {
 	})
 	if out.Grad != nil {
 		nd := tp.record(rotateBackward[T]{}, out, x, cos, sin)
-		nd.ints = append(nd.ints, skip)
+		*attrsOf[rotateAttrs](nd) = rotateAttrs{skip: skip}
 	}
 	return out
 }
@@ -57,9 +57,12 @@ func (tp *Tape[T]) Rotate(x, cos, sin *Tensor[T], skip int) *Tensor[T] {
 // with dc, ds summed over B (and over H when Hc = 1) in a fixed order.
 type rotateBackward[T Float] struct{}
 
+// rotateAttrs are Rotate's node attributes: the tokens left unrotated.
+type rotateAttrs struct{ skip int }
+
 func (rotateBackward[T]) backward(nd *node[T]) {
 	x, cos, sin, out := nd.in[0], nd.in[1], nd.in[2], nd.out
-	skip := nd.ints[0]
+	skip := attrsOf[rotateAttrs](nd).skip
 	b, h, n, dh := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
 	hc, half, nr := cos.Shape[0], dh/2, n-skip
 	if x.Grad != nil {

@@ -173,15 +173,8 @@ func permuteCopy[T Float](xShape, perm []int, y, x []T, back bool) {
 // (batch, m, n), in 32×32 tiles so both sides stay in cache. Large
 // batches split over threads by batch item (each writes its own block).
 func transposeTiled[T Float](dst, src []T, batch, m, n int, acc bool) {
-	pi := poolIndex[T]()
-	j := getJob[transposeJob[T]](&transposeJobs, pi)
-	*j = transposeJob[T]{dst: dst, src: src, m: m, n: n, acc: acc}
-	if serial(batch * m * n) {
-		j.run(0, batch)
-	} else {
-		parallelRun(batch, max(1, parGrain/max(m*n, 1)), j)
-	}
-	putJob(&transposeJobs, pi, j)
+	job := transposeJob[T]{dst: dst, src: src, m: m, n: n, acc: acc}
+	runPooled[T](&transposeJobs, job, batch, max(1, parGrain/max(m*n, 1)), serial(batch*m*n))
 }
 
 // transposeJob is transposeTiled on batch items [lo, hi) (a pooled job: no
@@ -255,7 +248,7 @@ func (tp *Tape[T]) Concat(axis int, xs ...*Tensor[T]) *Tensor[T] {
 	}
 	if out.Grad != nil {
 		nd := tp.record(concatBackward[T]{}, out, xs...)
-		nd.ints = append(nd.ints, outer, inner, axis)
+		*attrsOf[concatAttrs](nd) = concatAttrs{outer: outer, inner: inner, axis: axis}
 	}
 	return out
 }
@@ -263,9 +256,14 @@ func (tp *Tape[T]) Concat(axis int, xs ...*Tensor[T]) *Tensor[T] {
 // concatBackward: each dx_i += its block of columns of dy (outer, Σ n_i·inner).
 type concatBackward[T Float] struct{}
 
+// concatAttrs are Concat's node attributes: the axis, and the sizes before
+// (outer) and after (inner) it.
+type concatAttrs struct{ outer, inner, axis int }
+
 func (concatBackward[T]) backward(nd *node[T]) {
 	y := nd.out
-	outer, inner, axis := nd.ints[0], nd.ints[1], nd.ints[2]
+	at := attrsOf[concatAttrs](nd)
+	outer, inner, axis := at.outer, at.inner, at.axis
 	row := y.Shape[axis] * inner
 	off := 0
 	for _, x := range nd.in {
@@ -301,7 +299,7 @@ func (tp *Tape[T]) Slice(x *Tensor[T], axis, start, end int) *Tensor[T] {
 	}
 	if out.Grad != nil {
 		nd := tp.record(sliceBackward[T]{}, out, x)
-		nd.ints = append(nd.ints, outer, inner, n, start, end)
+		*attrsOf[sliceAttrs](nd) = sliceAttrs{outer: outer, inner: inner, n: n, start: start, end: end}
 	}
 	return out
 }
@@ -309,12 +307,17 @@ func (tp *Tape[T]) Slice(x *Tensor[T], axis, start, end int) *Tensor[T] {
 // sliceBackward: dx[o, start:end, :] += dy[o, :, :].
 type sliceBackward[T Float] struct{}
 
+// sliceAttrs are Slice's node attributes: x (outer, n, inner), rows
+// [start, end) of n kept.
+type sliceAttrs struct{ outer, inner, n, start, end int }
+
 func (sliceBackward[T]) backward(nd *node[T]) {
 	x, y := nd.in[0], nd.out
 	if x.Grad == nil {
 		return
 	}
-	outer, inner, n, start, end := nd.ints[0], nd.ints[1], nd.ints[2], nd.ints[3], nd.ints[4]
+	at := attrsOf[sliceAttrs](nd)
+	outer, inner, n, start, end := at.outer, at.inner, at.n, at.start, at.end
 	w := (end - start) * inner
 	for o := range outer {
 		dx := x.Grad[(o*n+start)*inner : (o*n+end)*inner]
@@ -372,22 +375,26 @@ func (tp *Tape[T]) Gather(x *Tensor[T], axis int, idx []int) *Tensor[T] {
 	}
 	if out.Grad != nil {
 		nd := tp.record(gatherBackward[T]{}, out, x)
-		nd.ints = append(nd.ints, outer, inner, n)
+		*attrsOf[gatherAttrs](nd) = gatherAttrs{outer: outer, inner: inner, n: n}
 		nd.ints = append(nd.ints, idx...)
 	}
 	return out
 }
 
 // gatherBackward scatters: dx[o, idx[k], i] += dy[o, k, i], so repeated
-// indices add up. nd.ints = (outer, inner, n, idx...).
+// indices add up. nd.ints holds idx.
 type gatherBackward[T Float] struct{}
+
+// gatherAttrs are Gather's node attributes: x (outer, n, inner).
+type gatherAttrs struct{ outer, inner, n int }
 
 func (gatherBackward[T]) backward(nd *node[T]) {
 	x, y := nd.in[0], nd.out
 	if x.Grad == nil {
 		return
 	}
-	outer, inner, n, idx := nd.ints[0], nd.ints[1], nd.ints[2], nd.ints[3:]
+	at := attrsOf[gatherAttrs](nd)
+	outer, inner, n, idx := at.outer, at.inner, at.n, nd.ints
 	m := len(idx)
 	for o := range outer {
 		for k, j := range idx {

@@ -86,16 +86,9 @@ func (o *Adam[T]) Update(lr float64) {
 		}
 	}
 	total := o.offs[len(o.params)]
-	pi := poolIndex[T]()
-	j := getJob[adamJob[T]](&adamJobs, pi)
-	*j = adamJob[T]{o: o, lr: T(lr), b1: T(o.Beta1), b2: T(o.Beta2), eps: T(o.Eps),
+	job := adamJob[T]{o: o, lr: T(lr), b1: T(o.Beta1), b2: T(o.Beta2), eps: T(o.Eps),
 		stepSize: T(lr / bc1), bc2Sqrt: T(math.Sqrt(bc2))}
-	if serial(total) {
-		j.run(0, total)
-	} else {
-		parallelRun(total, parGrain, j)
-	}
-	putJob(&adamJobs, pi, j)
+	runPooled[T](&adamJobs, job, total, parGrain, serial(total))
 }
 
 // adamJob updates elements [lo, hi) of the params laid end to end (a

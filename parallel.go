@@ -176,6 +176,26 @@ func getJob[J any](pools *[2]sync.Pool, i int) *J {
 	return new(J)
 }
 
+// runPooled runs job on the items [0, n): on the calling goroutine when
+// serial is set, else split by parallelRun in chunks of at least grain
+// items. It runs a copy of job taken from pools (the float32 and float64
+// copies of the job type, by T) and recycles it after, so neither path
+// allocates: the one sequence every pooled kernel uses.
+func runPooled[T Float, J any, PJ interface {
+	*J
+	rangeJob
+}](pools *[2]sync.Pool, job J, n, grain int, serial bool) {
+	pi := poolIndex[T]()
+	j := getJob[J](pools, pi)
+	*j = job
+	if serial {
+		PJ(j).run(0, n)
+	} else {
+		parallelRun(n, grain, PJ(j))
+	}
+	putJob(pools, pi, j)
+}
+
 // putJob zeroes j (dropping its references to tensors) and recycles it.
 func putJob[J any](pools *[2]sync.Pool, i int, j *J) {
 	var z J
