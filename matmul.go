@@ -85,7 +85,7 @@ func gemmBatched[T Float](transA, transB bool, batch, m, n, k int,
 	*j = gemmJob[T]{kn: kn, transA: transA, transB: transB, acc: acc, m: m, n: n, k: k,
 		a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc,
 		batch: batch, strideA: strideA, strideB: strideB, strideC: strideC, parts: parts, threads: parts}
-	runGemmJob(j)
+	runTask(j, min(j.threads, j.parts)-1)
 	putGemmJob(j)
 }
 
@@ -208,7 +208,7 @@ func gemmWith[T Float](kn *gemmKernel[T], threads int, transA, transB bool, m, n
 	j := getGemmJob[T]()
 	*j = gemmJob[T]{kn: kn, transA: transA, transB: transB, acc: acc, m: m, n: n, k: k,
 		a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, parts: parts, threads: threads, splitM: splitM, step: step, reuseB: reuseB}
-	runGemmJob(j)
+	runTask(j, min(j.threads, j.parts)-1)
 	putGemmJob(j)
 }
 
@@ -289,7 +289,7 @@ func gemmKSplit[T Float](kn *gemmKernel[T], threads, chunks int, transA, transB 
 	*j = gemmKJob[T]{kn: kn, transA: transA, transB: transB, acc: acc, m: m, n: n, k: k,
 		a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, chunks: chunks}
 	j.partial = growBuf(&partial, (chunks-1)*m*n)
-	runGemmWorkers(j, threads, chunks, &j.wg)
+	runTask(j, min(threads, chunks)-1)
 	if grain := max(1, 1<<13/(n*(chunks-1))); threads > 1 && m >= 2*grain {
 		parallelRun(m, grain, j)
 	} else {
@@ -309,7 +309,6 @@ type gemmKJob[T Float] struct {
 	chunks              int
 	partial             []T // P_i (m x n, row stride n) at (i-1)*m*n
 	next                atomic.Int32
-	wg                  sync.WaitGroup
 }
 
 var gemmKJobPools [2]sync.Pool // [0] float32, [1] float64
@@ -356,8 +355,6 @@ func (j *gemmKJob[T]) work() {
 	}
 	putGemmBuf(buf)
 }
-
-func (j *gemmKJob[T]) done() { j.wg.Done() }
 
 // run adds the partial products into rows [lo, hi) of C, in chunk order.
 func (j *gemmKJob[T]) run(lo, hi int) {
@@ -692,7 +689,6 @@ type gemmJob[T Float] struct {
 	strideB             int
 	strideC             int
 	next                atomic.Int32 // next part to run
-	wg                  sync.WaitGroup
 }
 
 func getGemmJob[T Float]() *gemmJob[T] {
@@ -725,8 +721,6 @@ func (j *gemmJob[T]) work() {
 	putGemmBuf(buf)
 }
 
-func (j *gemmJob[T]) done() { j.wg.Done() }
-
 // runPart runs part i and reports whether buf.b now holds B̂ (see gemmPacked).
 func (j *gemmJob[T]) runPart(i int, buf *gemmBuf[T], packedB bool) bool {
 	if j.batch > 0 {
@@ -756,58 +750,4 @@ func (j *gemmJob[T]) runPart(i int, buf *gemmBuf[T], packedB bool) bool {
 		c = c[lo:]
 	}
 	return gemmPacked(j.kn, buf, packedB, j.transA, j.transB, m, n, j.k, a, j.lda, b, j.ldb, c, j.ldc, j.acc)
-}
-
-// gemmWorker is a job helpers can run: work, then done.
-type gemmWorker interface {
-	work()
-	done()
-}
-
-// Helper goroutines are started on demand (at most maxGemmHelpers) and park
-// on their inbox. A caller takes only idle helpers, so it never waits for
-// another caller's job; parts nobody took it runs itself.
-const maxGemmHelpers = 255
-
-var (
-	gemmIdle    = make(chan chan gemmWorker, maxGemmHelpers)
-	gemmHelpers atomic.Int32
-)
-
-func gemmHelper(inbox chan gemmWorker) {
-	for j := range inbox {
-		j.work()
-		gemmIdle <- inbox // idle again before done: the caller's next job may take it
-		j.done()
-	}
-}
-
-// runGemmJob runs j's parts on the calling goroutine and up to threads-1
-// idle helpers, and returns when all parts are done.
-func runGemmJob[T Float](j *gemmJob[T]) { runGemmWorkers(j, j.threads, j.parts, &j.wg) }
-
-// runGemmWorkers runs w.work on the calling goroutine and on up to
-// min(threads, parts)-1 idle helpers, and returns when all are done (each
-// helper calls w.done, which must call wg.Done).
-func runGemmWorkers(w gemmWorker, threads, parts int, wg *sync.WaitGroup) {
-	want := min(threads-1, parts-1, maxGemmHelpers)
-	for range want {
-		var inbox chan gemmWorker
-		select {
-		case inbox = <-gemmIdle:
-		default:
-			if n := gemmHelpers.Load(); n >= int32(want) || !gemmHelpers.CompareAndSwap(n, n+1) {
-				break
-			}
-			inbox = make(chan gemmWorker, 1)
-			go gemmHelper(inbox)
-		}
-		if inbox == nil {
-			break
-		}
-		wg.Add(1)
-		inbox <- w
-	}
-	w.work()
-	wg.Wait()
 }

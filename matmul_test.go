@@ -521,7 +521,7 @@ func TestGemmBatched(t *testing.T) {
 }
 
 // TestGemmNoAlloc checks that a steady-state threaded gemm allocates
-// nothing (packing buffers and jobs are pooled, helpers are reused).
+// nothing (packing buffers and jobs are pooled, pool workers are reused).
 func TestGemmNoAlloc(t *testing.T) {
 	defer SetThreads(Threads())
 	SetThreads(2)
@@ -535,8 +535,12 @@ func TestGemmNoAlloc(t *testing.T) {
 	if allocs := testing.AllocsPerRun(20, func() { gemm(true, false, m, n, kl, al, m, bl, n, c, n, true) }); allocs != 0 {
 		t.Errorf("gemm k=%d (%d depth chunks): %v allocations per call, want 0", kl, gemmKChunks(kernelFor[float32](), m, n, kl), allocs)
 	}
-	if h := gemmHelpers.Load(); h > 2 { // tests run on at most 3 goroutines
-		t.Errorf("%d helper goroutines, want at most 2", h)
+	workers := numWorkers.Load()
+	for range 20 {
+		gemm(false, false, m, n, k, a, k, b, n, c, n, false)
+	}
+	if w := numWorkers.Load(); w != workers {
+		t.Errorf("the worker pool grew from %d to %d goroutines over 20 calls, want it reused", workers, w)
 	}
 	bt := make([]float32, 8*k*n)
 	ct := make([]float32, 8*m*n)

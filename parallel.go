@@ -77,24 +77,37 @@ func parallelRun(n, grain int, job rangeJob) {
 	g := groupPool.Get().(*chunkGroup)
 	g.job, g.n, g.chunks = job, n, min(chunksPerThread*t, n/grain, maxChunks)
 	g.next.Store(0)
-	var taken [maxChunks]*poolWorker
+	runTask(g, w-1)
+	g.job = nil
+	groupPool.Put(g)
+}
+
+// A task is work that pool workers help the calling goroutine with: work
+// claims pieces (chunks of a parallelRun, parts of a GEMM) until none is
+// left, so it may run on several goroutines at once.
+type task interface{ work() }
+
+// runTask runs t.work on the calling goroutine and on up to helpers idle
+// pool workers (at most maxChunks − 1), and returns when all of them are
+// done. A caller takes only idle workers, so it never waits for another
+// caller's task; pieces nobody else took it runs itself.
+func runTask(t task, helpers int) {
+	var taken [maxChunks - 1]*poolWorker
 	k := 0
-	for range w - 1 {
+	for range min(helpers, len(taken)) {
 		wk := getWorker()
 		if wk == nil {
 			break
 		}
 		taken[k] = wk
 		k++
-		wk.task <- g
+		wk.task <- t
 	}
-	g.runChunks()
+	t.work()
 	for _, wk := range taken[:k] {
 		<-wk.done
 		idleWorkers <- wk
 	}
-	g.job = nil
-	groupPool.Put(g)
 }
 
 // chunkGroup is one parallelRun: its job, the chunking, and the next
@@ -107,8 +120,8 @@ type chunkGroup struct {
 
 var groupPool = sync.Pool{New: func() any { return new(chunkGroup) }}
 
-// runChunks runs unclaimed chunks until none is left.
-func (g *chunkGroup) runChunks() {
+// work runs unclaimed chunks until none is left.
+func (g *chunkGroup) work() {
 	for {
 		i := int(g.next.Add(1)) - 1
 		if i >= g.chunks {
@@ -118,10 +131,10 @@ func (g *chunkGroup) runChunks() {
 	}
 }
 
-// poolWorker is a persistent goroutine that helps with one chunkGroup at a
-// time: it receives on task and signals done when no chunk is left.
+// poolWorker is a persistent goroutine that helps with one task at a time:
+// it receives on task and signals done when the task has nothing left.
 type poolWorker struct {
-	task chan *chunkGroup
+	task chan task
 	done chan struct{}
 }
 
@@ -151,14 +164,14 @@ func getWorker() *poolWorker {
 			break
 		}
 	}
-	wk := &poolWorker{task: make(chan *chunkGroup, 1), done: make(chan struct{}, 1)}
+	wk := &poolWorker{task: make(chan task, 1), done: make(chan struct{}, 1)}
 	go wk.loop()
 	return wk
 }
 
 func (wk *poolWorker) loop() {
-	for g := range wk.task {
-		g.runChunks()
+	for t := range wk.task {
+		t.work()
 		wk.done <- struct{}{}
 	}
 }
