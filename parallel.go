@@ -225,3 +225,16 @@ const parGrain = 16384
 // serial reports whether an element-wise kernel over n elements should run
 // on the calling goroutine: n is small, or there is one thread.
 func serial(n int) bool { return n < 2*parGrain || Threads() == 1 }
+
+// poolIndex is 0 for float32, 1 for float64 and -1 for named float types,
+// which are not pooled.
+func poolIndex[T Float]() int {
+	var z T
+	switch any(z).(type) {
+	case float32:
+		return 0
+	case float64:
+		return 1
+	}
+	return -1
+}
