@@ -684,10 +684,7 @@ func TestGemmInPlaceKernels(t *testing.T) {
 // products dW = Xᵀ·dY (TN) and dX = dY·Wᵀ (NT), then the `small` preset's
 // layers and backward products (Linear's dW += dYᵀ·X is TN with m = nOut,
 // n = nIn, k = M; its dX = dY·W is NN), then `ti16`'s weight gradients. bench/gemm_numpy.py runs the first nine.
-var gemmBenchShapes = []struct {
-	m, k, n        int
-	transA, transB bool
-}{
+var gemmBenchShapes = []gemmBenchShape{
 	{4160, 192, 576, false, false},   // qkv
 	{4160, 192, 192, false, false},   // proj
 	{4160, 192, 768, false, false},   // fc1
@@ -735,25 +732,38 @@ func BenchmarkGEMM(b *testing.B) {
 	b.Run("f64", benchGEMM[float64])
 }
 
+// gemmBenchShape is one GEMM of the benchmarks: op(A) (m, k)·op(B) (k, n).
+type gemmBenchShape struct {
+	m, k, n        int
+	transA, transB bool
+}
+
+// gemmBenchOperands returns the benchmark name of s and its operands: A
+// and B uniform in [−1, 1) (seed 1), C, and the leading dimensions.
+func gemmBenchOperands[T Float](s gemmBenchShape) (name string, a, b, c []T, lda, ldb int) {
+	tr := map[bool]string{false: "N", true: "T"}
+	name = fmt.Sprintf("M=%d,K=%d,N=%d/%s%s", s.m, s.k, s.n, tr[s.transA], tr[s.transB])
+	rng := rand.New(rand.NewPCG(1, 1))
+	a, b, c = make([]T, s.m*s.k), make([]T, s.k*s.n), make([]T, s.m*s.n)
+	for _, x := range [][]T{a, b} {
+		for i := range x {
+			x[i] = T(2*rng.Float64() - 1)
+		}
+	}
+	lda, ldb = s.k, s.n
+	if s.transA {
+		lda = s.m
+	}
+	if s.transB {
+		ldb = s.k
+	}
+	return name, a, b, c, lda, ldb
+}
+
 func benchGEMM[T Float](b *testing.B) {
 	for _, s := range gemmBenchShapes {
-		tr := map[bool]string{false: "N", true: "T"}
-		name := fmt.Sprintf("M=%d,K=%d,N=%d/%s%s", s.m, s.k, s.n, tr[s.transA], tr[s.transB])
+		name, a, bm, c, lda, ldb := gemmBenchOperands[T](s)
 		b.Run(name, func(b *testing.B) {
-			rng := rand.New(rand.NewPCG(1, 1))
-			a, bm, c := make([]T, s.m*s.k), make([]T, s.k*s.n), make([]T, s.m*s.n)
-			for _, x := range [][]T{a, bm} {
-				for i := range x {
-					x[i] = T(2*rng.Float64() - 1)
-				}
-			}
-			lda, ldb := s.k, s.n
-			if s.transA {
-				lda = s.m
-			}
-			if s.transB {
-				ldb = s.k
-			}
 			gemm(s.transA, s.transB, s.m, s.n, s.k, a, lda, bm, ldb, c, s.n, false) // warm the pools
 			b.ReportAllocs()
 			cpu0 := processCPUTime()
@@ -776,22 +786,7 @@ func BenchmarkGEMMDirect(b *testing.B) {
 		b.Skip("no in-place kernel in this build or on this CPU")
 	}
 	for _, s := range gemmBenchShapes {
-		tr := map[bool]string{false: "N", true: "T"}
-		name := fmt.Sprintf("M=%d,K=%d,N=%d/%s%s", s.m, s.k, s.n, tr[s.transA], tr[s.transB])
-		rng := rand.New(rand.NewPCG(1, 1))
-		a, bm, c := make([]float32, s.m*s.k), make([]float32, s.k*s.n), make([]float32, s.m*s.n)
-		for _, x := range [][]float32{a, bm} {
-			for i := range x {
-				x[i] = float32(2*rng.Float64() - 1)
-			}
-		}
-		lda, ldb := s.k, s.n
-		if s.transA {
-			lda = s.m
-		}
-		if s.transB {
-			ldb = s.k
-		}
+		name, a, bm, c, lda, ldb := gemmBenchOperands[float32](s)
 		for _, v := range []struct {
 			name        string
 			maxN, bMaxM int
@@ -822,22 +817,7 @@ func BenchmarkGEMMSplitK(b *testing.B) {
 		if s.k < 4096 {
 			continue
 		}
-		tr := map[bool]string{false: "N", true: "T"}
-		name := fmt.Sprintf("M=%d,K=%d,N=%d/%s%s", s.m, s.k, s.n, tr[s.transA], tr[s.transB])
-		rng := rand.New(rand.NewPCG(1, 1))
-		a, bm, c := make([]float32, s.m*s.k), make([]float32, s.k*s.n), make([]float32, s.m*s.n)
-		for _, x := range [][]float32{a, bm} {
-			for i := range x {
-				x[i] = float32(2*rng.Float64() - 1)
-			}
-		}
-		lda, ldb := s.k, s.n
-		if s.transA {
-			lda = s.m
-		}
-		if s.transB {
-			ldb = s.k
-		}
+		name, a, bm, c, lda, ldb := gemmBenchOperands[float32](s)
 		for _, v := range []struct{ depth, bMaxM int }{{0, 0}, {1536, 0}, {3072, 0}, {0, 1 << 30}, {1536, 1 << 30}, {3072, 1 << 30}} {
 			k := *kn
 			k.kSplitDepth, k.kSplitMaxMN, k.directBMaxM = v.depth, 1<<30, v.bMaxM

@@ -172,6 +172,12 @@ func softmaxRow[T Float](r []T) {
 		softmaxRow32(r32)
 		return
 	}
+	softmaxRowMath(r)
+}
+
+// softmaxRowMath is softmaxRow with math.Exp and a float64 sum for any T:
+// the float64 path, and for float32 the loop the fast kernel replaced.
+func softmaxRowMath[T Float](r []T) {
 	if len(r) == 0 {
 		return
 	}

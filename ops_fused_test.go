@@ -299,10 +299,66 @@ func BenchmarkAttentionQKV(b *testing.B) {
 	}
 }
 
-// TestLinearGELUFused checks linearGELU against tp.GELU(tp.Linear(...)):
-// the same bits for the value and every gradient (float32, 1, 2 and 3
-// threads, a poisoned arena on reuse, and on a no-grad tape), and a
-// float64 central-difference gradient check.
+// checkFusedBits runs a fused op against its plain composition on float32:
+// run(tp, fused) returns the output and, on a recording tape, every input
+// gradient. The fused op must give the composition's bits on 1, 2 and 3
+// threads, on a reused arena poisoned with NaN, and (its first nOut values)
+// on a no-grad tape.
+func checkFusedBits(t *testing.T, what string, nOut int, run func(tp *Tape[float32], fused bool) []float32) {
+	t.Helper()
+	var ref []float32
+	withThreads(1, func() {
+		var tp Tape[float32]
+		ref = run(&tp, false)
+	})
+	same := func(how string, got []float32, n int) {
+		if len(got) != n {
+			t.Fatalf("%s %s: %d values, want %d", what, how, len(got), n)
+		}
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(ref[i]) {
+				t.Errorf("%s %s: element %d differs from the composition", what, how, i)
+				return
+			}
+		}
+	}
+	for _, th := range []int{1, 2, 3} {
+		withThreads(th, func() {
+			var tp Tape[float32]
+			same("threads "+string(rune('0'+th)), run(&tp, true), len(ref))
+			poisonArena(&tp)
+			for i := range tp.bufs {
+				b := tp.bufs[i][:cap(tp.bufs[i])]
+				for k := range b {
+					b[k] = float32(math.NaN())
+				}
+			}
+			same("poisoned, threads "+string(rune('0'+th)), run(&tp, true), len(ref))
+		})
+	}
+	tp := Tape[float32]{NoGrad: true}
+	same("no-grad", run(&tp, true), nOut)
+}
+
+// runFused runs y = op(fused) on tp (after Reset and zeroing ps's
+// gradients) and returns y and, if y has a gradient, the gradients of ps
+// after a backward from dy.
+func runFused(tp *Tape[float32], ps []*Tensor[float32], dy []float32, op func() *Tensor[float32]) []float32 {
+	tp.Reset()
+	ZeroGrad(ps)
+	y := op()
+	out := append([]float32(nil), y.Data...)
+	if y.Grad != nil {
+		tp.backwardFrom(y, dy)
+		for _, p := range ps {
+			out = append(out, p.Grad...)
+		}
+	}
+	return out
+}
+
+// TestLinearGELUFused checks linearGELU against tp.GELU(tp.Linear(...))
+// with checkFusedBits, and a float64 central-difference gradient check.
 func TestLinearGELUFused(t *testing.T) {
 	for _, sz := range [][3]int{{1, 1, 1}, {3, 5, 7}, {37, 13, 9}, {544, 64, 128}, {1000, 16, 67}} {
 		m, nIn, nOut := sz[0], sz[1], sz[2]
@@ -310,61 +366,15 @@ func TestLinearGELUFused(t *testing.T) {
 		x := NewParam[float32](m, nIn).FillNormal(rng, 0, 1)
 		w := NewParam[float32](nOut, nIn).FillNormal(rng, 0, 0.5)
 		bias := NewParam[float32](nOut).FillNormal(rng, 0, 1)
-		dy := make([]float32, m*nOut)
-		for i := range dy {
-			dy[i] = float32(rng.NormFloat64())
-		}
-		ps := []*Tensor[float32]{x, w, bias}
-		run := func(tp *Tape[float32], fused bool) []float32 {
-			tp.Reset()
-			ZeroGrad(ps)
-			var y *Tensor[float32]
-			if fused {
-				y = tp.linearGELU(x, w, bias)
-			} else {
-				y = tp.GELU(tp.Linear(x, w, bias))
-			}
-			out := append([]float32(nil), y.Data...)
-			if y.Grad != nil {
-				tp.backwardFrom(y, dy)
-				for _, p := range ps {
-					out = append(out, p.Grad...)
+		dy := New[float32](m, nOut).FillNormal(rng, 0, 1).Data
+		checkFusedBits(t, fmt.Sprint(sz), m*nOut, func(tp *Tape[float32], fused bool) []float32 {
+			return runFused(tp, []*Tensor[float32]{x, w, bias}, dy, func() *Tensor[float32] {
+				if fused {
+					return tp.linearGELU(x, w, bias)
 				}
-			}
-			return out
-		}
-		var ref []float32
-		withThreads(1, func() {
-			var tp Tape[float32]
-			ref = run(&tp, false)
-		})
-		same := func(what string, got []float32, n int) {
-			if len(got) != n {
-				t.Fatalf("%v %s: %d values, want %d", sz, what, len(got), n)
-			}
-			for i := range got {
-				if math.Float32bits(got[i]) != math.Float32bits(ref[i]) {
-					t.Errorf("%v %s: element %d differs from GELU(Linear)", sz, what, i)
-					return
-				}
-			}
-		}
-		for _, th := range []int{1, 2, 3} {
-			withThreads(th, func() {
-				var tp Tape[float32]
-				same("threads "+string(rune('0'+th)), run(&tp, true), len(ref))
-				poisonArena(&tp)
-				for i := range tp.bufs {
-					b := tp.bufs[i][:cap(tp.bufs[i])]
-					for k := range b {
-						b[k] = float32(math.NaN())
-					}
-				}
-				same("poisoned, threads "+string(rune('0'+th)), run(&tp, true), len(ref))
+				return tp.GELU(tp.Linear(x, w, bias))
 			})
-		}
-		tp := Tape[float32]{NoGrad: true}
-		same("no-grad", run(&tp, true), m*nOut)
+		})
 	}
 	checkGradCase(t, gradCase{name: "linearGELU", shapes: [][]int{{2, 3, 4}, {5, 4}, {5}},
 		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
@@ -373,9 +383,8 @@ func TestLinearGELUFused(t *testing.T) {
 }
 
 // TestLinearAddFused checks linearAdd against tp.Add(x, tp.Linear(a, w,
-// bias)): the same bits for the value and every gradient (float32; 1, 2
-// and 3 threads; a poisoned arena on reuse; a no-grad tape; x, a or w
-// without a gradient), and a float64 central-difference gradient check.
+// bias)) with checkFusedBits, also with x, or a and w, without a gradient,
+// and a float64 central-difference gradient check.
 func TestLinearAddFused(t *testing.T) {
 	for _, sz := range [][3]int{{1, 1, 1}, {3, 5, 7}, {37, 13, 9}, {544, 128, 64}, {1000, 67, 16}} {
 		m, nIn, nOut := sz[0], sz[1], sz[2]
@@ -384,10 +393,7 @@ func TestLinearAddFused(t *testing.T) {
 		a := NewParam[float32](m, nIn).FillNormal(rng, 0, 1)
 		w := NewParam[float32](nOut, nIn).FillNormal(rng, 0, 0.5)
 		bias := NewParam[float32](nOut).FillNormal(rng, 0, 1)
-		dy := make([]float32, m*nOut)
-		for i := range dy {
-			dy[i] = float32(rng.NormFloat64())
-		}
+		dy := New[float32](m, nOut).FillNormal(rng, 0, 1).Data
 		for mask := range 4 { // bit 0: x without gradient, bit 1: a and w without
 			ps := []*Tensor[float32]{x, a, w, bias}
 			for _, p := range ps {
@@ -399,50 +405,14 @@ func TestLinearAddFused(t *testing.T) {
 			if mask&2 != 0 {
 				a.Grad, w.Grad = nil, nil
 			}
-			run := func(tp *Tape[float32], fused bool) []float32 {
-				tp.Reset()
-				ZeroGrad(ps)
-				var y *Tensor[float32]
-				if fused {
-					y = tp.linearAdd(x, a, w, bias)
-				} else {
-					y = tp.Add(x, tp.Linear(a, w, bias))
-				}
-				out := append([]float32(nil), y.Data...)
-				if y.Grad != nil {
-					tp.backwardFrom(y, dy)
-					for _, p := range ps {
-						out = append(out, p.Grad...)
+			checkFusedBits(t, fmt.Sprintf("%v mask %d", sz, mask), m*nOut, func(tp *Tape[float32], fused bool) []float32 {
+				return runFused(tp, ps, dy, func() *Tensor[float32] {
+					if fused {
+						return tp.linearAdd(x, a, w, bias)
 					}
-				}
-				return out
-			}
-			var ref []float32
-			withThreads(1, func() {
-				var tp Tape[float32]
-				ref = run(&tp, false)
-			})
-			same := func(what string, got []float32, n int) {
-				if len(got) != n {
-					t.Fatalf("%v mask %d %s: %d values, want %d", sz, mask, what, len(got), n)
-				}
-				for i := range got {
-					if math.Float32bits(got[i]) != math.Float32bits(ref[i]) {
-						t.Errorf("%v mask %d %s: element %d differs from Add(x, Linear)", sz, mask, what, i)
-						return
-					}
-				}
-			}
-			for _, th := range []int{1, 2, 3} {
-				withThreads(th, func() {
-					var tp Tape[float32]
-					same("threads "+string(rune('0'+th)), run(&tp, true), len(ref))
-					poisonArena(&tp)
-					same("poisoned, threads "+string(rune('0'+th)), run(&tp, true), len(ref))
+					return tp.Add(x, tp.Linear(a, w, bias))
 				})
-			}
-			tp := Tape[float32]{NoGrad: true}
-			same("no-grad", run(&tp, true), m*nOut)
+			})
 		}
 	}
 	checkGradCase(t, gradCase{name: "linearAdd", shapes: [][]int{{2, 3, 5}, {2, 3, 4}, {5, 4}, {5}},
