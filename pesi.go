@@ -137,94 +137,126 @@ func newPESIGeometry(h, w, directions int) *pesiGeometry {
 // pesiFromSimilarity computes PESI from the (N, N) similarity matrix.
 func pesiFromSimilarity(sim []float64, h, w, directions int) PESIScores {
 	n := h * w
-	g := newPESIGeometry(h, w, directions)
-	ow := 2*w - 1
-	// Scratch reused across centres.
-	cnt := make([]int, g.nBins)
-	sum := make([]float64, g.nBins)
-	levels := make([]float64, 0, g.nBins)
-	means := make([]float64, 0, g.nBins)
-	bStart := make([]int, directions+1)
-	bDist := make([]float64, n) // cells grouped by bucket: d²
-	bSim := make([]float64, n)  // and similarity
-	mu := make([]float64, g.nBins)
-	fill := make([]int, directions)
-	rk := newRanker(n)
+	c := newPESICentre(h, w, directions)
 	var s PESIScores
 	for x := range h {
 		for y := range w {
 			row := sim[(x*w+y)*n : (x*w+y+1)*n]
-			// Radial bins: means, then population σ (two passes).
-			clear(cnt)
-			clear(sum)
-			clear(bStart)
-			for i := range h {
-				for j := range w {
-					o := (i-x+h-1)*ow + j - y + w - 1
-					r := g.radius[o]
-					cnt[r]++
-					sum[r] += row[i*w+j]
-					bStart[g.bucket[o]+1]++
-				}
-			}
-			levels, means = levels[:0], means[:0]
-			for r, c := range cnt {
-				if c > 0 {
-					levels = append(levels, float64(r))
-					means = append(means, sum[r]/float64(c))
-				}
-			}
-			s.MU += 1 - rk.spearman(levels, means, 0, PESITieTol)
-			// A_SU: σ(r)/μ(r) averaged over the present bins; reuse sum for Σ(E−μ)².
-			clear(mu)
-			for r, c := range cnt {
-				if c > 0 {
-					mu[r] = sum[r] / float64(c)
-				}
-			}
-			clear(sum)
-			for i := range h {
-				for j := range w {
-					r := g.radius[(i-x+h-1)*ow+j-y+w-1]
-					dv := row[i*w+j] - mu[r]
-					sum[r] += dv * dv
-				}
-			}
-			var cv float64
-			for r, c := range cnt {
-				if c > 0 {
-					cv += math.Sqrt(sum[r]/float64(c)) / mu[r]
-				}
-			}
-			s.ASU += cv / float64(len(levels))
-			// Directed: counting sort of the cells into buckets.
-			for k := 1; k <= directions; k++ {
-				bStart[k] += bStart[k-1]
-			}
-			copy(fill, bStart[:directions])
-			for i := range h {
-				for j := range w {
-					k := g.bucket[(i-x+h-1)*ow+j-y+w-1]
-					di, dj := i-x, j-y
-					bDist[fill[k]] = float64(di*di + dj*dj)
-					bSim[fill[k]] = row[i*w+j]
-					fill[k]++
-				}
-			}
-			var rho float64
-			for k := range directions {
-				lo, hi := bStart[k], bStart[k+1]
-				if hi-lo >= 2 {
-					rho += rk.spearman(bDist[lo:hi], bSim[lo:hi], 0, PESITieTol)
-				}
-			}
-			s.MD += 1 - rho/float64(directions)
+			mu, asu := c.radial(row, x, y)
+			s.MU += mu
+			s.ASU += asu
+			s.MD += c.directed(row, x, y)
 		}
 	}
 	s.MU /= float64(n)
 	s.MD /= float64(n)
 	s.ASU /= float64(n)
 	return s
+}
+
+// pesiCentre scores one centre cell at a time from its similarity row,
+// with scratch reused across centres.
+type pesiCentre struct {
+	g             *pesiGeometry
+	directions    int
+	cnt           []int     // cells per radial bin
+	sum, mu       []float64 // per bin: Σ E, then Σ (E − μ)²; μ
+	levels, means []float64 // the present bins and their means
+	bStart, fill  []int     // bucket starts (counting sort) and fill positions
+	bDist, bSim   []float64 // cells grouped by bucket: d² and similarity
+	rk            *ranker
+}
+
+func newPESICentre(h, w, directions int) *pesiCentre {
+	g := newPESIGeometry(h, w, directions)
+	n := h * w
+	return &pesiCentre{g: g, directions: directions,
+		cnt: make([]int, g.nBins), sum: make([]float64, g.nBins), mu: make([]float64, g.nBins),
+		levels: make([]float64, 0, g.nBins), means: make([]float64, 0, g.nBins),
+		bStart: make([]int, directions+1), fill: make([]int, directions),
+		bDist: make([]float64, n), bSim: make([]float64, n), rk: newRanker(n)}
+}
+
+// radial returns the centre (x, y)'s terms of M_U, 1 − ρ(r, μ(r)), and of
+// A_SU, the mean over the present radial bins of σ(r)/μ(r) (population σ,
+// two passes), for its similarity row (h·w).
+func (c *pesiCentre) radial(row []float64, x, y int) (mu, asu float64) {
+	g := c.g
+	h, w, ow := g.h, g.w, 2*g.w-1
+	clear(c.cnt)
+	clear(c.sum)
+	for i := range h {
+		for j := range w {
+			r := g.radius[(i-x+h-1)*ow+j-y+w-1]
+			c.cnt[r]++
+			c.sum[r] += row[i*w+j]
+		}
+	}
+	c.levels, c.means = c.levels[:0], c.means[:0]
+	for r, n := range c.cnt {
+		if n > 0 {
+			c.levels = append(c.levels, float64(r))
+			c.means = append(c.means, c.sum[r]/float64(n))
+		}
+	}
+	mu = 1 - c.rk.spearman(c.levels, c.means, 0, PESITieTol)
+	clear(c.mu)
+	for r, n := range c.cnt {
+		if n > 0 {
+			c.mu[r] = c.sum[r] / float64(n)
+		}
+	}
+	clear(c.sum) // now Σ (E − μ)²
+	for i := range h {
+		for j := range w {
+			r := g.radius[(i-x+h-1)*ow+j-y+w-1]
+			dv := row[i*w+j] - c.mu[r]
+			c.sum[r] += dv * dv
+		}
+	}
+	var cv float64
+	for r, n := range c.cnt {
+		if n > 0 {
+			cv += math.Sqrt(c.sum[r]/float64(n)) / c.mu[r]
+		}
+	}
+	return mu, cv / float64(len(c.levels))
+}
+
+// directed returns the centre (x, y)'s term of M_D: 1 − the mean over the
+// direction buckets of ρ(d², E) of the cells in each bucket (buckets with
+// fewer than two cells add 0), with the cells sorted into buckets by a
+// counting sort.
+func (c *pesiCentre) directed(row []float64, x, y int) float64 {
+	g := c.g
+	h, w, ow := g.h, g.w, 2*g.w-1
+	clear(c.bStart)
+	for i := range h {
+		for j := range w {
+			c.bStart[g.bucket[(i-x+h-1)*ow+j-y+w-1]+1]++
+		}
+	}
+	for k := 1; k <= c.directions; k++ {
+		c.bStart[k] += c.bStart[k-1]
+	}
+	copy(c.fill, c.bStart[:c.directions])
+	for i := range h {
+		for j := range w {
+			k := g.bucket[(i-x+h-1)*ow+j-y+w-1]
+			di, dj := i-x, j-y
+			c.bDist[c.fill[k]] = float64(di*di + dj*dj)
+			c.bSim[c.fill[k]] = row[i*w+j]
+			c.fill[k]++
+		}
+	}
+	var rho float64
+	for k := range c.directions {
+		lo, hi := c.bStart[k], c.bStart[k+1]
+		if hi-lo >= 2 {
+			rho += c.rk.spearman(c.bDist[lo:hi], c.bSim[lo:hi], 0, PESITieTol)
+		}
+	}
+	return 1 - rho/float64(c.directions)
 }
 
 // ranker computes Spearman correlations with reusable scratch.

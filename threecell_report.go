@@ -120,9 +120,19 @@ func accCols(a ThreeCellAcc) [5]float64 {
 // mean ± std over seeds and the priors row, the exact priors, the paper's
 // values for the same PEs, and the PESI of the additive PEs.
 func (r *ThreeCellReport) Markdown() string {
-	c := r.Config
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Three-Cell benchmark\n\n")
+	r.mdSetup(&b)
+	r.mdResults(&b)
+	r.mdPaperTable(&b)
+	r.mdPESI(&b)
+	r.mdFiles(&b)
+	return b.String()
+}
+
+// mdSetup writes the title and the run's setup paragraph.
+func (r *ThreeCellReport) mdSetup(b *strings.Builder) {
+	c := r.Config
+	fmt.Fprintf(b, "# Three-Cell benchmark\n\n")
 	data := fmt.Sprintf("fixed split, first %d training images", c.TrainSize)
 	if c.Stream {
 		data = fmt.Sprintf("streaming, %d fresh images per epoch", c.TrainSize)
@@ -131,22 +141,27 @@ func (r *ThreeCellReport) Markdown() string {
 	if freqs == "" {
 		freqs = "default"
 	}
-	fmt.Fprintf(&b, "Preset %s: %d px images, grid %d×%d, cell %d px = patch, D %d, depth %d, heads %d, MLP %d. "+
+	fmt.Fprintf(b, "Preset %s: %d px images, grid %d×%d, cell %d px = patch, D %d, depth %d, heads %d, MLP %d. "+
 		"%d steps × batch %d, AdamW lr %g → %g cosine, warm-up %d, weight decay %g; %s; data seed %d; "+
 		"validation %d images; sinusoid frequencies %s; seeds %s.\n\n",
 		c.Preset, c.Model.Image, r.Grid, r.Grid, r.CellPx, c.Model.Dim, c.Model.Depth, c.Model.Heads, c.Model.MLP,
 		c.Steps, c.Batch, c.LR, c.MinLR, c.Warmup, c.WeightDecay, data, c.DataSeed, c.ValSize, freqs, strings.Trim(fmt.Sprint(c.Seeds), "[]"))
+}
+
+// mdResults writes the results table, the priors row and the exact priors.
+func (r *ThreeCellReport) mdResults(b *strings.Builder) {
+	c := r.Config
 	nTest := c.TestSize
 	if nTest == 0 {
 		nTest = ThreeCellTestN
 	}
 	first, _ := ThreeCellTest.Range()
-	fmt.Fprintf(&b, "Test accuracy (%%) on %d test images (fixed indices [%d, %d)), mean ± sample std over seeds. "+
+	fmt.Fprintf(b, "Test accuracy (%%) on %d test images (fixed indices [%d, %d)), mean ± sample std over seeds. "+
 		"Distance = mean of bits 0–1, Orientation = bit 2, Area = mean of bits 3–4, Vector Sum = bit 5, "+
 		"Average = mean of the four (docs/paper.md §4.5).\n\n", nTest, first, first+nTest)
-	fmt.Fprintf(&b, "| PE | %s | seeds |\n|---|---|---|---|---|---|---|\n", strings.Join(threeCellColumns[:], " | "))
+	fmt.Fprintf(b, "| PE | %s | seeds |\n|---|---|---|---|---|---|---|\n", strings.Join(threeCellColumns[:], " | "))
 	for _, s := range r.Summary {
-		fmt.Fprintf(&b, "| %s |", s.PE)
+		fmt.Fprintf(b, "| %s |", s.PE)
 		for k := range threeCellColumns {
 			var xs []float64
 			for _, run := range r.Runs {
@@ -154,19 +169,22 @@ func (r *ThreeCellReport) Markdown() string {
 					xs = append(xs, accCols(run.Test)[k])
 				}
 			}
-			fmt.Fprintf(&b, " %s |", FormatMeanStd(xs))
+			fmt.Fprintf(b, " %s |", FormatMeanStd(xs))
 		}
-		fmt.Fprintf(&b, " %d |\n", s.N)
+		fmt.Fprintf(b, " %d |\n", s.N)
 	}
-	fmt.Fprintf(&b, "| priors (best constant) |")
+	fmt.Fprintf(b, "| priors (best constant) |")
 	for _, v := range accCols(r.PriorAcc) {
-		fmt.Fprintf(&b, " %.1f |", 100*v)
+		fmt.Fprintf(b, " %.1f |", 100*v)
 	}
-	fmt.Fprintf(&b, " – |\n\n")
+	fmt.Fprintf(b, " – |\n\n")
 	p := r.Priors
-	fmt.Fprintf(&b, "Exact priors (G = %d, enumerated): P(bit = 1) = %.4f %.4f %.4f %.4f %.4f %.4f.\n\n",
+	fmt.Fprintf(b, "Exact priors (G = %d, enumerated): P(bit = 1) = %.4f %.4f %.4f %.4f %.4f %.4f.\n\n",
 		r.Grid, p[0], p[1], p[2], p[3], p[4], p[5])
+}
 
+// mdPaperTable writes the paper's Table 4 rows of the PEs run, if any.
+func (r *ThreeCellReport) mdPaperTable(b *strings.Builder) {
 	var ref []string
 	for _, s := range r.Summary {
 		if row, ok := paperTable4[s.PE]; ok {
@@ -175,12 +193,16 @@ func (r *ThreeCellReport) Markdown() string {
 		}
 	}
 	if len(ref) > 0 {
-		fmt.Fprintf(&b, "## Paper Table 4, for reference\n\narXiv 2504.14386 Table 4 (docs/paper.md §7): 224 px images, G = 14, "+
+		fmt.Fprintf(b, "## Paper Table 4, for reference\n\narXiv 2504.14386 Table 4 (docs/paper.md §7): 224 px images, G = 14, "+
 			"an ImageNet-pretrained DeiT-Base fine-tuned 150 epochs. Not the same model or budget as above.\n\n")
-		fmt.Fprintf(&b, "| PE | paper row | %s |\n|---|---|---|---|---|---|---|\n", strings.Join(threeCellColumns[:], " | "))
-		fmt.Fprintf(&b, "%s\n\n", strings.Join(ref, "\n"))
+		fmt.Fprintf(b, "| PE | paper row | %s |\n|---|---|---|---|---|---|---|\n", strings.Join(threeCellColumns[:], " | "))
+		fmt.Fprintf(b, "%s\n\n", strings.Join(ref, "\n"))
 	}
+}
 
+// mdPESI writes the PESI table of the trained additive PEs, if any.
+func (r *ThreeCellReport) mdPESI(b *strings.Builder) {
+	c := r.Config
 	var pesi []string
 	for _, s := range r.Summary {
 		if s.PESI != nil {
@@ -188,31 +210,34 @@ func (r *ThreeCellReport) Markdown() string {
 		}
 	}
 	if len(pesi) > 0 {
-		fmt.Fprintf(&b, "## PESI of the trained additive PEs\n\nM_U, M_D (N = %d), A_SU (docs/paper.md §5) of each PE's "+
+		fmt.Fprintf(b, "## PESI of the trained additive PEs\n\nM_U, M_D (N = %d), A_SU (docs/paper.md §5) of each PE's "+
 			"%d×%d patch table at D = %d, CLS row excluded, mean over seeds. PEs that add no table are left out; for PEs that also act in "+
 			"attention (e.g. irpe-ctx) this is their additive table only.\n\n",
 			ThreeCellPESIDirections, r.Grid, r.Grid, c.Model.Dim)
-		fmt.Fprintf(&b, "| PE | M_U | M_D | A_SU | table |\n|---|---|---|---|---|\n%s\n\n", strings.Join(pesi, "\n"))
+		fmt.Fprintf(b, "| PE | M_U | M_D | A_SU | table |\n|---|---|---|---|---|\n%s\n\n", strings.Join(pesi, "\n"))
 	}
+}
 
-	fmt.Fprintf(&b, "## Files\n\n- results.csv, results.json: per-run numbers\n")
+// mdFiles writes the list of output files and the run's machine line.
+func (r *ThreeCellReport) mdFiles(b *strings.Builder) {
+	c := r.Config
+	fmt.Fprintf(b, "## Files\n\n- results.csv, results.json: per-run numbers\n")
 	for _, run := range r.Runs {
 		if run.CurvePNG != "" {
-			fmt.Fprintf(&b, "- %s: training loss and accuracy (train and validation) of %s, seed %d\n", run.CurvePNG, run.PE, run.Seed)
+			fmt.Fprintf(b, "- %s: training loss and accuracy (train and validation) of %s, seed %d\n", run.CurvePNG, run.PE, run.Seed)
 		}
 	}
 	for _, s := range r.Summary {
 		if s.HeatmapPNG != "" {
-			fmt.Fprintf(&b, "- %s: cosine similarity of the %s PE row of each of the nine centre cells of supplement Fig. 2 "+
+			fmt.Fprintf(b, "- %s: cosine similarity of the %s PE row of each of the nine centre cells of supplement Fig. 2 "+
 				"(corners, edge midpoints, centre) to every patch's row (first seed)\n", s.HeatmapPNG, s.PE)
 		}
 	}
 	if !r.Done {
-		fmt.Fprintf(&b, "\n(incomplete: %d of %d runs)\n", len(r.Runs), len(c.PEs)*len(c.Seeds))
+		fmt.Fprintf(b, "\n(incomplete: %d of %d runs)\n", len(r.Runs), len(c.PEs)*len(c.Seeds))
 	}
-	fmt.Fprintf(&b, "\nWall time %.0f s; %s %s/%s, GOMAXPROCS %d, %d threads.\n",
+	fmt.Fprintf(b, "\nWall time %.0f s; %s %s/%s, GOMAXPROCS %d, %d threads.\n",
 		r.WallS, r.Machine.GoVersion, r.Machine.GOOS, r.Machine.GOARCH, r.Machine.GOMAXPROCS, r.Machine.Threads)
-	return b.String()
 }
 
 // ThreeCellCSVHeader is the header of results.csv, one row per run.
