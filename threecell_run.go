@@ -67,42 +67,7 @@ const ThreeCellPESIImages = 8
 func (c ThreeCellBenchConfig) Validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
-	if len(c.PEs) == 0 {
-		bad("-pe: no positional embedding given")
-	}
-	for i, pe := range c.PEs {
-		if _, ok := peRegistry[pe]; !ok {
-			bad("-pe: unknown positional embedding %q (valid: %s)", pe, strings.Join(PENames(), ", "))
-		}
-		if slices.Contains(c.PEs[:i], pe) {
-			bad("-pe: %q given twice", pe)
-		}
-	}
-	if len(c.Seeds) == 0 {
-		bad("-seeds: no seed given")
-	}
-	for i, s := range c.Seeds {
-		if slices.Contains(c.Seeds[:i], s) {
-			bad("-seeds: seed %d given twice", s)
-		}
-	}
-	m := c.Model
-	m.PE = PEConfig{Name: "none"} // the shape alone; each PE is checked below
-	if err := m.Validate(); err != nil {
-		bad("%v", err)
-	} else if _, err := NewThreeCellFor(m, c.DataSeed); err != nil {
-		bad("-preset %s: %v", c.Preset, err)
-	} else {
-		for _, pe := range c.PEs {
-			if _, ok := peRegistry[pe]; !ok {
-				continue
-			}
-			m.PE = c.peConfig(pe) // build each PE once, so its option errors come before any training
-			if _, err := newPosEmb[float32](m, rand.New(rand.NewPCG(0, 0))); err != nil {
-				bad("-pe %s: %v", pe, err)
-			}
-		}
-	}
+	c.validateRuns(bad)
 	if c.TrainSize <= 0 || (!c.Stream && c.TrainSize > ThreeCellTrainN) {
 		bad("-train-size %d: need 0 < n ≤ %d (fixed split) or n > 0 (stream)", c.TrainSize, ThreeCellTrainN)
 	}
@@ -144,6 +109,48 @@ func (c ThreeCellBenchConfig) Validate() error {
 		bad("-threads %d: need ≥ 0", c.Threads)
 	}
 	return errors.Join(errs...)
+}
+
+// validateRuns reports through bad what is wrong with the runs: the PEs
+// (known, once each, their options buildable on the model), the seeds and
+// the model shape.
+func (c ThreeCellBenchConfig) validateRuns(bad func(format string, a ...any)) {
+	if len(c.PEs) == 0 {
+		bad("-pe: no positional embedding given")
+	}
+	for i, pe := range c.PEs {
+		if _, ok := peRegistry[pe]; !ok {
+			bad("-pe: unknown positional embedding %q (valid: %s)", pe, strings.Join(PENames(), ", "))
+		}
+		if slices.Contains(c.PEs[:i], pe) {
+			bad("-pe: %q given twice", pe)
+		}
+	}
+	if len(c.Seeds) == 0 {
+		bad("-seeds: no seed given")
+	}
+	for i, s := range c.Seeds {
+		if slices.Contains(c.Seeds[:i], s) {
+			bad("-seeds: seed %d given twice", s)
+		}
+	}
+	m := c.Model
+	m.PE = PEConfig{Name: "none"} // the shape alone; each PE is checked below
+	if err := m.Validate(); err != nil {
+		bad("%v", err)
+	} else if _, err := NewThreeCellFor(m, c.DataSeed); err != nil {
+		bad("-preset %s: %v", c.Preset, err)
+	} else {
+		for _, pe := range c.PEs {
+			if _, ok := peRegistry[pe]; !ok {
+				continue
+			}
+			m.PE = c.peConfig(pe) // build each PE once, so its option errors come before any training
+			if _, err := newPosEmb[float32](m, rand.New(rand.NewPCG(0, 0))); err != nil {
+				bad("-pe %s: %v", pe, err)
+			}
+		}
+	}
 }
 
 // PEReadsFreqs reports whether the PE name reads PEConfig.Freqs: the fixed
