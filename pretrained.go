@@ -142,17 +142,8 @@ func LoadTimmViT[T Float](f *SafeFile, cfg Config, opt TimmOptions) (*ViT[T], []
 	if err != nil {
 		return nil, nil, err
 	}
-	var diff []string
-	for _, c := range []struct {
-		name       string
-		file, want int
-	}{{"channels", fc.Channels, cfg.Channels}, {"dim", fc.Dim, cfg.Dim}, {"depth", fc.Depth, cfg.Depth}, {"mlp", fc.MLP, cfg.MLP}} {
-		if c.file != c.want {
-			diff = append(diff, fmt.Sprintf("%s %d (model %d)", c.name, c.file, c.want))
-		}
-	}
-	if len(diff) > 0 {
-		return nil, nil, errors.New("loope: timm checkpoint does not fit the model: it has " + strings.Join(diff, ", "))
+	if err := timmFits(fc, cfg); err != nil {
+		return nil, nil, err
 	}
 	m, err := NewViT[T](cfg, opt.Seed)
 	if err != nil {
@@ -204,6 +195,37 @@ func LoadTimmViT[T Float](f *SafeFile, cfg Config, opt TimmOptions) (*ViT[T], []
 			load(p)
 		}
 	}
+	errs = append(errs, unexpectedTimmTensors(f, used)...)
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, fmt.Errorf("loope: loading timm checkpoint: %w", err)
+	}
+	return m, fresh, nil
+}
+
+// timmFits reports whether the checkpoint's shapes fc fit the model cfg:
+// channels, width, depth and MLP width must agree (patch, grid and head
+// are resampled or replaced).
+func timmFits(fc, cfg Config) error {
+	var diff []string
+	for _, c := range []struct {
+		name       string
+		file, want int
+	}{{"channels", fc.Channels, cfg.Channels}, {"dim", fc.Dim, cfg.Dim}, {"depth", fc.Depth, cfg.Depth}, {"mlp", fc.MLP, cfg.MLP}} {
+		if c.file != c.want {
+			diff = append(diff, fmt.Sprintf("%s %d (model %d)", c.name, c.file, c.want))
+		}
+	}
+	if len(diff) > 0 {
+		return errors.New("loope: timm checkpoint does not fit the model: it has " + strings.Join(diff, ", "))
+	}
+	return nil
+}
+
+// unexpectedTimmTensors returns an error for each tensor of f that the
+// load did not use and that a plain timm VisionTransformer (or, in a loope
+// checkpoint, the optimiser and training state) does not explain.
+func unexpectedTimmTensors(f *SafeFile, used map[string]bool) []error {
+	var errs []error
 	ours := f.Metadata[metaFormat] == "loope-checkpoint/1"
 	for _, name := range f.Names {
 		switch {
@@ -213,10 +235,7 @@ func LoadTimmViT[T Float](f *SafeFile, cfg Config, opt TimmOptions) (*ViT[T], []
 			errs = append(errs, fmt.Errorf("unexpected tensor %q: not part of a plain timm VisionTransformer (this timm variant is not supported)", name))
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, nil, fmt.Errorf("loope: loading timm checkpoint: %w", err)
-	}
-	return m, fresh, nil
+	return errs
 }
 
 // loadPosEmbed copies the file's pos_embed (1, 1+G², D) into dst
