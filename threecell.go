@@ -507,95 +507,18 @@ func ThreeCellPriors(g int) [6]float64 {
 func threeCellPriors(g, attempts int) [6]float64 {
 	d := newThreeCellDict(g)
 	nc := g * g
-	// succ(q) = 1 − (1 − q)^A, accurate for small q.
-	succ := func(q float64) float64 { return -math.Expm1(float64(attempts) * math.Log1p(-q)) }
-	k2 := float64(len(d.keys)) * float64(len(d.keys))
-
-	type part struct {
-		num [3][6]float64 // Σ s·P(bit | outer draw) per mode
-		den [3]float64    // Σ s per mode
-	}
-	parts := make([]part, nc)
+	pc := priorCounts{d: d, g: g, attempts: attempts, k2: float64(len(d.keys)) * float64(len(d.keys))}
+	parts := make([]priorPart, nc)
 	parallelFor(nc, 1, func(lo, hi int) {
-		cells := make([]Cell, 0, nc) // green/blue candidates: all cells but r
-		off := make([][2]int, 0, nc) // their offsets from r
-		kix := make([]int, 0, nc)    // key index of each offset
-		wt := make([]float64, 0, nc) // 1/|D_k| of each offset
-		byKey := make([][]int, len(d.keys))
-		var pat [3][64]float64 // weight per label mask
+		ps := newPriorScratch(nc, len(d.keys))
 		for ri := lo; ri < hi; ri++ {
 			r := Cell{ri / g, ri % g}
-			cells, off, kix, wt = cells[:0], off[:0], kix[:0], wt[:0]
-			for k := range byKey {
-				byKey[k] = byKey[k][:0]
-			}
-			for ci := range nc {
-				c := Cell{ci / g, ci % g}
-				if c == r {
-					continue
-				}
-				o := [2]int{c.Row - r.Row, c.Col - r.Col}
-				k := d.index[tcSq(o[0])+tcSq(o[1])]
-				byKey[k] = append(byKey[k], len(off))
-				cells, off, kix = append(cells, c), append(off, o), append(kix, k)
-				wt = append(wt, 1/float64(len(d.offs[k])))
-			}
-			p := &parts[ri]
-			// Mode 1: per key, uniform over the accepted ordered pairs of that key.
-			for k, list := range byKey {
-				clear(pat[0][:])
-				n := 0
-				for _, i := range list {
-					for _, j := range list {
-						if off[i][0]*off[j][1]-off[i][1]*off[j][0] != 0 { // also excludes i == j
-							n++
-							pat[0][threeCellMask(g, r, cells[i], cells[j])]++
-						}
-					}
-				}
-				if n == 0 {
-					continue
-				}
-				dk := float64(len(d.offs[k]))
-				s := succ(float64(n) / (dk * (dk - 1)))
-				p.den[0] += s
-				addMask(&p.num[0], &pat[0], s/float64(n))
-			}
-			// Modes 2 and 3 accept the same pairs; only c differs.
-			clear(pat[1][:])
-			clear(pat[2][:])
-			for i := range off {
-				for j := range off {
-					if off[i][0]*off[j][1]-off[i][1]*off[j][0] == 0 {
-						continue
-					}
-					w, m := wt[i]*wt[j], threeCellMask(g, r, cells[i], cells[j])
-					switch ki, kj := kix[i], kix[j]; {
-					case ki < kj:
-						pat[1][m] += 2 * w
-					case ki > kj:
-						pat[2][m] += 2 * w
-					default:
-						pat[1][m] += w
-						pat[2][m] += w
-					}
-				}
-			}
-			for md := 1; md <= 2; md++ {
-				q := 0.0
-				for _, v := range pat[md] {
-					q += v
-				}
-				if q == 0 {
-					continue
-				}
-				s := succ(q / k2)
-				p.den[md] += s
-				addMask(&p.num[md], &pat[md], s/q)
-			}
+			ps.collect(&pc, r)
+			pc.mode1(ps, r, &parts[ri])
+			pc.modes23(ps, r, &parts[ri])
 		}
 	})
-	var tot part
+	var tot priorPart
 	for _, p := range parts {
 		for md := range 3 {
 			tot.den[md] += p.den[md]
@@ -611,6 +534,128 @@ func threeCellPriors(g, attempts int) [6]float64 {
 		}
 	}
 	return pr
+}
+
+// priorCounts are the fixed inputs of threeCellPriors: the distance
+// dictionary of grid g, the attempts A, and |keys|².
+type priorCounts struct {
+	d        *threeCellDict
+	g        int
+	attempts int
+	k2       float64
+}
+
+// succ is 1 − (1 − q)^A, accurate for small q: the chance that A attempts
+// of acceptance probability q succeed.
+func (pc *priorCounts) succ(q float64) float64 {
+	return -math.Expm1(float64(pc.attempts) * math.Log1p(-q))
+}
+
+// priorPart is one red cell's share of the priors: per sampling mode,
+// Σ s·P(bit | outer draw) and Σ s.
+type priorPart struct {
+	num [3][6]float64
+	den [3]float64
+}
+
+// priorScratch is one goroutine's scratch: the green/blue candidates of a
+// red cell r (all cells but r), their offsets from r, key indices and
+// weights 1/|D_k|, the candidates by key, and a weight per label mask and
+// mode.
+type priorScratch struct {
+	cells []Cell
+	off   [][2]int
+	kix   []int
+	wt    []float64
+	byKey [][]int
+	pat   [3][64]float64
+}
+
+func newPriorScratch(nc, keys int) *priorScratch {
+	return &priorScratch{cells: make([]Cell, 0, nc), off: make([][2]int, 0, nc), kix: make([]int, 0, nc),
+		wt: make([]float64, 0, nc), byKey: make([][]int, keys)}
+}
+
+// collect fills ps with the candidates of red cell r.
+func (ps *priorScratch) collect(pc *priorCounts, r Cell) {
+	d, g := pc.d, pc.g
+	ps.cells, ps.off, ps.kix, ps.wt = ps.cells[:0], ps.off[:0], ps.kix[:0], ps.wt[:0]
+	for k := range ps.byKey {
+		ps.byKey[k] = ps.byKey[k][:0]
+	}
+	for ci := range g * g {
+		c := Cell{ci / g, ci % g}
+		if c == r {
+			continue
+		}
+		o := [2]int{c.Row - r.Row, c.Col - r.Col}
+		k := d.index[tcSq(o[0])+tcSq(o[1])]
+		ps.byKey[k] = append(ps.byKey[k], len(ps.off))
+		ps.cells, ps.off, ps.kix = append(ps.cells, c), append(ps.off, o), append(ps.kix, k)
+		ps.wt = append(ps.wt, 1/float64(len(d.offs[k])))
+	}
+}
+
+// mode1 adds red cell r's share of mode 1 to p: per key, uniform over the
+// accepted ordered pairs of that key.
+func (pc *priorCounts) mode1(ps *priorScratch, r Cell, p *priorPart) {
+	off := ps.off
+	for k, list := range ps.byKey {
+		clear(ps.pat[0][:])
+		n := 0
+		for _, i := range list {
+			for _, j := range list {
+				if off[i][0]*off[j][1]-off[i][1]*off[j][0] != 0 { // also excludes i == j
+					n++
+					ps.pat[0][threeCellMask(pc.g, r, ps.cells[i], ps.cells[j])]++
+				}
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		dk := float64(len(pc.d.offs[k]))
+		s := pc.succ(float64(n) / (dk * (dk - 1)))
+		p.den[0] += s
+		addMask(&p.num[0], &ps.pat[0], s/float64(n))
+	}
+}
+
+// modes23 adds red cell r's shares of modes 2 and 3 to p; they accept the
+// same pairs, only c differs.
+func (pc *priorCounts) modes23(ps *priorScratch, r Cell, p *priorPart) {
+	off := ps.off
+	clear(ps.pat[1][:])
+	clear(ps.pat[2][:])
+	for i := range off {
+		for j := range off {
+			if off[i][0]*off[j][1]-off[i][1]*off[j][0] == 0 {
+				continue
+			}
+			w, m := ps.wt[i]*ps.wt[j], threeCellMask(pc.g, r, ps.cells[i], ps.cells[j])
+			switch ki, kj := ps.kix[i], ps.kix[j]; {
+			case ki < kj:
+				ps.pat[1][m] += 2 * w
+			case ki > kj:
+				ps.pat[2][m] += 2 * w
+			default:
+				ps.pat[1][m] += w
+				ps.pat[2][m] += w
+			}
+		}
+	}
+	for md := 1; md <= 2; md++ {
+		q := 0.0
+		for _, v := range ps.pat[md] {
+			q += v
+		}
+		if q == 0 {
+			continue
+		}
+		s := pc.succ(q / pc.k2)
+		p.den[md] += s
+		addMask(&p.num[md], &ps.pat[md], s/q)
+	}
 }
 
 // addMask adds scale·Σ_m pat[m]·bit_b(m) to num[b] for each bit b.
