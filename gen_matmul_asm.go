@@ -206,6 +206,24 @@ func genInPlace(p func(string, ...any), name string, rows bool) {
 	}
 	p("\tDECQ R10")
 	p("\tJNZ loop1")
+	genInPlaceStore(p)
+	p("\tMOVQ R12, DX") // R12 has walked the panel's six rows
+	if rows {
+		p("\tLEAQ (R13)(R13*2), R10")
+		p("\tLEAQ (R9)(R10*2), R9") // next panel: six rows down
+	} else {
+		p("\tADDQ $24, R9") // next panel: six values on
+	}
+	p("\tDECQ R11")
+	p("\tJNZ panel")
+	p("done:")
+	p("\tVZEROUPPER")
+	p("\tRET")
+}
+
+// genInPlaceStore emits the tile store of genInPlace: the six rows of
+// Y0–Y11 added to C (add) or written over it, R12 walking the rows.
+func genInPlaceStore(p func(string, ...any)) {
 	p("store:")
 	p("\tMOVQ DX, R12")
 	p("\tMOVBLZX add+64(FP), R10")
@@ -226,18 +244,6 @@ func genInPlace(p func(string, ...any), name string, rows bool) {
 		p("\tADDQ R8, R12")
 	}
 	p("next:")
-	p("\tMOVQ R12, DX") // R12 has walked the panel's six rows
-	if rows {
-		p("\tLEAQ (R13)(R13*2), R10")
-		p("\tLEAQ (R9)(R10*2), R9") // next panel: six rows down
-	} else {
-		p("\tADDQ $24, R9") // next panel: six values on
-	}
-	p("\tDECQ R11")
-	p("\tJNZ panel")
-	p("done:")
-	p("\tVZEROUPPER")
-	p("\tRET")
 }
 
 // stepInPlace emits one k step of genInPlace at byte offset off into the A
