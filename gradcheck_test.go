@@ -239,6 +239,13 @@ var gradCases = []gradCase{
 		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
 			return tp.MatExp(tp.Sub(in[0], tp.Transpose(in[0], -1, -2)))
 		}},
+	// ---- ops_cayley.go ----
+	{name: "Cayley", shapes: [][]int{{2, 3, 3}}, init: uniformInit(-0.4, 0.4), // I + S well conditioned
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.Cayley(in[0]) }},
+	{name: "Cayley/skew", shapes: [][]int{{4, 4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Cayley(tp.Scale(tp.Sub(in[0], tp.Transpose(in[0], -1, -2)), 3))
+		}},
 	// ---- ops_index.go (branch pe2) ----
 	{name: "TakeAlongLast", shapes: [][]int{{2, 3, 3, 4}},
 		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {

@@ -89,6 +89,9 @@ type PEConfig struct {
 	LoopeBias     bool   `json:"loope_bias,omitempty"`     // loope Linear(N, N) with a bias (default false, as the authors' code)
 	FourierDim    int    `json:"fourier_dim,omitempty"`    // fourier feature width F (even; 0 = 768, the authors' value)
 	FourierHidden int    `json:"fourier_hidden,omitempty"` // fourier MLP hidden width (0 = 32, the authors' value)
+
+	// rotation PEs (comrope.go). Zero selects the documented default.
+	ComRoPEBlock int `json:"comrope_block,omitempty"` // ComRoPE block size b (0 = 2, the authors' default); must divide the head dim
 }
 
 // peRegistry maps PE names to constructors for float32 and float64; it is
