@@ -90,8 +90,36 @@ type PEConfig struct {
 	FourierDim    int    `json:"fourier_dim,omitempty"`    // fourier feature width F (even; 0 = 768, the authors' value)
 	FourierHidden int    `json:"fourier_hidden,omitempty"` // fourier MLP hidden width (0 = 32, the authors' value)
 
-	// rotation PEs (comrope.go). Zero selects the documented default.
-	ComRoPEBlock int `json:"comrope_block,omitempty"` // ComRoPE block size b (0 = 2, the authors' default); must divide the head dim
+	// rotation PEs (comrope.go, rope_dinov3.go). Zero selects the documented default.
+	ComRoPEBlock int     `json:"comrope_block,omitempty"` // ComRoPE block size b (0 = 2, the authors' default); must divide the head dim
+	DinoShift    float64 `json:"dino_shift,omitempty"`    // rope-dinov3 training shift s of the coordinates (0 = off, the authors' default)
+	DinoJitter   float64 `json:"dino_jitter,omitempty"`   // rope-dinov3 training jitter J ≥ 1 (0 = off, the authors' default)
+	DinoRescale  float64 `json:"dino_rescale,omitempty"`  // rope-dinov3 training rescale R ≥ 1 (0 = 2, the authors' default; 1 = off)
+}
+
+// trainStepper is implemented by PEs that differ while training
+// (rope-dinov3's coordinate augmentation). Train calls trainStep before the
+// forward of every step and evalMode after its backward, so evaluation and
+// any other forward see the inference PE. Draws depend only on (seed,
+// step): runs are bit-reproducible and a resumed run draws what the
+// uninterrupted one would have.
+type trainStepper interface {
+	trainStep(seed uint64, step int)
+	evalMode()
+}
+
+// peTrainMode puts the PEs of models into training mode for step (on) or
+// back into inference mode.
+func peTrainMode[T Float](models []*ViT[T], on bool, seed uint64, step int) {
+	for _, m := range models {
+		if ts, ok := m.PE.(trainStepper); ok {
+			if on {
+				ts.trainStep(seed, step)
+			} else {
+				ts.evalMode()
+			}
+		}
+	}
 }
 
 // peRegistry maps PE names to constructors for float32 and float64; it is
