@@ -186,18 +186,36 @@ func luSolve64(q, b []float64, m int, piv []int) {
 // matrix a in direction e, into dst: the top-right n×n block of
 // exp([[a, e], [0, a]]). The 2n×2n block matrix lives in w (8·(2n)² is
 // reused by expm64 after the block is read in).
+//
+// L is linear in e, and the error of the block exponential is relative to
+// its whole norm, about ‖e^a‖: so e is first scaled by a power of two to
+// max |e| ≈ 1 and the result scaled back, else an e much smaller than e^a
+// (a small gradient) would come back with only a few correct digits.
 func expmFrechet64(dst, a, e []float64, n int, w *expmWork) {
 	m := 2 * n
 	ms := w.mats(m)
 	blk := ms[8]
 	clear(blk)
+	emax := 0.0
+	for _, v := range e[:n*n] {
+		emax = max(emax, math.Abs(v))
+	}
+	if emax == 0 {
+		clear(dst[:n*n])
+		return
+	}
+	_, ex := math.Frexp(emax) // emax = f·2^ex, f ∈ [½, 1)
 	for i := range n {
 		copy(blk[i*m:i*m+n], a[i*n:(i+1)*n])
-		copy(blk[i*m+n:i*m+m], e[i*n:(i+1)*n])
+		for j, v := range e[i*n : (i+1)*n] {
+			blk[i*m+n+j] = math.Ldexp(v, -ex)
+		}
 		copy(blk[(n+i)*m+n:(n+i)*m+m], a[i*n:(i+1)*n])
 	}
 	expm64(blk, blk, m, w)
 	for i := range n {
-		copy(dst[i*n:(i+1)*n], blk[i*m+n:i*m+m])
+		for j, v := range blk[i*m+n : i*m+m] {
+			dst[i*n+j] = math.Ldexp(v, ex)
+		}
 	}
 }

@@ -166,3 +166,33 @@ func TestCayleyOrthogonal(t *testing.T) {
 		t.Errorf("float32: max |PᵀP − I| = %g", e)
 	}
 }
+
+// TestMatExpFrechetSmallDirection: L(A, E) is linear in E, and a direction
+// far smaller than e^A (a small gradient) keeps full relative precision:
+// L(A, 2⁻⁴⁰·E) = 2⁻⁴⁰·L(A, E) to rounding.
+func TestMatExpFrechetSmallDirection(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	n := 4
+	a, e := make([]float64, n*n), make([]float64, n*n)
+	skewFill(a, n, 1, rng)
+	for i := range e {
+		e[i] = rng.NormFloat64()
+	}
+	small := make([]float64, n*n)
+	for i, v := range e {
+		small[i] = math.Ldexp(v*1e-3, -40)
+	}
+	w := new(expmWork)
+	l, ls := make([]float64, n*n), make([]float64, n*n)
+	expmFrechet64(l, a, e, n, w)
+	expmFrechet64(ls, a, small, n, w)
+	scale := 0.0
+	for _, v := range l {
+		scale = max(scale, math.Abs(v))
+	}
+	for i := range l {
+		if d := math.Abs(math.Ldexp(ls[i], 40)/1e-3 - l[i]); d > 1e-14*scale {
+			t.Errorf("elem %d: scaled %.17g, unscaled %.17g", i, math.Ldexp(ls[i], 40)/1e-3, l[i])
+		}
+	}
+}

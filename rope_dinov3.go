@@ -17,10 +17,10 @@
 // seeded by (run seed, step) (trainStep), so a run is bit-reproducible and
 // a resumed run draws what the uninterrupted run would have drawn.
 //
-// NOTE(spec): DINOv3 rotates channel i with channel i + Dh/2 (rotate_half);
-// this code rotates adjacent pairs (2j, 2j+1) with the same angle list. A
-// common permutation of q's and k's channels leaves every q·k unchanged,
-// so the attention and the model output are the same (docs/pe-zoo.md §21).
+// DINOv3 rotates channel i with channel i + Dh/2 (rotate_half), angle i of
+// the list above for i < Dh/2. The Go Rotate op turns adjacent pairs, so q
+// and k are gathered into the order (0, Dh/2, 1, Dh/2+1, …), rotated and
+// gathered back: the same function of the same weights as DINOv3's.
 //
 // NOTE(spec): the Go draws are not PyTorch's (another generator); the
 // distributions and their order are the authors' (docs/pe-zoo.md §21).
@@ -78,6 +78,7 @@ func RopeDinov3Angles(coords []float64, headDim int, base float64) []float64 {
 type ropeDinov3PE[T Float] struct {
 	NoHooks[T]
 	coords        []float64  // (G², 2) plain (y, x)
+	perm, inv     []int      // channel order (0, Dh/2, 1, Dh/2+1, …) and its inverse
 	cos, sin      *Tensor[T] // (1, G², Dh/2) of the plain coordinates
 	dh            int
 	shift, jitter float64 // 0: off
@@ -108,6 +109,11 @@ func newRopeDinov3[T Float](cfg Config, rng *rand.Rand) (PosEmb[T], error) {
 	p := &ropeDinov3PE[T]{coords: RopeDinov3Coords(g), dh: dh, shift: pc.DinoShift, jitter: pc.DinoJitter,
 		rescale: pc.DinoRescale, cos: New[T](1, g*g, dh/2), sin: New[T](1, g*g, dh/2),
 		tcos: New[T](1, g*g, dh/2), tsin: New[T](1, g*g, dh/2), aug: make([]float64, 2*g*g)}
+	p.perm, p.inv = make([]int, dh), make([]int, dh)
+	for j := range dh / 2 {
+		p.perm[2*j], p.perm[2*j+1] = j, j+dh/2
+		p.inv[j], p.inv[j+dh/2] = 2*j, 2*j+1
+	}
 	if p.rescale == 0 {
 		p.rescale = RopeDinov3Rescale
 	}
@@ -163,7 +169,10 @@ func (p *ropeDinov3PE[T]) RotateQK(tp *Tape[T], layer int, q, k *Tensor[T]) (*Te
 	if p.trainingStep {
 		c, s = p.tcos, p.tsin
 	}
-	return tp.Rotate(q, c, s, 1), tp.Rotate(k, c, s, 1)
+	rot := func(x *Tensor[T]) *Tensor[T] {
+		return tp.Gather(tp.Rotate(tp.Gather(x, 3, p.perm), c, s, 1), 3, p.inv)
+	}
+	return rot(q), rot(k)
 }
 
 // attnTables exports the plain angles (see AttentionPETables).
@@ -172,7 +181,7 @@ func (p *ropeDinov3PE[T]) attnTables() (map[string]*Tensor[float64], string) {
 	return map[string]*Tensor[float64]{
 			"rope.angles": FromData(RopeDinov3Angles(p.coords, p.dh, RopeDinov3Base), n, p.dh/2),
 			"rope.coords": FromData(append([]float64(nil), p.coords...), n, 2),
-		}, fmt.Sprintf("rope-dinov3 rotates q and k of patch token t (CLS unrotated) pair by pair: channels (2j, 2j+1) "+
+		}, fmt.Sprintf("rope-dinov3 rotates q and k of patch token t (CLS unrotated) pair by pair: channels (j, j+Dh/2) "+
 			"by rope.angles[t, j] radians, the same in every layer and head; (G², Dh/2) = (%d, %d). Pair j < Dh/4 turns by "+
 			"2π·y·100^(−4j/Dh), pair Dh/4 + j by 2π·x·100^(−4j/Dh), (y, x) = rope.coords[t], the patch centre in (−1, 1). "+
 			"These are the inference angles; while training, the coordinates are shifted (%g), jittered (%g) and rescaled "+
