@@ -88,7 +88,7 @@ class Learnable(PE):
 # PES maps Go registry names to PE classes. PE families live in their own
 # modules next to this file and add themselves here.
 PES = {"none": PE, "learnable": Learnable}
-for _mod in ("pe_additive", "pe_attention"):
+for _mod in ("pe_additive", "pe_attention", "pe_rotation"):
     try:
         PES.update(__import__(_mod).PES)
     except ModuleNotFoundError as e:
