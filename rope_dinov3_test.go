@@ -1,10 +1,13 @@
 package loope
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRopeDinov3Angles pins the angles to a direct evaluation: Dh 8, G 4,
@@ -101,5 +104,79 @@ func TestRopeDinov3Errors(t *testing.T) {
 	cfg.Dim = 12 // Dh 6: not a multiple of 4
 	if _, err := NewViT[float64](cfg, 1); err == nil || !strings.Contains(err.Error(), "multiple of 4") {
 		t.Errorf("Dh 6: err %v", err)
+	}
+}
+
+// TestRopeDinov3TrainReproducible: Train with rope-dinov3 is bit-identical
+// across runs of the same seed, the augmentation is live (rescale off gives
+// other weights), the model is back in inference mode afterwards, and a
+// run resumed from its step-2 checkpoint ends where the uninterrupted run
+// ends.
+func TestRopeDinov3TrainReproducible(t *testing.T) {
+	cfg, tc := resumeCfg()
+	cfg.PE = PEConfig{Name: "rope-dinov3", DinoShift: 0.2, DinoJitter: 1.3}
+	tc.Steps, tc.EvalEvery, tc.CheckpointEvery = 4, 0, 2
+	ds := brightSpot{n: 40, side: cfg.Image, ch: cfg.Channels}
+	run := func(c Config, tc TrainConfig) *ViT[float64] {
+		t.Helper()
+		m, err := NewViT[float64](c, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Train(m, ds, nil, tc); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	equal := func(a, b *ViT[float64]) bool {
+		pa, pb := a.Params(), b.Params()
+		for i := range pa {
+			for j, v := range pa[i].T.Data {
+				if v != pb[i].T.Data[j] {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	dir := t.TempDir()
+	tc1 := tc
+	tc1.CheckpointDir = dir
+	a := run(cfg, tc1)
+	b := run(cfg, tc)
+	if !equal(a, b) {
+		t.Fatal("two runs with the same seed differ")
+	}
+	if a.PE.(*ropeDinov3PE[float64]).trainingStep {
+		t.Error("PE left in training mode after Train")
+	}
+	off := cfg
+	off.PE = PEConfig{Name: "rope-dinov3", DinoRescale: 1}
+	if equal(a, run(off, tc)) {
+		t.Error("augmentation off gives the same weights: augmentation not applied in Train")
+	}
+	// Stop after step 1 (deadline passed), then resume to the end.
+	cut := t.TempDir()
+	tc2 := tc
+	tc2.CheckpointDir, tc2.Deadline = cut, time.Now().Add(-time.Hour)
+	run(cfg, tc2)
+	tc2.Deadline, tc2.Resume = time.Time{}, filepath.Join(cut, "last.safetensors")
+	f, err := ReadSafeFile(tc2.Resume)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st trainState
+	if err := json.Unmarshal([]byte(f.Metadata["train_state"]), &st); err != nil || st.Step != 1 {
+		t.Fatalf("cut run stopped at step %d (%v), want 1", st.Step, err)
+	}
+	m, err := NewViT[float64](cfg, 77)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Train(m, ds, nil, tc2); err != nil {
+		t.Fatal(err)
+	}
+	if !equal(a, m) {
+		t.Error("a run resumed after step 1 ends with other weights than the uninterrupted run")
 	}
 }
