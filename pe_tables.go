@@ -1,8 +1,8 @@
 // This file exports the tables of the attention-side and convolutional PEs
-// (rpe, irpe, irpe-ctx, rope-*, cpvt, comrope-*, liere, string, rope-dinov3)
-// for `loope pe`: these PEs add no (N, D) table to the input, so their lookup
-// tables, biases, angles or rotation matrices are exported instead, under
-// descriptive names, with a text that explains them.
+// (rpe, irpe, irpe-ctx, rope-*, cpvt, comrope-*, liere, string, rope-dinov3,
+// pape) for `loope pe`: these PEs add no (N, D) table to the input, so their
+// lookup tables, biases, angles, rotation matrices or weights are exported
+// instead, under descriptive names, with a text that explains them.
 
 package loope
 
@@ -28,6 +28,7 @@ type attnTabler interface {
 //	comrope-ld  as comrope-ap, plus comrope.multiplier.layer<l> (1, 2, Dh/b, 1, 1)
 //	liere       liere.positions (G², 2), liere.generators (2, Dh, Dh), liere.rotation (G², Dh, Dh)
 //	rope-dinov3 rope.coords (G², 2), rope.angles (G², Dh/2) (inference angles)
+//	pape        pape.positions (N, 2), pape.position.layer<l> (H·K, 2), pape.ab.layer<l> (2·H·K, D)
 //	string      rope.freqs, rope.angles.layer<l> (as rope-mixed), string.cayley_s (L, Dh, Dh),
 //	            string.basis.layer<l> (Dh, Dh)
 //
@@ -46,7 +47,7 @@ func AttentionPETables(cfg Config, seed uint64) (map[string]*Tensor[float64], st
 func AttentionPETablesOf[T Float](pe PosEmb[T]) (map[string]*Tensor[float64], string, error) {
 	t, ok := pe.(attnTabler)
 	if !ok {
-		return nil, "", fmt.Errorf("loope: PE %q is not an attention-side or convolutional PE (want rpe, irpe, irpe-ctx, rope-axial, rope-mixed, rope-1d, cpvt, comrope-ap, comrope-ld, liere, string or rope-dinov3)", pe.Name())
+		return nil, "", fmt.Errorf("loope: PE %q is not an attention-side or convolutional PE (want rpe, irpe, irpe-ctx, rope-axial, rope-mixed, rope-1d, cpvt, comrope-ap, comrope-ld, liere, string, rope-dinov3 or pape)", pe.Name())
 	}
 	tables, text := t.attnTables()
 	return tables, text, nil

@@ -40,7 +40,7 @@ type PosEmb[T Float] interface {
 // defined outside the package, takes the general path.
 func plainQK[T Float](pe PosEmb[T]) bool {
 	switch p := pe.(type) {
-	case noPE[T], *learnablePE[T], *fixedPE[T], *loopePE[T], *fourierPE[T], *cpvtPE[T], *rpePE[T]:
+	case noPE[T], *learnablePE[T], *fixedPE[T], *loopePE[T], *fourierPE[T], *cpvtPE[T], *rpePE[T], *papePE[T]:
 		return true
 	case *irpePE[T]:
 		return !p.ctx // the contextual mode dots q with its tables
