@@ -21,9 +21,13 @@
 // head dim of every model they train, i.e. one dense Dh×Dh generator per
 // axis; the Go code takes generator_dim = Dh for any head dim (docs/pe-zoo.md §19).
 //
+// NOTE(spec): the generators are not weight-decayed: the authors train with
+// plain Adam (no decay at all), and decay would shrink every rotation toward
+// the identity (docs/pe-zoo.md §19).
+//
 // Checkpoint name and shape (Dh = D/H):
 //
-//	liere  pos_embed.generator_raw_params  (2, 1, 1, Dh, Dh)  U[0, 2π)
+//	liere  pos_embed.generator_raw_params  (2, 1, 1, Dh, Dh)  U[0, 2π), no weight decay
 
 package loope
 
@@ -85,7 +89,7 @@ func newLieRE[T Float](cfg Config, rng *rand.Rand) (PosEmb[T], error) {
 func (p *lierePE[T]) Name() string { return "liere" }
 
 func (p *lierePE[T]) Params() []NamedParam[T] {
-	return []NamedParam[T]{{Name: "pos_embed.generator_raw_params", T: p.W}}
+	return []NamedParam[T]{{Name: "pos_embed.generator_raw_params", T: p.W, NoDecay: true}}
 }
 
 // rotations returns the (1, G², 1, Dh, Dh) rotations exp(p₀A₀ + p₁A₁).
