@@ -222,6 +222,30 @@ var gradCases = []gradCase{
 			return tp.Conv2d(in[0], in[1], nil, 2, 0, 1)
 		}},
 	// ---- end of branch opsb rows ----
+	{name: "RotateBlocks/shared-skip1-b2", shapes: [][]int{{2, 2, 4, 4}, {1, 3, 2, 2, 2}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.RotateBlocks(in[0], in[1], 1)
+		}},
+	{name: "RotateBlocks/perhead-skip0-dense", shapes: [][]int{{2, 2, 3, 4}, {2, 3, 1, 4, 4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.RotateBlocks(in[0], in[1], 0)
+		}},
+	// ---- ops_matexp.go ----
+	{name: "MatExp", shapes: [][]int{{2, 3, 3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.MatExp(in[0]) }},
+	{name: "MatExp/scaled", shapes: [][]int{{2, 4, 4}}, init: uniformInit(-4, 4), // ‖A‖₁ > θ₁₃: squarings run
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.MatExp(in[0]) }},
+	{name: "MatExp/skew", shapes: [][]int{{3, 2, 2}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.MatExp(tp.Sub(in[0], tp.Transpose(in[0], -1, -2)))
+		}},
+	// ---- ops_cayley.go ----
+	{name: "Cayley", shapes: [][]int{{2, 3, 3}}, init: uniformInit(-0.4, 0.4), // I + S well conditioned
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.Cayley(in[0]) }},
+	{name: "Cayley/skew", shapes: [][]int{{4, 4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Cayley(tp.Scale(tp.Sub(in[0], tp.Transpose(in[0], -1, -2)), 3))
+		}},
 	// ---- ops_index.go (branch pe2) ----
 	{name: "TakeAlongLast", shapes: [][]int{{2, 3, 3, 4}},
 		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {

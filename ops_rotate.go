@@ -1,8 +1,9 @@
-// This file holds Rotate, the RoPE rotation of queries or keys (the op
-// behind rope-axial, rope-mixed and rope-1d in rope.go), forward beside
-// backward. Work splits over (batch, head) items for x's gradient and over
-// angle-table rows for cos's and sin's, in fixed ranges: bit-identical for
-// any thread count.
+// This file holds the rotations of queries or keys, forward beside
+// backward: Rotate, the RoPE pair rotation (the op behind rope-axial,
+// rope-mixed and rope-1d in rope.go), and RotateBlocks, one
+// matrix per channel block and token (ComRoPE, LieRE, STRING). Work splits
+// over (batch, head) items for x's gradient and over table rows for the
+// tables' gradients, in fixed ranges: bit-identical for any thread count.
 
 package loope
 
@@ -110,6 +111,117 @@ func (rotateBackward[T]) backward(nd *node[T]) {
 						}
 						if ds != nil {
 							ds[j] += g1*a - g0*bb
+						}
+					}
+				}
+			}
+		}
+	})
+}
+
+// RotateBlocks applies one b×b matrix per channel block to x (B, H, N, Dh)
+// for tokens skip..N−1 (tokens before skip pass through): with
+// r (Hr, N−skip, Dh/b, b, b), Hr = 1 (shared over heads) or H, block j of
+// token skip+t of head h becomes r[h mod Hr, t, j]·x[..., jb:(j+1)b]. It is
+// the generalised rotation of ComRoPE, LieRE and STRING (b = Dh for a dense
+// Dh×Dh matrix). Gradients flow to x and r. Shape (B, H, N, Dh).
+func (tp *Tape[T]) RotateBlocks(x, r *Tensor[T], skip int) *Tensor[T] {
+	ok := r != nil && len(x.Shape) == 4 && len(r.Shape) == 5 && skip >= 0 && skip <= x.Shape[2]
+	if ok {
+		bs := r.Shape[4]
+		ok = bs > 0 && r.Shape[3] == bs && (r.Shape[0] == 1 || r.Shape[0] == x.Shape[1]) &&
+			r.Shape[1] == x.Shape[2]-skip && r.Shape[2]*bs == x.Shape[3]
+	}
+	if !ok {
+		panic(fmt.Sprintf("loope: RotateBlocks: shape mismatch x %v, r %v, skip %d (want r (1 or H, N−skip, Dh/b, b, b))",
+			x.Shape, shapeOrNil(r), skip))
+	}
+	b, h, n, dh := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+	hr, nr, bs := r.Shape[0], n-skip, r.Shape[4]
+	rt := dh * bs // elements of one token's matrices
+	out := tp.outNoZero(x.Shape, x, r)
+	parallelFor(b*h, max(1, 4096/max(n*dh*bs, 1)), func(lo, hi int) {
+		for it := lo; it < hi; it++ {
+			xi, oi := x.Data[it*n*dh:(it+1)*n*dh], out.Data[it*n*dh:(it+1)*n*dh]
+			copy(oi[:skip*dh], xi[:skip*dh])
+			ro := (it % h % hr) * nr * rt
+			for t := range nr {
+				xr, or := xi[(skip+t)*dh:(skip+t+1)*dh], oi[(skip+t)*dh:(skip+t+1)*dh]
+				rm := r.Data[ro+t*rt : ro+(t+1)*rt]
+				for j0 := 0; j0 < dh; j0 += bs {
+					xb, m := xr[j0:j0+bs], rm[j0*bs:(j0+bs)*bs]
+					for i := range bs {
+						var s T
+						for k, v := range m[i*bs : (i+1)*bs] {
+							s += v * xb[k]
+						}
+						or[j0+i] = s
+					}
+				}
+			}
+		}
+	})
+	if out.Grad != nil {
+		nd := tp.record(rotateBlocksBackward[T]{}, out, x, r)
+		nd.ints = append(nd.ints, skip)
+	}
+	return out
+}
+
+// rotateBlocksBackward, per block with g = dout and m its matrix:
+// dx += mᵀ·g, dm += g·xᵀ, summed over B (and over H when Hr = 1) in a fixed
+// order.
+type rotateBlocksBackward[T Float] struct{}
+
+func (rotateBlocksBackward[T]) backward(nd *node[T]) {
+	x, r, out := nd.in[0], nd.in[1], nd.out
+	skip := nd.ints[0]
+	b, h, n, dh := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
+	hr, nr, bs := r.Shape[0], n-skip, r.Shape[4]
+	rt := dh * bs
+	if x.Grad != nil {
+		parallelFor(b*h, max(1, 4096/max(n*dh*bs, 1)), func(lo, hi int) {
+			for it := lo; it < hi; it++ {
+				gi, dxi := out.Grad[it*n*dh:(it+1)*n*dh], x.Grad[it*n*dh:(it+1)*n*dh]
+				for i, g := range gi[:skip*dh] {
+					dxi[i] += g
+				}
+				ro := (it % h % hr) * nr * rt
+				for t := range nr {
+					gr, dr := gi[(skip+t)*dh:(skip+t+1)*dh], dxi[(skip+t)*dh:(skip+t+1)*dh]
+					rm := r.Data[ro+t*rt : ro+(t+1)*rt]
+					for j0 := 0; j0 < dh; j0 += bs {
+						m := rm[j0*bs : (j0+bs)*bs]
+						for i := range bs {
+							g := gr[j0+i]
+							for k, v := range m[i*bs : (i+1)*bs] {
+								dr[j0+k] += v * g
+							}
+						}
+					}
+				}
+			}
+		})
+	}
+	if r.Grad == nil {
+		return
+	}
+	hpr := h / hr // heads sharing one matrix table
+	parallelFor(hr*nr, max(1, 4096/max(b*hpr*rt, 1)), func(lo, hi int) {
+		for row := lo; row < hi; row++ {
+			a0, t := row/nr, row%nr
+			dm := r.Grad[row*rt : (row+1)*rt]
+			for bi := range b {
+				for hh := a0 * hpr; hh < (a0+1)*hpr; hh++ {
+					off := ((bi*h+hh)*n + skip + t) * dh
+					xr, gr := x.Data[off:off+dh], out.Grad[off:off+dh]
+					for j0 := 0; j0 < dh; j0 += bs {
+						d := dm[j0*bs : (j0+bs)*bs]
+						for i := range bs {
+							g := gr[j0+i]
+							for k := range bs {
+								d[i*bs+k] += g * xr[j0+k]
+							}
 						}
 					}
 				}

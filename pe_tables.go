@@ -1,8 +1,9 @@
 // This file exports the tables of the PEs: PETable, the (N, D) table an
 // additive PE adds to the tokens, and, for `loope pe`, the tables of the
-// attention-side and convolutional PEs (rpe, irpe, irpe-ctx, rope-*, cpvt),
-// which add no (N, D) table to the input, so their lookup tables, biases
-// or angles are exported instead, under descriptive names, with a text
+// attention-side and convolutional PEs (rpe, irpe, irpe-ctx, rope-*, cpvt,
+// comrope-*, liere, string, rope-dinov3, pape), which add no (N, D) table
+// to the input, so their lookup tables, biases, angles, rotation matrices
+// or weights are exported instead, under descriptive names, with a text
 // that explains them.
 
 package loope
@@ -27,6 +28,14 @@ type attnTabler interface {
 //	rope-1d     rope.angles (G², Dh/2)
 //	rope-mixed  rope.freqs (2, L, H·Dh/2), rope.angles.layer<l> (H, G², Dh/2)
 //	cpvt        cpvt.weight (D, 1, 3, 3), cpvt.bias (D)
+//	comrope-ap  comrope.positions (N, 2), comrope.freqs.layer<l> (H, 1, Dh/b, b, b),
+//	            comrope.rotation.layer<l> (H, N, Dh/b, b, b)
+//	comrope-ld  as comrope-ap, plus comrope.multiplier.layer<l> (1, 2, Dh/b, 1, 1)
+//	liere       liere.positions (G², 2), liere.generators (2, Dh, Dh), liere.rotation (G², Dh, Dh)
+//	rope-dinov3 rope.coords (G², 2), rope.angles (G², Dh/2) (inference angles)
+//	pape        pape.positions (N, 2), pape.position.layer<l> (H·K, 2), pape.ab.layer<l> (2·H·K, D)
+//	string      rope.freqs, rope.angles.layer<l> (as rope-mixed), string.cayley_s (L, Dh, Dh),
+//	            string.basis.layer<l> (Dh, Dh)
 //
 // Integer tables (index, buckets) are stored as float64. Other PEs are an
 // error.
@@ -43,7 +52,7 @@ func AttentionPETables(cfg Config, seed uint64) (map[string]*Tensor[float64], st
 func AttentionPETablesOf[T Float](pe PosEmb[T]) (map[string]*Tensor[float64], string, error) {
 	t, ok := pe.(attnTabler)
 	if !ok {
-		return nil, "", fmt.Errorf("loope: PE %q is not an attention-side or convolutional PE (want rpe, irpe, irpe-ctx, rope-axial, rope-mixed, rope-1d or cpvt)", pe.Name())
+		return nil, "", fmt.Errorf("loope: PE %q is not an attention-side or convolutional PE (want rpe, irpe, irpe-ctx, rope-axial, rope-mixed, rope-1d, cpvt, comrope-ap, comrope-ld, liere, string, rope-dinov3 or pape)", pe.Name())
 	}
 	tables, text := t.attnTables()
 	return tables, text, nil

@@ -9,19 +9,26 @@ import (
 	"testing"
 )
 
-// attnPENames are the PEs of rope.go, relpos.go and cpvt.go.
-var attnPENames = []string{"rpe", "irpe", "irpe-ctx", "rope-axial", "rope-mixed", "rope-1d", "cpvt"}
+// attnPENames are the PEs of rope.go, relpos.go, cpvt.go, comrope.go,
+// liere.go, string.go, rope_dinov3.go and pape.go.
+var attnPENames = []string{"rpe", "irpe", "irpe-ctx", "rope-axial", "rope-mixed", "rope-1d", "cpvt",
+	"comrope-ap", "comrope-ld", "liere", "string", "rope-dinov3", "pape"}
 
 // TestAttentionPEParamCounts pins the PE parameter counts of ti16 to the
 // docs/pe-zoo.md §15 rows: rpe (BEiT index, 3 CLS entries) 26,352; irpe
 // (product, ratio 1.9, per head) 1,800; irpe-ctx (contextual, shared, on
 // keys) 38,400 + 37,824 APE; RoPE-Mixed 2,304; RoPE-Axial
-// and 1-D RoPE 0; CPVT 1,920. The backbone without a PE has 5,717,416 −
+// and 1-D RoPE 0; CPVT 1,920; ComRoPE-AP (b 2) 12·3·32·2·2 = 4,608;
+// ComRoPE-LD 4,608 + 12·2·32 = 5,376; LieRE 2·64·64 = 8,192 stored (4,032
+// of them, the strict upper triangles, trained); STRING 2,304 + 12·64·64 =
+// 51,456; rope-dinov3 0; PaPE 12·(3·50·2 + 2·3·50·192) = 694,800. The backbone without a PE has 5,717,416 −
 // 37,824 parameters (timm's ti16 with its 37,824-entry APE, 1000 classes).
 func TestAttentionPEParamCounts(t *testing.T) {
 	const backbone = 5717416 - 37824
 	want := map[string]int{"rpe": 26352, "irpe": 1800, "irpe-ctx": 38400 + 37824, "rope-axial": 0,
-		"rope-mixed": 2304, "rope-1d": 0, "cpvt": 1920}
+		"rope-mixed": 2304, "rope-1d": 0, "cpvt": 1920, "comrope-ap": 4608, "comrope-ld": 5376, "liere": 8192,
+		"string": 2304 + 12*64*64, "rope-dinov3": 0,
+		"pape": 12 * (3*50*2 + 2*3*50*192)}
 	for _, name := range attnPENames {
 		cfg, _ := Preset("ti16")
 		cfg.Classes, cfg.PE.Name = 1000, name
@@ -117,6 +124,13 @@ func TestAttentionPETables(t *testing.T) {
 		"rope-1d":    {"rope.angles"},
 		"rope-mixed": {"rope.angles.layer0", "rope.angles.layer1", "rope.freqs"},
 		"cpvt":       {"cpvt.bias", "cpvt.weight"},
+		"comrope-ap": {"comrope.freqs.layer0", "comrope.freqs.layer1", "comrope.positions", "comrope.rotation.layer0", "comrope.rotation.layer1"},
+		"comrope-ld": {"comrope.freqs.layer0", "comrope.freqs.layer1", "comrope.multiplier.layer0", "comrope.multiplier.layer1",
+			"comrope.positions", "comrope.rotation.layer0", "comrope.rotation.layer1"},
+		"liere":       {"liere.generators", "liere.positions", "liere.rotation"},
+		"rope-dinov3": {"rope.angles", "rope.coords"},
+		"pape":        {"pape.ab.layer0", "pape.ab.layer1", "pape.position.layer0", "pape.position.layer1", "pape.positions"},
+		"string":      {"rope.angles.layer0", "rope.angles.layer1", "rope.freqs", "string.basis.layer0", "string.basis.layer1", "string.cayley_s"},
 	}
 	for _, name := range attnPENames {
 		cfg := tinyAttnConfig(name)

@@ -40,7 +40,7 @@ type PosEmb[T Float] interface {
 // defined outside the package, takes the general path.
 func plainQK[T Float](pe PosEmb[T]) bool {
 	switch p := pe.(type) {
-	case noPE[T], *learnablePE[T], *fixedPE[T], *loopePE[T], *fourierPE[T], *cpvtPE[T], *rpePE[T]:
+	case noPE[T], *learnablePE[T], *fixedPE[T], *loopePE[T], *fourierPE[T], *cpvtPE[T], *rpePE[T], *papePE[T]:
 		return true
 	case *irpePE[T]:
 		return !p.ctx // the contextual mode dots q with its tables
@@ -89,6 +89,37 @@ type PEConfig struct {
 	LoopeBias     bool   `json:"loope_bias,omitempty"`     // loope Linear(N, N) with a bias (default false, as the authors' code)
 	FourierDim    int    `json:"fourier_dim,omitempty"`    // fourier feature width F (even; 0 = 768, the authors' value)
 	FourierHidden int    `json:"fourier_hidden,omitempty"` // fourier MLP hidden width (0 = 32, the authors' value)
+
+	// rotation PEs (comrope.go, rope_dinov3.go). Zero selects the documented default.
+	ComRoPEBlock int     `json:"comrope_block,omitempty"` // ComRoPE block size b (0 = 2, the authors' default); must divide the head dim
+	DinoShift    float64 `json:"dino_shift,omitempty"`    // rope-dinov3 training shift s of the coordinates (0 = off, the authors' default)
+	DinoJitter   float64 `json:"dino_jitter,omitempty"`   // rope-dinov3 training jitter J ≥ 1 (0 = off, the authors' default)
+	DinoRescale  float64 `json:"dino_rescale,omitempty"`  // rope-dinov3 training rescale R ≥ 1 (0 = 2, the authors' default; 1 = off)
+}
+
+// trainStepper is implemented by PEs that differ while training
+// (rope-dinov3's coordinate augmentation). Train calls trainStep before the
+// forward of every step and evalMode after its backward, so evaluation and
+// any other forward see the inference PE. Draws depend only on (seed,
+// step): runs are bit-reproducible and a resumed run draws what the
+// uninterrupted one would have.
+type trainStepper interface {
+	trainStep(seed uint64, step int)
+	evalMode()
+}
+
+// peTrainMode puts the PEs of models into training mode for step (on) or
+// back into inference mode.
+func peTrainMode[T Float](models []*ViT[T], on bool, seed uint64, step int) {
+	for _, m := range models {
+		if ts, ok := m.PE.(trainStepper); ok {
+			if on {
+				ts.trainStep(seed, step)
+			} else {
+				ts.evalMode()
+			}
+		}
+	}
 }
 
 // peRegistry maps PE names to constructors for float32 and float64; it is

@@ -29,6 +29,9 @@ func TestPlainQK(t *testing.T) {
 				if rq != q || rk != k {
 					t.Errorf("%s: plainQK, but RotateQK of layer %d is not the identity", name, layer)
 				}
+				if ai, ok := pe.(attnInputPE[float64]); ok { // PaPE reads the block input instead
+					ai.attnInput(&tp, layer, tp.New(2, n, cfg.Dim))
+				}
 				pe.AttnBias(&tp, layer, nil) // must not read q
 			}
 		}

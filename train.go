@@ -370,7 +370,9 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 		}
 		lr := CosineLR(step, tc.Steps, tc.Warmup, tc.LR, tc.MinLR)
 		x, y, labels := b.fill(idx)
+		peTrainMode(rs.models, true, tc.Seed, step)
 		lv := rs.step(tc.Loss, tc.Smoothing, x, y, labels)
+		peTrainMode(rs.models, false, 0, 0)
 		if math.IsNaN(lv) || math.IsInf(lv, 0) {
 			return last, fmt.Errorf("loope: non-finite loss %v at step %d (last good checkpoint kept)", lv, step+1)
 		}

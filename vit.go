@@ -302,6 +302,9 @@ func (m *ViT[T]) Forward(tp *Tape[T], img *Tensor[T]) *Tensor[T] {
 		blk := &m.Blocks[i]
 		// x = x + proj(attention(qkv(norm1(x))))
 		y := tp.LayerNorm(x, blk.Norm1W, blk.Norm1B, cfg.Eps)
+		if ai, ok := m.PE.(attnInputPE[T]); ok { // PaPE reads the attention input
+			ai.attnInput(tp, i, y)
+		}
 		qkv := tp.Linear(y, blk.QKVW, blk.QKVB)      // (B, N, 3D)
 		a := m.attention(tp, ops, i, qkv)            // (B, N, D)
 		x = ops.residual(x, a, blk.ProjW, blk.ProjB) // x + proj(a)

@@ -207,8 +207,9 @@ func runPE(args []string) error {
 }
 
 // writeAttentionTables writes the tables of an attention-side or conv PE
-// (rpe, irpe*, rope-*, cpvt), which have no additive (N+1, D) table, under
-// descriptive names, with the explanation in the metadata and on stderr.
+// (rpe, irpe*, rope-*, cpvt, comrope-*, liere, string), which have no
+// additive (N+1, D) table, under descriptive names, with the explanation in
+// the metadata and on stderr.
 func writeAttentionTables(j *peJob, out string) error {
 	if j.h != j.w {
 		return fmt.Errorf("PE %q needs a square grid, got %dx%d", j.cfg.PE.Name, j.h, j.w)

@@ -1,5 +1,6 @@
-// This file holds the flags of the additive PEs' options (PEConfig fields
-// -freqs, -loope-*, -fourier-*), shared by every command that takes -pe.
+// This file holds the flags of the PEs' options (PEConfig fields -freqs,
+// -loope-*, -fourier-*, -comrope-block, -dino-*), shared by every command
+// that takes -pe.
 
 package main
 
@@ -17,6 +18,10 @@ type peOptions struct {
 	freqs, squash, act *string
 	bias               *bool
 	fourierDim, hidden *int
+	comropeBlock       *int
+	dinoShift          *float64
+	dinoJitter         *float64
+	dinoRescale        *float64
 }
 
 // addPEFlags registers the PE option flags on fs.
@@ -28,6 +33,11 @@ func addPEFlags(fs *flag.FlagSet) *peOptions {
 		bias:       fs.Bool("loope-bias", false, "loope: Linear(N, N) with a bias (paper) instead of without (authors' code)"),
 		fourierDim: fs.Int("fourier-dim", 768, "fourier: feature width F (even)"),
 		hidden:     fs.Int("fourier-hidden", 32, "fourier: MLP hidden width"),
+		comropeBlock: fs.Int("comrope-block", loope.ComRoPEBlock,
+			"comrope-ap, comrope-ld: block size b of the skew generators (divides the head dim; Dh/2 for comrope-ap)"),
+		dinoShift:   fs.Float64("dino-shift", 0, "rope-dinov3: training shift of the coordinates, U(−s, s) (0 = off, authors' default)"),
+		dinoJitter:  fs.Float64("dino-jitter", 0, "rope-dinov3: training per-axis jitter, log-uniform in [1/J, J] (0 = off, authors' default)"),
+		dinoRescale: fs.Float64("dino-rescale", loope.RopeDinov3Rescale, "rope-dinov3: training rescale, log-uniform in [1/R, R] (1 = off)"),
 	}
 }
 
@@ -41,6 +51,10 @@ var peFlagUsers = map[string][]string{
 	"loope-bias":     {"loope"},
 	"fourier-dim":    {"fourier"},
 	"fourier-hidden": {"fourier"},
+	"comrope-block":  {"comrope-ap", "comrope-ld"},
+	"dino-shift":     {"rope-dinov3"},
+	"dino-jitter":    {"rope-dinov3"},
+	"dino-rescale":   {"rope-dinov3"},
 }
 
 func init() {
@@ -70,6 +84,10 @@ func (o *peOptions) apply(fs *flag.FlagSet, pe *loope.PEConfig) error {
 		pe.LoopeSquash, pe.LoopeAct, pe.LoopeBias = *o.squash, *o.act, *o.bias
 	case "fourier":
 		pe.FourierDim, pe.FourierHidden = *o.fourierDim, *o.hidden
+	case "comrope-ap", "comrope-ld":
+		pe.ComRoPEBlock = *o.comropeBlock
+	case "rope-dinov3":
+		pe.DinoShift, pe.DinoJitter, pe.DinoRescale = *o.dinoShift, *o.dinoJitter, *o.dinoRescale
 	}
 	if slices.Contains(peFlagUsers["freqs"], pe.Name) && *o.freqs != "vaswani" {
 		pe.Freqs = *o.freqs

@@ -39,4 +39,18 @@ tiny_loope_f64 tiny loope 5 2 -f64 -dim 32 -depth 2 -heads 2 -mlp 64
 tiny_loope_variant_f64 tiny loope 19 2 -f64 -dim 32 -depth 2 -heads 2 -mlp 64 -loope-squash tanh -loope-act relu -loope-bias -freqs f1
 small_loope_f32 small loope 1 2 -dim 32 -depth 2 -heads 2 -mlp 64
 small_loope_f64 small loope 1 2 -f64 -dim 32 -depth 2 -heads 2 -mlp 64
+# matrix-rotation PEs (issue 18; pe_rotation.py): float64 and float32 each.
+tiny_comrope_ap_f64 tiny comrope-ap 3 2 -f64 -dim 32 -depth 2 -heads 2 -mlp 64
+tiny_comrope_ld_f64 tiny comrope-ld 3 2 -f64 -dim 32 -depth 2 -heads 2 -mlp 64
+tiny_liere_f64 tiny liere 3 2 -f64 -dim 32 -depth 2 -heads 2 -mlp 64
+tiny_string_f64 tiny string 3 2 -f64 -dim 32 -depth 2 -heads 2 -mlp 64
+tiny_rope_dinov3_f64 tiny rope-dinov3 3 2 -f64 -dim 32 -depth 2 -heads 2 -mlp 64
+tiny_comrope_ap_f32 tiny comrope-ap 3 2 -dim 32 -depth 2 -heads 2 -mlp 64
+tiny_comrope_ld_f32 tiny comrope-ld 3 2 -dim 32 -depth 2 -heads 2 -mlp 64
+tiny_liere_f32 tiny liere 3 2 -dim 32 -depth 2 -heads 2 -mlp 64
+tiny_string_f32 tiny string 3 2 -dim 32 -depth 2 -heads 2 -mlp 64
+tiny_rope_dinov3_f32 tiny rope-dinov3 3 2 -dim 32 -depth 2 -heads 2 -mlp 64
+# PaPE (pe_pape.py)
+tiny_pape_f64 tiny pape 3 2 -f64 -dim 32 -depth 2 -heads 2 -mlp 64
+tiny_pape_f32 tiny pape 3 2 -dim 32 -depth 2 -heads 2 -mlp 64
 LIST

@@ -70,6 +70,9 @@ class PE:
     def add_input(self, x, img):
         return x
 
+    def attn_input(self, layer, y):
+        pass
+
     def attn_bias(self, layer, q):
         return None
 
@@ -88,7 +91,7 @@ class Learnable(PE):
 # PES maps Go registry names to PE classes. PE families live in their own
 # modules next to this file and add themselves here.
 PES = {"none": PE, "learnable": Learnable}
-for _mod in ("pe_additive", "pe_attention"):
+for _mod in ("pe_additive", "pe_attention", "pe_rotation", "pe_pape"):
     try:
         PES.update(__import__(_mod).PES)
     except ModuleNotFoundError as e:
@@ -116,6 +119,7 @@ def forward(cfg, p, pe, img):
     for i in range(cfg["depth"]):
         pre = f"blocks.{i}."
         y = F.layer_norm(x, (D,), p[pre + "norm1.weight"], p[pre + "norm1.bias"], eps)
+        pe.attn_input(i, y)
         qkv = F.linear(y, p[pre + "attn.qkv.weight"], p[pre + "attn.qkv.bias"])
         q, k, v = qkv.reshape(B, N, 3, H, dh).permute(2, 0, 3, 1, 4).unbind(0)
         q, k = pe.rotate_qk(i, q, k)
