@@ -114,7 +114,7 @@ func runTrain(args []string) error {
 	threads := fs.Int("threads", 0, "goroutines for kernels (0: GOMAXPROCS)")
 	replicas := fs.Int("replicas", 0, "data-parallel replicas, each on one thread with a fixed part of the batch (0: the thread count if the PE keeps no batch statistics, else 1; 1: one model, kernels split over threads)")
 	out := fs.String("out", "out/train", "output folder: last/best checkpoints, metrics.jsonl, result.json")
-	resume := fs.String("resume", "", "continue from DIR/last.safetensors of an earlier run (same flags)")
+	resume := fs.String("resume", "", "continue from DIR/last.safetensors of an earlier run, writing into DIR (same flags; only -steps and -threads may change)")
 	ckptEvery := fs.Int("ckpt-every", 200, "write DIR/last.safetensors every this many steps")
 	initFrom := fs.String("init-from", "", "start from a pretrained timm ViT (safetensors state dict, e.g. vit_tiny_patch16_224): width, depth, MLP from the file; image and patch from -preset if given (else the file's); PE from -pe; a new head")
 	heads := fs.Int("heads", 0, "attention heads (0: the preset's; with -init-from, from the width: 192→3, 384→6, 768→12)")
@@ -124,7 +124,17 @@ func runTrain(args []string) error {
 		return err
 	}
 	bad := func(format string, a ...any) error { return badUsage(fs, format, a...) }
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *resume != "" {
+		if set["out"] && !samePath(*out, *resume) {
+			return bad("-resume %s writes into %s: drop -out %s (or give the same folder)", *resume, *resume, *out)
+		}
+		*out = *resume
+	}
 	switch {
+	case *steps > loope.MaxSteps:
+		return bad("-steps %d: need ≤ %d", *steps, loope.MaxSteps)
 	case *steps < 0 || !(*epochs > 0) || *epochs > 1e6 || *threads < 0 || *ckptEvery < 0 || *heads < 0 || *image < 0 || *replicas < 0:
 		return bad("-epochs must be in (0, 10⁶]; -steps, -threads, -replicas, -ckpt-every, -heads and -image >= 0")
 	case *replicas > *batch:
@@ -147,9 +157,7 @@ func runTrain(args []string) error {
 	}
 	var pretrained *loope.SafeFile
 	if *initFrom != "" {
-		explicit := false
-		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "preset" })
-		if pretrained, cfg, err = pretrainedConfig(*initFrom, cfg, explicit, *heads); err != nil {
+		if pretrained, cfg, err = pretrainedConfig(*initFrom, cfg, set["preset"], *heads); err != nil {
 			return err
 		}
 	} else if *heads > 0 {
@@ -232,7 +240,9 @@ func runTrain(args []string) error {
 	tc := loope.TrainConfig{Steps: n, Batch: *batch, LR: *lr, MinLR: *minLR, Warmup: min(*warmup, n/2),
 		WeightDecay: *wd, PELRScale: *peLR, ClipNorm: *clip, Loss: "ce", Smoothing: *smoothing, Seed: *seed,
 		EvalEvery: max(n/10, 1), LogEvery: max(n/50, 10), CheckpointDir: *out, CheckpointEvery: *ckptEvery,
-		Replicas: reps, Deadline: deadline, FitDeadline: *budget > 0, Log: os.Stderr, Metrics: io.MultiWriter(metrics, &curve)}
+		Replicas: reps, Deadline: deadline, FitDeadline: *budget > 0, Log: os.Stderr, Metrics: io.MultiWriter(metrics, &curve),
+		Settings: map[string]string{"data": *data, "val_frac": fmt.Sprint(*valFrac), "augment": fmt.Sprint(*augment), "warmup": fmt.Sprint(*warmup),
+			"init_from": *initFrom, "no_antialias": fmt.Sprint(*noAA)}}
 	if *resume != "" {
 		tc.Resume = filepath.Join(*resume, "last.safetensors")
 	}
@@ -383,4 +393,17 @@ func pretrainedConfig(path string, preset loope.Config, explicit bool, heads int
 		cfg.Image, cfg.Patch = preset.Image, preset.Patch
 	}
 	return f, cfg, nil
+}
+
+// samePath reports whether a and b name the same folder: equal once
+// cleaned and made absolute, or the same existing file.
+func samePath(a, b string) bool {
+	aa, err1 := filepath.Abs(a)
+	bb, err2 := filepath.Abs(b)
+	if err1 == nil && err2 == nil && aa == bb {
+		return true
+	}
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
 }

@@ -143,3 +143,50 @@ func TestTrainTimeBudget(t *testing.T) {
 		t.Errorf("a 3 s budget took %.1f s", res.Wall)
 	}
 }
+
+// trainArgs are the flags of a 2-step tiny run on the folder data set at
+// dir/data into out (issue 19 tests).
+func trainArgs(dir, out string, extra ...string) []string {
+	return append([]string{"-data", "folder:" + filepath.Join(dir, "data"), "-preset", "tiny", "-steps", "2", "-batch", "4",
+		"-warmup", "1", "-val-frac", "0.25", "-out", out}, extra...)
+}
+
+// TestTrainResumeChecksFlags: `-resume` with changed flags is refused with
+// the list of what differs (issue 19 finding 5), `-resume DIR -out OTHER`
+// is refused before any work (finding 6), and the same flags with more
+// steps resume.
+func TestTrainResumeChecksFlags(t *testing.T) {
+	dir := t.TempDir()
+	writeFolder(t, filepath.Join(dir, "data"), 6, 14)
+	out := filepath.Join(dir, "run")
+	var err error
+	if msg := captureStderr(t, func() { err = runTrain(trainArgs(dir, out)) }); err != nil {
+		t.Fatalf("%v\n%s", err, msg)
+	}
+	resume := func(extra ...string) (error, string) {
+		args := append(trainArgs(dir, out, "-steps", "4"), extra...)
+		var err error
+		msg := captureStderr(t, func() { err = runTrain(append(args, "-resume", out)) })
+		return err, msg
+	}
+	err, msg := resume("-seed", "7", "-batch", "2", "-lr", "0.5", "-augment")
+	for _, want := range []string{"seed: 1 in the checkpoint, 7 in this run", "batch: 4 in the checkpoint, 2 in this run",
+		"lr: 0.001 in the checkpoint, 0.5 in this run", "augment: false in the checkpoint, true in this run"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("changed flags: got %v, want %q\n%s", err, want, msg)
+		}
+	}
+	err, msg = resume("-out", filepath.Join(dir, "other"))
+	if err != errUsage || !strings.Contains(msg, "writes into") {
+		t.Errorf("-resume DIR -out OTHER: got %v\n%s", err, msg)
+	}
+	if _, e := os.Stat(filepath.Join(dir, "other")); e == nil {
+		t.Error("-resume DIR -out OTHER created OTHER")
+	}
+	if err, msg = resume(); err != nil {
+		t.Fatalf("resume with the same flags: %v\n%s", err, msg)
+	}
+	if !strings.Contains(msg, "resumed from") {
+		t.Errorf("no resume line:\n%s", msg)
+	}
+}
