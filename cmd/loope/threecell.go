@@ -66,6 +66,7 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	opts := addPEFlags(fs) // -freqs, -loope-*, -fourier-*: applied to the PEs that read them
 	out := fs.String("out", "out/threecell", "output folder (results.md/.csv/.json and PNG figures)")
 	threads := fs.Int("threads", 0, "kernel goroutines (0: GOMAXPROCS)")
+	force := fs.Bool("force", false, "write into -out even if it holds an earlier benchmark's results (they are deleted)")
 	if done, err := parseFlags(fs, args); done {
 		return err
 	}
@@ -138,6 +139,13 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	}
 	if validateOnly {
 		return nil
+	}
+	if *out != "" {
+		lock, err := openOutDir(*out, false, *force, stderr, "results.md", "results.csv", "results.json", "curve_*.png", "heatmap_*.png")
+		if err != nil {
+			return err
+		}
+		defer lock.Unlock()
 	}
 	rep, err := loope.RunThreeCellBench(cfg, stderr)
 	if err != nil {

@@ -91,6 +91,9 @@ func loadTrainData(spec string, channels, side int, valFrac float64, seed uint64
 	return &trainData{train: train.Subset(tr), val: train.Subset(va), test: test, classes: train.Classes}, nil
 }
 
+// trainResults are the files a training run writes into -out.
+var trainResults = []string{"last.safetensors", "best.safetensors", "metrics.jsonl", "curve.png", "result.json"}
+
 // runTrain implements `loope train -data D -preset P -pe NAME ...`.
 func runTrain(args []string) error {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
@@ -119,6 +122,7 @@ func runTrain(args []string) error {
 	initFrom := fs.String("init-from", "", "start from a pretrained timm ViT (safetensors state dict, e.g. vit_tiny_patch16_224): width, depth, MLP from the file; image and patch from -preset if given (else the file's); PE from -pe; a new head")
 	heads := fs.Int("heads", 0, "attention heads (0: the preset's; with -init-from, from the width: 192→3, 384→6, 768→12)")
 	image := fs.Int("image", 0, "input side in pixels (0: the preset's; with -init-from and no -preset, the checkpoint's)")
+	force := fs.Bool("force", false, "start a new run in -out even if it holds an earlier run's checkpoints and results (they are deleted)")
 	noAA := fs.Bool("no-antialias", false, "with -init-from: resample pos_embed and patch embedding by plain bicubic (timm < 0.9) instead of timm's antialiased default")
 	if done, err := parseFlags(fs, args); done {
 		return err
@@ -143,6 +147,8 @@ func runTrain(args []string) error {
 		return bad("-time %v: want a duration in [0, 1000h]", *budget)
 	case *budget > 0 && *resume != "":
 		return bad("-time with -resume: give the resumed run its -steps (see the first run's result.json)")
+	case *force && *resume != "":
+		return bad("-force with -resume: -force starts a new run, -resume continues one")
 	case *threads > maxThreads:
 		return bad("-threads %d: need ≤ %d", *threads, maxThreads)
 	case !(*valFrac > 0 && *valFrac < 1):
@@ -184,6 +190,11 @@ func runTrain(args []string) error {
 	if validateOnly {
 		return nil
 	}
+	lock, err := openOutDir(*out, *resume != "", *force, os.Stderr, trainResults...)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
 	loope.SetThreads(*threads)
 	t0 := time.Now()
 	d, err := loadTrainData(*data, cfg.Channels, cfg.Image, *valFrac, *seed)
@@ -227,9 +238,6 @@ func runTrain(args []string) error {
 		if n, deadline, err = stepsForBudget(cfg, *batch, reps, t0.Add(*budget), d.val.Len(), d.test.Len()); err != nil {
 			return err
 		}
-	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
-		return err
 	}
 	metrics, err := os.OpenFile(filepath.Join(*out, "metrics.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

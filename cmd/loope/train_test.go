@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/loope-go/loope"
 )
 
 // writeFolder writes a tiny image-folder data set: dir/{train,test}/{a,b}/,
@@ -188,5 +190,50 @@ func TestTrainResumeChecksFlags(t *testing.T) {
 	}
 	if !strings.Contains(msg, "resumed from") {
 		t.Errorf("no resume line:\n%s", msg)
+	}
+}
+
+// TestTrainOutFolder: a run into a folder another run holds is refused
+// naming the holder (issue 19 finding 2); a fresh run into a used folder
+// is refused naming what would be lost unless -force (finding 3); stale
+// temporary files are removed when a run starts (finding 11).
+func TestTrainOutFolder(t *testing.T) {
+	dir := t.TempDir()
+	writeFolder(t, filepath.Join(dir, "data"), 6, 14)
+	out := filepath.Join(dir, "run")
+	lock, err := loope.LockDir(out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := captureStderr(t, func() { err = runTrain(trainArgs(dir, out)) })
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("in use by the run of PID %d", os.Getpid())) {
+		t.Errorf("locked folder: got %v\n%s", err, msg)
+	}
+	lock.Unlock()
+	stale := filepath.Join(out, ".last.safetensors.tmp-123")
+	os.WriteFile(stale, []byte("torn"), 0o644)
+	if msg = captureStderr(t, func() { err = runTrain(trainArgs(dir, out)) }); err != nil {
+		t.Fatalf("%v\n%s", err, msg)
+	}
+	if _, e := os.Stat(stale); e == nil || !strings.Contains(msg, "left by an interrupted write") {
+		t.Errorf("stale temporary file kept; stderr:\n%s", msg)
+	}
+	if _, e := os.Stat(filepath.Join(out, loope.LockName)); e == nil {
+		t.Error("the lock outlived the run")
+	}
+	first, _ := os.ReadFile(filepath.Join(out, "best.safetensors"))
+	msg = captureStderr(t, func() { err = runTrain(trainArgs(dir, out, "-seed", "2")) })
+	if err == nil || !strings.Contains(err.Error(), "best.safetensors, curve.png, last.safetensors, metrics.jsonl, result.json, which this run would replace") {
+		t.Errorf("used folder: got %v\n%s", err, msg)
+	}
+	if now, _ := os.ReadFile(filepath.Join(out, "best.safetensors")); string(now) != string(first) {
+		t.Error("a refused run changed best.safetensors")
+	}
+	if msg = captureStderr(t, func() { err = runTrain(trainArgs(dir, out, "-seed", "2", "-force")) }); err != nil {
+		t.Fatalf("-force: %v\n%s", err, msg)
+	}
+	raw, _ := os.ReadFile(filepath.Join(out, "metrics.jsonl"))
+	if n := strings.Count(string(raw), `"step":2,"split":"val"`); n != 1 || !strings.Contains(msg, "-force: removed the earlier run's") {
+		t.Errorf("after -force: %d validation records of step 2 (want 1, one run's); stderr:\n%s", n, msg)
 	}
 }
