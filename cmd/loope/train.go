@@ -58,14 +58,14 @@ func loadTrainData(spec string, channels, side int, valFrac float64, seed uint64
 			return nil, fmt.Errorf("-data folder needs a folder: folder:DIR (one subfolder per class, or DIR/train and DIR/test)")
 		}
 		if st, e := os.Stat(filepath.Join(dir, "train")); e == nil && st.IsDir() {
-			if train, err = loope.LoadFolder(filepath.Join(dir, "train"), side); err != nil {
+			if train, err = loope.LoadFolderLog(filepath.Join(dir, "train"), side, os.Stderr); err != nil {
 				return nil, err
 			}
-			test, err = loope.LoadFolder(filepath.Join(dir, "test"), side)
+			test, err = loope.LoadFolderLog(filepath.Join(dir, "test"), side, os.Stderr)
 		} else {
 			// NOTE(spec): the paper's 80/10/10 split (loope-paper §10 #13): hold out 10% as test first.
 			var all *loope.ImageSet
-			if all, err = loope.LoadFolder(dir, side); err != nil {
+			if all, err = loope.LoadFolderLog(dir, side, os.Stderr); err != nil {
 				return nil, err
 			}
 			rest, held := loope.SplitIndices(all.Len(), 0.1, seed^0x7e57)
@@ -78,6 +78,9 @@ func loadTrainData(spec string, channels, side int, valFrac float64, seed uint64
 	if err != nil {
 		return nil, err
 	}
+	if train.Classes < 2 {
+		return nil, fmt.Errorf("-data %s has %d class %q: need at least 2 to learn anything", spec, train.Classes, train.Names)
+	}
 	if train.Classes != test.Classes {
 		return nil, fmt.Errorf("train has %d classes, test %d", train.Classes, test.Classes)
 	}
@@ -86,6 +89,10 @@ func loadTrainData(spec string, channels, side int, valFrac float64, seed uint64
 	}
 	if test, err = test.Fit(channels, side); err != nil {
 		return nil, err
+	}
+	if nv := int(math.Round(float64(train.Len()) * valFrac)); nv < 1 || nv >= train.Len() {
+		return nil, fmt.Errorf("-val-frac %g of %d training images holds out %d for validation: need at least 1, and at least 1 left to train on",
+			valFrac, train.Len(), nv)
 	}
 	tr, va := loope.SplitIndices(train.Len(), valFrac, seed)
 	return &trainData{train: train.Subset(tr), val: train.Subset(va), test: test, classes: train.Classes}, nil
@@ -100,18 +107,18 @@ func runTrain(args []string) error {
 	data := fs.String("data", "mnist", "mnist[:DIR] | cifar10:DIR | cifar100:DIR | folder:DIR")
 	preset := fs.String("preset", "small", "model preset: "+strings.Join(loope.PresetNames(), ", "))
 	pe := fs.String("pe", "learnable", "positional embedding: "+strings.Join(loope.PENames(), ", "))
-	epochs := fs.Float64("epochs", 1, "passes over the training split (ignored if -steps > 0)")
+	epochs := floatFlag(fs, "epochs", 1, "passes over the training split (ignored if -steps > 0)")
 	steps := fs.Int("steps", 0, "optimiser steps (overrides -epochs)")
 	budget := fs.Duration("time", 0, "wall-time budget for the whole run, e.g. 10m: the step count is set from a short timing of this model on this machine (overrides -steps and -epochs; the count is printed and saved in result.json)")
 	batch := fs.Int("batch", 64, "images per step")
-	lr := fs.Float64("lr", 1e-3, "peak learning rate")
-	minLR := fs.Float64("min-lr", 2.5e-5, "final learning rate (cosine schedule)")
+	lr := floatFlag(fs, "lr", 1e-3, "peak learning rate")
+	minLR := floatFlag(fs, "min-lr", 2.5e-5, "final learning rate (cosine schedule)")
 	warmup := fs.Int("warmup", 100, "linear warm-up steps")
-	wd := fs.Float64("wd", 0.05, "AdamW weight decay (weights only)")
-	peLR := fs.Float64("pe-lr-scale", 1, "learning-rate factor for the PE's parameters (a learnable table starts at N(0, 0.02²) and moves at most about lr per step)")
-	smoothing := fs.Float64("smoothing", 0, "label smoothing")
-	clip := fs.Float64("clip", 1, "global gradient-norm clip (0: off)")
-	valFrac := fs.Float64("val-frac", 0.1, "fraction of the training data held out for validation")
+	wd := floatFlag(fs, "wd", 0.05, "AdamW weight decay (weights only)")
+	peLR := floatFlag(fs, "pe-lr-scale", 1, "learning-rate factor for the PE's parameters (a learnable table starts at N(0, 0.02²) and moves at most about lr per step)")
+	smoothing := floatFlag(fs, "smoothing", 0, "label smoothing")
+	clip := floatFlag(fs, "clip", 1, "global gradient-norm clip (0: off)")
+	valFrac := floatFlag(fs, "val-frac", 0.1, "fraction of the training data held out for validation")
 	augment := fs.Bool("augment", false, "random crop with zero padding of image/8 px and horizontal flip (not for digits)")
 	seed := fs.Uint64("seed", 1, "seed for weights, split, shuffling and augmentation")
 	threads := fs.Int("threads", 0, "goroutines for kernels (0: GOMAXPROCS)")
@@ -235,7 +242,7 @@ func runTrain(args []string) error {
 	}
 	var deadline time.Time
 	if *budget > 0 {
-		if n, deadline, err = stepsForBudget(cfg, *batch, reps, t0.Add(*budget), d.val.Len(), d.test.Len()); err != nil {
+		if n, deadline, err = stepsForBudget(cfg, *batch, reps, *budget, t0.Add(*budget), d.val.Len(), d.test.Len()); err != nil {
 			return err
 		}
 	}
@@ -290,7 +297,7 @@ func runTrain(args []string) error {
 }
 
 // stepsForBudget returns how many training steps of batch images fit in
-// left: it times loope.Train (cross-entropy, AdamW, the run's replicas) on
+// the time left to end (the -time budget): it times loope.Train (cross-entropy, AdamW, the run's replicas) on
 // a fresh model of cfg and random images, and inference passes, on this
 // machine, and reserves the time of the run's evaluations (ten passes over
 // val images, one over test images) plus 3% slack for logging, checkpoints
@@ -304,7 +311,7 @@ func runTrain(args []string) error {
 // deadline at the pace it keeps (TrainConfig.FitDeadline), and stops
 // there if the machine slows down after the last one
 // (TrainConfig.Deadline).
-func stepsForBudget(cfg loope.Config, batch, replicas int, end time.Time, val, test int) (int, time.Time, error) {
+func stepsForBudget(cfg loope.Config, batch, replicas int, budget time.Duration, end time.Time, val, test int) (int, time.Time, error) {
 	ds := noiseSet{n: 4 * batch, size: cfg.Channels * cfg.Image * cfg.Image, classes: cfg.Classes}
 	train := func(steps int) (time.Duration, *loope.ViT[float32], error) {
 		m, err := loope.NewViT[float32](cfg, 1)
@@ -343,8 +350,8 @@ func stepsForBudget(cfg loope.Config, batch, replicas int, end time.Time, val, t
 	eval := evalPerImage * float64(10*val+test)
 	n := int((left.Seconds()/1.03 - eval) / (perImage * float64(batch)))
 	if n < 1 {
-		return 0, time.Time{}, fmt.Errorf("-time %v is too short: one step of batch %d takes %.2fs here and the evaluations %.0fs",
-			left.Round(time.Second), batch, perImage*float64(batch), eval)
+		return 0, time.Time{}, fmt.Errorf("-time %v is too short: %v of it is left after loading the data and timing, one step of batch %d takes %.2fs here and the evaluations %.0fs",
+			budget, max(left, 0).Round(time.Millisecond), batch, perImage*float64(batch), eval)
 	}
 	fmt.Fprintf(os.Stderr, "time budget: %.0f images/s training, %.0f images/s inference measured here → %d steps\n", 1/perImage, 1/evalPerImage, n)
 	deadline := end.Add(-time.Duration((1.5*evalPerImage*float64(test) + 3) * float64(time.Second)))

@@ -237,3 +237,43 @@ func TestTrainOutFolder(t *testing.T) {
 		t.Errorf("after -force: %d validation records of step 2 (want 1, one run's); stderr:\n%s", n, msg)
 	}
 }
+
+// TestTrainRejectsBadInput: non-finite float flags, an unbounded -steps,
+// a -val-frac that holds out no image and a one-class folder are clear
+// errors; the -time message names the budget given; skipped folder
+// entries are reported (issue 19 finding 10).
+func TestTrainRejectsBadInput(t *testing.T) {
+	dir := t.TempDir()
+	writeFolder(t, filepath.Join(dir, "data"), 6, 14)
+	one := filepath.Join(dir, "one")
+	writeFolder(t, one, 2, 14)
+	os.RemoveAll(filepath.Join(one, "train", "b"))
+	os.RemoveAll(filepath.Join(one, "test", "b"))
+	for i, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-clip", "NaN"}, `invalid value "NaN" for flag -clip: "NaN" is not a finite number`},
+		{[]string{"-wd", "nan"}, "-wd"},
+		{[]string{"-lr", "Inf"}, "not a finite number"},
+		{[]string{"-smoothing", "NaN"}, "not a finite number"},
+		{[]string{"-min-lr", "-Inf"}, "not a finite number"},
+		{[]string{"-epochs", "1e400"}, "not a finite number"},
+		{[]string{"-steps", "2000000000"}, "-steps 2000000000: need ≤ 1000000000"},
+		{[]string{"-val-frac", "0.001"}, "-val-frac 0.001 of 12 training images holds out 0 for validation"},
+		{[]string{"-data", "folder:" + one}, "has 1 class [\"a\"]: need at least 2"},
+		{[]string{"-time", "1ns"}, "-time 1ns is too short"},
+	} {
+		var err error
+		msg := captureStderr(t, func() { err = runTrain(trainArgs(dir, filepath.Join(dir, fmt.Sprint("bad", i)), tc.args...)) })
+		if err == nil || !strings.Contains(err.Error()+msg, tc.want) {
+			t.Errorf("%v: got %v, want %q\n%s", tc.args, err, tc.want, msg)
+		}
+	}
+	os.MkdirAll(filepath.Join(dir, "data", "train", "..evil"), 0o755)
+	var err error
+	msg := captureStderr(t, func() { err = runTrain(trainArgs(dir, filepath.Join(dir, "ok"))) })
+	if err != nil || !strings.Contains(msg, "skipped 1 entries: ..evil (hidden)") {
+		t.Errorf("got %v, want the skipped ..evil reported:\n%s", err, msg)
+	}
+}
