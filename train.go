@@ -67,6 +67,10 @@ type TrainConfig struct {
 	// RNG state and data order are restored, so the run continues bit for
 	// bit as if it had never stopped.
 	Resume string
+	// OnResume, if set, is called with the checkpoint's step once a
+	// Resume checkpoint has been checked and restored, before training on:
+	// e.g. to cut a metrics log back to that step. An error stops Train.
+	OnResume func(step int) error
 	// Deadline, if set, ends the run early: once a step finishes after
 	// it, Train evaluates, checkpoints and returns as if that step were
 	// the last (EvalResult.Steps tells how many ran). For a wall-time
@@ -460,6 +464,11 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 			return EvalResult{}, fmt.Errorf("%s: bad RNG state: %w", tc.Resume, err)
 		}
 		st.Settings = tc.runSettings() // equal, or absent in an old checkpoint
+		if tc.OnResume != nil {
+			if err := tc.OnResume(st.Step); err != nil {
+				return EvalResult{}, err
+			}
+		}
 		fmt.Fprintf(logw, "resumed from %s at step %d\n", tc.Resume, st.Step)
 	} else {
 		st.perm = rng.Perm(train.Len())

@@ -37,7 +37,7 @@ func loadTrainData(spec string, channels, side int, valFrac float64, seed uint64
 	switch kind {
 	case "mnist":
 		if dir == "" {
-			if dir, err = loope.MNISTDir(); err != nil {
+			if dir, err = loope.FetchMNIST(os.Stderr); err != nil {
 				return nil, err
 			}
 		}
@@ -251,7 +251,7 @@ func runTrain(args []string) error {
 		return err
 	}
 	defer metrics.Close()
-	var curve bytes.Buffer // this run's metrics, for the curve PNG
+	var curve bytes.Buffer // the run's metrics (all of them, across resumes), for the curve PNG
 	tc := loope.TrainConfig{Steps: n, Batch: *batch, LR: *lr, MinLR: *minLR, Warmup: min(*warmup, n/2),
 		WeightDecay: *wd, PELRScale: *peLR, ClipNorm: *clip, Loss: "ce", Smoothing: *smoothing, Seed: *seed,
 		EvalEvery: max(n/10, 1), LogEvery: max(n/50, 10), CheckpointDir: *out, CheckpointEvery: *ckptEvery,
@@ -260,6 +260,11 @@ func runTrain(args []string) error {
 			"init_from": *initFrom, "no_antialias": fmt.Sprint(*noAA)}}
 	if *resume != "" {
 		tc.Resume = filepath.Join(*resume, "last.safetensors")
+		tc.OnResume = func(step int) error {
+			kept, err := cutMetrics(metrics, step)
+			curve.Write(kept)
+			return err
+		}
 	}
 	name := *preset
 	if pretrained != nil {
@@ -369,6 +374,36 @@ func (d noiseSet) Example(i int, img, target []float32) {
 		img[j] = float32((i*31+j*17)%13)/6 - 1
 	}
 	target[0] = float32(i % max(d.classes, 1))
+}
+
+// cutMetrics cuts the metrics file f (JSON lines of loope.Metric, in step
+// order) back to the records of steps ≤ step, the checkpoint a run
+// resumes from, so that the steps it trains again are not recorded twice;
+// a torn last line (a killed write) goes too. It returns the records kept.
+func cutMetrics(f *os.File, step int) ([]byte, error) {
+	raw, err := os.ReadFile(f.Name())
+	if err != nil {
+		return nil, err
+	}
+	keep := 0
+	for keep < len(raw) {
+		end := bytes.IndexByte(raw[keep:], '\n')
+		if end < 0 {
+			break
+		}
+		var m loope.Metric
+		if json.Unmarshal(raw[keep:keep+end], &m) != nil || m.Step > step {
+			break
+		}
+		keep += end + 1
+	}
+	if keep < len(raw) {
+		if err := f.Truncate(int64(keep)); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(os.Stderr, "%s: cut back to the records up to step %d\n", f.Name(), step)
+	}
+	return raw[:keep], nil
 }
 
 // plotCurve draws the training curve (loss and accuracy, train and

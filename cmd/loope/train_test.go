@@ -277,3 +277,52 @@ func TestTrainRejectsBadInput(t *testing.T) {
 		t.Errorf("got %v, want the skipped ..evil reported:\n%s", err, msg)
 	}
 }
+
+// TestTrainResumeMetrics: a resume from an earlier checkpoint cuts
+// metrics.jsonl back to the checkpoint's step (a torn last line too), so
+// no record repeats (issue 19 finding 11).
+func TestTrainResumeMetrics(t *testing.T) {
+	dir := t.TempDir()
+	writeFolder(t, filepath.Join(dir, "data"), 6, 14)
+	out := filepath.Join(dir, "run")
+	run := func(steps string, resume bool) {
+		t.Helper()
+		args := trainArgs(dir, out, "-steps", steps)
+		if resume {
+			args = append(args, "-resume", out)
+		}
+		var err error
+		if msg := captureStderr(t, func() { err = runTrain(args) }); err != nil {
+			t.Fatalf("%v\n%s", err, msg)
+		}
+	}
+	run("2", false)
+	ckpt := filepath.Join(out, "last.safetensors")
+	atTwo, _ := os.ReadFile(ckpt)
+	run("4", true)
+	// As if killed after step 4's records but before its checkpoint, mid-line.
+	os.WriteFile(ckpt, atTwo, 0o644)
+	f, _ := os.OpenFile(filepath.Join(out, "metrics.jsonl"), os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"step":5,"spl`)
+	f.Close()
+	run("4", true)
+	raw, _ := os.ReadFile(filepath.Join(out, "metrics.jsonl"))
+	seen := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var m struct {
+			Step  int    `json:"step"`
+			Split string `json:"split"`
+		}
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		key := fmt.Sprintf("%d %s", m.Step, m.Split)
+		if seen[key] {
+			t.Errorf("record of step %d %s repeated:\n%s", m.Step, m.Split, raw)
+		}
+		seen[key] = true
+	}
+	if !seen["4 val"] || !seen["1 val"] {
+		t.Errorf("records missing:\n%s", raw)
+	}
+}
