@@ -28,7 +28,8 @@ type trainData struct {
 }
 
 // loadTrainData parses -data (mnist[:DIR] | cifar10:DIR | cifar100:DIR |
-// folder:DIR), fits images to the model's channels and side, and splits a
+// folder:DIR), views images with the model's channels and side (resized
+// as they are read, so memory stays at the stored size), and splits a
 // validation set (valFrac of the training data) off with seed.
 func loadTrainData(spec string, channels, side int, valFrac float64, seed uint64) (*trainData, error) {
 	kind, dir, _ := strings.Cut(spec, ":")
@@ -84,10 +85,11 @@ func loadTrainData(spec string, channels, side int, valFrac float64, seed uint64
 	if train.Classes != test.Classes {
 		return nil, fmt.Errorf("train has %d classes, test %d", train.Classes, test.Classes)
 	}
-	if train, err = train.Fit(channels, side); err != nil {
+	// Views: images stay at their stored size and are resized per batch.
+	if train, err = train.View(channels, side); err != nil {
 		return nil, err
 	}
-	if test, err = test.Fit(channels, side); err != nil {
+	if test, err = test.View(channels, side); err != nil {
 		return nil, err
 	}
 	if nv := int(math.Round(float64(train.Len()) * valFrac)); nv < 1 || nv >= train.Len() {
@@ -215,6 +217,9 @@ func runTrain(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "data %s: %d train, %d val, %d test, %d classes, %dx%dx%d (%.1fs)\n",
 		*data, d.train.Len(), d.val.Len(), d.test.Len(), d.classes, cfg.Channels, cfg.Image, cfg.Image, time.Since(t0).Seconds())
+	if err := checkMemory(cfg, *batch, *replicas, int64(len(d.train.Pix)+len(d.val.Pix)+len(d.test.Pix))); err != nil {
+		return err
+	}
 	var m *loope.ViT[float32]
 	if pretrained != nil {
 		var fresh []string
@@ -299,6 +304,23 @@ func runTrain(args []string) error {
 		_, err := w.Write(append(summary, '\n'))
 		return err
 	})
+}
+
+// checkMemory refuses a run whose estimated peak memory
+// (loope.EstimateTrainMemory; replicas 0 counts one per thread) exceeds
+// the memory available, naming both and the flags that change it.
+func checkMemory(cfg loope.Config, batch, replicas int, data int64) error {
+	if replicas == 0 {
+		replicas = min(loope.Threads(), batch)
+	}
+	est := loope.EstimateTrainMemory(cfg, batch, replicas, data)
+	avail, source, ok := loope.AvailableMemory()
+	if !ok || est.Total() <= avail {
+		fmt.Fprintf(os.Stderr, "memory: estimated peak %s\n", est)
+		return nil
+	}
+	return fmt.Errorf("this run needs an estimated %s, but %s is available (%s): lower -batch %d (activations grow with it), -image %d (tokens grow with its square), or use a smaller -preset",
+		est, loope.GB(avail), source, batch, cfg.Image)
 }
 
 // stepsForBudget returns how many training steps of batch images fit in

@@ -326,3 +326,24 @@ func TestTrainResumeMetrics(t *testing.T) {
 		t.Errorf("records missing:\n%s", raw)
 	}
 }
+
+// TestTrainRefusesOverMemory: a run whose estimated peak memory exceeds
+// what is available is refused before the model is built, naming the
+// estimate, the limit and the flags to change (issue 19 finding 7).
+func TestTrainRefusesOverMemory(t *testing.T) {
+	if _, _, ok := loope.AvailableMemory(); !ok {
+		t.Skip("available memory unknown here")
+	}
+	dir := t.TempDir()
+	writeFolder(t, filepath.Join(dir, "data"), 6, 14)
+	// -preset small at 128 px: 4097 tokens; one image's attention tensors alone are GBs.
+	var err error
+	msg := captureStderr(t, func() {
+		err = runTrain(trainArgs(dir, filepath.Join(dir, "big"), "-preset", "small", "-image", "128", "-batch", "64"))
+	})
+	for _, want := range []string{"this run needs an estimated", "activations", "is available (", "lower -batch 64", "-image 128"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want %q\n%s", err, want, msg)
+		}
+	}
+}
