@@ -140,6 +140,9 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	if validateOnly {
 		return nil
 	}
+	if err := checkMemory(stderr, model, *batch, 0, 0); err != nil {
+		return err
+	}
 	if *out != "" {
 		lock, err := openOutDir(*out, false, *force, stderr, "results.md", "results.csv", "results.json", "curve_*.png", "heatmap_*.png")
 		if err != nil {

@@ -324,3 +324,16 @@ func TestThreeCellOutFolder(t *testing.T) {
 		}
 	}
 }
+
+// TestThreeCellRefusesOverMemory: a benchmark whose estimated peak memory
+// exceeds what is available is refused before any run (issue 19 finding 7).
+func TestThreeCellRefusesOverMemory(t *testing.T) {
+	if _, _, ok := loope.AvailableMemory(); !ok {
+		t.Skip("available memory unknown here")
+	}
+	var stdout, stderr bytes.Buffer
+	err := threecellMain([]string{"-preset", "ti16", "-pe", "none", "-steps", "1", "-batch", "4096", "-out", t.TempDir()}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "this run needs an estimated") || !strings.Contains(err.Error(), "lower -batch 4096") {
+		t.Errorf("got %v\n%s", err, stderr.String())
+	}
+}

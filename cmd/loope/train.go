@@ -217,7 +217,7 @@ func runTrain(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "data %s: %d train, %d val, %d test, %d classes, %dx%dx%d (%.1fs)\n",
 		*data, d.train.Len(), d.val.Len(), d.test.Len(), d.classes, cfg.Channels, cfg.Image, cfg.Image, time.Since(t0).Seconds())
-	if err := checkMemory(cfg, *batch, *replicas, int64(len(d.train.Pix)+len(d.val.Pix)+len(d.test.Pix))); err != nil {
+	if err := checkMemory(os.Stderr, cfg, *batch, *replicas, int64(len(d.train.Pix)+len(d.val.Pix)+len(d.test.Pix))); err != nil {
 		return err
 	}
 	var m *loope.ViT[float32]
@@ -308,15 +308,16 @@ func runTrain(args []string) error {
 
 // checkMemory refuses a run whose estimated peak memory
 // (loope.EstimateTrainMemory; replicas 0 counts one per thread) exceeds
-// the memory available, naming both and the flags that change it.
-func checkMemory(cfg loope.Config, batch, replicas int, data int64) error {
+// the memory available, naming both and the flags that change it; a run
+// that fits gets the estimate on log.
+func checkMemory(log io.Writer, cfg loope.Config, batch, replicas int, data int64) error {
 	if replicas == 0 {
 		replicas = min(loope.Threads(), batch)
 	}
 	est := loope.EstimateTrainMemory(cfg, batch, replicas, data)
 	avail, source, ok := loope.AvailableMemory()
 	if !ok || est.Total() <= avail {
-		fmt.Fprintf(os.Stderr, "memory: estimated peak %s\n", est)
+		fmt.Fprintf(log, "memory: estimated peak %s\n", est)
 		return nil
 	}
 	return fmt.Errorf("this run needs an estimated %s, but %s is available (%s): lower -batch %d (activations grow with it), -image %d (tokens grow with its square), or use a smaller -preset",
