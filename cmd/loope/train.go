@@ -72,6 +72,7 @@ func loadTrainData(spec string, channels, side int, valFrac float64, seed uint64
 			rest, held := loope.SplitIndices(all.Len(), 0.1, seed^0x7e57)
 			train, test = all.Subset(rest), all.Subset(held)
 			valFrac = 1.0 / 9 // 10% of the whole
+			fmt.Fprintf(os.Stderr, "folder %s has no train/ subfolder: split 80/10/10 into train, validation and test (the paper's split; -val-frac is not used)\n", dir)
 		}
 	default:
 		return nil, fmt.Errorf("unknown -data %q (valid: mnist[:DIR], cifar10:DIR, cifar100:DIR, folder:DIR)", spec)
