@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strconv"
 )
@@ -193,12 +194,17 @@ func LoadCheckpoint[T Float](path string) (*ViT[T], *SafeFile, error) {
 }
 
 // LoadOptimizer restores opt (made for m's Params) from a checkpoint file.
+// The file's "optim.*" tensors must be exactly the moments of m's trained
+// parameters ("optim.m.<name>" and "optim.v.<name>", each with the
+// parameter's shape), all finite, the second moments ≥ 0, and the step in
+// [0, MaxSteps]: anything else is corruption and an error naming it.
 func LoadOptimizer[T Float](opt *Adam[T], m *ViT[T], f *SafeFile) error {
 	step, err := strconv.Atoi(f.Metadata[metaStep])
-	if err != nil {
-		return fmt.Errorf("loope: checkpoint has no valid optimiser step: %w", err)
+	if err != nil || step < 0 || step > MaxSteps {
+		return fmt.Errorf("loope: checkpoint has no valid optimiser step (%q; want an integer in [0, %d])", f.Metadata[metaStep], MaxSteps)
 	}
 	mo, vo := opt.Moments()
+	want := map[string]bool{}
 	i := 0
 	for _, p := range m.Params() {
 		if p.Buffer {
@@ -208,16 +214,29 @@ func LoadOptimizer[T Float](opt *Adam[T], m *ViT[T], f *SafeFile) error {
 			prefix string
 			dst    []T
 		}{{"optim.m.", mo[i]}, {"optim.v.", vo[i]}} {
-			data, shape, err := GetFloat[T](f, part.prefix+p.Name)
+			name := part.prefix + p.Name
+			want[name] = true
+			data, shape, err := GetFloat[T](f, name)
 			if err != nil {
 				return err
 			}
 			if !sameShape(shape, p.T.Shape) {
-				return fmt.Errorf("loope: %s%s has shape %v, want %v", part.prefix, p.Name, shape, p.T.Shape)
+				return fmt.Errorf("loope: %s has shape %v, want %v", name, shape, p.T.Shape)
+			}
+			for j, x := range data {
+				if v := float64(x); math.IsNaN(v) || math.IsInf(v, 0) || (part.prefix == "optim.v." && v < 0) {
+					return fmt.Errorf("loope: %s holds %v at element %d (want finite%s)", name, v, j,
+						map[bool]string{true: ", ≥ 0", false: ""}[part.prefix == "optim.v."])
+				}
 			}
 			copy(part.dst, data)
 		}
 		i++
+	}
+	for _, name := range f.Names {
+		if hasAnyPrefix(name, []string{"optim."}) && !want[name] {
+			return fmt.Errorf("loope: unexpected optimiser tensor %q (not a moment of this model's parameters)", name)
+		}
 	}
 	opt.Step = step
 	return nil

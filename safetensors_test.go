@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -440,6 +441,47 @@ func TestWriteAtomic(t *testing.T) {
 	}
 	if d := safeEqual(next, back); d != "" {
 		t.Fatalf("after replace: %s", d)
+	}
+}
+
+// TestWriteAtomicRefusesNonRegular: a target that exists and is not a
+// regular file (a directory, a symbolic link, a device) is refused and
+// left as it was (issue 19 finding 4).
+func TestWriteAtomicRefusesNonRegular(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "target")
+	os.WriteFile(target, []byte("keep"), 0o644)
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(target, link); err != nil {
+		t.Skip("no symbolic links here:", err)
+	}
+	sub := filepath.Join(dir, "sub")
+	os.Mkdir(sub, 0o755)
+	cases := map[string]string{link: "a symbolic link", sub: "a directory"}
+	if fi, err := os.Lstat(os.DevNull); err == nil && fi.Mode()&os.ModeDevice != 0 {
+		cases[os.DevNull] = "a device"
+	}
+	fifo := filepath.Join(dir, "fifo")
+	if exec.Command("mkfifo", fifo).Run() == nil {
+		cases[fifo] = "a named pipe (FIFO)"
+	}
+	for path, kind := range cases {
+		err := writeAtomic(path, func(w io.Writer) error { _, err := w.Write([]byte("new")); return err })
+		if err == nil || !strings.Contains(err.Error(), "is not a regular file ("+kind+")") {
+			t.Errorf("%s: got %v, want a refusal naming %s", path, err, kind)
+		}
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Error("the symbolic link was replaced")
+	}
+	if b, _ := os.ReadFile(target); string(b) != "keep" {
+		t.Errorf("the link's target now holds %q", b)
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.Contains(e.Name(), ".tmp-") {
+			t.Errorf("temporary file %s left", e.Name())
+		}
 	}
 }
 

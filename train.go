@@ -9,9 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"gonum.org/v1/gonum/floats"
@@ -63,6 +67,10 @@ type TrainConfig struct {
 	// RNG state and data order are restored, so the run continues bit for
 	// bit as if it had never stopped.
 	Resume string
+	// OnResume, if set, is called with the checkpoint's step once a
+	// Resume checkpoint has been checked and restored, before training on:
+	// e.g. to cut a metrics log back to that step. An error stops Train.
+	OnResume func(step int) error
 	// Deadline, if set, ends the run early: once a step finishes after
 	// it, Train evaluates, checkpoints and returns as if that step were
 	// the last (EvalResult.Steps tells how many ran). For a wall-time
@@ -77,16 +85,35 @@ type TrainConfig struct {
 	// counts the run takes depends on the machine's speed, so such a run
 	// is not bit-reproducible. Changes under 1% are ignored.
 	FitDeadline bool
+	// Settings are further settings of the run that a resume must keep
+	// (e.g. the data set, the validation split, augmentation), as name →
+	// value. Train stores them with its own (batch, learning rates, weight
+	// decay, clip, smoothing, seed, ...) in every checkpoint and refuses a
+	// Resume whose settings differ, listing each difference. Steps,
+	// Deadline and the thread count may change on resume.
+	Settings map[string]string
 
 	Log     io.Writer // progress lines (typically os.Stderr); nil discards
 	Metrics io.Writer // JSON lines, one per log/eval point; nil discards
 }
 
+// MaxSteps bounds TrainConfig.Steps (and a checkpoint's step count).
+const MaxSteps = 1_000_000_000
+
 // Validate reports every invalid setting.
 func (c TrainConfig) Validate() error {
 	var errs []error
-	if c.Steps <= 0 {
-		errs = append(errs, fmt.Errorf("steps must be > 0, got %d", c.Steps))
+	if c.Steps <= 0 || c.Steps > MaxSteps {
+		errs = append(errs, fmt.Errorf("steps must be in [1, %d], got %d", MaxSteps, c.Steps))
+	}
+	for _, v := range []struct {
+		name string
+		x    float64
+	}{{"lr", c.LR}, {"min-lr", c.MinLR}, {"weight decay", c.WeightDecay}, {"PE learning-rate scale", c.PELRScale},
+		{"clip", c.ClipNorm}, {"smoothing", c.Smoothing}} {
+		if math.IsNaN(v.x) || math.IsInf(v.x, 0) {
+			errs = append(errs, fmt.Errorf("%s must be finite, got %v", v.name, v.x))
+		}
 	}
 	if c.Batch <= 0 {
 		errs = append(errs, fmt.Errorf("batch must be > 0, got %d", c.Batch))
@@ -222,12 +249,82 @@ func Evaluate[T Float](m *ViT[T], ds Dataset, kind string, batch int) EvalResult
 // trainState is the position of a run that a checkpoint must restore
 // beyond model and optimiser: saved as JSON metadata plus the data order.
 type trainState struct {
-	Step    int     `json:"step"`     // steps done
-	Epoch   int     `json:"epoch"`    // current epoch
-	Pos     int     `json:"pos"`      // next index into perm
-	RNG     []byte  `json:"rng"`      // shuffling PCG state
-	BestAcc float64 `json:"best_acc"` // best validation accuracy so far (-1: none)
-	perm    []int   // data order of the current epoch ("train.perm")
+	Step     int               `json:"step"`               // steps done
+	Epoch    int               `json:"epoch"`              // current epoch
+	Pos      int               `json:"pos"`                // next index into perm
+	RNG      []byte            `json:"rng"`                // shuffling PCG state
+	BestAcc  float64           `json:"best_acc"`           // best validation accuracy so far (-1: none)
+	Settings map[string]string `json:"settings,omitempty"` // runSettings of the run (absent in checkpoints before issue 19)
+	perm     []int             // data order of the current epoch ("train.perm")
+}
+
+// runSettings returns the settings of c that a resume must keep: its own
+// optimisation settings and c.Settings.
+func (c TrainConfig) runSettings() map[string]string {
+	g := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
+	opt := c.Optimizer
+	if opt == "" {
+		opt = "adamw"
+	}
+	s := map[string]string{"batch": strconv.Itoa(c.Batch), "lr": g(c.LR), "min_lr": g(c.MinLR), "weight_decay": g(c.WeightDecay),
+		"pe_lr_scale": g(c.PELRScale), "optimizer": opt, "clip": g(c.ClipNorm), "loss": c.Loss, "smoothing": g(c.Smoothing),
+		"seed": strconv.FormatUint(c.Seed, 10)}
+	maps.Copy(s, c.Settings)
+	return s
+}
+
+// settingsDiff lists, one per line, each setting whose value differs
+// between a checkpoint (was) and this run (now), in name order.
+func settingsDiff(was, now map[string]string) []string {
+	keys := maps.Clone(was)
+	maps.Copy(keys, now)
+	var diff []string
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		a, okA := was[k]
+		b, okB := now[k]
+		switch {
+		case !okA:
+			diff = append(diff, fmt.Sprintf("%s: not in the checkpoint, %s in this run", k, b))
+		case !okB:
+			diff = append(diff, fmt.Sprintf("%s: %s in the checkpoint, not set in this run", k, a))
+		case a != b:
+			diff = append(diff, fmt.Sprintf("%s: %s in the checkpoint, %s in this run", k, a, b))
+		}
+	}
+	return diff
+}
+
+// configDiff lists the fields of the model configs a and b that differ.
+func configDiff(a, b Config) []string {
+	var ma, mb map[string]any
+	json.Unmarshal([]byte(mustJSON(a)), &ma)
+	json.Unmarshal([]byte(mustJSON(b)), &mb)
+	was, now := map[string]string{}, map[string]string{}
+	for k, v := range ma {
+		was["model."+k] = mustJSON(v)
+	}
+	for k, v := range mb {
+		now["model."+k] = mustJSON(v)
+	}
+	return settingsDiff(was, now)
+}
+
+// checkPerm returns an error unless perm is a permutation of [0, n).
+func checkPerm(perm []int, n int) error {
+	if len(perm) != n {
+		return fmt.Errorf("train.perm has %d entries, the training set %d images", len(perm), n)
+	}
+	seen := make([]bool, n)
+	for i, v := range perm {
+		if v < 0 || v >= n {
+			return fmt.Errorf("train.perm[%d] = %d is outside [0, %d)", i, v, n)
+		}
+		if seen[v] {
+			return fmt.Errorf("train.perm[%d] = %d repeats an earlier entry (want a permutation of [0, %d))", i, v, n)
+		}
+		seen[v] = true
+	}
+	return nil
 }
 
 // saveTrainCheckpoint writes m, opt and st to path atomically.
@@ -244,35 +341,76 @@ func saveTrainCheckpoint[T Float](path string, m *ViT[T], opt *Adam[T], st train
 }
 
 // resumeTrain restores m, opt and the run position from a checkpoint
-// written by saveTrainCheckpoint.
-func resumeTrain[T Float](path string, m *ViT[T], opt *Adam[T], n int) (trainState, error) {
-	var st trainState
+// written by saveTrainCheckpoint for a run of tc on n training examples.
+// Everything restored is checked: the model config and tc's settings
+// (runSettings) must equal the checkpoint's, the tensors must be exactly
+// the model's and the optimiser's (LoadParams, LoadOptimizer) plus
+// train.perm, a permutation of [0, n), and the position must be one a run
+// of this batch size reaches: epoch·n + pos = step·batch, with step below
+// tc.Steps.
+func resumeTrain[T Float](path string, m *ViT[T], opt *Adam[T], n int, tc TrainConfig, logw io.Writer) (trainState, error) {
 	f, err := ReadSafeFile(path)
 	if err != nil {
-		return st, err
+		return trainState{}, err
+	}
+	st, err := restoreTrain(f, m, opt, n, tc, logw)
+	if err != nil {
+		return st, fmt.Errorf("%s: %w", path, err)
+	}
+	return st, nil
+}
+
+// restoreTrain is resumeTrain on a parsed checkpoint f.
+func restoreTrain[T Float](f *SafeFile, m *ViT[T], opt *Adam[T], n int, tc TrainConfig, logw io.Writer) (trainState, error) {
+	var st trainState
+	bad := func(format string, a ...any) (trainState, error) {
+		return st, fmt.Errorf(format, a...)
 	}
 	cfg, err := ConfigFromSafe(f)
 	if err != nil {
-		return st, fmt.Errorf("%s: %w", path, err)
-	}
-	if cfg != m.Cfg {
-		return st, fmt.Errorf("%s: checkpoint model config %+v differs from this run's %+v", path, cfg, m.Cfg)
-	}
-	if err := LoadParams(m, f, "optim.", "train."); err != nil {
-		return st, fmt.Errorf("%s: %w", path, err)
-	}
-	if err := LoadOptimizer(opt, m, f); err != nil {
-		return st, fmt.Errorf("%s: %w", path, err)
+		return bad("%v", err)
 	}
 	if err := json.Unmarshal([]byte(f.Metadata["train_state"]), &st); err != nil {
-		return st, fmt.Errorf("%s: bad train_state metadata: %w", path, err)
+		return bad("bad train_state metadata: %v", err)
+	}
+	diff := configDiff(cfg, m.Cfg)
+	if st.Settings == nil {
+		fmt.Fprintln(logw, "warning: the checkpoint predates stored training settings; only the model config is checked")
+	} else {
+		diff = append(diff, settingsDiff(st.Settings, tc.runSettings())...)
+	}
+	if len(diff) > 0 {
+		return bad("what the checkpoint was trained with differs from this run (only the step count, time budget and threads may change on resume):\n  %s",
+			strings.Join(diff, "\n  "))
+	}
+	if err := LoadParams(m, f, "optim.", "train."); err != nil {
+		return bad("%v", err)
+	}
+	if err := LoadOptimizer(opt, m, f); err != nil {
+		return bad("%v", err)
+	}
+	for _, name := range f.Names {
+		if hasAnyPrefix(name, []string{"train."}) && name != "train.perm" {
+			return bad("unexpected tensor %q (a training checkpoint holds only train.perm)", name)
+		}
 	}
 	if st.perm, _, err = GetInts(f, "train.perm"); err != nil {
-		return st, fmt.Errorf("%s: %w", path, err)
+		return bad("%v", err)
 	}
-	if len(st.perm) != n || st.Pos < 0 || st.Pos > n || st.Step != opt.Step {
-		return st, fmt.Errorf("%s: train state (step %d, pos %d, %d examples) does not fit this run (%d examples, optimiser step %d)",
-			path, st.Step, st.Pos, len(st.perm), n, opt.Step)
+	if err := checkPerm(st.perm, n); err != nil {
+		return bad("%v", err)
+	}
+	switch {
+	case st.Step != opt.Step || st.Step < 1:
+		return bad("train state step %d does not match the optimiser step %d (want equal, ≥ 1)", st.Step, opt.Step)
+	case st.Pos < 0 || st.Pos > n || st.Epoch < 0 || st.Epoch > MaxSteps ||
+		int64(st.Epoch)*int64(n)+int64(st.Pos) != int64(st.Step)*int64(tc.Batch):
+		return bad("train state (step %d, epoch %d, pos %d) is not a position a run of batch %d on %d examples reaches (epoch·%d + pos = step·batch)",
+			st.Step, st.Epoch, st.Pos, tc.Batch, n, n)
+	case !(st.BestAcc >= -1 && st.BestAcc <= 1):
+		return bad("train state best_acc %v outside [-1, 1]", st.BestAcc)
+	case st.Step >= tc.Steps:
+		return bad("the checkpoint is at step %d, this run has %d steps: nothing to do (give more steps to continue it)", st.Step, tc.Steps)
 	}
 	return st, nil
 }
@@ -316,14 +454,20 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 	trainable := m.Trainable()
 	pcg := rand.NewPCG(tc.Seed, 0x5eed)
 	rng := rand.New(pcg)
-	st := trainState{BestAcc: -1}
+	st := trainState{BestAcc: -1, Settings: tc.runSettings()}
 	if tc.Resume != "" {
 		var err error
-		if st, err = resumeTrain(tc.Resume, m, opt, train.Len()); err != nil {
+		if st, err = resumeTrain(tc.Resume, m, opt, train.Len(), tc, logw); err != nil {
 			return EvalResult{}, err
 		}
 		if err := pcg.UnmarshalBinary(st.RNG); err != nil {
 			return EvalResult{}, fmt.Errorf("%s: bad RNG state: %w", tc.Resume, err)
+		}
+		st.Settings = tc.runSettings() // equal, or absent in an old checkpoint
+		if tc.OnResume != nil {
+			if err := tc.OnResume(st.Step); err != nil {
+				return EvalResult{}, err
+			}
 		}
 		fmt.Fprintf(logw, "resumed from %s at step %d\n", tc.Resume, st.Step)
 	} else {

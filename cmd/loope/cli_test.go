@@ -268,7 +268,8 @@ func TestCLI(t *testing.T) {
 		{[]string{"train", "-time", "10m", "-resume", c.dir}, 2, "-time with -resume"},
 		{[]string{"train", "-data", "folder:" + c.folder, "-preset", "tiny", "-out", filepath.Join(c.dir, "tt"), "-time", "1ms"}, 1, "is too short"},
 		{[]string{"train", "-data", "folder:" + filepath.Join(c.dir, "missing")}, 1, "loope train:"},
-		{[]string{"train", "-data", "folder:" + c.folder, "-preset", "tiny", "-out", filepath.Join(c.dir, "tr"), "-resume", filepath.Join(c.dir, "missing")}, 1, "no such file"},
+		{[]string{"train", "-data", "folder:" + c.folder, "-preset", "tiny", "-resume", filepath.Join(c.dir, "missing")}, 1, "no such file"},
+		{[]string{"train", "-data", "folder:" + c.folder, "-preset", "tiny", "-out", filepath.Join(c.dir, "tr"), "-resume", filepath.Join(c.dir, "missing")}, 2, "writes into"},
 		{[]string{"train", "-data", "folder:" + c.folder, "-preset", "tiny", "-out", unwritable}, 1, "loope train:"},
 
 		{[]string{"bench", "-steps", "0"}, 2, "-steps"},
@@ -306,8 +307,8 @@ func TestCLI(t *testing.T) {
 		{[]string{"bench", "-fixture", c.hostileTB}, 1, "loope bench:"},
 		{[]string{"bench", "-fixture", c.hostileParams}, 1, "the file holds 1 values"},
 		{[]string{"pesi", "-in", c.hostileTB}, 1, "loope pesi:"},
-		{[]string{"train", "-data", "folder:" + c.folder, "-preset", "tiny", "-out", filepath.Join(c.dir, "tr1"), "-resume", c.hostileResumeDir}, 1, "dim 1000000000 exceeds the limit 8192"},
-		{[]string{"train", "-data", "folder:" + c.folder, "-preset", "tiny", "-out", filepath.Join(c.dir, "tr2"), "-resume", c.wrongShapeResumeDir}, 1, "loope train:"},
+		{[]string{"train", "-data", "folder:" + c.folder, "-preset", "tiny", "-resume", c.hostileResumeDir}, 1, "dim 1000000000 exceeds the limit 8192"},
+		{[]string{"train", "-data", "folder:" + c.folder, "-preset", "tiny", "-resume", c.wrongShapeResumeDir}, 1, "loope train:"},
 	}
 	for name := range commands {
 		cases = append(cases, cliCase{[]string{name, "-bogus-flag"}, 2, "flag provided but not defined"},

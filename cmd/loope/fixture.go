@@ -22,7 +22,7 @@ func runFixture(args []string) error {
 	batch := fs.Int("batch", 2, "images in the input batch")
 	f64 := fs.Bool("f64", false, "float64 instead of float32")
 	classes := fs.Int("classes", 0, "K > 0: K-class cross-entropy targets; 0: the 6-bit BCE targets of Three-Cell")
-	smoothing := fs.Float64("smoothing", 0, "label smoothing (with -classes)")
+	smoothing := floatFlag(fs, "smoothing", 0, "label smoothing (with -classes)")
 	out := fs.String("out", "", "output .safetensors file (required)")
 	dim := fs.Int("dim", 0, "override the preset's width D (0 keeps it)")
 	depth := fs.Int("depth", 0, "override the preset's depth (0 keeps it)")

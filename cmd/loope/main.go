@@ -10,8 +10,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"sort"
+	"strconv"
 
 	"github.com/loope-go/loope"
 )
@@ -64,6 +66,30 @@ func badUsage(fs *flag.FlagSet, format string, a ...any) error {
 	fmt.Fprintf(fs.Output(), "loope %s: %s\n", fs.Name(), fmt.Sprintf(format, a...))
 	fs.Usage()
 	return errUsage
+}
+
+// finiteFloat is a float64 flag value that accepts only finite numbers:
+// NaN and ±Inf (and values beyond the float64 range) are parse errors.
+type finiteFloat float64
+
+func (f *finiteFloat) String() string { return strconv.FormatFloat(float64(*f), 'g', -1, 64) }
+
+func (f *finiteFloat) Set(s string) error {
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return fmt.Errorf("%q is not a finite number", s)
+	}
+	*f = finiteFloat(v)
+	return nil
+}
+
+// floatFlag defines a float64 flag on fs, like fs.Float64, that rejects
+// NaN and ±Inf at parse time. Every float flag of loope uses it.
+func floatFlag(fs *flag.FlagSet, name string, value float64, usage string) *float64 {
+	p := new(float64)
+	*p = value
+	fs.Var((*finiteFloat)(p), name, usage)
+	return p
 }
 
 // checkBatch rejects a batch outside [1, maxBatch] or whose input tensor,

@@ -169,12 +169,12 @@ func pesiFile(stdout io.Writer, path, name string, h, w, dirs int) error {
 		return fmt.Errorf("tensor %q has %d rows, more than a %d×%d grid (+ CLS)", name, rows, loope.MaxGrid, loope.MaxGrid)
 	}
 	if h == 0 {
-		if g := int(math.Round(math.Sqrt(float64(rows)))); g*g == rows {
+		if g := int(math.Round(math.Sqrt(float64(rows)))); g*g == rows && g >= 2 {
 			h, w = g, g
-		} else if g := int(math.Round(math.Sqrt(float64(rows - 1)))); g*g == rows-1 {
+		} else if g := int(math.Round(math.Sqrt(float64(rows - 1)))); g*g == rows-1 && g >= 2 {
 			h, w = g, g
 		} else {
-			return fmt.Errorf("tensor %q has %d rows, neither G² nor G²+1: give -grid", name, rows)
+			return fmt.Errorf("tensor %q has %d rows, neither G² nor G²+1 with G ≥ 2: give -grid", name, rows)
 		}
 	}
 	switch rows {
@@ -184,12 +184,36 @@ func pesiFile(stdout io.Writer, path, name string, h, w, dirs int) error {
 	default:
 		return fmt.Errorf("tensor %q has %d rows, grid %dx%d needs %d or %d (CLS first)", name, rows, h, w, h*w, h*w+1)
 	}
+	if err := checkPETable(data, dim, rows-h*w); err != nil {
+		return fmt.Errorf("tensor %q: %w", name, err)
+	}
 	s := loope.PESI(data, dim, h, w, dirs)
 	fmt.Fprintf(stdout, "M_U %.4f  M_D %.4f  A_SU %.4f\n", s.MU, s.MD, s.ASU)
 	return nil
 }
 
-// parsePESIGrid reads "G" or "HxW".
+// checkPETable returns an error naming the first row of the PE table
+// data (rows of dim values) that holds a NaN or ±Inf or is all zeros (its
+// cosine similarity is undefined). first is the row number of data[0] in
+// the file (1 when a CLS row was dropped).
+func checkPETable(data []float64, dim, first int) error {
+	for r := 0; r*dim < len(data); r++ {
+		row, zero := data[r*dim:(r+1)*dim], true
+		for j, v := range row {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("row %d holds %v at column %d (want finite values)", first+r, v, j)
+			}
+			zero = zero && v == 0
+		}
+		if zero {
+			return fmt.Errorf("row %d is all zeros (its cosine similarity is undefined)", first+r)
+		}
+	}
+	return nil
+}
+
+// parsePESIGrid reads "G" or "HxW", each side ≥ 2 (PESI compares
+// positions along both axes; a side of 1 gives meaningless numbers).
 func parsePESIGrid(s string) (h, w int, err error) {
 	hs, ws, ok := strings.Cut(strings.ToLower(s), "x")
 	if !ok {
@@ -199,6 +223,9 @@ func parsePESIGrid(s string) (h, w int, err error) {
 	w, err2 := strconv.Atoi(ws)
 	if err1 != nil || err2 != nil || h < 1 || w < 1 {
 		return 0, 0, fmt.Errorf("-grid %q: want G or HxW with positive integers", s)
+	}
+	if h < 2 || w < 2 {
+		return 0, 0, fmt.Errorf("-grid %q: want G or HxW with each side ≥ 2", s)
 	}
 	return h, w, nil
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -109,5 +111,49 @@ func TestPESICommandFile(t *testing.T) {
 	}
 	if got := strings.TrimSpace(out.String()); got == "" {
 		t.Error("no output for a CLS-free table")
+	}
+}
+
+// TestPESIRejectsBadTables: `pesi -in` refuses a table with a NaN or Inf
+// or an all-zero row, naming the row, and a grid side below 2 (issue 19
+// finding 9).
+func TestPESIRejectsBadTables(t *testing.T) {
+	dir := t.TempDir()
+	good, err := loope.FixedPE("hilbert", 8, 3, 3, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, edit func(d []float64)) string {
+		d := slices.Clone(good)
+		edit(d)
+		f := loope.NewSafeFile()
+		if err := loope.PutFloat(f, "pos_embed", d, 1, 10, 8); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, name+".safetensors")
+		if err := f.WriteFile(path); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-in", write("nan", func(d []float64) { d[3*8+2] = math.NaN() })}, "row 3 holds NaN at column 2"},
+		{[]string{"-in", write("inf", func(d []float64) { d[9*8] = math.Inf(-1) })}, "row 9 holds -Inf at column 0"},
+		{[]string{"-in", write("zero", func(d []float64) { clear(d[5*8 : 6*8]) })}, "row 5 is all zeros"},
+		{[]string{"-in", write("ok", func([]float64) {}), "-grid", "1x9"}, "each side ≥ 2"},
+		{[]string{"-grid", "1"}, "each side ≥ 2"},
+	} {
+		var out, errb bytes.Buffer
+		err := pesiMain(tc.args, &out, &errb)
+		if err == nil || !strings.Contains(err.Error()+errb.String(), tc.want) {
+			t.Errorf("%v: got %v (stderr %q, stdout %q), want %q", tc.args, err, errb.String(), out.String(), tc.want)
+		}
+	}
+	var out, errb bytes.Buffer
+	if err := pesiMain([]string{"-in", filepath.Join(dir, "ok.safetensors")}, &out, &errb); err != nil || !strings.HasPrefix(out.String(), "M_U ") {
+		t.Errorf("good table: %v %q", err, out.String())
 	}
 }

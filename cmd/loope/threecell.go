@@ -50,12 +50,12 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	seeds := fs.String("seeds", "1", "N (seeds 0…N−1) or a comma list of seeds (one explicit seed: \"7,\")")
 	preset := fs.String("preset", "tiny", "model preset: "+strings.Join(loope.PresetNames(), ", ")+" (cell = patch, grid = image/patch)")
 	steps := fs.Int("steps", 1500, "optimiser steps per run (the default fits 10 min for the 5 default PEs on 2 cores)")
-	epochs := fs.Float64("epochs", 0, "train this many epochs of -train-size images instead of -steps")
+	epochs := floatFlag(fs, "epochs", 0, "train this many epochs of -train-size images instead of -steps")
 	batch := fs.Int("batch", 32, "images per step")
-	lr := fs.Float64("lr", 1e-3, "peak learning rate (AdamW)")
-	minLR := fs.Float64("min-lr", 2.5e-5, "final learning rate of the cosine schedule")
+	lr := floatFlag(fs, "lr", 1e-3, "peak learning rate (AdamW)")
+	minLR := floatFlag(fs, "min-lr", 2.5e-5, "final learning rate of the cosine schedule")
 	warmup := fs.Int("warmup", -1, "linear warm-up steps (-1: 5% of the steps)")
-	wd := fs.Float64("wd", 0.05, "AdamW weight decay")
+	wd := floatFlag(fs, "wd", 0.05, "AdamW weight decay")
 	trainSize := fs.Int("train-size", loope.ThreeCellTrainN, "training images (per epoch with -stream)")
 	valSize := fs.Int("val-size", 256, "validation images (fixed split)")
 	testSize := fs.Int("test-size", 0, "test images (0: the whole fixed test split of 1,000, as the paper)")
@@ -66,6 +66,7 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	opts := addPEFlags(fs) // -freqs, -loope-*, -fourier-*: applied to the PEs that read them
 	out := fs.String("out", "out/threecell", "output folder (results.md/.csv/.json and PNG figures)")
 	threads := fs.Int("threads", 0, "kernel goroutines (0: GOMAXPROCS)")
+	force := fs.Bool("force", false, "write into -out even if it holds an earlier benchmark's results (they are deleted)")
 	if done, err := parseFlags(fs, args); done {
 		return err
 	}
@@ -138,6 +139,16 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	}
 	if validateOnly {
 		return nil
+	}
+	if err := checkMemory(stderr, model, *batch, 0, 0); err != nil {
+		return err
+	}
+	if *out != "" {
+		lock, err := openOutDir(*out, false, *force, stderr, "results.md", "results.csv", "results.json", "curve_*.png", "heatmap_*.png")
+		if err != nil {
+			return err
+		}
+		defer lock.Unlock()
 	}
 	rep, err := loope.RunThreeCellBench(cfg, stderr)
 	if err != nil {

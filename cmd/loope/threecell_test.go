@@ -286,3 +286,54 @@ func TestThreeCellFreqs(t *testing.T) {
 		t.Error("results.md does not state the frequency set")
 	}
 }
+
+// TestThreeCellOutFolder: threecell locks -out (a second benchmark into it
+// is refused naming the holder), refuses to replace an earlier benchmark's
+// results without -force, and leaves no lock or temporary file behind
+// (issue 19 findings 2, 3, 8).
+func TestThreeCellOutFolder(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"-preset", "tiny", "-pe", "none", "-steps", "1", "-batch", "4",
+		"-train-size", "8", "-val-size", "0", "-test-size", "8", "-out", dir}
+	run := func(extra ...string) (error, string) {
+		var stdout, stderr bytes.Buffer
+		err := threecellMain(append(slices.Clone(args), extra...), &stdout, &stderr)
+		return err, stderr.String()
+	}
+	lock, err := loope.LockDir(dir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err, msg := run(); err == nil || !strings.Contains(err.Error(), "in use by the run of PID") {
+		t.Errorf("locked -out: got %v\n%s", err, msg)
+	}
+	lock.Unlock()
+	if err, msg := run(); err != nil {
+		t.Fatalf("%v\n%s", err, msg)
+	}
+	if err, msg := run(); err == nil || !strings.Contains(err.Error(), "results.csv, results.json, results.md, which this run would replace") {
+		t.Errorf("used -out: got %v\n%s", err, msg)
+	}
+	if err, msg := run("-force"); err != nil {
+		t.Fatalf("-force: %v\n%s", err, msg)
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.Contains(e.Name(), ".tmp-") || e.Name() == loope.LockName {
+			t.Errorf("left %s in -out", e.Name())
+		}
+	}
+}
+
+// TestThreeCellRefusesOverMemory: a benchmark whose estimated peak memory
+// exceeds what is available is refused before any run (issue 19 finding 7).
+func TestThreeCellRefusesOverMemory(t *testing.T) {
+	if _, _, ok := loope.AvailableMemory(); !ok {
+		t.Skip("available memory unknown here")
+	}
+	var stdout, stderr bytes.Buffer
+	err := threecellMain([]string{"-preset", "ti16", "-pe", "none", "-steps", "1", "-batch", "4096", "-out", t.TempDir()}, &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "this run needs an estimated") || !strings.Contains(err.Error(), "lower -batch 4096") {
+		t.Errorf("got %v\n%s", err, stderr.String())
+	}
+}

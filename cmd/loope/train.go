@@ -28,7 +28,8 @@ type trainData struct {
 }
 
 // loadTrainData parses -data (mnist[:DIR] | cifar10:DIR | cifar100:DIR |
-// folder:DIR), fits images to the model's channels and side, and splits a
+// folder:DIR), views images with the model's channels and side (resized
+// as they are read, so memory stays at the stored size), and splits a
 // validation set (valFrac of the training data) off with seed.
 func loadTrainData(spec string, channels, side int, valFrac float64, seed uint64) (*trainData, error) {
 	kind, dir, _ := strings.Cut(spec, ":")
@@ -37,7 +38,7 @@ func loadTrainData(spec string, channels, side int, valFrac float64, seed uint64
 	switch kind {
 	case "mnist":
 		if dir == "" {
-			if dir, err = loope.MNISTDir(); err != nil {
+			if dir, err = loope.FetchMNIST(os.Stderr); err != nil {
 				return nil, err
 			}
 		}
@@ -58,19 +59,20 @@ func loadTrainData(spec string, channels, side int, valFrac float64, seed uint64
 			return nil, fmt.Errorf("-data folder needs a folder: folder:DIR (one subfolder per class, or DIR/train and DIR/test)")
 		}
 		if st, e := os.Stat(filepath.Join(dir, "train")); e == nil && st.IsDir() {
-			if train, err = loope.LoadFolder(filepath.Join(dir, "train"), side); err != nil {
+			if train, err = loope.LoadFolderLog(filepath.Join(dir, "train"), side, os.Stderr); err != nil {
 				return nil, err
 			}
-			test, err = loope.LoadFolder(filepath.Join(dir, "test"), side)
+			test, err = loope.LoadFolderLog(filepath.Join(dir, "test"), side, os.Stderr)
 		} else {
 			// NOTE(spec): the paper's 80/10/10 split (docs/paper.md §10 #13): hold out 10% as test first.
 			var all *loope.ImageSet
-			if all, err = loope.LoadFolder(dir, side); err != nil {
+			if all, err = loope.LoadFolderLog(dir, side, os.Stderr); err != nil {
 				return nil, err
 			}
 			rest, held := loope.SplitIndices(all.Len(), 0.1, seed^0x7e57)
 			train, test = all.Subset(rest), all.Subset(held)
 			valFrac = 1.0 / 9 // 10% of the whole
+			fmt.Fprintf(os.Stderr, "folder %s has no train/ subfolder: split 80/10/10 into train, validation and test (the paper's split; -val-frac is not used)\n", dir)
 		}
 	default:
 		return nil, fmt.Errorf("unknown -data %q (valid: mnist[:DIR], cifar10:DIR, cifar100:DIR, folder:DIR)", spec)
@@ -78,18 +80,29 @@ func loadTrainData(spec string, channels, side int, valFrac float64, seed uint64
 	if err != nil {
 		return nil, err
 	}
+	if train.Classes < 2 {
+		return nil, fmt.Errorf("-data %s has %d class %q: need at least 2 to learn anything", spec, train.Classes, train.Names)
+	}
 	if train.Classes != test.Classes {
 		return nil, fmt.Errorf("train has %d classes, test %d", train.Classes, test.Classes)
 	}
-	if train, err = train.Fit(channels, side); err != nil {
+	// Views: images stay at their stored size and are resized per batch.
+	if train, err = train.View(channels, side); err != nil {
 		return nil, err
 	}
-	if test, err = test.Fit(channels, side); err != nil {
+	if test, err = test.View(channels, side); err != nil {
 		return nil, err
+	}
+	if nv := int(math.Round(float64(train.Len()) * valFrac)); nv < 1 || nv >= train.Len() {
+		return nil, fmt.Errorf("-val-frac %g of %d training images holds out %d for validation: need at least 1, and at least 1 left to train on",
+			valFrac, train.Len(), nv)
 	}
 	tr, va := loope.SplitIndices(train.Len(), valFrac, seed)
 	return &trainData{train: train.Subset(tr), val: train.Subset(va), test: test, classes: train.Classes}, nil
 }
+
+// trainResults are the files a training run writes into -out.
+var trainResults = []string{"last.safetensors", "best.safetensors", "metrics.jsonl", "curve.png", "result.json"}
 
 // runTrain implements `loope train -data D -preset P -pe NAME ...`.
 func runTrain(args []string) error {
@@ -97,34 +110,45 @@ func runTrain(args []string) error {
 	data := fs.String("data", "mnist", "mnist[:DIR] | cifar10:DIR | cifar100:DIR | folder:DIR")
 	preset := fs.String("preset", "small", "model preset: "+strings.Join(loope.PresetNames(), ", "))
 	pe := fs.String("pe", "learnable", "positional embedding: "+strings.Join(loope.PENames(), ", "))
-	epochs := fs.Float64("epochs", 1, "passes over the training split (ignored if -steps > 0)")
+	epochs := floatFlag(fs, "epochs", 1, "passes over the training split (ignored if -steps > 0)")
 	steps := fs.Int("steps", 0, "optimiser steps (overrides -epochs)")
 	budget := fs.Duration("time", 0, "wall-time budget for the whole run, e.g. 10m: the step count is set from a short timing of this model on this machine (overrides -steps and -epochs; the count is printed and saved in result.json)")
 	batch := fs.Int("batch", 64, "images per step")
-	lr := fs.Float64("lr", 1e-3, "peak learning rate")
-	minLR := fs.Float64("min-lr", 2.5e-5, "final learning rate (cosine schedule)")
+	lr := floatFlag(fs, "lr", 1e-3, "peak learning rate")
+	minLR := floatFlag(fs, "min-lr", 2.5e-5, "final learning rate (cosine schedule)")
 	warmup := fs.Int("warmup", 100, "linear warm-up steps")
-	wd := fs.Float64("wd", 0.05, "AdamW weight decay (weights only)")
-	peLR := fs.Float64("pe-lr-scale", 1, "learning-rate factor for the PE's parameters (a learnable table starts at N(0, 0.02²) and moves at most about lr per step)")
-	smoothing := fs.Float64("smoothing", 0, "label smoothing")
-	clip := fs.Float64("clip", 1, "global gradient-norm clip (0: off)")
-	valFrac := fs.Float64("val-frac", 0.1, "fraction of the training data held out for validation")
+	wd := floatFlag(fs, "wd", 0.05, "AdamW weight decay (weights only)")
+	peLR := floatFlag(fs, "pe-lr-scale", 1, "learning-rate factor for the PE's parameters (a learnable table starts at N(0, 0.02²) and moves at most about lr per step)")
+	smoothing := floatFlag(fs, "smoothing", 0, "label smoothing")
+	clip := floatFlag(fs, "clip", 1, "global gradient-norm clip (0: off)")
+	valFrac := floatFlag(fs, "val-frac", 0.1, "fraction of the training data held out for validation")
 	augment := fs.Bool("augment", false, "random crop with zero padding of image/8 px and horizontal flip (not for digits)")
 	seed := fs.Uint64("seed", 1, "seed for weights, split, shuffling and augmentation")
 	threads := fs.Int("threads", 0, "goroutines for kernels (0: GOMAXPROCS)")
 	replicas := fs.Int("replicas", 0, "data-parallel replicas, each on one thread with a fixed part of the batch (0: the thread count if the PE keeps no batch statistics, else 1; 1: one model, kernels split over threads)")
 	out := fs.String("out", "out/train", "output folder: last/best checkpoints, metrics.jsonl, result.json")
-	resume := fs.String("resume", "", "continue from DIR/last.safetensors of an earlier run (same flags)")
+	resume := fs.String("resume", "", "continue from DIR/last.safetensors of an earlier run, writing into DIR (same flags; only -steps and -threads may change)")
 	ckptEvery := fs.Int("ckpt-every", 200, "write DIR/last.safetensors every this many steps")
 	initFrom := fs.String("init-from", "", "start from a pretrained timm ViT (safetensors state dict, e.g. vit_tiny_patch16_224): width, depth, MLP from the file; image and patch from -preset if given (else the file's); PE from -pe; a new head")
 	heads := fs.Int("heads", 0, "attention heads (0: the preset's; with -init-from, from the width: 192→3, 384→6, 768→12)")
 	image := fs.Int("image", 0, "input side in pixels (0: the preset's; with -init-from and no -preset, the checkpoint's)")
+	force := fs.Bool("force", false, "start a new run in -out even if it holds an earlier run's checkpoints and results (they are deleted)")
 	noAA := fs.Bool("no-antialias", false, "with -init-from: resample pos_embed and patch embedding by plain bicubic (timm < 0.9) instead of timm's antialiased default")
 	if done, err := parseFlags(fs, args); done {
 		return err
 	}
 	bad := func(format string, a ...any) error { return badUsage(fs, format, a...) }
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *resume != "" {
+		if set["out"] && !samePath(*out, *resume) {
+			return bad("-resume %s writes into %s: drop -out %s (or give the same folder)", *resume, *resume, *out)
+		}
+		*out = *resume
+	}
 	switch {
+	case *steps > loope.MaxSteps:
+		return bad("-steps %d: need ≤ %d", *steps, loope.MaxSteps)
 	case *steps < 0 || !(*epochs > 0) || *epochs > 1e6 || *threads < 0 || *ckptEvery < 0 || *heads < 0 || *image < 0 || *replicas < 0:
 		return bad("-epochs must be in (0, 10⁶]; -steps, -threads, -replicas, -ckpt-every, -heads and -image >= 0")
 	case *replicas > *batch:
@@ -133,6 +157,8 @@ func runTrain(args []string) error {
 		return bad("-time %v: want a duration in [0, 1000h]", *budget)
 	case *budget > 0 && *resume != "":
 		return bad("-time with -resume: give the resumed run its -steps (see the first run's result.json)")
+	case *force && *resume != "":
+		return bad("-force with -resume: -force starts a new run, -resume continues one")
 	case *threads > maxThreads:
 		return bad("-threads %d: need ≤ %d", *threads, maxThreads)
 	case !(*valFrac > 0 && *valFrac < 1):
@@ -147,9 +173,7 @@ func runTrain(args []string) error {
 	}
 	var pretrained *loope.SafeFile
 	if *initFrom != "" {
-		explicit := false
-		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "preset" })
-		if pretrained, cfg, err = pretrainedConfig(*initFrom, cfg, explicit, *heads); err != nil {
+		if pretrained, cfg, err = pretrainedConfig(*initFrom, cfg, set["preset"], *heads); err != nil {
 			return err
 		}
 	} else if *heads > 0 {
@@ -176,6 +200,11 @@ func runTrain(args []string) error {
 	if validateOnly {
 		return nil
 	}
+	lock, err := openOutDir(*out, *resume != "", *force, os.Stderr, trainResults...)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
 	loope.SetThreads(*threads)
 	t0 := time.Now()
 	d, err := loadTrainData(*data, cfg.Channels, cfg.Image, *valFrac, *seed)
@@ -189,6 +218,9 @@ func runTrain(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "data %s: %d train, %d val, %d test, %d classes, %dx%dx%d (%.1fs)\n",
 		*data, d.train.Len(), d.val.Len(), d.test.Len(), d.classes, cfg.Channels, cfg.Image, cfg.Image, time.Since(t0).Seconds())
+	if err := checkMemory(os.Stderr, cfg, *batch, *replicas, int64(len(d.train.Pix)+len(d.val.Pix)+len(d.test.Pix))); err != nil {
+		return err
+	}
 	var m *loope.ViT[float32]
 	if pretrained != nil {
 		var fresh []string
@@ -216,25 +248,29 @@ func runTrain(args []string) error {
 	}
 	var deadline time.Time
 	if *budget > 0 {
-		if n, deadline, err = stepsForBudget(cfg, *batch, reps, t0.Add(*budget), d.val.Len(), d.test.Len()); err != nil {
+		if n, deadline, err = stepsForBudget(cfg, *batch, reps, *budget, t0.Add(*budget), d.val.Len(), d.test.Len()); err != nil {
 			return err
 		}
-	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
-		return err
 	}
 	metrics, err := os.OpenFile(filepath.Join(*out, "metrics.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	defer metrics.Close()
-	var curve bytes.Buffer // this run's metrics, for the curve PNG
+	var curve bytes.Buffer // the run's metrics (all of them, across resumes), for the curve PNG
 	tc := loope.TrainConfig{Steps: n, Batch: *batch, LR: *lr, MinLR: *minLR, Warmup: min(*warmup, n/2),
 		WeightDecay: *wd, PELRScale: *peLR, ClipNorm: *clip, Loss: "ce", Smoothing: *smoothing, Seed: *seed,
 		EvalEvery: max(n/10, 1), LogEvery: max(n/50, 10), CheckpointDir: *out, CheckpointEvery: *ckptEvery,
-		Replicas: reps, Deadline: deadline, FitDeadline: *budget > 0, Log: os.Stderr, Metrics: io.MultiWriter(metrics, &curve)}
+		Replicas: reps, Deadline: deadline, FitDeadline: *budget > 0, Log: os.Stderr, Metrics: io.MultiWriter(metrics, &curve),
+		Settings: map[string]string{"data": *data, "val_frac": fmt.Sprint(*valFrac), "augment": fmt.Sprint(*augment), "warmup": fmt.Sprint(*warmup),
+			"init_from": *initFrom, "no_antialias": fmt.Sprint(*noAA)}}
 	if *resume != "" {
 		tc.Resume = filepath.Join(*resume, "last.safetensors")
+		tc.OnResume = func(step int) error {
+			kept, err := cutMetrics(metrics, step)
+			curve.Write(kept)
+			return err
+		}
 	}
 	name := *preset
 	if pretrained != nil {
@@ -271,8 +307,26 @@ func runTrain(args []string) error {
 	})
 }
 
+// checkMemory refuses a run whose estimated peak memory
+// (loope.EstimateTrainMemory; replicas 0 counts one per thread) exceeds
+// the memory available, naming both and the flags that change it; a run
+// that fits gets the estimate on log.
+func checkMemory(log io.Writer, cfg loope.Config, batch, replicas int, data int64) error {
+	if replicas == 0 {
+		replicas = min(loope.Threads(), batch)
+	}
+	est := loope.EstimateTrainMemory(cfg, batch, replicas, data)
+	avail, source, ok := loope.AvailableMemory()
+	if !ok || est.Total() <= avail {
+		fmt.Fprintf(log, "memory: estimated peak %s\n", est)
+		return nil
+	}
+	return fmt.Errorf("this run needs an estimated %s, but %s is available (%s): lower -batch %d (activations grow with it), -image %d (tokens grow with its square), or use a smaller -preset",
+		est, loope.GB(avail), source, batch, cfg.Image)
+}
+
 // stepsForBudget returns how many training steps of batch images fit in
-// left: it times loope.Train (cross-entropy, AdamW, the run's replicas) on
+// the time left to end (the -time budget): it times loope.Train (cross-entropy, AdamW, the run's replicas) on
 // a fresh model of cfg and random images, and inference passes, on this
 // machine, and reserves the time of the run's evaluations (ten passes over
 // val images, one over test images) plus 3% slack for logging, checkpoints
@@ -285,7 +339,7 @@ func runTrain(args []string) error {
 // deadline at the pace it keeps (TrainConfig.FitDeadline), and stops
 // there if the machine slows down after the last one
 // (TrainConfig.Deadline).
-func stepsForBudget(cfg loope.Config, batch, replicas int, end time.Time, val, test int) (int, time.Time, error) {
+func stepsForBudget(cfg loope.Config, batch, replicas int, budget time.Duration, end time.Time, val, test int) (int, time.Time, error) {
 	ds := noiseSet{n: 4 * batch, size: cfg.Channels * cfg.Image * cfg.Image, classes: cfg.Classes}
 	train := func(steps int) (time.Duration, *loope.ViT[float32], error) {
 		m, err := loope.NewViT[float32](cfg, 1)
@@ -324,8 +378,8 @@ func stepsForBudget(cfg loope.Config, batch, replicas int, end time.Time, val, t
 	eval := evalPerImage * float64(10*val+test)
 	n := int((left.Seconds()/1.03 - eval) / (perImage * float64(batch)))
 	if n < 1 {
-		return 0, time.Time{}, fmt.Errorf("-time %v is too short: one step of batch %d takes %.2fs here and the evaluations %.0fs",
-			left.Round(time.Second), batch, perImage*float64(batch), eval)
+		return 0, time.Time{}, fmt.Errorf("-time %v is too short: %v of it is left after loading the data and timing, one step of batch %d takes %.2fs here and the evaluations %.0fs",
+			budget, max(left, 0).Round(time.Millisecond), batch, perImage*float64(batch), eval)
 	}
 	fmt.Fprintf(os.Stderr, "time budget: %.0f images/s training, %.0f images/s inference measured here → %d steps\n", 1/perImage, 1/evalPerImage, n)
 	deadline := end.Add(-time.Duration((1.5*evalPerImage*float64(test) + 3) * float64(time.Second)))
@@ -343,6 +397,36 @@ func (d noiseSet) Example(i int, img, target []float32) {
 		img[j] = float32((i*31+j*17)%13)/6 - 1
 	}
 	target[0] = float32(i % max(d.classes, 1))
+}
+
+// cutMetrics cuts the metrics file f (JSON lines of loope.Metric, in step
+// order) back to the records of steps ≤ step, the checkpoint a run
+// resumes from, so that the steps it trains again are not recorded twice;
+// a torn last line (a killed write) goes too. It returns the records kept.
+func cutMetrics(f *os.File, step int) ([]byte, error) {
+	raw, err := os.ReadFile(f.Name())
+	if err != nil {
+		return nil, err
+	}
+	keep := 0
+	for keep < len(raw) {
+		end := bytes.IndexByte(raw[keep:], '\n')
+		if end < 0 {
+			break
+		}
+		var m loope.Metric
+		if json.Unmarshal(raw[keep:keep+end], &m) != nil || m.Step > step {
+			break
+		}
+		keep += end + 1
+	}
+	if keep < len(raw) {
+		if err := f.Truncate(int64(keep)); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(os.Stderr, "%s: cut back to the records up to step %d\n", f.Name(), step)
+	}
+	return raw[:keep], nil
 }
 
 // plotCurve draws the training curve (loss and accuracy, train and
@@ -382,4 +466,17 @@ func pretrainedConfig(path string, preset loope.Config, explicit bool, heads int
 		cfg.Image, cfg.Patch = preset.Image, preset.Patch
 	}
 	return f, cfg, nil
+}
+
+// samePath reports whether a and b name the same folder: equal once
+// cleaned and made absolute, or the same existing file.
+func samePath(a, b string) bool {
+	aa, err1 := filepath.Abs(a)
+	bb, err2 := filepath.Abs(b)
+	if err1 == nil && err2 == nil && aa == bb {
+		return true
+	}
+	sa, err1 := os.Stat(a)
+	sb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(sa, sb)
 }

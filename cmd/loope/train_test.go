@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/loope-go/loope"
 )
 
 // writeFolder writes a tiny image-folder data set: dir/{train,test}/{a,b}/,
@@ -141,5 +143,207 @@ func TestTrainTimeBudget(t *testing.T) {
 	}
 	if res.Wall > 30 { // only a sanity bound: CI machines may be shared and slow
 		t.Errorf("a 3 s budget took %.1f s", res.Wall)
+	}
+}
+
+// trainArgs are the flags of a 2-step tiny run on the folder data set at
+// dir/data into out (issue 19 tests).
+func trainArgs(dir, out string, extra ...string) []string {
+	return append([]string{"-data", "folder:" + filepath.Join(dir, "data"), "-preset", "tiny", "-steps", "2", "-batch", "4",
+		"-warmup", "1", "-val-frac", "0.25", "-out", out}, extra...)
+}
+
+// TestTrainResumeChecksFlags: `-resume` with changed flags is refused with
+// the list of what differs (issue 19 finding 5), `-resume DIR -out OTHER`
+// is refused before any work (finding 6), and the same flags with more
+// steps resume.
+func TestTrainResumeChecksFlags(t *testing.T) {
+	dir := t.TempDir()
+	writeFolder(t, filepath.Join(dir, "data"), 6, 14)
+	out := filepath.Join(dir, "run")
+	var err error
+	if msg := captureStderr(t, func() { err = runTrain(trainArgs(dir, out)) }); err != nil {
+		t.Fatalf("%v\n%s", err, msg)
+	}
+	resume := func(extra ...string) (error, string) {
+		args := append(trainArgs(dir, out, "-steps", "4"), extra...)
+		var err error
+		msg := captureStderr(t, func() { err = runTrain(append(args, "-resume", out)) })
+		return err, msg
+	}
+	err, msg := resume("-seed", "7", "-batch", "2", "-lr", "0.5", "-augment")
+	for _, want := range []string{"seed: 1 in the checkpoint, 7 in this run", "batch: 4 in the checkpoint, 2 in this run",
+		"lr: 0.001 in the checkpoint, 0.5 in this run", "augment: false in the checkpoint, true in this run"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("changed flags: got %v, want %q\n%s", err, want, msg)
+		}
+	}
+	err, msg = resume("-out", filepath.Join(dir, "other"))
+	if err != errUsage || !strings.Contains(msg, "writes into") {
+		t.Errorf("-resume DIR -out OTHER: got %v\n%s", err, msg)
+	}
+	if _, e := os.Stat(filepath.Join(dir, "other")); e == nil {
+		t.Error("-resume DIR -out OTHER created OTHER")
+	}
+	if err, msg = resume(); err != nil {
+		t.Fatalf("resume with the same flags: %v\n%s", err, msg)
+	}
+	if !strings.Contains(msg, "resumed from") {
+		t.Errorf("no resume line:\n%s", msg)
+	}
+}
+
+// TestTrainOutFolder: a run into a folder another run holds is refused
+// naming the holder (issue 19 finding 2); a fresh run into a used folder
+// is refused naming what would be lost unless -force (finding 3); stale
+// temporary files are removed when a run starts (finding 11).
+func TestTrainOutFolder(t *testing.T) {
+	dir := t.TempDir()
+	writeFolder(t, filepath.Join(dir, "data"), 6, 14)
+	out := filepath.Join(dir, "run")
+	lock, err := loope.LockDir(out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := captureStderr(t, func() { err = runTrain(trainArgs(dir, out)) })
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("in use by the run of PID %d", os.Getpid())) {
+		t.Errorf("locked folder: got %v\n%s", err, msg)
+	}
+	lock.Unlock()
+	stale := filepath.Join(out, ".last.safetensors.tmp-123")
+	os.WriteFile(stale, []byte("torn"), 0o644)
+	if msg = captureStderr(t, func() { err = runTrain(trainArgs(dir, out)) }); err != nil {
+		t.Fatalf("%v\n%s", err, msg)
+	}
+	if _, e := os.Stat(stale); e == nil || !strings.Contains(msg, "left by an interrupted write") {
+		t.Errorf("stale temporary file kept; stderr:\n%s", msg)
+	}
+	if _, e := os.Stat(filepath.Join(out, loope.LockName)); e == nil {
+		t.Error("the lock outlived the run")
+	}
+	first, _ := os.ReadFile(filepath.Join(out, "best.safetensors"))
+	msg = captureStderr(t, func() { err = runTrain(trainArgs(dir, out, "-seed", "2")) })
+	if err == nil || !strings.Contains(err.Error(), "best.safetensors, curve.png, last.safetensors, metrics.jsonl, result.json, which this run would replace") {
+		t.Errorf("used folder: got %v\n%s", err, msg)
+	}
+	if now, _ := os.ReadFile(filepath.Join(out, "best.safetensors")); string(now) != string(first) {
+		t.Error("a refused run changed best.safetensors")
+	}
+	if msg = captureStderr(t, func() { err = runTrain(trainArgs(dir, out, "-seed", "2", "-force")) }); err != nil {
+		t.Fatalf("-force: %v\n%s", err, msg)
+	}
+	raw, _ := os.ReadFile(filepath.Join(out, "metrics.jsonl"))
+	if n := strings.Count(string(raw), `"step":2,"split":"val"`); n != 1 || !strings.Contains(msg, "-force: removed the earlier run's") {
+		t.Errorf("after -force: %d validation records of step 2 (want 1, one run's); stderr:\n%s", n, msg)
+	}
+}
+
+// TestTrainRejectsBadInput: non-finite float flags, an unbounded -steps,
+// a -val-frac that holds out no image and a one-class folder are clear
+// errors; the -time message names the budget given; skipped folder
+// entries are reported (issue 19 finding 10).
+func TestTrainRejectsBadInput(t *testing.T) {
+	dir := t.TempDir()
+	writeFolder(t, filepath.Join(dir, "data"), 6, 14)
+	one := filepath.Join(dir, "one")
+	writeFolder(t, one, 2, 14)
+	os.RemoveAll(filepath.Join(one, "train", "b"))
+	os.RemoveAll(filepath.Join(one, "test", "b"))
+	for i, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-clip", "NaN"}, `invalid value "NaN" for flag -clip: "NaN" is not a finite number`},
+		{[]string{"-wd", "nan"}, "-wd"},
+		{[]string{"-lr", "Inf"}, "not a finite number"},
+		{[]string{"-smoothing", "NaN"}, "not a finite number"},
+		{[]string{"-min-lr", "-Inf"}, "not a finite number"},
+		{[]string{"-epochs", "1e400"}, "not a finite number"},
+		{[]string{"-steps", "2000000000"}, "-steps 2000000000: need ≤ 1000000000"},
+		{[]string{"-val-frac", "0.001"}, "-val-frac 0.001 of 12 training images holds out 0 for validation"},
+		{[]string{"-data", "folder:" + one}, "has 1 class [\"a\"]: need at least 2"},
+		{[]string{"-time", "1ns"}, "-time 1ns is too short"},
+	} {
+		var err error
+		msg := captureStderr(t, func() { err = runTrain(trainArgs(dir, filepath.Join(dir, fmt.Sprint("bad", i)), tc.args...)) })
+		if err == nil || !strings.Contains(err.Error()+msg, tc.want) {
+			t.Errorf("%v: got %v, want %q\n%s", tc.args, err, tc.want, msg)
+		}
+	}
+	os.MkdirAll(filepath.Join(dir, "data", "train", "..evil"), 0o755)
+	var err error
+	msg := captureStderr(t, func() { err = runTrain(trainArgs(dir, filepath.Join(dir, "ok"))) })
+	if err != nil || !strings.Contains(msg, "skipped 1 entries: ..evil (hidden)") {
+		t.Errorf("got %v, want the skipped ..evil reported:\n%s", err, msg)
+	}
+}
+
+// TestTrainResumeMetrics: a resume from an earlier checkpoint cuts
+// metrics.jsonl back to the checkpoint's step (a torn last line too), so
+// no record repeats (issue 19 finding 11).
+func TestTrainResumeMetrics(t *testing.T) {
+	dir := t.TempDir()
+	writeFolder(t, filepath.Join(dir, "data"), 6, 14)
+	out := filepath.Join(dir, "run")
+	run := func(steps string, resume bool) {
+		t.Helper()
+		args := trainArgs(dir, out, "-steps", steps)
+		if resume {
+			args = append(args, "-resume", out)
+		}
+		var err error
+		if msg := captureStderr(t, func() { err = runTrain(args) }); err != nil {
+			t.Fatalf("%v\n%s", err, msg)
+		}
+	}
+	run("2", false)
+	ckpt := filepath.Join(out, "last.safetensors")
+	atTwo, _ := os.ReadFile(ckpt)
+	run("4", true)
+	// As if killed after step 4's records but before its checkpoint, mid-line.
+	os.WriteFile(ckpt, atTwo, 0o644)
+	f, _ := os.OpenFile(filepath.Join(out, "metrics.jsonl"), os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString(`{"step":5,"spl`)
+	f.Close()
+	run("4", true)
+	raw, _ := os.ReadFile(filepath.Join(out, "metrics.jsonl"))
+	seen := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var m struct {
+			Step  int    `json:"step"`
+			Split string `json:"split"`
+		}
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		key := fmt.Sprintf("%d %s", m.Step, m.Split)
+		if seen[key] {
+			t.Errorf("record of step %d %s repeated:\n%s", m.Step, m.Split, raw)
+		}
+		seen[key] = true
+	}
+	if !seen["4 val"] || !seen["1 val"] {
+		t.Errorf("records missing:\n%s", raw)
+	}
+}
+
+// TestTrainRefusesOverMemory: a run whose estimated peak memory exceeds
+// what is available is refused before the model is built, naming the
+// estimate, the limit and the flags to change (issue 19 finding 7).
+func TestTrainRefusesOverMemory(t *testing.T) {
+	if _, _, ok := loope.AvailableMemory(); !ok {
+		t.Skip("available memory unknown here")
+	}
+	dir := t.TempDir()
+	writeFolder(t, filepath.Join(dir, "data"), 6, 14)
+	// -preset small at 128 px: 4097 tokens; one image's attention tensors alone are GBs.
+	var err error
+	msg := captureStderr(t, func() {
+		err = runTrain(trainArgs(dir, filepath.Join(dir, "big"), "-preset", "small", "-image", "128", "-batch", "64"))
+	})
+	for _, want := range []string{"this run needs an estimated", "activations", "is available (", "lower -batch 64", "-image 128"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want %q\n%s", err, want, msg)
+		}
 	}
 }
