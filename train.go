@@ -360,6 +360,24 @@ func resumeTrain[T Float](path string, m *ViT[T], opt *Adam[T], n int, tc TrainC
 	return st, nil
 }
 
+// CheckpointStep returns the number of steps a training checkpoint (a
+// last.safetensors or best.safetensors of Train) was saved after, from its
+// train_state: what a resumed run with a time budget adds its steps to.
+func CheckpointStep(path string) (int, error) {
+	f, err := ReadSafeFile(path)
+	if err != nil {
+		return 0, err
+	}
+	var st trainState
+	if err := json.Unmarshal([]byte(f.Metadata["train_state"]), &st); err != nil {
+		return 0, fmt.Errorf("loope: %s: bad train_state metadata: %v", path, err)
+	}
+	if st.Step < 0 || st.Step > MaxSteps {
+		return 0, fmt.Errorf("loope: %s: train_state step %d outside [0, %d]", path, st.Step, MaxSteps)
+	}
+	return st.Step, nil
+}
+
 // restoreTrain is resumeTrain on a parsed checkpoint f.
 func restoreTrain[T Float](f *SafeFile, m *ViT[T], opt *Adam[T], n int, tc TrainConfig, logw io.Writer) (trainState, error) {
 	var st trainState

@@ -155,8 +155,6 @@ func runTrain(args []string) error {
 		return bad("-replicas %d: need ≤ -batch %d", *replicas, *batch)
 	case *budget < 0 || *budget > 1000*time.Hour:
 		return bad("-time %v: want a duration in [0, 1000h]", *budget)
-	case *budget > 0 && *resume != "":
-		return bad("-time with -resume: give the resumed run its -steps (see the first run's result.json)")
 	case *force && *resume != "":
 		return bad("-force with -resume: -force starts a new run, -resume continues one")
 	case *threads > maxThreads:
@@ -250,6 +248,14 @@ func runTrain(args []string) error {
 	if *budget > 0 {
 		if n, deadline, err = stepsForBudget(cfg, *batch, reps, *budget, t0.Add(*budget), d.val.Len(), d.test.Len()); err != nil {
 			return err
+		}
+		if *resume != "" { // extend the run: the budget's steps come after the checkpoint's
+			done, err := loope.CheckpointStep(filepath.Join(*resume, "last.safetensors"))
+			if err != nil {
+				return err
+			}
+			n = min(done+n, loope.MaxSteps)
+			fmt.Fprintf(os.Stderr, "time budget: resuming after step %d, the run now ends at step %d\n", done, n)
 		}
 	}
 	metrics, err := os.OpenFile(filepath.Join(*out, "metrics.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)

@@ -146,6 +146,38 @@ func TestTrainTimeBudget(t *testing.T) {
 	}
 }
 
+// TestTrainTimeResume: -resume with -time extends the run: the budget's
+// steps come after the checkpoint's step.
+func TestTrainTimeResume(t *testing.T) {
+	dir := t.TempDir()
+	writeFolder(t, filepath.Join(dir, "data"), 6, 14)
+	out := filepath.Join(dir, "run")
+	var err error
+	if msg := captureStderr(t, func() { err = runTrain(trainArgs(dir, out)) }); err != nil {
+		t.Fatalf("%v\n%s", err, msg)
+	}
+	msg := captureStderr(t, func() { err = runTrain(append(trainArgs(dir, out, "-time", "3s"), "-resume", out)) })
+	if err != nil && strings.Contains(err.Error(), "is too short") {
+		t.Skipf("machine too loaded to fit a 3 s budget: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("%v\n%s", err, msg)
+	}
+	raw, err := os.ReadFile(filepath.Join(out, "result.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Steps int `json:"steps"`
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(msg, "resuming after step 2") || !strings.Contains(msg, "resumed from") || res.Steps <= 2 {
+		t.Errorf("planned %d steps; stderr:\n%s", res.Steps, msg)
+	}
+}
+
 // trainArgs are the flags of a 2-step tiny run on the folder data set at
 // dir/data into out (issue 19 tests).
 func trainArgs(dir, out string, extra ...string) []string {
