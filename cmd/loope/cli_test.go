@@ -271,6 +271,7 @@ func TestCLI(t *testing.T) {
 		{[]string{"train", "-data", "folder:" + c.folder, "-preset", "tiny", "-out", filepath.Join(c.dir, "tr"), "-resume", filepath.Join(c.dir, "missing")}, 2, "writes into"},
 		{[]string{"train", "-data", "folder:" + c.folder, "-preset", "tiny", "-out", unwritable}, 1, "loope train:"},
 
+		{[]string{"fixture", "-pe", "rope-dinov3", "-dino-shift", "NaN"}, 2, "not a finite number"},
 		{[]string{"bench", "-steps", "0"}, 2, "-steps"},
 		{[]string{"bench", "-preset", "huge"}, 2, "unknown preset"},
 		{[]string{"bench", "-pe", "bogus"}, 2, "unknown positional embedding"},

@@ -35,9 +35,9 @@ func addPEFlags(fs *flag.FlagSet) *peOptions {
 		hidden:     fs.Int("fourier-hidden", 32, "fourier: MLP hidden width"),
 		comropeBlock: fs.Int("comrope-block", loope.ComRoPEBlock,
 			"comrope-ap, comrope-ld: block size b of the skew generators (divides the head dim; Dh/2 for comrope-ap)"),
-		dinoShift:   fs.Float64("dino-shift", 0, "rope-dinov3: training shift of the coordinates, U(−s, s) (0 = off, authors' default)"),
-		dinoJitter:  fs.Float64("dino-jitter", 0, "rope-dinov3: training per-axis jitter, log-uniform in [1/J, J] (0 = off, authors' default)"),
-		dinoRescale: fs.Float64("dino-rescale", loope.RopeDinov3Rescale, "rope-dinov3: training rescale, log-uniform in [1/R, R] (1 = off)"),
+		dinoShift:   floatFlag(fs, "dino-shift", 0, "rope-dinov3: training shift of the coordinates, U(−s, s) (0 = off, authors' default)"),
+		dinoJitter:  floatFlag(fs, "dino-jitter", 0, "rope-dinov3: training per-axis jitter, log-uniform in [1/J, J] (0 = off, authors' default)"),
+		dinoRescale: floatFlag(fs, "dino-rescale", loope.RopeDinov3Rescale, "rope-dinov3: training rescale, log-uniform in [1/R, R] (1 = off)"),
 	}
 }
 
