@@ -25,7 +25,7 @@ func runBench(args []string) error {
 	pe := fs.String("pe", "learnable", "positional embedding: "+strings.Join(loope.PENames(), ", "))
 	batch := fs.Int("batch", 64, "images per step")
 	steps := fs.Int("steps", 20, "timed steps")
-	warmup := fs.Int("warmup", 2, "untimed steps first")
+	untimed := fs.Int("untimed", 2, "untimed steps first (warm-up of the pools and caches)")
 	threads := fs.Int("threads", 0, "goroutines for kernels (0: GOMAXPROCS)")
 	fixture := fs.String("fixture", "", "take weights, input and targets from this `loope fixture` file")
 	peOpts := addPEFlags(fs)
@@ -35,8 +35,8 @@ func runBench(args []string) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	switch {
-	case *steps <= 0 || *warmup < 0 || *steps > 1<<20 || *warmup > 1<<20:
-		return badUsage(fs, "-steps must be in [1, 2²⁰], -warmup in [0, 2²⁰]")
+	case *steps <= 0 || *untimed < 0 || *steps > 1<<20 || *untimed > 1<<20:
+		return badUsage(fs, "-steps must be in [1, 2²⁰], -untimed in [0, 2²⁰]")
 	case *threads < 0 || *threads > maxThreads:
 		return badUsage(fs, "-threads %d: need 0 ≤ threads ≤ %d", *threads, maxThreads)
 	}
@@ -111,8 +111,8 @@ func runBench(args []string) error {
 	trainable := m.Trainable()
 	var tp loope.Tape[float32]
 	var start time.Time
-	for i := range *warmup + *steps {
-		if i == *warmup {
+	for i := range *untimed + *steps {
+		if i == *untimed {
 			start = time.Now()
 		}
 		tp.Reset()

@@ -239,8 +239,8 @@ func TestCLI(t *testing.T) {
 		{[]string{"pe", "-ckpt", c.corrupt, "-out", out}, 1, "loope pe:"},
 		{[]string{"pe", "-ckpt", c.wrongShape, "-out", out}, 1, "has shape [1 5 8], model wants [1 50 8]"},
 		{[]string{"pe", "-ckpt", c.ckpt, "-out", unwritable}, 1, "loope pe:"},
-		{[]string{"pe", "-pe", "loope", "-dim", "8", "-grid", "4", "-patch", "2", "-image", c.badPNG, "-out", out}, 1, "png"},
-		{[]string{"pe", "-pe", "loope", "-dim", "8", "-grid", "4", "-patch", "2", "-image", c.hugePNG, "-out", out}, 1, "image is 100000x100000"},
+		{[]string{"pe", "-pe", "loope", "-dim", "8", "-grid", "4", "-patch", "2", "-image-file", c.badPNG, "-out", out}, 1, "png"},
+		{[]string{"pe", "-pe", "loope", "-dim", "8", "-grid", "4", "-patch", "2", "-image-file", c.hugePNG, "-out", out}, 1, "image is 100000x100000"},
 
 		{[]string{"pesi", "-dim", "3"}, 2, "must be even"},
 		{[]string{"pesi", "-grid", "0"}, 2, "want G or HxW"},

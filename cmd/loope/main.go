@@ -7,13 +7,9 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
-	"math"
 	"os"
 	"sort"
-	"strconv"
 
 	"github.com/loope-go/loope"
 )
@@ -43,66 +39,6 @@ const (
 	maxBatch   = 1 << 16 // images per step
 	maxThreads = 1024    // kernel goroutines
 )
-
-// parseFlags parses args into fs. It returns done = true when the command
-// must stop: after -h (err nil, usage printed) or a bad flag (errUsage,
-// the flag package printed why and the usage).
-func parseFlags(fs *flag.FlagSet, args []string) (done bool, err error) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return true, nil
-		}
-		return true, errUsage
-	}
-	if fs.NArg() > 0 { // no subcommand takes positional arguments
-		return true, badUsage(fs, "unexpected arguments %q", fs.Args())
-	}
-	return false, nil
-}
-
-// badUsage prints "loope <command>: message" and the usage of fs to fs's
-// output and returns errUsage.
-func badUsage(fs *flag.FlagSet, format string, a ...any) error {
-	fmt.Fprintf(fs.Output(), "loope %s: %s\n", fs.Name(), fmt.Sprintf(format, a...))
-	fs.Usage()
-	return errUsage
-}
-
-// finiteFloat is a float64 flag value that accepts only finite numbers:
-// NaN and ±Inf (and values beyond the float64 range) are parse errors.
-type finiteFloat float64
-
-func (f *finiteFloat) String() string { return strconv.FormatFloat(float64(*f), 'g', -1, 64) }
-
-func (f *finiteFloat) Set(s string) error {
-	v, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		return fmt.Errorf("%q is not a finite number", s)
-	}
-	*f = finiteFloat(v)
-	return nil
-}
-
-// floatFlag defines a float64 flag on fs, like fs.Float64, that rejects
-// NaN and ±Inf at parse time. Every float flag of loope uses it.
-func floatFlag(fs *flag.FlagSet, name string, value float64, usage string) *float64 {
-	p := new(float64)
-	*p = value
-	fs.Var((*finiteFloat)(p), name, usage)
-	return p
-}
-
-// checkBatch rejects a batch outside [1, maxBatch] or whose input tensor,
-// batch·channels·side², exceeds 2³¹ values.
-func checkBatch(batch, channels, side int) error {
-	if batch < 1 || batch > maxBatch {
-		return fmt.Errorf("-batch %d: need 1 ≤ batch ≤ %d", batch, maxBatch)
-	}
-	if int64(batch)*int64(channels)*int64(side)*int64(side) > 1<<31 {
-		return fmt.Errorf("-batch %d: the input batch (%d×%d×%d×%d) exceeds 2³¹ values", batch, batch, channels, side, side)
-	}
-	return nil
-}
 
 // checkModel validates cfg and builds its PE once, on a one-block model,
 // so that PE option errors (e.g. an odd fourier width) are usage errors

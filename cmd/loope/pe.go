@@ -8,7 +8,7 @@
 //
 // Learnable PEs are freshly initialised from -seed (the values NewViT gives
 // any model with the same channels, patch, width and seed) or loaded with
-// -ckpt. LOOPE runs in inference mode; without -image or -threecell-seed it
+// -ckpt. LOOPE runs in inference mode; without -image-file or -threecell-seed it
 // uses X_C = 0.
 package main
 
@@ -58,10 +58,10 @@ func runPE(args []string) error {
 	name := fs.String("pe", "hilbert", "positional embedding: "+strings.Join(slices.Sorted(maps.Keys(peTables)), ", "))
 	dim := fs.Int("dim", 192, "width D")
 	grid := fs.String("grid", "14", "patch grid G or HxW (HxW with H ≠ W: fixed tables only)")
-	patch := fs.Int("patch", 16, "patch side P (learnable PEs; -image must be G·P pixels square)")
+	patch := fs.Int("patch", 16, "patch side P (learnable PEs; -image-file must be G·P pixels square)")
 	seed := fs.Uint64("seed", 1, "initialisation seed of learnable PEs")
 	ckpt := fs.String("ckpt", "", "take the model (PE, width, grid, patch, weights) from this checkpoint")
-	imgPath := fs.String("image", "", "loope: context image, an RGB PNG of exactly G·P × G·P pixels (values /255)")
+	imgPath := fs.String("image-file", "", "loope: context image, an RGB PNG of exactly G·P × G·P pixels (values /255)")
 	tcSeed := fs.Int64("threecell-seed", -1, "loope: context from Three-Cell image -threecell-index of the generator with this seed (cell = P pixels)")
 	tcIndex := fs.Int("threecell-index", 0, "loope: index of the Three-Cell image")
 	out := fs.String("out", "", "output .safetensors file (required)")
@@ -69,7 +69,7 @@ func runPE(args []string) error {
 	depth := fs.Int("depth", 1, "attention-side PEs: layers whose tables are written")
 	peOpts := addPEFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: loope pe -pe NAME -dim D -grid G[xW] [-seed S] [PE options] [-image PNG | -threecell-seed S] [-ckpt F] -out pe.safetensors\n\nflags:")
+		fmt.Fprintln(fs.Output(), "usage: loope pe -pe NAME -dim D -grid G[xW] [-seed S] [PE options] [-image-file PNG | -threecell-seed S] [-ckpt F] -out pe.safetensors\n\nflags:")
 		fs.PrintDefaults()
 	}
 	if done, err := parseFlags(fs, args); done {
@@ -80,7 +80,7 @@ func runPE(args []string) error {
 	}
 	switch {
 	case *imgPath != "" && *tcSeed >= 0:
-		return badUsage(fs, "give -image or -threecell-seed, not both")
+		return badUsage(fs, "give -image-file or -threecell-seed, not both")
 	case *tcIndex < 0 || int64(*tcIndex) >= 1<<32:
 		return badUsage(fs, "-threecell-index %d: need 0 ≤ index < 2³²", *tcIndex)
 	}
@@ -106,7 +106,7 @@ func runPE(args []string) error {
 		j.h, j.w = m.Cfg.Grid(), m.Cfg.Grid()
 	} else {
 		var err error
-		if j.h, j.w, err = parseGrid(*grid); err != nil {
+		if j.h, j.w, err = parseGrid(*grid, 1); err != nil {
 			return badUsage(fs, "%v", err)
 		}
 		if j.h > loope.MaxGrid || j.w > loope.MaxGrid {
@@ -127,7 +127,7 @@ func runPE(args []string) error {
 			return badUsage(fs, "%v", err)
 		}
 		if (*imgPath != "" || *tcSeed >= 0) && *name != "loope" {
-			return badUsage(fs, "-image and -threecell-seed apply to -pe loope only")
+			return badUsage(fs, "-image-file and -threecell-seed apply to -pe loope only")
 		}
 		if *tcSeed >= 0 && j.h < 3 {
 			return badUsage(fs, "-threecell-seed: Three-Cell needs a grid of at least 3, got %d", j.h)
@@ -157,7 +157,7 @@ func runPE(args []string) error {
 		return writeAttentionTables(j, *out)
 	}
 	if (*imgPath != "" || *tcSeed >= 0) && j.cfg.PE.Name != "loope" {
-		return fmt.Errorf("-image and -threecell-seed apply to -pe loope only")
+		return fmt.Errorf("-image-file and -threecell-seed apply to -pe loope only")
 	}
 	var err error
 	switch {
@@ -281,7 +281,7 @@ func loopeTable(j *peJob) ([]float64, error) {
 		j.positions = x.Data
 		return modelTable(j)
 	}
-	fmt.Fprintln(os.Stderr, "loope pe: no -image or -threecell-seed: using X_C = 0 (X = X_G, the static Gilbert order)")
+	fmt.Fprintln(os.Stderr, "loope pe: no -image-file or -threecell-seed: using X_C = 0 (X = X_G, the static Gilbert order)")
 	j.contextMsg = "none: X_C = 0"
 	m, err := peModel(j)
 	if err != nil {
@@ -311,20 +311,6 @@ func peModel(j *peJob) (*loope.ViT[float64], error) {
 		return m, err
 	}
 	return loope.NewViT[float64](j.cfg, j.seed)
-}
-
-// parseGrid reads "G" or "HxW".
-func parseGrid(s string) (h, w int, err error) {
-	hs, ws, found := strings.Cut(s, "x")
-	if !found {
-		ws = hs
-	}
-	_, err1 := fmt.Sscanf(hs, "%d", &h)
-	_, err2 := fmt.Sscanf(ws, "%d", &w)
-	if err1 != nil || err2 != nil || h < 1 || w < 1 || fmt.Sprint(h) != hs || fmt.Sprint(w) != ws {
-		return 0, 0, fmt.Errorf("-grid %q: want G or HxW with positive integers", s)
-	}
-	return h, w, nil
 }
 
 // readPNG decodes an RGB PNG of exactly side×side pixels into (1, 3, side, side), values /255.

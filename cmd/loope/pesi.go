@@ -21,7 +21,6 @@ import (
 	"math"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/loope-go/loope"
@@ -62,7 +61,7 @@ func pesiMain(args []string, stdout, stderr io.Writer) error {
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	usageErr := func(format string, a ...any) error { return badUsage(fs, format, a...) }
-	h, w, err := parsePESIGrid(*grid)
+	h, w, err := parseGrid(*grid, 2)
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -210,22 +209,4 @@ func checkPETable(data []float64, dim, first int) error {
 		}
 	}
 	return nil
-}
-
-// parsePESIGrid reads "G" or "HxW", each side ≥ 2 (PESI compares
-// positions along both axes; a side of 1 gives meaningless numbers).
-func parsePESIGrid(s string) (h, w int, err error) {
-	hs, ws, ok := strings.Cut(strings.ToLower(s), "x")
-	if !ok {
-		ws = hs
-	}
-	h, err1 := strconv.Atoi(hs)
-	w, err2 := strconv.Atoi(ws)
-	if err1 != nil || err2 != nil || h < 1 || w < 1 {
-		return 0, 0, fmt.Errorf("-grid %q: want G or HxW with positive integers", s)
-	}
-	if h < 2 || w < 2 {
-		return 0, 0, fmt.Errorf("-grid %q: want G or HxW with each side ≥ 2", s)
-	}
-	return h, w, nil
 }

@@ -110,6 +110,7 @@ func runTrain(args []string) error {
 	data := fs.String("data", "mnist", "mnist[:DIR] | cifar10:DIR | cifar100:DIR | folder:DIR")
 	preset := fs.String("preset", "small", "model preset: "+strings.Join(loope.PresetNames(), ", "))
 	pe := fs.String("pe", "learnable", "positional embedding: "+strings.Join(loope.PENames(), ", "))
+	peOpts := addPEFlags(fs)
 	epochs := floatFlag(fs, "epochs", 1, "passes over the training split (ignored if -steps > 0)")
 	steps := fs.Int("steps", 0, "optimiser steps (overrides -epochs)")
 	budget := fs.Duration("time", 0, "wall-time budget for the whole run, e.g. 10m: the step count is set from a short timing of this model on this machine (overrides -steps and -epochs; the count is printed and saved in result.json)")
@@ -181,6 +182,9 @@ func runTrain(args []string) error {
 		cfg.Image = *image
 	}
 	cfg.PE.Name = *pe
+	if err := peOpts.apply(fs, &cfg.PE); err != nil {
+		return bad("%v", err)
+	}
 	check := cfg
 	check.Classes = max(check.Classes, 1) // set from the data below (a checkpoint may have no head)
 	if err := checkModel(check); err != nil {

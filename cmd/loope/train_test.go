@@ -178,6 +178,33 @@ func TestTrainTimeResume(t *testing.T) {
 	}
 }
 
+// TestTrainPEOptions: train takes the PE option flags like every command
+// with -pe: the option reaches the checkpoint's config, and an option of
+// another PE is a usage error.
+func TestTrainPEOptions(t *testing.T) {
+	dir := t.TempDir()
+	writeFolder(t, filepath.Join(dir, "data"), 6, 14)
+	out := filepath.Join(dir, "run")
+	var err error
+	if msg := captureStderr(t, func() { err = runTrain(trainArgs(dir, out, "-pe", "loope", "-loope-act", "relu")) }); err != nil {
+		t.Fatalf("%v\n%s", err, msg)
+	}
+	f, err := loope.ReadSafeFile(filepath.Join(out, "last.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := loope.ConfigFromSafe(f)
+	if err != nil || cfg.PE.Name != "loope" || cfg.PE.LoopeAct != "relu" {
+		t.Errorf("checkpoint PE config %+v (%v), want loope with relu", cfg.PE, err)
+	}
+	msg := captureStderr(t, func() {
+		err = runTrain(trainArgs(dir, filepath.Join(dir, "other"), "-pe", "sin1d", "-loope-act", "relu"))
+	})
+	if err != errUsage || !strings.Contains(msg, "-loope-act does not apply to -pe sin1d") {
+		t.Errorf("an option of another PE: got %v\n%s", err, msg)
+	}
+}
+
 // trainArgs are the flags of a 2-step tiny run on the folder data set at
 // dir/data into out (issue 19 tests).
 func trainArgs(dir, out string, extra ...string) []string {
