@@ -128,7 +128,7 @@ func runTrain(args []string) error {
 	threads := fs.Int("threads", 0, "goroutines for kernels (0: GOMAXPROCS)")
 	replicas := fs.Int("replicas", 0, "data-parallel replicas, each on one thread with a fixed part of the batch (0: the thread count if the PE keeps no batch statistics, else 1; 1: one model, kernels split over threads)")
 	out := fs.String("out", "out/train", "output folder: last/best checkpoints, metrics.jsonl, result.json")
-	resume := fs.String("resume", "", "continue from DIR/last.safetensors of an earlier run, writing into DIR (same flags; only -steps and -threads may change)")
+	resume := fs.String("resume", "", "continue from DIR/last.safetensors of an earlier run, writing into DIR (same flags; only -steps, -time and -threads may change)")
 	ckptEvery := fs.Int("ckpt-every", 200, "write DIR/last.safetensors every this many steps")
 	initFrom := fs.String("init-from", "", "start from a pretrained timm ViT (safetensors state dict, e.g. vit_tiny_patch16_224): width, depth, MLP from the file; image and patch from -preset if given (else the file's); PE from -pe; a new head")
 	heads := fs.Int("heads", 0, "attention heads (0: the preset's; with -init-from, from the width: 192→3, 384→6, 768→12)")
