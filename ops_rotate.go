@@ -58,7 +58,8 @@ func (tp *Tape[T]) Rotate(x, cos, sin *Tensor[T], skip int) *Tensor[T] {
 // with dc, ds summed over B (and over H when Hc = 1) in a fixed order.
 type rotateBackward[T Float] struct{}
 
-// rotateAttrs are Rotate's node attributes: the tokens left unrotated.
+// rotateAttrs are the node attributes of Rotate and RotateBlocks: the
+// tokens left unrotated.
 type rotateAttrs struct{ skip int }
 
 func (rotateBackward[T]) backward(nd *node[T]) {
@@ -163,7 +164,7 @@ func (tp *Tape[T]) RotateBlocks(x, r *Tensor[T], skip int) *Tensor[T] {
 	})
 	if out.Grad != nil {
 		nd := tp.record(rotateBlocksBackward[T]{}, out, x, r)
-		nd.ints = append(nd.ints, skip)
+		*attrsOf[rotateAttrs](nd) = rotateAttrs{skip: skip}
 	}
 	return out
 }
@@ -175,7 +176,7 @@ type rotateBlocksBackward[T Float] struct{}
 
 func (rotateBlocksBackward[T]) backward(nd *node[T]) {
 	x, r, out := nd.in[0], nd.in[1], nd.out
-	skip := nd.ints[0]
+	skip := attrsOf[rotateAttrs](nd).skip
 	b, h, n, dh := x.Shape[0], x.Shape[1], x.Shape[2], x.Shape[3]
 	hr, nr, bs := r.Shape[0], n-skip, r.Shape[4]
 	rt := dh * bs
