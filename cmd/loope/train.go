@@ -104,214 +104,286 @@ func loadTrainData(spec string, channels, side int, valFrac float64, seed uint64
 // trainResults are the files a training run writes into -out.
 var trainResults = []string{"last.safetensors", "best.safetensors", "metrics.jsonl", "curve.png", "result.json"}
 
+// trainFlags are the flags of loope train.
+type trainFlags struct {
+	data, preset, pe, out, resume, initFrom               *string
+	peOpts                                                *peOptions
+	epochs, lr, minLR, wd, peLR, smoothing, clip, valFrac *float64
+	steps, batch, warmup, threads, replicas, ckptEvery    *int
+	heads, image                                          *int
+	budget                                                *time.Duration
+	augment, force, noAA                                  *bool
+	seed                                                  *uint64
+}
+
+// newTrainFlags defines train's flags on fs.
+func newTrainFlags(fs *flag.FlagSet) *trainFlags {
+	return &trainFlags{
+		data:      fs.String("data", "mnist", "mnist[:DIR] | cifar10:DIR | cifar100:DIR | folder:DIR"),
+		preset:    fs.String("preset", "small", "model preset: "+strings.Join(loope.PresetNames(), ", ")),
+		pe:        fs.String("pe", "learnable", "positional embedding: "+strings.Join(loope.PENames(), ", ")),
+		peOpts:    addPEFlags(fs),
+		epochs:    floatFlag(fs, "epochs", 1, "passes over the training split (ignored if -steps > 0)"),
+		steps:     fs.Int("steps", 0, "optimiser steps (overrides -epochs)"),
+		budget:    fs.Duration("time", 0, "wall-time budget for the whole run, e.g. 10m: the step count is set from a short timing of this model on this machine (overrides -steps and -epochs; the count is printed and saved in result.json)"),
+		batch:     fs.Int("batch", 64, "images per step"),
+		lr:        floatFlag(fs, "lr", 1e-3, "peak learning rate"),
+		minLR:     floatFlag(fs, "min-lr", 2.5e-5, "final learning rate (cosine schedule)"),
+		warmup:    fs.Int("warmup", 100, "linear warm-up steps"),
+		wd:        floatFlag(fs, "wd", 0.05, "AdamW weight decay (weights only)"),
+		peLR:      floatFlag(fs, "pe-lr-scale", 1, "learning-rate factor for the PE's parameters (a learnable table starts at N(0, 0.02²) and moves at most about lr per step)"),
+		smoothing: floatFlag(fs, "smoothing", 0, "label smoothing"),
+		clip:      floatFlag(fs, "clip", 1, "global gradient-norm clip (0: off)"),
+		valFrac:   floatFlag(fs, "val-frac", 0.1, "fraction of the training data held out for validation"),
+		augment:   fs.Bool("augment", false, "random crop with zero padding of image/8 px and horizontal flip (not for digits)"),
+		seed:      fs.Uint64("seed", 1, "seed for weights, split, shuffling and augmentation"),
+		threads:   fs.Int("threads", 0, "goroutines for kernels (0: GOMAXPROCS)"),
+		replicas:  fs.Int("replicas", 0, "data-parallel replicas, each on one thread with a fixed part of the batch (0: the thread count if the PE keeps no batch statistics, else 1; 1: one model, kernels split over threads)"),
+		out:       fs.String("out", "out/train", "output folder: last/best checkpoints, metrics.jsonl, result.json"),
+		resume:    fs.String("resume", "", "continue from DIR/last.safetensors of an earlier run, writing into DIR (same flags; only -steps, -time and -threads may change)"),
+		ckptEvery: fs.Int("ckpt-every", 200, "write DIR/last.safetensors every this many steps"),
+		initFrom:  fs.String("init-from", "", "start from a pretrained timm ViT (safetensors state dict, e.g. vit_tiny_patch16_224): width, depth, MLP from the file; image and patch from -preset if given (else the file's); PE from -pe; a new head"),
+		heads:     fs.Int("heads", 0, "attention heads (0: the preset's; with -init-from, from the width: 192→3, 384→6, 768→12)"),
+		image:     fs.Int("image", 0, "input side in pixels (0: the preset's; with -init-from and no -preset, the checkpoint's)"),
+		force:     fs.Bool("force", false, "start a new run in -out even if it holds an earlier run's checkpoints and results (they are deleted)"),
+		noAA:      fs.Bool("no-antialias", false, "with -init-from: resample pos_embed and patch embedding by plain bicubic (timm < 0.9) instead of timm's antialiased default"),
+	}
+}
+
 // runTrain implements `loope train -data D -preset P -pe NAME ...`.
 func runTrain(args []string) error {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
-	data := fs.String("data", "mnist", "mnist[:DIR] | cifar10:DIR | cifar100:DIR | folder:DIR")
-	preset := fs.String("preset", "small", "model preset: "+strings.Join(loope.PresetNames(), ", "))
-	pe := fs.String("pe", "learnable", "positional embedding: "+strings.Join(loope.PENames(), ", "))
-	peOpts := addPEFlags(fs)
-	epochs := floatFlag(fs, "epochs", 1, "passes over the training split (ignored if -steps > 0)")
-	steps := fs.Int("steps", 0, "optimiser steps (overrides -epochs)")
-	budget := fs.Duration("time", 0, "wall-time budget for the whole run, e.g. 10m: the step count is set from a short timing of this model on this machine (overrides -steps and -epochs; the count is printed and saved in result.json)")
-	batch := fs.Int("batch", 64, "images per step")
-	lr := floatFlag(fs, "lr", 1e-3, "peak learning rate")
-	minLR := floatFlag(fs, "min-lr", 2.5e-5, "final learning rate (cosine schedule)")
-	warmup := fs.Int("warmup", 100, "linear warm-up steps")
-	wd := floatFlag(fs, "wd", 0.05, "AdamW weight decay (weights only)")
-	peLR := floatFlag(fs, "pe-lr-scale", 1, "learning-rate factor for the PE's parameters (a learnable table starts at N(0, 0.02²) and moves at most about lr per step)")
-	smoothing := floatFlag(fs, "smoothing", 0, "label smoothing")
-	clip := floatFlag(fs, "clip", 1, "global gradient-norm clip (0: off)")
-	valFrac := floatFlag(fs, "val-frac", 0.1, "fraction of the training data held out for validation")
-	augment := fs.Bool("augment", false, "random crop with zero padding of image/8 px and horizontal flip (not for digits)")
-	seed := fs.Uint64("seed", 1, "seed for weights, split, shuffling and augmentation")
-	threads := fs.Int("threads", 0, "goroutines for kernels (0: GOMAXPROCS)")
-	replicas := fs.Int("replicas", 0, "data-parallel replicas, each on one thread with a fixed part of the batch (0: the thread count if the PE keeps no batch statistics, else 1; 1: one model, kernels split over threads)")
-	out := fs.String("out", "out/train", "output folder: last/best checkpoints, metrics.jsonl, result.json")
-	resume := fs.String("resume", "", "continue from DIR/last.safetensors of an earlier run, writing into DIR (same flags; only -steps, -time and -threads may change)")
-	ckptEvery := fs.Int("ckpt-every", 200, "write DIR/last.safetensors every this many steps")
-	initFrom := fs.String("init-from", "", "start from a pretrained timm ViT (safetensors state dict, e.g. vit_tiny_patch16_224): width, depth, MLP from the file; image and patch from -preset if given (else the file's); PE from -pe; a new head")
-	heads := fs.Int("heads", 0, "attention heads (0: the preset's; with -init-from, from the width: 192→3, 384→6, 768→12)")
-	image := fs.Int("image", 0, "input side in pixels (0: the preset's; with -init-from and no -preset, the checkpoint's)")
-	force := fs.Bool("force", false, "start a new run in -out even if it holds an earlier run's checkpoints and results (they are deleted)")
-	noAA := fs.Bool("no-antialias", false, "with -init-from: resample pos_embed and patch embedding by plain bicubic (timm < 0.9) instead of timm's antialiased default")
+	f := newTrainFlags(fs)
 	if done, err := parseFlags(fs, args); done {
 		return err
 	}
-	bad := func(format string, a ...any) error { return badUsage(fs, format, a...) }
-	set := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if *resume != "" {
-		if set["out"] && !samePath(*out, *resume) {
-			return bad("-resume %s writes into %s: drop -out %s (or give the same folder)", *resume, *resume, *out)
-		}
-		*out = *resume
+	cfg, pretrained, err := f.check(fs)
+	if err != nil || validateOnly {
+		return err
 	}
-	switch {
-	case *steps > loope.MaxSteps:
-		return bad("-steps %d: need ≤ %d", *steps, loope.MaxSteps)
-	case *steps < 0 || !(*epochs > 0) || *epochs > 1e6 || *threads < 0 || *ckptEvery < 0 || *heads < 0 || *image < 0 || *replicas < 0:
-		return bad("-epochs must be in (0, 10⁶]; -steps, -threads, -replicas, -ckpt-every, -heads and -image >= 0")
-	case *replicas > *batch:
-		return bad("-replicas %d: need ≤ -batch %d", *replicas, *batch)
-	case *budget < 0 || *budget > 1000*time.Hour:
-		return bad("-time %v: want a duration in [0, 1000h]", *budget)
-	case *force && *resume != "":
-		return bad("-force with -resume: -force starts a new run, -resume continues one")
-	case *threads > maxThreads:
-		return bad("-threads %d: need ≤ %d", *threads, maxThreads)
-	case !(*valFrac > 0 && *valFrac < 1):
-		return bad("-val-frac must be in (0, 1), got %g", *valFrac)
-	}
-	if kind, dir, _ := strings.Cut(*data, ":"); kind != "mnist" && (dir == "" || !slices.Contains([]string{"cifar10", "cifar100", "folder"}, kind)) {
-		return bad("-data %q: want mnist[:DIR], cifar10:DIR, cifar100:DIR or folder:DIR", *data)
-	}
-	cfg, err := loope.Preset(*preset)
-	if err != nil {
-		return bad("%v", err)
-	}
-	var pretrained *loope.SafeFile
-	if *initFrom != "" {
-		if pretrained, cfg, err = pretrainedConfig(*initFrom, cfg, set["preset"], *heads); err != nil {
-			return err
-		}
-	} else if *heads > 0 {
-		cfg.Heads = *heads
-	}
-	if *image > 0 {
-		cfg.Image = *image
-	}
-	cfg.PE.Name = *pe
-	if err := peOpts.apply(fs, &cfg.PE); err != nil {
-		return bad("%v", err)
-	}
-	check := cfg
-	check.Classes = max(check.Classes, 1) // set from the data below (a checkpoint may have no head)
-	if err := checkModel(check); err != nil {
-		return bad("%v", err)
-	}
-	if err := checkBatch(*batch, cfg.Channels, cfg.Image); err != nil {
-		return bad("%v", err)
-	}
-	// Steps and Warmup are stand-ins here: the step count comes from the data.
-	tc0 := loope.TrainConfig{Steps: 1, Batch: *batch, LR: *lr, MinLR: *minLR, Warmup: *warmup, WeightDecay: *wd, PELRScale: *peLR,
-		ClipNorm: *clip, Loss: "ce", Smoothing: *smoothing, CheckpointEvery: *ckptEvery}
-	if err := tc0.Validate(); err != nil {
-		return bad("%v", err)
-	}
-	if validateOnly {
-		return nil
-	}
-	lock, err := openOutDir(*out, *resume != "", *force, os.Stderr, trainResults...)
+	lock, err := openOutDir(*f.out, *f.resume != "", *f.force, os.Stderr, trainResults...)
 	if err != nil {
 		return err
 	}
 	defer lock.Unlock()
-	loope.SetThreads(*threads)
+	loope.SetThreads(*f.threads)
 	t0 := time.Now()
-	d, err := loadTrainData(*data, cfg.Channels, cfg.Image, *valFrac, *seed)
+	d, train, err := f.loadData(&cfg, t0)
 	if err != nil {
 		return err
 	}
-	cfg.Classes = d.classes
-	var train loope.Dataset = d.train
-	if *augment {
-		train = &loope.Augment{Set: d.train, Pad: max(cfg.Image/8, 1), Flip: true, Seed: *seed}
-	}
-	fmt.Fprintf(os.Stderr, "data %s: %d train, %d val, %d test, %d classes, %dx%dx%d (%.1fs)\n",
-		*data, d.train.Len(), d.val.Len(), d.test.Len(), d.classes, cfg.Channels, cfg.Image, cfg.Image, time.Since(t0).Seconds())
-	if err := checkMemory(os.Stderr, cfg, *batch, *replicas, int64(len(d.train.Pix)+len(d.val.Pix)+len(d.test.Pix))); err != nil {
+	m, err := f.model(cfg, pretrained)
+	if err != nil {
 		return err
 	}
-	var m *loope.ViT[float32]
-	if pretrained != nil {
-		var fresh []string
-		m, fresh, err = loope.LoadTimmViT[float32](pretrained, cfg, loope.TimmOptions{Seed: *seed, NoAntialias: *noAA})
-		if err != nil {
-			return fmt.Errorf("%s: %w", *initFrom, err)
-		}
-		fmt.Fprintf(os.Stderr, "init from %s: %dx%d image, patch %d, dim %d, depth %d, heads %d; new: %s\n",
-			*initFrom, cfg.Image, cfg.Image, cfg.Patch, cfg.Dim, cfg.Depth, cfg.Heads, strings.Join(fresh, " "))
-	} else if m, err = loope.NewViT[float32](cfg, *seed); err != nil {
+	reps, err := f.replicaCount(fs, m)
+	if err != nil {
 		return err
 	}
-	reps := *replicas
-	if reps == 0 {
-		reps = 1
-		if !m.HasBatchStats() {
-			reps = min(loope.Threads(), *batch)
-		}
-	} else if reps > 1 && m.HasBatchStats() {
-		return bad("-replicas %d: PE %s keeps batch statistics (BatchNorm), which replicas cannot share; use -replicas 1", reps, *pe)
+	n, deadline, err := f.plan(cfg, d, reps, t0)
+	if err != nil {
+		return err
 	}
-	n := *steps
-	if n == 0 {
-		n = max(int(*epochs*float64(d.train.Len())/float64(*batch)+0.5), 1)
-	}
-	var deadline time.Time
-	if *budget > 0 {
-		if n, deadline, err = stepsForBudget(cfg, *batch, reps, *budget, t0.Add(*budget), d.val.Len(), d.test.Len()); err != nil {
-			return err
-		}
-		if *resume != "" { // extend the run: the budget's steps come after the checkpoint's
-			done, err := loope.CheckpointStep(filepath.Join(*resume, "last.safetensors"))
-			if err != nil {
-				return err
-			}
-			n = min(done+n, loope.MaxSteps)
-			fmt.Fprintf(os.Stderr, "time budget: resuming after step %d, the run now ends at step %d\n", done, n)
-		}
-	}
-	metrics, err := os.OpenFile(filepath.Join(*out, "metrics.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	metrics, err := os.OpenFile(filepath.Join(*f.out, "metrics.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	defer metrics.Close()
 	var curve bytes.Buffer // the run's metrics (all of them, across resumes), for the curve PNG
-	tc := loope.TrainConfig{Steps: n, Batch: *batch, LR: *lr, MinLR: *minLR, Warmup: min(*warmup, n/2),
-		WeightDecay: *wd, PELRScale: *peLR, ClipNorm: *clip, Loss: "ce", Smoothing: *smoothing, Seed: *seed,
-		EvalEvery: max(n/10, 1), LogEvery: max(n/50, 10), CheckpointDir: *out, CheckpointEvery: *ckptEvery,
-		Replicas: reps, Deadline: deadline, FitDeadline: *budget > 0, Log: os.Stderr, Metrics: io.MultiWriter(metrics, &curve),
-		Settings: map[string]string{"data": *data, "val_frac": fmt.Sprint(*valFrac), "augment": fmt.Sprint(*augment), "warmup": fmt.Sprint(*warmup),
-			"init_from": *initFrom, "no_antialias": fmt.Sprint(*noAA)}}
-	if *resume != "" {
-		tc.Resume = filepath.Join(*resume, "last.safetensors")
+	tc := loope.TrainConfig{Steps: n, Batch: *f.batch, LR: *f.lr, MinLR: *f.minLR, Warmup: min(*f.warmup, n/2),
+		WeightDecay: *f.wd, PELRScale: *f.peLR, ClipNorm: *f.clip, Loss: "ce", Smoothing: *f.smoothing, Seed: *f.seed,
+		EvalEvery: max(n/10, 1), LogEvery: max(n/50, 10), CheckpointDir: *f.out, CheckpointEvery: *f.ckptEvery,
+		Replicas: reps, Deadline: deadline, FitDeadline: *f.budget > 0, Log: os.Stderr, Metrics: io.MultiWriter(metrics, &curve),
+		Settings: map[string]string{"data": *f.data, "val_frac": fmt.Sprint(*f.valFrac), "augment": fmt.Sprint(*f.augment), "warmup": fmt.Sprint(*f.warmup),
+			"init_from": *f.initFrom, "no_antialias": fmt.Sprint(*f.noAA)}}
+	if *f.resume != "" {
+		tc.Resume = filepath.Join(*f.resume, "last.safetensors")
 		tc.OnResume = func(step int) error {
 			kept, err := cutMetrics(metrics, step)
 			curve.Write(kept)
 			return err
 		}
 	}
-	name := *preset
+	name := *f.preset
 	if pretrained != nil {
-		name = filepath.Base(*initFrom)
+		name = filepath.Base(*f.initFrom)
 	}
 	fmt.Fprintf(os.Stderr, "model %s pe %s: %d parameters; %d steps of batch %d on %d threads, %d replicas\n",
-		name, *pe, m.NumParams(), n, *batch, loope.Threads(), reps)
+		name, *f.pe, m.NumParams(), n, *f.batch, loope.Threads(), reps)
 	last, err := loope.Train(m, train, d.val, tc)
 	if err != nil {
 		return err
 	}
-	if err := plotCurve(filepath.Join(*out, "curve.png"), fmt.Sprintf("%s %s pe %s", *data, name, *pe), curve.Bytes()); err != nil {
+	return f.finish(cfg, d, name, n, reps, tc, last, curve.Bytes(), t0)
+}
+
+// check validates the flags and returns the model config they give, with
+// the pretrained checkpoint of -init-from (or nil). Classes is set from
+// the data later.
+func (f *trainFlags) check(fs *flag.FlagSet) (loope.Config, *loope.SafeFile, error) {
+	bad := func(format string, a ...any) error { return badUsage(fs, format, a...) }
+	fail := func(err error) (loope.Config, *loope.SafeFile, error) { return loope.Config{}, nil, err }
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *f.resume != "" {
+		if set["out"] && !samePath(*f.out, *f.resume) {
+			return fail(bad("-resume %s writes into %s: drop -out %s (or give the same folder)", *f.resume, *f.resume, *f.out))
+		}
+		*f.out = *f.resume
+	}
+	switch {
+	case *f.steps > loope.MaxSteps:
+		return fail(bad("-steps %d: need ≤ %d", *f.steps, loope.MaxSteps))
+	case *f.steps < 0 || !(*f.epochs > 0) || *f.epochs > 1e6 || *f.threads < 0 || *f.ckptEvery < 0 || *f.heads < 0 || *f.image < 0 || *f.replicas < 0:
+		return fail(bad("-epochs must be in (0, 10⁶]; -steps, -threads, -replicas, -ckpt-every, -heads and -image >= 0"))
+	case *f.replicas > *f.batch:
+		return fail(bad("-replicas %d: need ≤ -batch %d", *f.replicas, *f.batch))
+	case *f.budget < 0 || *f.budget > 1000*time.Hour:
+		return fail(bad("-time %v: want a duration in [0, 1000h]", *f.budget))
+	case *f.force && *f.resume != "":
+		return fail(bad("-force with -resume: -force starts a new run, -resume continues one"))
+	case *f.threads > maxThreads:
+		return fail(bad("-threads %d: need ≤ %d", *f.threads, maxThreads))
+	case !(*f.valFrac > 0 && *f.valFrac < 1):
+		return fail(bad("-val-frac must be in (0, 1), got %g", *f.valFrac))
+	}
+	if kind, dir, _ := strings.Cut(*f.data, ":"); kind != "mnist" && (dir == "" || !slices.Contains([]string{"cifar10", "cifar100", "folder"}, kind)) {
+		return fail(bad("-data %q: want mnist[:DIR], cifar10:DIR, cifar100:DIR or folder:DIR", *f.data))
+	}
+	cfg, err := loope.Preset(*f.preset)
+	if err != nil {
+		return fail(bad("%v", err))
+	}
+	var pretrained *loope.SafeFile
+	if *f.initFrom != "" {
+		if pretrained, cfg, err = pretrainedConfig(*f.initFrom, cfg, set["preset"], *f.heads); err != nil {
+			return fail(err)
+		}
+	} else if *f.heads > 0 {
+		cfg.Heads = *f.heads
+	}
+	if *f.image > 0 {
+		cfg.Image = *f.image
+	}
+	cfg.PE.Name = *f.pe
+	if err := f.peOpts.apply(fs, &cfg.PE); err != nil {
+		return fail(bad("%v", err))
+	}
+	check := cfg
+	check.Classes = max(check.Classes, 1) // set from the data below (a checkpoint may have no head)
+	if err := checkModel(check); err != nil {
+		return fail(bad("%v", err))
+	}
+	if err := checkBatch(*f.batch, cfg.Channels, cfg.Image); err != nil {
+		return fail(bad("%v", err))
+	}
+	// Steps and Warmup are stand-ins here: the step count comes from the data.
+	tc0 := loope.TrainConfig{Steps: 1, Batch: *f.batch, LR: *f.lr, MinLR: *f.minLR, Warmup: *f.warmup, WeightDecay: *f.wd, PELRScale: *f.peLR,
+		ClipNorm: *f.clip, Loss: "ce", Smoothing: *f.smoothing, CheckpointEvery: *f.ckptEvery}
+	if err := tc0.Validate(); err != nil {
+		return fail(bad("%v", err))
+	}
+	return cfg, pretrained, nil
+}
+
+// loadData loads and splits -data for cfg (setting cfg.Classes), wraps the
+// training split in the augmentation if asked, and checks that the run
+// fits in memory. It returns the splits and the training Dataset.
+func (f *trainFlags) loadData(cfg *loope.Config, t0 time.Time) (*trainData, loope.Dataset, error) {
+	d, err := loadTrainData(*f.data, cfg.Channels, cfg.Image, *f.valFrac, *f.seed)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.Classes = d.classes
+	var train loope.Dataset = d.train
+	if *f.augment {
+		train = &loope.Augment{Set: d.train, Pad: max(cfg.Image/8, 1), Flip: true, Seed: *f.seed}
+	}
+	fmt.Fprintf(os.Stderr, "data %s: %d train, %d val, %d test, %d classes, %dx%dx%d (%.1fs)\n",
+		*f.data, d.train.Len(), d.val.Len(), d.test.Len(), d.classes, cfg.Channels, cfg.Image, cfg.Image, time.Since(t0).Seconds())
+	if err := checkMemory(os.Stderr, *cfg, *f.batch, *f.replicas, int64(len(d.train.Pix)+len(d.val.Pix)+len(d.test.Pix))); err != nil {
+		return nil, nil, err
+	}
+	return d, train, nil
+}
+
+// model builds the ViT: fresh (seeded), or from -init-from.
+func (f *trainFlags) model(cfg loope.Config, pretrained *loope.SafeFile) (*loope.ViT[float32], error) {
+	if pretrained == nil {
+		return loope.NewViT[float32](cfg, *f.seed)
+	}
+	m, fresh, err := loope.LoadTimmViT[float32](pretrained, cfg, loope.TimmOptions{Seed: *f.seed, NoAntialias: *f.noAA})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", *f.initFrom, err)
+	}
+	fmt.Fprintf(os.Stderr, "init from %s: %dx%d image, patch %d, dim %d, depth %d, heads %d; new: %s\n",
+		*f.initFrom, cfg.Image, cfg.Image, cfg.Patch, cfg.Dim, cfg.Depth, cfg.Heads, strings.Join(fresh, " "))
+	return m, nil
+}
+
+// replicaCount returns the data-parallel replicas: -replicas, or by
+// default the thread count when the PE keeps no batch statistics.
+func (f *trainFlags) replicaCount(fs *flag.FlagSet, m *loope.ViT[float32]) (int, error) {
+	reps := *f.replicas
+	if reps == 0 {
+		reps = 1
+		if !m.HasBatchStats() {
+			reps = min(loope.Threads(), *f.batch)
+		}
+	} else if reps > 1 && m.HasBatchStats() {
+		return 0, badUsage(fs, "-replicas %d: PE %s keeps batch statistics (BatchNorm), which replicas cannot share; use -replicas 1", reps, *f.pe)
+	}
+	return reps, nil
+}
+
+// plan returns the step count (from -steps, -epochs, or the -time budget,
+// after the checkpoint's step on resume) and the deadline of a budget.
+func (f *trainFlags) plan(cfg loope.Config, d *trainData, reps int, t0 time.Time) (int, time.Time, error) {
+	var err error
+	n := *f.steps
+	if n == 0 {
+		n = max(int(*f.epochs*float64(d.train.Len())/float64(*f.batch)+0.5), 1)
+	}
+	var deadline time.Time
+	if *f.budget > 0 {
+		if n, deadline, err = stepsForBudget(cfg, *f.batch, reps, *f.budget, t0.Add(*f.budget), d.val.Len(), d.test.Len()); err != nil {
+			return 0, time.Time{}, err
+		}
+		if *f.resume != "" { // extend the run: the budget's steps come after the checkpoint's
+			done, err := loope.CheckpointStep(filepath.Join(*f.resume, "last.safetensors"))
+			if err != nil {
+				return 0, time.Time{}, err
+			}
+			n = min(done+n, loope.MaxSteps)
+			fmt.Fprintf(os.Stderr, "time budget: resuming after step %d, the run now ends at step %d\n", done, n)
+		}
+	}
+	return n, deadline, nil
+}
+
+// finish draws the curve, tests the best-validation checkpoint and writes
+// result.json.
+func (f *trainFlags) finish(cfg loope.Config, d *trainData, name string, n, reps int, tc loope.TrainConfig, last loope.EvalResult, curve []byte, t0 time.Time) error {
+	if err := plotCurve(filepath.Join(*f.out, "curve.png"), fmt.Sprintf("%s %s pe %s", *f.data, name, *f.pe), curve); err != nil {
 		return err
 	}
 	// Test with the best validation checkpoint, as the paper (docs/paper.md §6.2).
-	best, _, err := loope.LoadCheckpoint[float32](filepath.Join(*out, "best.safetensors"))
+	best, _, err := loope.LoadCheckpoint[float32](filepath.Join(*f.out, "best.safetensors"))
 	if err != nil {
 		return err
 	}
-	res := loope.Evaluate(best, d.test, "ce", *batch)
+	res := loope.Evaluate(best, d.test, "ce", *f.batch)
 	if math.IsNaN(res.Loss) || math.IsInf(res.Loss, 0) {
 		return fmt.Errorf("non-finite test loss %v: check the test data", res.Loss)
 	}
 	wall := time.Since(t0)
 	fmt.Printf("test accuracy %.4f loss %.4f (%d images; best-val checkpoint; %s wall)\n", res.Acc, res.Loss, res.Examples, wall.Round(time.Second))
 	summary, _ := json.MarshalIndent(map[string]any{
-		"data": *data, "preset": *preset, "init_from": *initFrom, "image": cfg.Image, "pe": *pe, "steps": n, "steps_done": last.Steps, "batch": *batch, "seed": *seed,
-		"test_acc": res.Acc, "test_loss": res.Loss, "wall_s": wall.Seconds(), "threads": loope.Threads(), "replicas": reps, "time_budget_s": budget.Seconds(),
-		"lr": *lr, "pe_lr_scale": *peLR, "min_lr": *minLR, "warmup": tc.Warmup, "wd": *wd, "clip": *clip, "smoothing": *smoothing, "augment": *augment, "val_frac": *valFrac,
+		"data": *f.data, "preset": *f.preset, "init_from": *f.initFrom, "image": cfg.Image, "pe": *f.pe, "steps": n, "steps_done": last.Steps, "batch": *f.batch, "seed": *f.seed,
+		"test_acc": res.Acc, "test_loss": res.Loss, "wall_s": wall.Seconds(), "threads": loope.Threads(), "replicas": reps, "time_budget_s": f.budget.Seconds(),
+		"lr": *f.lr, "pe_lr_scale": *f.peLR, "min_lr": *f.minLR, "warmup": tc.Warmup, "wd": *f.wd, "clip": *f.clip, "smoothing": *f.smoothing, "augment": *f.augment, "val_frac": *f.valFrac,
 	}, "", "  ")
-	return loope.WriteFileAtomic(filepath.Join(*out, "result.json"), func(w io.Writer) error {
+	return loope.WriteFileAtomic(filepath.Join(*f.out, "result.json"), func(w io.Writer) error {
 		_, err := w.Write(append(summary, '\n'))
 		return err
 	})
