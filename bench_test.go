@@ -2,7 +2,10 @@ package loope
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -55,5 +58,28 @@ func BenchmarkTrainStep(b *testing.B) {
 				b.ReportMetric(cpu.Seconds()*1000/float64(b.N), "cpu-ms/step")
 			}
 		})
+	}
+}
+
+// TestTimeTrainSteps checks that the timed steps train (the weights move)
+// and that a non-finite loss is an error naming the step.
+func TestTimeTrainSteps(t *testing.T) {
+	cfg, _ := Preset("tiny")
+	m, err := NewViT[float32](cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := New[float32](2, cfg.Channels, cfg.Image, cfg.Image).FillNormal(rand.New(rand.NewPCG(1, 2)), 0, 1)
+	y := New[float32](2, cfg.Classes)
+	head := append([]float32(nil), m.HeadW.Data...)
+	if dt, err := TimeTrainSteps(m, x, y, 1, 2); err != nil || dt <= 0 {
+		t.Fatalf("TimeTrainSteps = %v, %v", dt, err)
+	}
+	if slices.Equal(head, m.HeadW.Data) {
+		t.Error("the head weights did not move")
+	}
+	x.Data[0] = float32(math.NaN())
+	if _, err := TimeTrainSteps(m, x, y, 0, 1); err == nil || !strings.Contains(err.Error(), "non-finite loss") {
+		t.Errorf("NaN input: got %v", err)
 	}
 }

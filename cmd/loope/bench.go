@@ -3,10 +3,10 @@ package main
 import (
 	"flag"
 	"fmt"
-	"math"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strings"
-	"time"
 
 	"github.com/loope-go/loope"
 )
@@ -16,8 +16,8 @@ func init() {
 }
 
 // runBench implements `loope bench [-preset P -pe NAME -batch B | -fixture F] -steps S`.
-// One step is what a training loop does: zero grads, forward, mean BCE over
-// the 6 bits, backward, AdamW update. With -fixture the weights, input and
+// One step is what a training loop does (loope.TimeTrainSteps): zero grads,
+// forward, mean BCE over the 6 bits, backward, AdamW update. With -fixture the weights, input and
 // targets come from a `loope fixture` file, as bench/torch_ref.py reads them.
 func runBench(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -42,8 +42,8 @@ func runBench(args []string) error {
 	}
 	var cfg loope.Config
 	if *fixture != "" {
-		for _, name := range []string{"preset", "pe", "batch", "freqs", "loope-squash", "loope-act", "loope-bias", "fourier-dim", "fourier-hidden"} {
-			if set[name] {
+		for _, name := range slices.Sorted(maps.Keys(set)) {
+			if _, peOption := peFlagUsers[name]; peOption || name == "preset" || name == "pe" || name == "batch" {
 				return badUsage(fs, "-fixture gives the model and batch; drop -%s", name)
 			}
 		}
@@ -67,66 +67,63 @@ func runBench(args []string) error {
 		return nil
 	}
 	loope.SetThreads(*threads)
-	var m *loope.ViT[float32]
-	var x, y *loope.Tensor[float32]
-	if *fixture != "" {
-		f, err := loope.ReadSafeFile(*fixture)
-		if err != nil {
-			return err
-		}
-		if cfg, err = loope.ConfigFromSafe(f); err != nil {
-			return fmt.Errorf("%s: %w", *fixture, err)
-		}
-		if m, err = loope.NewViT[float32](cfg, 0); err != nil {
-			return fmt.Errorf("%s: %w", *fixture, err)
-		}
-		if err := loope.LoadParams(m, f, "input", "targets", "logits", "loss", "grad.", "after."); err != nil {
-			return fmt.Errorf("%s: %w", *fixture, err)
-		}
-		if x, err = loope.GetTensor[float32](f, "input"); err != nil {
-			return fmt.Errorf("%s: %w", *fixture, err)
-		}
-		if y, err = loope.GetTensor[float32](f, "targets"); err != nil {
-			return fmt.Errorf("%s: %w (bench needs a BCE fixture, made without -classes)", *fixture, err)
-		}
-		if len(x.Shape) != 4 || x.Shape[0] < 1 || x.Shape[1] != cfg.Channels || x.Shape[2] != cfg.Image || x.Shape[3] != cfg.Image {
-			return fmt.Errorf("%s: input has shape %v, the model wants (B, %d, %d, %d)", *fixture, x.Shape, cfg.Channels, cfg.Image, cfg.Image)
-		}
-		if len(y.Shape) != 2 || y.Shape[0] != x.Shape[0] || y.Shape[1] != cfg.Classes {
-			return fmt.Errorf("%s: targets have shape %v, want (%d, %d) (bench needs a BCE fixture, made without -classes)", *fixture, y.Shape, x.Shape[0], cfg.Classes)
-		}
-	} else {
-		var err error
-		if m, err = loope.NewViT[float32](cfg, 1); err != nil {
-			return err
-		}
-		rng := rand.New(rand.NewPCG(1, 2))
-		x = loope.New[float32](*batch, cfg.Channels, cfg.Image, cfg.Image).FillNormal(rng, 0, 1)
-		y = loope.New[float32](*batch, cfg.Classes)
-		for i := range y.Data {
-			y.Data[i] = float32(rng.IntN(2))
-		}
+	m, x, y, err := benchModel(cfg, *fixture, *batch)
+	if err != nil {
+		return err
 	}
-	opt := loope.NewAdamW(m.Params(), 0.05)
-	trainable := m.Trainable()
-	var tp loope.Tape[float32]
-	var start time.Time
-	for i := range *untimed + *steps {
-		if i == *untimed {
-			start = time.Now()
-		}
-		tp.Reset()
-		loope.ZeroGrad(trainable)
-		loss := tp.BCEWithLogits(m.Forward(&tp, x), y)
-		if l := float64(loss.Data[0]); math.IsNaN(l) || math.IsInf(l, 0) {
-			return fmt.Errorf("non-finite loss %v at step %d: the timing would be of NaN arithmetic", l, i+1)
-		}
-		tp.Backward(loss)
-		opt.Update(1e-3)
+	dt, err := loope.TimeTrainSteps(m, x, y, *untimed, *steps)
+	if err != nil {
+		return err
 	}
-	dt := time.Since(start)
 	b := x.Shape[0]
 	fmt.Printf("go images/s %.1f steps %d batch %d threads %d pe %s (%.1f ms/step)\n",
 		float64(*steps*b)/dt.Seconds(), *steps, b, loope.Threads(), m.Cfg.PE.Name, dt.Seconds()*1000/float64(*steps))
 	return nil
+}
+
+// benchModel returns the model and the batch bench times: from the loope
+// fixture file (weights, input, 6-bit targets), or, without one, a model
+// of cfg (seed 1) on batch images of N(0, 1) with random 0/1 targets.
+func benchModel(cfg loope.Config, fixture string, batch int) (m *loope.ViT[float32], x, y *loope.Tensor[float32], err error) {
+	if fixture == "" {
+		if m, err = loope.NewViT[float32](cfg, 1); err != nil {
+			return nil, nil, nil, err
+		}
+		rng := rand.New(rand.NewPCG(1, 2))
+		x = loope.New[float32](batch, cfg.Channels, cfg.Image, cfg.Image).FillNormal(rng, 0, 1)
+		y = loope.New[float32](batch, cfg.Classes)
+		for i := range y.Data {
+			y.Data[i] = float32(rng.IntN(2))
+		}
+		return m, x, y, nil
+	}
+	fail := func(err error) (*loope.ViT[float32], *loope.Tensor[float32], *loope.Tensor[float32], error) {
+		return nil, nil, nil, fmt.Errorf("%s: %w", fixture, err)
+	}
+	f, err := loope.ReadSafeFile(fixture)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if cfg, err = loope.ConfigFromSafe(f); err != nil {
+		return fail(err)
+	}
+	if m, err = loope.NewViT[float32](cfg, 0); err != nil {
+		return fail(err)
+	}
+	if err := loope.LoadParams(m, f, "input", "targets", "logits", "loss", "grad.", "after."); err != nil {
+		return fail(err)
+	}
+	if x, err = loope.GetTensor[float32](f, "input"); err != nil {
+		return fail(err)
+	}
+	if y, err = loope.GetTensor[float32](f, "targets"); err != nil {
+		return fail(fmt.Errorf("%w (bench needs a BCE fixture, made without -classes)", err))
+	}
+	if len(x.Shape) != 4 || x.Shape[0] < 1 || x.Shape[1] != cfg.Channels || x.Shape[2] != cfg.Image || x.Shape[3] != cfg.Image {
+		return fail(fmt.Errorf("input has shape %v, the model wants (B, %d, %d, %d)", x.Shape, cfg.Channels, cfg.Image, cfg.Image))
+	}
+	if len(y.Shape) != 2 || y.Shape[0] != x.Shape[0] || y.Shape[1] != cfg.Classes {
+		return fail(fmt.Errorf("targets have shape %v, want (%d, %d) (bench needs a BCE fixture, made without -classes)", y.Shape, x.Shape[0], cfg.Classes))
+	}
+	return m, x, y, nil
 }
