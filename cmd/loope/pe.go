@@ -53,21 +53,37 @@ var peTables = map[string]func(j *peJob) ([]float64, error){
 	"loope":     loopeTable,
 }
 
+// peFlags are the flags of loope pe.
+type peFlags struct {
+	name, grid, ckpt, imgPath, out    *string
+	dim, patch, tcIndex, heads, depth *int
+	seed                              *uint64
+	tcSeed                            *int64
+	peOpts                            *peOptions
+}
+
+// newPEFlags defines pe's flags on fs.
+func newPEFlags(fs *flag.FlagSet) *peFlags {
+	return &peFlags{
+		name:    fs.String("pe", "hilbert", "positional embedding: "+strings.Join(slices.Sorted(maps.Keys(peTables)), ", ")),
+		dim:     fs.Int("dim", 192, "width D"),
+		grid:    fs.String("grid", "14", "patch grid G or HxW (HxW with H ≠ W: fixed tables only)"),
+		patch:   fs.Int("patch", 16, "patch side P (learnable PEs; -image-file must be G·P pixels square)"),
+		seed:    fs.Uint64("seed", 1, "initialisation seed of learnable PEs"),
+		ckpt:    fs.String("ckpt", "", "take the model (PE, width, grid, patch, weights) from this checkpoint"),
+		imgPath: fs.String("image-file", "", "loope: context image, an RGB PNG of exactly G·P × G·P pixels (values /255)"),
+		tcSeed:  fs.Int64("threecell-seed", -1, "loope: context from Three-Cell image -threecell-index of the generator with this seed (cell = P pixels)"),
+		tcIndex: fs.Int("threecell-index", 0, "loope: index of the Three-Cell image"),
+		out:     fs.String("out", "", "output .safetensors file (required)"),
+		heads:   fs.Int("heads", 3, "attention-side PEs: heads H (D must be divisible by H)"),
+		depth:   fs.Int("depth", 1, "attention-side PEs: layers whose tables are written"),
+		peOpts:  addPEFlags(fs),
+	}
+}
+
 func runPE(args []string) error {
 	fs := flag.NewFlagSet("pe", flag.ContinueOnError)
-	name := fs.String("pe", "hilbert", "positional embedding: "+strings.Join(slices.Sorted(maps.Keys(peTables)), ", "))
-	dim := fs.Int("dim", 192, "width D")
-	grid := fs.String("grid", "14", "patch grid G or HxW (HxW with H ≠ W: fixed tables only)")
-	patch := fs.Int("patch", 16, "patch side P (learnable PEs; -image-file must be G·P pixels square)")
-	seed := fs.Uint64("seed", 1, "initialisation seed of learnable PEs")
-	ckpt := fs.String("ckpt", "", "take the model (PE, width, grid, patch, weights) from this checkpoint")
-	imgPath := fs.String("image-file", "", "loope: context image, an RGB PNG of exactly G·P × G·P pixels (values /255)")
-	tcSeed := fs.Int64("threecell-seed", -1, "loope: context from Three-Cell image -threecell-index of the generator with this seed (cell = P pixels)")
-	tcIndex := fs.Int("threecell-index", 0, "loope: index of the Three-Cell image")
-	out := fs.String("out", "", "output .safetensors file (required)")
-	heads := fs.Int("heads", 3, "attention-side PEs: heads H (D must be divisible by H)")
-	depth := fs.Int("depth", 1, "attention-side PEs: layers whose tables are written")
-	peOpts := addPEFlags(fs)
+	f := newPEFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: loope pe -pe NAME -dim D -grid G[xW] [-seed S] [PE options] [-image-file PNG | -threecell-seed S] [-ckpt F] -out pe.safetensors\n\nflags:")
 		fs.PrintDefaults()
@@ -75,103 +91,127 @@ func runPE(args []string) error {
 	if done, err := parseFlags(fs, args); done {
 		return err
 	}
-	if *out == "" {
-		return badUsage(fs, "-out is required")
-	}
 	switch {
-	case *imgPath != "" && *tcSeed >= 0:
+	case *f.out == "":
+		return badUsage(fs, "-out is required")
+	case *f.imgPath != "" && *f.tcSeed >= 0:
 		return badUsage(fs, "give -image-file or -threecell-seed, not both")
-	case *tcIndex < 0 || int64(*tcIndex) >= 1<<32:
-		return badUsage(fs, "-threecell-index %d: need 0 ≤ index < 2³²", *tcIndex)
+	case *f.tcIndex < 0 || int64(*f.tcIndex) >= 1<<32:
+		return badUsage(fs, "-threecell-index %d: need 0 ≤ index < 2³²", *f.tcIndex)
 	}
-	j := &peJob{seed: *seed, ckpt: *ckpt}
-	if *ckpt != "" {
-		var clash []string
-		fs.Visit(func(f *flag.Flag) {
-			if _, opt := peFlagUsers[f.Name]; opt || slices.Contains([]string{"pe", "dim", "grid", "patch", "seed", "heads", "depth"}, f.Name) {
-				clash = append(clash, "-"+f.Name)
-			}
-		})
-		if len(clash) > 0 {
-			return badUsage(fs, "-ckpt gives the model; drop %s", strings.Join(clash, ", "))
-		}
-		if validateOnly {
-			return nil
-		}
-		m, _, err := loope.LoadCheckpoint[float64](*ckpt)
-		if err != nil {
+	j := &peJob{seed: *f.seed, ckpt: *f.ckpt}
+	if *f.ckpt != "" {
+		if err := f.checkpointModel(fs, j); err != nil || validateOnly {
 			return err
 		}
-		j.cfg = m.Cfg
-		j.h, j.w = m.Cfg.Grid(), m.Cfg.Grid()
-	} else {
-		var err error
-		if j.h, j.w, err = parseGrid(*grid, 1); err != nil {
-			return badUsage(fs, "%v", err)
+	} else if err := f.flagModel(fs, j); err != nil || validateOnly {
+		return err
+	}
+	build, ok := peTables[j.cfg.PE.Name]
+	if !ok {
+		return writeAttentionTables(j, *f.out)
+	}
+	if err := f.context(j); err != nil {
+		return err
+	}
+	table, err := build(j)
+	if err != nil {
+		return err
+	}
+	return writeAdditiveTable(j, table, *f.out)
+}
+
+// checkpointModel takes the model of -ckpt into j; the model flags must
+// not be given with it.
+func (f *peFlags) checkpointModel(fs *flag.FlagSet, j *peJob) error {
+	var clash []string
+	fs.Visit(func(fl *flag.Flag) {
+		if _, opt := peFlagUsers[fl.Name]; opt || slices.Contains([]string{"pe", "dim", "grid", "patch", "seed", "heads", "depth"}, fl.Name) {
+			clash = append(clash, "-"+fl.Name)
 		}
-		if j.h > loope.MaxGrid || j.w > loope.MaxGrid {
-			return badUsage(fs, "-grid %s: each side must be ≤ %d", *grid, loope.MaxGrid)
-		}
-		if *dim < 1 || *dim > loope.MaxDim {
-			return badUsage(fs, "-dim %d: need 1 ≤ D ≤ %d", *dim, loope.MaxDim)
-		}
-		if !slices.Contains(loope.PENames(), *name) {
-			return badUsage(fs, "unknown -pe %q (valid: %s)", *name, strings.Join(loope.PENames(), ", "))
-		}
-		j.cfg = loope.Config{Image: j.h * *patch, Channels: 3, Patch: *patch, Dim: *dim, Depth: 1, Heads: 1, MLP: 1, Classes: 1,
-			Eps: 1e-6, PE: loope.PEConfig{Name: *name}}
-		if _, additive := peTables[*name]; !additive {
-			j.cfg.Heads, j.cfg.Depth = *heads, *depth
-		}
-		if err := peOpts.apply(fs, &j.cfg.PE); err != nil {
-			return badUsage(fs, "%v", err)
-		}
-		if (*imgPath != "" || *tcSeed >= 0) && *name != "loope" {
-			return badUsage(fs, "-image-file and -threecell-seed apply to -pe loope only")
-		}
-		if *tcSeed >= 0 && j.h < 3 {
-			return badUsage(fs, "-threecell-seed: Three-Cell needs a grid of at least 3, got %d", j.h)
-		}
-		if slices.Contains(loope.FixedPENames, *name) {
-			// The grid does not change which widths and frequency sets a fixed PE accepts.
-			if _, err := loope.FixedPE(*name, *dim, 1, 1, j.cfg.PE.Freqs); err != nil {
-				return badUsage(fs, "%v", err)
-			}
-		} else {
-			if j.h != j.w {
-				return badUsage(fs, "-pe %s needs a square grid, got %dx%d (HxW: fixed tables only)", *name, j.h, j.w)
-			}
-			if *patch < 1 || *patch > loope.MaxImage {
-				return badUsage(fs, "-patch %d: need 1 ≤ P ≤ %d", *patch, loope.MaxImage)
-			}
-			if err := j.cfg.Validate(); err != nil {
-				return badUsage(fs, "%v", err)
-			}
-		}
+	})
+	if len(clash) > 0 {
+		return badUsage(fs, "-ckpt gives the model; drop %s", strings.Join(clash, ", "))
 	}
 	if validateOnly {
 		return nil
 	}
-	build, ok := peTables[j.cfg.PE.Name]
-	if !ok {
-		return writeAttentionTables(j, *out)
+	m, _, err := loope.LoadCheckpoint[float64](*f.ckpt)
+	if err != nil {
+		return err
 	}
-	if (*imgPath != "" || *tcSeed >= 0) && j.cfg.PE.Name != "loope" {
+	j.cfg = m.Cfg
+	j.h, j.w = m.Cfg.Grid(), m.Cfg.Grid()
+	return nil
+}
+
+// flagModel builds j's model config from the flags, checking each.
+func (f *peFlags) flagModel(fs *flag.FlagSet, j *peJob) error {
+	var err error
+	if j.h, j.w, err = parseGrid(*f.grid, 1); err != nil {
+		return badUsage(fs, "%v", err)
+	}
+	if j.h > loope.MaxGrid || j.w > loope.MaxGrid {
+		return badUsage(fs, "-grid %s: each side must be ≤ %d", *f.grid, loope.MaxGrid)
+	}
+	if *f.dim < 1 || *f.dim > loope.MaxDim {
+		return badUsage(fs, "-dim %d: need 1 ≤ D ≤ %d", *f.dim, loope.MaxDim)
+	}
+	if !slices.Contains(loope.PENames(), *f.name) {
+		return badUsage(fs, "unknown -pe %q (valid: %s)", *f.name, strings.Join(loope.PENames(), ", "))
+	}
+	j.cfg = loope.Config{Image: j.h * *f.patch, Channels: 3, Patch: *f.patch, Dim: *f.dim, Depth: 1, Heads: 1, MLP: 1, Classes: 1,
+		Eps: 1e-6, PE: loope.PEConfig{Name: *f.name}}
+	if _, additive := peTables[*f.name]; !additive {
+		j.cfg.Heads, j.cfg.Depth = *f.heads, *f.depth
+	}
+	if err := f.peOpts.apply(fs, &j.cfg.PE); err != nil {
+		return badUsage(fs, "%v", err)
+	}
+	if (*f.imgPath != "" || *f.tcSeed >= 0) && *f.name != "loope" {
+		return badUsage(fs, "-image-file and -threecell-seed apply to -pe loope only")
+	}
+	if *f.tcSeed >= 0 && j.h < 3 {
+		return badUsage(fs, "-threecell-seed: Three-Cell needs a grid of at least 3, got %d", j.h)
+	}
+	if slices.Contains(loope.FixedPENames, *f.name) {
+		// The grid does not change which widths and frequency sets a fixed PE accepts.
+		if _, err := loope.FixedPE(*f.name, *f.dim, 1, 1, j.cfg.PE.Freqs); err != nil {
+			return badUsage(fs, "%v", err)
+		}
+	} else {
+		if j.h != j.w {
+			return badUsage(fs, "-pe %s needs a square grid, got %dx%d (HxW: fixed tables only)", *f.name, j.h, j.w)
+		}
+		if *f.patch < 1 || *f.patch > loope.MaxImage {
+			return badUsage(fs, "-patch %d: need 1 ≤ P ≤ %d", *f.patch, loope.MaxImage)
+		}
+		if err := j.cfg.Validate(); err != nil {
+			return badUsage(fs, "%v", err)
+		}
+	}
+	return nil
+}
+
+// context sets j's LOOPE context image from -image-file or
+// -threecell-seed, if given.
+func (f *peFlags) context(j *peJob) error {
+	if (*f.imgPath != "" || *f.tcSeed >= 0) && j.cfg.PE.Name != "loope" {
 		return fmt.Errorf("-image-file and -threecell-seed apply to -pe loope only")
 	}
 	var err error
 	switch {
-	case *imgPath != "":
-		j.img, err = readPNG(*imgPath, j.cfg.Image)
-		j.contextMsg = "image " + *imgPath
-	case *tcSeed >= 0:
+	case *f.imgPath != "":
+		j.img, err = readPNG(*f.imgPath, j.cfg.Image)
+		j.contextMsg = "image " + *f.imgPath
+	case *f.tcSeed >= 0:
 		if j.h < 3 {
 			return fmt.Errorf("Three-Cell needs a grid of at least 3, got %d", j.h)
 		}
-		tc := loope.NewThreeCell(j.h, j.cfg.Patch, uint64(*tcSeed))
+		tc := loope.NewThreeCell(j.h, j.cfg.Patch, uint64(*f.tcSeed))
 		j.img = loope.New[float64](1, 3, j.cfg.Image, j.cfg.Image)
-		loope.RenderThreeCell(j.img.Data, tc.Fixed(*tcIndex), j.cfg.Patch)
-		j.contextMsg = fmt.Sprintf("Three-Cell seed %d index %d", *tcSeed, *tcIndex)
+		loope.RenderThreeCell(j.img.Data, tc.Fixed(*f.tcIndex), j.cfg.Patch)
+		j.contextMsg = fmt.Sprintf("Three-Cell seed %d index %d", *f.tcSeed, *f.tcIndex)
 	}
 	if err != nil {
 		return err
@@ -179,10 +219,12 @@ func runPE(args []string) error {
 	if j.img != nil && j.cfg.Channels != 3 {
 		return fmt.Errorf("context images are RGB; the model has %d input channels", j.cfg.Channels)
 	}
-	table, err := build(j)
-	if err != nil {
-		return err
-	}
+	return nil
+}
+
+// writeAdditiveTable writes the (N+1, D) table of j's PE (and LOOPE's
+// positions) to out.
+func writeAdditiveTable(j *peJob, table []float64, out string) error {
 	f := loope.NewSafeFile()
 	pc, _ := json.Marshal(j.cfg.PE)
 	f.Metadata["pe"] = string(pc)
@@ -199,10 +241,10 @@ func runPE(args []string) error {
 			return err
 		}
 	}
-	if err := f.WriteFile(*out); err != nil {
+	if err := f.WriteFile(out); err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "wrote %s: pe %s, (%d, %d)\n", *out, j.cfg.PE.Name, j.h*j.w+1, j.cfg.Dim)
+	fmt.Fprintf(os.Stderr, "wrote %s: pe %s, (%d, %d)\n", out, j.cfg.PE.Name, j.h*j.w+1, j.cfg.Dim)
 	return nil
 }
 
