@@ -83,48 +83,14 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	cfg := loope.ThreeCellBenchConfig{Preset: *preset, Model: model, DataSeed: *dataSeed, Stream: *stream,
 		TrainSize: *trainSize, ValSize: *valSize, TestSize: *testSize, Steps: *steps, Batch: *batch, LR: *lr,
 		MinLR: *minLR, WeightDecay: *wd, EvalEvery: *evalEvery, LogEvery: *logEvery, Out: *out, Threads: *threads}
-	cfg.PEs = splitList(*pes)
-	if *pes == "all" {
-		cfg.PEs = loope.PENames()
-	}
-	for _, name := range slices.Sorted(maps.Keys(set)) {
-		if users, ok := peFlagUsers[name]; ok && !slices.ContainsFunc(cfg.PEs, func(pe string) bool { return slices.Contains(users, pe) }) {
-			return bad("-%s applies to none of -pe %s (it is read by: %s)", name, strings.Join(cfg.PEs, ","), strings.Join(users, ", "))
-		}
-	}
-	for _, pe := range cfg.PEs {
-		pc := loope.PEConfig{Name: pe}
-		if err := opts.apply(flag.NewFlagSet("", flag.ContinueOnError), &pc); err != nil {
-			return bad("%v", err)
-		}
-		cfg.PEOptions = append(cfg.PEOptions, pc)
-	}
-	if set["freqs"] {
-		cfg.Freqs = *opts.freqs
+	if err := threeCellPEs(&cfg, *pes, set, opts); err != nil {
+		return bad("%v", err)
 	}
 	if cfg.Seeds, err = parseSeeds(*seeds); err != nil {
 		return bad("-seeds: %v", err)
 	}
-	if set["epochs"] {
-		if set["steps"] {
-			return bad("-steps and -epochs do not go together")
-		}
-		if !(*epochs > 0) || math.IsInf(*epochs, 0) || *batch <= 0 {
-			return bad("-epochs %g: need a finite value > 0 (and -batch > 0)", *epochs)
-		}
-		cfg.Epochs = *epochs
-		cfg.Steps = int(math.Ceil(*epochs * float64(*trainSize) / float64(*batch)))
-	}
-	if *warmup == -1 {
-		cfg.Warmup = cfg.Steps / 20
-	} else {
-		cfg.Warmup = *warmup
-	}
-	if cfg.EvalEvery == 0 {
-		cfg.EvalEvery = max(1, cfg.Steps/4)
-	}
-	if cfg.LogEvery == 0 {
-		cfg.LogEvery = max(1, cfg.Steps/10)
+	if err := threeCellSchedule(&cfg, set, *epochs, *warmup); err != nil {
+		return bad("%v", err)
 	}
 	if err := cfg.Validate(); err != nil {
 		return bad("%v", strings.ReplaceAll(err.Error(), "\n", "\n  "))
@@ -157,6 +123,59 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprint(stdout, rep.Markdown())
 	if *out != "" {
 		fmt.Fprintf(stderr, "wrote %s/results.md, results.csv, results.json and figures\n", *out)
+	}
+	return nil
+}
+
+// threeCellPEs sets cfg's PEs from the -pe list (or all) and each PE's
+// options from the PE option flags; an option flag that none of the PEs
+// reads is an error. set holds the flags given.
+func threeCellPEs(cfg *loope.ThreeCellBenchConfig, pes string, set map[string]bool, opts *peOptions) error {
+	cfg.PEs = splitList(pes)
+	if pes == "all" {
+		cfg.PEs = loope.PENames()
+	}
+	for _, name := range slices.Sorted(maps.Keys(set)) {
+		if users, ok := peFlagUsers[name]; ok && !slices.ContainsFunc(cfg.PEs, func(pe string) bool { return slices.Contains(users, pe) }) {
+			return fmt.Errorf("-%s applies to none of -pe %s (it is read by: %s)", name, strings.Join(cfg.PEs, ","), strings.Join(users, ", "))
+		}
+	}
+	for _, pe := range cfg.PEs {
+		pc := loope.PEConfig{Name: pe}
+		if err := opts.apply(flag.NewFlagSet("", flag.ContinueOnError), &pc); err != nil {
+			return err
+		}
+		cfg.PEOptions = append(cfg.PEOptions, pc)
+	}
+	if set["freqs"] {
+		cfg.Freqs = *opts.freqs
+	}
+	return nil
+}
+
+// threeCellSchedule sets the step count from -epochs (if given, instead of
+// -steps), the warm-up (−1: 5 % of the steps) and the default evaluation
+// (4 per run) and log (10 per run) intervals.
+func threeCellSchedule(cfg *loope.ThreeCellBenchConfig, set map[string]bool, epochs float64, warmup int) error {
+	if set["epochs"] {
+		if set["steps"] {
+			return fmt.Errorf("-steps and -epochs do not go together")
+		}
+		if !(epochs > 0) || math.IsInf(epochs, 0) || cfg.Batch <= 0 {
+			return fmt.Errorf("-epochs %g: need a finite value > 0 (and -batch > 0)", epochs)
+		}
+		cfg.Epochs = epochs
+		cfg.Steps = int(math.Ceil(epochs * float64(cfg.TrainSize) / float64(cfg.Batch)))
+	}
+	cfg.Warmup = warmup
+	if warmup == -1 {
+		cfg.Warmup = cfg.Steps / 20
+	}
+	if cfg.EvalEvery == 0 {
+		cfg.EvalEvery = max(1, cfg.Steps/4)
+	}
+	if cfg.LogEvery == 0 {
+		cfg.LogEvery = max(1, cfg.Steps/10)
 	}
 	return nil
 }
