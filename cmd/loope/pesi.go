@@ -102,9 +102,20 @@ func pesiMain(args []string, stdout, stderr io.Writer) error {
 	if validateOnly {
 		return nil
 	}
-	paper := *all && *dim == 768 && h == 14 && w == 14 && *dirs == 60 && *freqs == "vaswani"
-	if *all {
-		fmt.Fprintf(stdout, "PESI, D %d, grid %dx%d, N = %d directions, frequencies %s\n\n", *dim, h, w, *dirs, *freqs)
+	if err := printFixedPESI(stdout, names, *all, *dim, h, w, *dirs, *freqs); err != nil {
+		return usageErr("%v", err)
+	}
+	return nil
+}
+
+// printFixedPESI prints PESI of each fixed PE of names on the h×w grid:
+// one line, or with all a Markdown table (with the paper's Table 5 values
+// beside it at the paper's setting). A PE that cannot be built at dim is
+// an error, or with all a row of dashes.
+func printFixedPESI(stdout io.Writer, names []string, all bool, dim, h, w, dirs int, freqs string) error {
+	paper := all && dim == 768 && h == 14 && w == 14 && dirs == 60 && freqs == "vaswani"
+	if all {
+		fmt.Fprintf(stdout, "PESI, D %d, grid %dx%d, N = %d directions, frequencies %s\n\n", dim, h, w, dirs, freqs)
 		if paper {
 			fmt.Fprintln(stdout, "| PE | M_U | M_D | A_SU | reference M_U / M_D / A_SU |")
 			fmt.Fprintln(stdout, "|---|---|---|---|---|")
@@ -114,17 +125,17 @@ func pesiMain(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	for _, name := range names {
-		table, err := loope.FixedPE(name, *dim, h, w, *freqs)
+		table, err := loope.FixedPE(name, dim, h, w, freqs)
 		if err != nil {
-			if *all { // e.g. sincos2d needs D divisible by 4: mark that row
+			if all { // e.g. sincos2d needs D divisible by 4: mark that row
 				fmt.Fprintf(stdout, "| %s | – | – | – |\n", name)
 				continue
 			}
-			return usageErr("%v", err)
+			return err
 		}
-		s := loope.PESI(loope.DropCLS(table, *dim), *dim, h, w, *dirs)
+		s := loope.PESI(loope.DropCLS(table, dim), dim, h, w, dirs)
 		switch {
-		case !*all:
+		case !all:
 			fmt.Fprintf(stdout, "M_U %.4f  M_D %.4f  A_SU %.4f\n", s.MU, s.MD, s.ASU)
 		case paper:
 			ref := paperPESI[name]
