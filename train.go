@@ -456,40 +456,13 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 		logEvery = 50
 	}
 	params := m.Params()
-	var opt *Adam[T]
-	if tc.Optimizer == "adam" {
-		opt = NewAdam(params)
-	} else {
-		opt = NewAdamW(params, tc.WeightDecay)
-	}
-	if tc.PELRScale != 0 && tc.PELRScale != 1 {
-		var pe []*Tensor[T]
-		for _, p := range m.PE.Params() {
-			pe = append(pe, p.T)
-		}
-		opt.SetLRScale(pe, tc.PELRScale)
-	}
+	opt := newTrainOptimizer(m, tc)
 	trainable := m.Trainable()
 	pcg := rand.NewPCG(tc.Seed, 0x5eed)
 	rng := rand.New(pcg)
-	st := trainState{BestAcc: -1, Settings: tc.runSettings()}
-	if tc.Resume != "" {
-		var err error
-		if st, err = resumeTrain(tc.Resume, m, opt, train.Len(), tc, logw); err != nil {
-			return EvalResult{}, err
-		}
-		if err := pcg.UnmarshalBinary(st.RNG); err != nil {
-			return EvalResult{}, fmt.Errorf("%s: bad RNG state: %w", tc.Resume, err)
-		}
-		st.Settings = tc.runSettings() // equal, or absent in an old checkpoint
-		if tc.OnResume != nil {
-			if err := tc.OnResume(st.Step); err != nil {
-				return EvalResult{}, err
-			}
-		}
-		fmt.Fprintf(logw, "resumed from %s at step %d\n", tc.Resume, st.Step)
-	} else {
-		st.perm = rng.Perm(train.Len())
+	st, err := startTrain(m, opt, train.Len(), tc, pcg, rng, logw)
+	if err != nil {
+		return EvalResult{}, err
 	}
 	if es, ok := train.(EpochSetter); ok {
 		es.SetEpoch(st.Epoch)
@@ -512,24 +485,12 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 	idx := make([]int, tc.Batch)
 	hits := make([]float64, m.Cfg.Classes)
 	start, first := time.Now(), st.Step
-	var lossSum, accSum float64
+	meter := trainMeter{start: start, lastT: start, every: logEvery}
 	var evalTime time.Duration // the latest validation pass
-	var seen, lastSeen int
-	lastT := start
 	var last EvalResult
 	for st.Step < tc.Steps {
 		step := st.Step
-		for r := range idx { // seeded shuffle, reshuffled every epoch
-			if st.Pos == len(st.perm) {
-				st.Pos, st.Epoch = 0, st.Epoch+1
-				st.perm = rng.Perm(train.Len())
-				if es, ok := train.(EpochSetter); ok {
-					es.SetEpoch(st.Epoch)
-				}
-			}
-			idx[r] = st.perm[st.Pos]
-			st.Pos++
-		}
+		st.nextBatch(idx, rng, train)
 		lr := CosineLR(step, tc.Steps, tc.Warmup, tc.LR, tc.MinLR)
 		x, y, labels := b.fill(idx)
 		peTrainMode(rs.models, true, tc.Seed, step)
@@ -548,15 +509,13 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 		if err := checkFinite(params, false); err != nil {
 			return last, fmt.Errorf("loope: step %d: %w (last good checkpoint kept)", step+1, err)
 		}
-		lossSum += lv
 		clear(hits)
 		rs.countCorrect(tc.Loss, y, labels, hits)
+		acc := floats.Sum(hits) / float64(len(idx)*len(hits))
 		if tc.Loss == "ce" {
-			accSum += hits[0] / float64(len(idx))
-		} else {
-			accSum += floats.Sum(hits) / float64(len(idx)*len(hits))
+			acc = hits[0] / float64(len(idx))
 		}
-		seen += len(idx)
+		meter.add(lv, acc, len(idx))
 		st.Step++
 		done := st.Step
 		stop := !tc.Deadline.IsZero() && done < tc.Steps && time.Now().After(tc.Deadline)
@@ -564,15 +523,7 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 			fmt.Fprintf(logw, "deadline: stopping after step %d of %d\n", done, tc.Steps)
 		}
 		if done%logEvery == 0 || done == tc.Steps || stop {
-			now := time.Now()
-			steps := float64((done-1)%logEvery + 1)
-			ips := float64(seen-lastSeen) / now.Sub(lastT).Seconds()
-			eta := time.Duration(float64(tc.Steps-done) * float64(tc.Batch) / ips * float64(time.Second))
-			fmt.Fprintf(logw, "step %d/%d loss %.4f acc %.4f lr %.3g %.1f img/s eta %s\n",
-				done, tc.Steps, lossSum/steps, accSum/steps, lr, ips, eta.Round(time.Second))
-			enc.Encode(Metric{Step: done, Split: "train", Loss: lossSum / steps, Acc: accSum / steps,
-				LR: lr, ImagesPS: ips, ElapsedS: now.Sub(start).Seconds()})
-			lossSum, accSum, lastSeen, lastT = 0, 0, seen, now
+			meter.report(logw, enc, done, tc.Steps, tc.Batch, lr)
 		}
 		evalStep := tc.EvalEvery > 0 && done%tc.EvalEvery == 0
 		if val != nil && (evalStep || done == tc.Steps || stop) {
@@ -612,6 +563,96 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 	}
 	last.Steps = st.Step
 	return last, nil
+}
+
+// trainMeter sums the training loss and accuracy between progress lines.
+type trainMeter struct {
+	lossSum, accSum float64
+	seen, lastSeen  int       // images trained on, in all and at the last line
+	start, lastT    time.Time // the run's start and the last line's time
+	every           int       // steps between lines
+}
+
+// add counts one step of n images with loss lv and accuracy acc.
+func (t *trainMeter) add(lv, acc float64, n int) {
+	t.lossSum += lv
+	t.accSum += acc
+	t.seen += n
+}
+
+// report writes the progress line and the train metric after step done of
+// total (means over the steps since the last line), and starts a new sum.
+func (t *trainMeter) report(logw io.Writer, enc *json.Encoder, done, total, batch int, lr float64) {
+	now := time.Now()
+	steps := float64((done-1)%t.every + 1)
+	ips := float64(t.seen-t.lastSeen) / now.Sub(t.lastT).Seconds()
+	eta := time.Duration(float64(total-done) * float64(batch) / ips * float64(time.Second))
+	fmt.Fprintf(logw, "step %d/%d loss %.4f acc %.4f lr %.3g %.1f img/s eta %s\n",
+		done, total, t.lossSum/steps, t.accSum/steps, lr, ips, eta.Round(time.Second))
+	enc.Encode(Metric{Step: done, Split: "train", Loss: t.lossSum / steps, Acc: t.accSum / steps,
+		LR: lr, ImagesPS: ips, ElapsedS: now.Sub(t.start).Seconds()})
+	t.lossSum, t.accSum, t.lastSeen, t.lastT = 0, 0, t.seen, now
+}
+
+// newTrainOptimizer returns tc's optimiser over m's parameters (AdamW, or
+// Adam), with the PE's learning-rate factor set.
+func newTrainOptimizer[T Float](m *ViT[T], tc TrainConfig) *Adam[T] {
+	var opt *Adam[T]
+	if tc.Optimizer == "adam" {
+		opt = NewAdam(m.Params())
+	} else {
+		opt = NewAdamW(m.Params(), tc.WeightDecay)
+	}
+	if tc.PELRScale != 0 && tc.PELRScale != 1 {
+		var pe []*Tensor[T]
+		for _, p := range m.PE.Params() {
+			pe = append(pe, p.T)
+		}
+		opt.SetLRScale(pe, tc.PELRScale)
+	}
+	return opt
+}
+
+// startTrain returns the position a run starts from: a fresh data order
+// drawn from rng, or, with tc.Resume, the checkpoint's position, model,
+// optimiser and RNG state pcg (restored and checked by resumeTrain), after
+// which tc.OnResume runs. n is the training set's size.
+func startTrain[T Float](m *ViT[T], opt *Adam[T], n int, tc TrainConfig, pcg *rand.PCG, rng *rand.Rand, logw io.Writer) (trainState, error) {
+	if tc.Resume == "" {
+		return trainState{BestAcc: -1, Settings: tc.runSettings(), perm: rng.Perm(n)}, nil
+	}
+	st, err := resumeTrain(tc.Resume, m, opt, n, tc, logw)
+	if err != nil {
+		return st, err
+	}
+	if err := pcg.UnmarshalBinary(st.RNG); err != nil {
+		return st, fmt.Errorf("%s: bad RNG state: %w", tc.Resume, err)
+	}
+	st.Settings = tc.runSettings() // equal, or absent in an old checkpoint
+	if tc.OnResume != nil {
+		if err := tc.OnResume(st.Step); err != nil {
+			return st, err
+		}
+	}
+	fmt.Fprintf(logw, "resumed from %s at step %d\n", tc.Resume, st.Step)
+	return st, nil
+}
+
+// nextBatch fills idx with the next examples of the seeded shuffle,
+// drawing a new order from rng (and moving train to the next epoch) when
+// the current one is used up.
+func (st *trainState) nextBatch(idx []int, rng *rand.Rand, train Dataset) {
+	for r := range idx {
+		if st.Pos == len(st.perm) {
+			st.Pos, st.Epoch = 0, st.Epoch+1
+			st.perm = rng.Perm(train.Len())
+			if es, ok := train.(EpochSetter); ok {
+				es.SetEpoch(st.Epoch)
+			}
+		}
+		idx[r] = st.perm[st.Pos]
+		st.Pos++
+	}
 }
 
 // fitSteps returns the total step count that uses the time left at the
