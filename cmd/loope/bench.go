@@ -6,7 +6,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
-	"strings"
 
 	"github.com/loope-go/loope"
 )
@@ -21,12 +20,12 @@ func init() {
 // targets come from a `loope fixture` file, as bench/torch_ref.py reads them.
 func runBench(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	preset := fs.String("preset", "small", "model preset: "+strings.Join(loope.PresetNames(), ", "))
-	pe := fs.String("pe", "learnable", "positional embedding: "+strings.Join(loope.PENames(), ", "))
+	preset := presetFlag(fs, "small")
+	pe := peFlag(fs, "learnable")
 	batch := fs.Int("batch", 64, "images per step")
 	steps := fs.Int("steps", 20, "timed steps")
 	untimed := fs.Int("untimed", 2, "untimed steps first (warm-up of the pools and caches)")
-	threads := fs.Int("threads", 0, "goroutines for kernels (0: GOMAXPROCS)")
+	threads := threadsFlag(fs)
 	fixture := fs.String("fixture", "", "take weights, input and targets from this `loope fixture` file")
 	peOpts := addPEFlags(fs)
 	if done, err := parseFlags(fs, args); done {

@@ -4,7 +4,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/loope-go/loope"
 )
@@ -16,8 +15,8 @@ func init() {
 // runFixture implements `loope fixture -preset P -pe NAME -seed S -batch B [-f64] [-classes K] -out F.safetensors`.
 func runFixture(args []string) error {
 	fs := flag.NewFlagSet("fixture", flag.ContinueOnError)
-	preset := fs.String("preset", "small", "model preset: "+strings.Join(loope.PresetNames(), ", "))
-	pe := fs.String("pe", "learnable", "positional embedding: "+strings.Join(loope.PENames(), ", "))
+	preset := presetFlag(fs, "small")
+	pe := peFlag(fs, "learnable")
 	seed := fs.Uint64("seed", 1, "seed for weights, input and targets")
 	batch := fs.Int("batch", 2, "images in the input batch")
 	f64 := fs.Bool("f64", false, "float64 instead of float32")

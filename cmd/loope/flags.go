@@ -11,6 +11,8 @@ import (
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/loope-go/loope"
 )
 
 // parseFlags parses args into fs. It returns done = true when the command
@@ -89,4 +91,20 @@ func parseGrid(s string, minSide int) (h, w int, err error) {
 		return 0, 0, fmt.Errorf("-grid %q: want G or HxW with each side ≥ %d", s, minSide)
 	}
 	return h, w, nil
+}
+
+// presetFlag defines -preset, the model preset, with default def.
+func presetFlag(fs *flag.FlagSet, def string) *string {
+	return fs.String("preset", def, "model preset: "+strings.Join(loope.PresetNames(), ", "))
+}
+
+// peFlag defines -pe, one registered positional embedding, with default
+// def.
+func peFlag(fs *flag.FlagSet, def string) *string {
+	return fs.String("pe", def, "positional embedding: "+strings.Join(loope.PENames(), ", "))
+}
+
+// threadsFlag defines -threads, the kernel goroutines (0: GOMAXPROCS).
+func threadsFlag(fs *flag.FlagSet) *int {
+	return fs.Int("threads", 0, "goroutines for kernels (0: GOMAXPROCS)")
 }

@@ -65,7 +65,7 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	logEvery := fs.Int("log-every", 0, "progress line every this many steps (0: 10 per run)")
 	opts := addPEFlags(fs) // -freqs, -loope-*, -fourier-*: applied to the PEs that read them
 	out := fs.String("out", "out/threecell", "output folder (results.md/.csv/.json and PNG figures)")
-	threads := fs.Int("threads", 0, "kernel goroutines (0: GOMAXPROCS)")
+	threads := threadsFlag(fs)
 	force := fs.Bool("force", false, "write into -out even if it holds an earlier benchmark's results (they are deleted)")
 	if done, err := parseFlags(fs, args); done {
 		return err

@@ -120,8 +120,8 @@ type trainFlags struct {
 func newTrainFlags(fs *flag.FlagSet) *trainFlags {
 	return &trainFlags{
 		data:      fs.String("data", "mnist", "mnist[:DIR] | cifar10:DIR | cifar100:DIR | folder:DIR"),
-		preset:    fs.String("preset", "small", "model preset: "+strings.Join(loope.PresetNames(), ", ")),
-		pe:        fs.String("pe", "learnable", "positional embedding: "+strings.Join(loope.PENames(), ", ")),
+		preset:    presetFlag(fs, "small"),
+		pe:        peFlag(fs, "learnable"),
 		peOpts:    addPEFlags(fs),
 		epochs:    floatFlag(fs, "epochs", 1, "passes over the training split (ignored if -steps > 0)"),
 		steps:     fs.Int("steps", 0, "optimiser steps (overrides -epochs)"),
@@ -137,7 +137,7 @@ func newTrainFlags(fs *flag.FlagSet) *trainFlags {
 		valFrac:   floatFlag(fs, "val-frac", 0.1, "fraction of the training data held out for validation"),
 		augment:   fs.Bool("augment", false, "random crop with zero padding of image/8 px and horizontal flip (not for digits)"),
 		seed:      fs.Uint64("seed", 1, "seed for weights, split, shuffling and augmentation"),
-		threads:   fs.Int("threads", 0, "goroutines for kernels (0: GOMAXPROCS)"),
+		threads:   threadsFlag(fs),
 		replicas:  fs.Int("replicas", 0, "data-parallel replicas, each on one thread with a fixed part of the batch (0: the thread count if the PE keeps no batch statistics, else 1; 1: one model, kernels split over threads)"),
 		out:       fs.String("out", "out/train", "output folder: last/best checkpoints, metrics.jsonl, result.json"),
 		resume:    fs.String("resume", "", "continue from DIR/last.safetensors of an earlier run, writing into DIR (same flags; only -steps, -time and -threads may change)"),
