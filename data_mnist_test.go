@@ -368,6 +368,25 @@ func firstN(n int) []int {
 	return idx
 }
 
+// realMNIST1024 loads the real MNIST training and test sets (skipping the
+// test when the files are unavailable) and picks 1024 training images
+// (seed 1).
+func realMNIST1024(t *testing.T) (full, test *ImageSet, pick []int) {
+	t.Helper()
+	dir, err := MNISTDir()
+	if err != nil {
+		t.Skipf("real MNIST unavailable (%v)", err)
+	}
+	if full, err = LoadMNIST(dir, true); err != nil {
+		t.Fatal(err)
+	}
+	if test, err = LoadMNIST(dir, false); err != nil {
+		t.Fatal(err)
+	}
+	pick, _ = SplitIndices(full.N, 1-1024.0/60000, 1)
+	return full, test, pick
+}
+
 // TestMNISTNearestCentroid checks the whole real-data path independently of
 // any model: 1024 training images fitted to the tiny preset (3×14×14),
 // augmented and normalised, give class-mean images that classify 1000
@@ -378,19 +397,7 @@ func TestMNISTNearestCentroid(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short mode: skipping the real MNIST files")
 	}
-	dir, err := MNISTDir()
-	if err != nil {
-		t.Skipf("real MNIST unavailable (%v)", err)
-	}
-	full, err := LoadMNIST(dir, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	test, err := LoadMNIST(dir, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pick, _ := SplitIndices(full.N, 1-1024.0/60000, 1)
+	full, test, pick := realMNIST1024(t)
 	train, err := full.Subset(pick).Fit(3, 14)
 	if err != nil {
 		t.Fatal(err)
@@ -444,19 +451,7 @@ func TestMNISTTrainsTiny(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short mode: skipping training on real MNIST")
 	}
-	dir, err := MNISTDir()
-	if err != nil {
-		t.Skipf("real MNIST unavailable (%v)", err)
-	}
-	full, err := LoadMNIST(dir, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	test, err := LoadMNIST(dir, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pick, _ := SplitIndices(full.N, 1-1024.0/60000, 1)
+	full, test, pick := realMNIST1024(t)
 	cfg, _ := Preset("tiny")
 	cfg.Dim, cfg.Heads, cfg.MLP, cfg.Depth, cfg.Classes = 32, 2, 64, 1, 10
 	train, err := full.Subset(pick).Fit(cfg.Channels, cfg.Image)
