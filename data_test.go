@@ -1,9 +1,15 @@
 package loope
 
 import (
+	"bytes"
+	"fmt"
+	"image/color"
+	"io"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -430,6 +436,49 @@ func TestViewMatchesFit(t *testing.T) {
 					t.Fatalf("%s: example %d of %T differs between Fit and View", tc.name, i, pair[0])
 				}
 			}
+		}
+	}
+}
+
+// TestLoadTrainData checks the splits of a flat image folder (the paper's
+// 80/10/10: test first, then a ninth of the rest for validation, with a
+// note on log), the views at the model's size, and the clear errors for a
+// bad spec and a validation fraction that holds out nothing.
+func TestLoadTrainData(t *testing.T) {
+	dir := t.TempDir()
+	for c, col := range []color.NRGBA{{255, 0, 0, 255}, {0, 0, 255, 255}} {
+		for i := range 20 {
+			writeImage(t, filepath.Join(dir, fmt.Sprintf("c%d", c), fmt.Sprintf("%d.png", i)), solid(6, 6, col))
+		}
+	}
+	var log bytes.Buffer
+	d, err := LoadTrainData("folder:"+dir, 3, 8, 0.5, 1, &log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := d.Train.Len() + d.Val.Len() + d.Test.Len(); n != 40 || d.Test.Len() != 4 || d.Val.Len() != 4 || d.Classes != 2 {
+		t.Errorf("splits %d/%d/%d of %d, %d classes; want 32/4/4 of 40, 2 classes", d.Train.Len(), d.Val.Len(), d.Test.Len(), n, d.Classes)
+	}
+	if !strings.Contains(log.String(), "split 80/10/10") {
+		t.Errorf("no note of the split: %q", log.String())
+	}
+	img, target := make([]float32, 3*8*8), make([]float32, 2)
+	d.Train.Example(0, img, target)
+	split := t.TempDir() // DIR/train and DIR/test: -val-frac applies
+	for _, part := range []string{"train", "test"} {
+		for c, col := range []color.NRGBA{{255, 0, 0, 255}, {0, 0, 255, 255}} {
+			for i := range 4 {
+				writeImage(t, filepath.Join(split, part, fmt.Sprintf("c%d", c), fmt.Sprintf("%d.png", i)), solid(6, 6, col))
+			}
+		}
+	}
+	for _, c := range []struct {
+		spec    string
+		valFrac float64
+		want    string
+	}{{"bogus:" + dir, 0.1, "unknown -data"}, {"cifar10", 0.1, "needs a folder"}, {"folder:" + split, 0.001, "holds out 0 for validation"}} {
+		if _, err := LoadTrainData(c.spec, 3, 8, c.valFrac, 1, io.Discard); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s, val-frac %g: got %v, want %q", c.spec, c.valFrac, err, c.want)
 		}
 	}
 }

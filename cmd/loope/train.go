@@ -21,86 +21,6 @@ func init() {
 	commands["train"] = command{"train a ViT on MNIST, CIFAR-10/100 or an image folder", runTrain}
 }
 
-// trainData holds the three splits of a real data set, fitted to a model.
-type trainData struct {
-	train, val, test *loope.ImageSet
-	classes          int
-}
-
-// loadTrainData parses -data (mnist[:DIR] | cifar10:DIR | cifar100:DIR |
-// folder:DIR), views images with the model's channels and side (resized
-// as they are read, so memory stays at the stored size), and splits a
-// validation set (valFrac of the training data) off with seed.
-func loadTrainData(spec string, channels, side int, valFrac float64, seed uint64) (*trainData, error) {
-	kind, dir, _ := strings.Cut(spec, ":")
-	var train, test *loope.ImageSet
-	var err error
-	switch kind {
-	case "mnist":
-		if dir == "" {
-			if dir, err = loope.FetchMNIST(os.Stderr); err != nil {
-				return nil, err
-			}
-		}
-		if train, err = loope.LoadMNIST(dir, true); err != nil {
-			return nil, err
-		}
-		test, err = loope.LoadMNIST(dir, false)
-	case "cifar10", "cifar100":
-		if dir == "" {
-			return nil, fmt.Errorf("-data %s needs a folder: %s:DIR (the binary version of the data set)", kind, kind)
-		}
-		if train, err = loope.LoadCIFAR(dir, kind == "cifar100", true, false); err != nil {
-			return nil, err
-		}
-		test, err = loope.LoadCIFAR(dir, kind == "cifar100", false, false)
-	case "folder":
-		if dir == "" {
-			return nil, fmt.Errorf("-data folder needs a folder: folder:DIR (one subfolder per class, or DIR/train and DIR/test)")
-		}
-		if st, e := os.Stat(filepath.Join(dir, "train")); e == nil && st.IsDir() {
-			if train, err = loope.LoadFolderLog(filepath.Join(dir, "train"), side, os.Stderr); err != nil {
-				return nil, err
-			}
-			test, err = loope.LoadFolderLog(filepath.Join(dir, "test"), side, os.Stderr)
-		} else {
-			// NOTE(spec): the paper's 80/10/10 split (docs/paper.md §10 #13): hold out 10% as test first.
-			var all *loope.ImageSet
-			if all, err = loope.LoadFolderLog(dir, side, os.Stderr); err != nil {
-				return nil, err
-			}
-			rest, held := loope.SplitIndices(all.Len(), 0.1, seed^0x7e57)
-			train, test = all.Subset(rest), all.Subset(held)
-			valFrac = 1.0 / 9 // 10% of the whole
-			fmt.Fprintf(os.Stderr, "folder %s has no train/ subfolder: split 80/10/10 into train, validation and test (the paper's split; -val-frac is not used)\n", dir)
-		}
-	default:
-		return nil, fmt.Errorf("unknown -data %q (valid: mnist[:DIR], cifar10:DIR, cifar100:DIR, folder:DIR)", spec)
-	}
-	if err != nil {
-		return nil, err
-	}
-	if train.Classes < 2 {
-		return nil, fmt.Errorf("-data %s has %d class %q: need at least 2 to learn anything", spec, train.Classes, train.Names)
-	}
-	if train.Classes != test.Classes {
-		return nil, fmt.Errorf("train has %d classes, test %d", train.Classes, test.Classes)
-	}
-	// Views: images stay at their stored size and are resized per batch.
-	if train, err = train.View(channels, side); err != nil {
-		return nil, err
-	}
-	if test, err = test.View(channels, side); err != nil {
-		return nil, err
-	}
-	if nv := int(math.Round(float64(train.Len()) * valFrac)); nv < 1 || nv >= train.Len() {
-		return nil, fmt.Errorf("-val-frac %g of %d training images holds out %d for validation: need at least 1, and at least 1 left to train on",
-			valFrac, train.Len(), nv)
-	}
-	tr, va := loope.SplitIndices(train.Len(), valFrac, seed)
-	return &trainData{train: train.Subset(tr), val: train.Subset(va), test: test, classes: train.Classes}, nil
-}
-
 // trainResults are the files a training run writes into -out.
 var trainResults = []string{"last.safetensors", "best.safetensors", "metrics.jsonl", "curve.png", "result.json"}
 
@@ -210,7 +130,7 @@ func runTrain(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "model %s pe %s: %d parameters; %d steps of batch %d on %d threads, %d replicas\n",
 		name, *f.pe, m.NumParams(), n, *f.batch, loope.Threads(), reps)
-	last, err := loope.Train(m, train, d.val, tc)
+	last, err := loope.Train(m, train, d.Val, tc)
 	if err != nil {
 		return err
 	}
@@ -289,19 +209,19 @@ func (f *trainFlags) check(fs *flag.FlagSet) (loope.Config, *loope.SafeFile, err
 // loadData loads and splits -data for cfg (setting cfg.Classes), wraps the
 // training split in the augmentation if asked, and checks that the run
 // fits in memory. It returns the splits and the training Dataset.
-func (f *trainFlags) loadData(cfg *loope.Config, t0 time.Time) (*trainData, loope.Dataset, error) {
-	d, err := loadTrainData(*f.data, cfg.Channels, cfg.Image, *f.valFrac, *f.seed)
+func (f *trainFlags) loadData(cfg *loope.Config, t0 time.Time) (*loope.TrainData, loope.Dataset, error) {
+	d, err := loope.LoadTrainData(*f.data, cfg.Channels, cfg.Image, *f.valFrac, *f.seed, os.Stderr)
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg.Classes = d.classes
-	var train loope.Dataset = d.train
+	cfg.Classes = d.Classes
+	var train loope.Dataset = d.Train
 	if *f.augment {
-		train = &loope.Augment{Set: d.train, Pad: max(cfg.Image/8, 1), Flip: true, Seed: *f.seed}
+		train = &loope.Augment{Set: d.Train, Pad: max(cfg.Image/8, 1), Flip: true, Seed: *f.seed}
 	}
 	fmt.Fprintf(os.Stderr, "data %s: %d train, %d val, %d test, %d classes, %dx%dx%d (%.1fs)\n",
-		*f.data, d.train.Len(), d.val.Len(), d.test.Len(), d.classes, cfg.Channels, cfg.Image, cfg.Image, time.Since(t0).Seconds())
-	if err := checkMemory(os.Stderr, *cfg, *f.batch, *f.replicas, int64(len(d.train.Pix)+len(d.val.Pix)+len(d.test.Pix))); err != nil {
+		*f.data, d.Train.Len(), d.Val.Len(), d.Test.Len(), d.Classes, cfg.Channels, cfg.Image, cfg.Image, time.Since(t0).Seconds())
+	if err := checkMemory(os.Stderr, *cfg, *f.batch, *f.replicas, int64(len(d.Train.Pix)+len(d.Val.Pix)+len(d.Test.Pix))); err != nil {
 		return nil, nil, err
 	}
 	return d, train, nil
@@ -338,15 +258,15 @@ func (f *trainFlags) replicaCount(fs *flag.FlagSet, m *loope.ViT[float32]) (int,
 
 // plan returns the step count (from -steps, -epochs, or the -time budget,
 // after the checkpoint's step on resume) and the deadline of a budget.
-func (f *trainFlags) plan(cfg loope.Config, d *trainData, reps int, t0 time.Time) (int, time.Time, error) {
+func (f *trainFlags) plan(cfg loope.Config, d *loope.TrainData, reps int, t0 time.Time) (int, time.Time, error) {
 	var err error
 	n := *f.steps
 	if n == 0 {
-		n = max(int(*f.epochs*float64(d.train.Len())/float64(*f.batch)+0.5), 1)
+		n = max(int(*f.epochs*float64(d.Train.Len())/float64(*f.batch)+0.5), 1)
 	}
 	var deadline time.Time
 	if *f.budget > 0 {
-		if n, deadline, err = stepsForBudget(cfg, *f.batch, reps, *f.budget, t0.Add(*f.budget), d.val.Len(), d.test.Len()); err != nil {
+		if n, deadline, err = stepsForBudget(cfg, *f.batch, reps, *f.budget, t0.Add(*f.budget), d.Val.Len(), d.Test.Len()); err != nil {
 			return 0, time.Time{}, err
 		}
 		if *f.resume != "" { // extend the run: the budget's steps come after the checkpoint's
@@ -363,7 +283,7 @@ func (f *trainFlags) plan(cfg loope.Config, d *trainData, reps int, t0 time.Time
 
 // finish draws the curve, tests the best-validation checkpoint and writes
 // result.json.
-func (f *trainFlags) finish(cfg loope.Config, d *trainData, name string, n, reps int, tc loope.TrainConfig, last loope.EvalResult, curve []byte, t0 time.Time) error {
+func (f *trainFlags) finish(cfg loope.Config, d *loope.TrainData, name string, n, reps int, tc loope.TrainConfig, last loope.EvalResult, curve []byte, t0 time.Time) error {
 	if err := plotCurve(filepath.Join(*f.out, "curve.png"), fmt.Sprintf("%s %s pe %s", *f.data, name, *f.pe), curve); err != nil {
 		return err
 	}
@@ -372,7 +292,7 @@ func (f *trainFlags) finish(cfg loope.Config, d *trainData, name string, n, reps
 	if err != nil {
 		return err
 	}
-	res := loope.Evaluate(best, d.test, "ce", *f.batch)
+	res := loope.Evaluate(best, d.Test, "ce", *f.batch)
 	if math.IsNaN(res.Loss) || math.IsInf(res.Loss, 0) {
 		return fmt.Errorf("non-finite test loss %v: check the test data", res.Loss)
 	}
