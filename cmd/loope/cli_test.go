@@ -265,7 +265,7 @@ func TestCLI(t *testing.T) {
 		{[]string{"train", "-replicas", "65", "-batch", "64"}, 2, "-replicas 65: need ≤ -batch 64"},
 		{[]string{"train", "-pe-lr-scale", "-2"}, 2, "PE learning-rate scale"},
 		{[]string{"train", "-data", "folder:" + c.folder, "-preset", "tiny", "-pe", "loope", "-replicas", "2", "-out", filepath.Join(c.dir, "tl")}, 2, "BatchNorm"},
-		{[]string{"train", "-data", "folder:" + c.folder, "-preset", "tiny", "-out", filepath.Join(c.dir, "tt"), "-time", "1ms"}, 1, "is too short"},
+		{[]string{"train", "-data", "folder:" + c.folder, "-preset", "tiny", "-out", filepath.Join(c.dir, "tt"), "-time", "1ms"}, 1, "too short"},
 		{[]string{"train", "-data", "folder:" + filepath.Join(c.dir, "missing")}, 1, "loope train:"},
 		{[]string{"train", "-data", "folder:" + c.folder, "-preset", "tiny", "-resume", filepath.Join(c.dir, "missing")}, 1, "no such file"},
 		{[]string{"train", "-data", "folder:" + c.folder, "-preset", "tiny", "-out", filepath.Join(c.dir, "tr"), "-resume", filepath.Join(c.dir, "missing")}, 2, "writes into"},

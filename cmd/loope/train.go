@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -266,8 +265,8 @@ func (f *trainFlags) plan(cfg loope.Config, d *loope.TrainData, reps int, t0 tim
 	}
 	var deadline time.Time
 	if *f.budget > 0 {
-		if n, deadline, err = stepsForBudget(cfg, *f.batch, reps, *f.budget, t0.Add(*f.budget), d.Val.Len(), d.Test.Len()); err != nil {
-			return 0, time.Time{}, err
+		if n, deadline, err = loope.PlanSteps(cfg, *f.batch, reps, t0.Add(*f.budget), d.Val.Len(), d.Test.Len(), os.Stderr); err != nil {
+			return 0, time.Time{}, fmt.Errorf("-time %v: %w", *f.budget, err)
 		}
 		if *f.resume != "" { // extend the run: the budget's steps come after the checkpoint's
 			done, err := loope.CheckpointStep(filepath.Join(*f.resume, "last.safetensors"))
@@ -325,80 +324,6 @@ func checkMemory(log io.Writer, cfg loope.Config, batch, replicas int, data int6
 	}
 	return fmt.Errorf("this run needs an estimated %s, but %s is available (%s): lower -batch %d (activations grow with it), -image %d (tokens grow with its square), or use a smaller -preset",
 		est, loope.GB(avail), source, batch, cfg.Image)
-}
-
-// stepsForBudget returns how many training steps of batch images fit in
-// the time left to end (the -time budget): it times loope.Train (cross-entropy, AdamW, the run's replicas) on
-// a fresh model of cfg and random images, and inference passes, on this
-// machine, and reserves the time of the run's evaluations (ten passes over
-// val images, one over test images) plus 3% slack for logging, checkpoints
-// and the PNG. A shared machine's speed drifts within minutes, so no fixed
-// slack both fills and keeps a budget (docs/benchmarks.md §4). So it plans
-// for the timed speed and also returns a deadline for training: the end
-// time less 1.5 times the timed test pass and 3 s for the PNG and the best
-// checkpoint.
-// Train re-plans the step count at each evaluation to end at that
-// deadline at the pace it keeps (TrainConfig.FitDeadline), and stops
-// there if the machine slows down after the last one
-// (TrainConfig.Deadline).
-func stepsForBudget(cfg loope.Config, batch, replicas int, budget time.Duration, end time.Time, val, test int) (int, time.Time, error) {
-	ds := noiseSet{n: 4 * batch, size: cfg.Channels * cfg.Image * cfg.Image, classes: cfg.Classes}
-	train := func(steps int) (time.Duration, *loope.ViT[float32], error) {
-		m, err := loope.NewViT[float32](cfg, 1)
-		if err != nil {
-			return 0, nil, err
-		}
-		start := time.Now()
-		_, err = loope.Train(m, ds, nil, loope.TrainConfig{Steps: steps, Batch: batch, LR: 1e-4, WeightDecay: 0.05,
-			ClipNorm: 1, Loss: "ce", Replicas: replicas})
-		return time.Since(start), m, err
-	}
-	// The difference of a 2- and a 14-step run leaves out the first steps'
-	// set-up (replicas, tape arenas, optimiser state).
-	const warm, timed = 2, 12
-	short, _, err := train(warm)
-	if err != nil {
-		return 0, time.Time{}, err
-	}
-	long, m, err := train(warm + timed)
-	if err != nil {
-		return 0, time.Time{}, err
-	}
-	perImage := max(long-short, time.Microsecond).Seconds() / float64(timed*batch)
-	x := loope.New[float32](batch, cfg.Channels, cfg.Image, cfg.Image).FillNormal(rand.New(rand.NewPCG(1, 2)), 0, 1)
-	infer := loope.Tape[float32]{NoGrad: true}
-	var start time.Time
-	for i := range 1 + timed/2 { // the first pass grows the tape's arena
-		if i == 1 {
-			start = time.Now()
-		}
-		infer.Reset()
-		m.Forward(&infer, x)
-	}
-	evalPerImage := time.Since(start).Seconds() / float64(timed/2*batch)
-	left := time.Until(end)
-	eval := evalPerImage * float64(10*val+test)
-	n := int((left.Seconds()/1.03 - eval) / (perImage * float64(batch)))
-	if n < 1 {
-		return 0, time.Time{}, fmt.Errorf("-time %v is too short: %v of it is left after loading the data and timing, one step of batch %d takes %.2fs here and the evaluations %.0fs",
-			budget, max(left, 0).Round(time.Millisecond), batch, perImage*float64(batch), eval)
-	}
-	fmt.Fprintf(os.Stderr, "time budget: %.0f images/s training, %.0f images/s inference measured here → %d steps\n", 1/perImage, 1/evalPerImage, n)
-	deadline := end.Add(-time.Duration((1.5*evalPerImage*float64(test) + 3) * float64(time.Second)))
-	return n, deadline, nil
-}
-
-// noiseSet is a Dataset of n images of size values drawn from a fixed
-// pattern, with classes cycling: input for timing runs.
-type noiseSet struct{ n, size, classes int }
-
-func (d noiseSet) Len() int { return d.n }
-
-func (d noiseSet) Example(i int, img, target []float32) {
-	for j := range img {
-		img[j] = float32((i*31+j*17)%13)/6 - 1
-	}
-	target[0] = float32(i % max(d.classes, 1))
 }
 
 // cutMetrics cuts the metrics file f (JSON lines of loope.Metric, in step
