@@ -161,13 +161,13 @@ func (s *ImageSet) checkExample(op string, i int, img, target []float32) {
 }
 
 // pixels returns image i as Example sees it, (C, h, w) uint8 at Side: the
-// stored pixels, or for a View the image resized into a pooled buffer.
-// Call done when finished with them.
-func (s *ImageSet) pixels(i int) (pix []uint8, done func()) {
+// stored pixels, or for a View the image resized into a pooled buffer sc
+// (nil otherwise). Give sc back with release when finished with pix.
+func (s *ImageSet) pixels(i int) (pix []uint8, sc *viewScratch) {
 	if s.rz == nil {
-		return s.Image(i), func() {}
+		return s.Image(i), nil
 	}
-	sc, _ := s.pool.Get().(*viewScratch)
+	sc, _ = s.pool.Get().(*viewScratch)
 	ss := s.rz.size * s.rz.size
 	if sc == nil {
 		sc = &viewScratch{pix: make([]uint8, s.C*ss), tmp: s.rz.scratch()}
@@ -176,7 +176,14 @@ func (s *ImageSet) pixels(i int) (pix []uint8, done func()) {
 	for ch := range s.C {
 		s.rz.plane(sc.pix[ch*ss:(ch+1)*ss], src[ch*hw:(ch+1)*hw], sc.tmp)
 	}
-	return sc.pix, func() { s.pool.Put(sc) }
+	return sc.pix, sc
+}
+
+// release returns a View's buffer from pixels to the pool (nil: nothing).
+func (s *ImageSet) release(sc *viewScratch) {
+	if sc != nil {
+		s.pool.Put(sc)
+	}
 }
 
 // plane returns output channel ch of pix, an image from pixels (the
@@ -197,8 +204,8 @@ func (s *ImageSet) plane(pix []uint8, ch int) ([]uint8, []float32) {
 // (and, for a View, once the pool holds a buffer per concurrent caller).
 func (s *ImageSet) Example(i int, img, target []float32) {
 	s.checkExample("ImageSet.Example", i, img, target)
-	pix, done := s.pixels(i)
-	defer done()
+	pix, sc := s.pixels(i)
+	defer s.release(sc)
 	h, w := s.Side()
 	hw := h * w
 	for ch := range s.Channels() {
@@ -504,8 +511,8 @@ func (a *Augment) Example(i int, img, target []float32) {
 	s.checkExample("Augment.Example", i, img, target)
 	H, W := s.Side()
 	hw := H * W
-	pix, done := s.pixels(i)
-	defer done()
+	pix, sc := s.pixels(i)
+	defer s.release(sc)
 	dy, dx, flip := a.draw(i)
 	oy, ox := dy-a.Pad, dx-a.Pad // out(y, x) = src(y+oy, x'+ox), x' = flip ? W−1−x : x
 	for ch := range s.Channels() {

@@ -66,6 +66,19 @@ func TestImageSetExampleNoAlloc(t *testing.T) {
 	if n := testing.AllocsPerRun(50, func() { a.Example(2, img, target) }); n != 0 {
 		t.Errorf("Augment.Example: %v allocs, want 0", n)
 	}
+	v, err := s.View(3, 12) // resized as read, into pooled buffers
+	if err != nil {
+		t.Fatal(err)
+	}
+	v.Prepare()
+	va := &Augment{Set: v, Pad: 2, Flip: true, Seed: 7}
+	vimg := make([]float32, 3*12*12)
+	if n := testing.AllocsPerRun(50, func() { v.Example(1, vimg, target) }); n != 0 {
+		t.Errorf("View Example: %v allocs, want 0", n)
+	}
+	if n := testing.AllocsPerRun(50, func() { va.Example(2, vimg, target) }); n != 0 {
+		t.Errorf("Augment of a View: %v allocs, want 0", n)
+	}
 }
 
 func TestWithChannels(t *testing.T) {
