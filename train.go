@@ -368,14 +368,24 @@ func CheckpointStep(path string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	var st trainState
-	if err := json.Unmarshal([]byte(f.Metadata["train_state"]), &st); err != nil {
-		return 0, fmt.Errorf("loope: %s: bad train_state metadata: %v", path, err)
+	st, err := trainStateOf(f)
+	if err != nil {
+		return 0, fmt.Errorf("loope: %s: %w", path, err)
 	}
 	if st.Step < 0 || st.Step > MaxSteps {
 		return 0, fmt.Errorf("loope: %s: train_state step %d outside [0, %d]", path, st.Step, MaxSteps)
 	}
 	return st.Step, nil
+}
+
+// trainStateOf parses the train_state metadata of a training checkpoint
+// (without train.perm).
+func trainStateOf(f *SafeFile) (trainState, error) {
+	var st trainState
+	if err := json.Unmarshal([]byte(f.Metadata["train_state"]), &st); err != nil {
+		return st, fmt.Errorf("bad train_state metadata: %v", err)
+	}
+	return st, nil
 }
 
 // restoreTrain is resumeTrain on a parsed checkpoint f.
@@ -388,8 +398,8 @@ func restoreTrain[T Float](f *SafeFile, m *ViT[T], opt *Adam[T], n int, tc Train
 	if err != nil {
 		return bad("%v", err)
 	}
-	if err := json.Unmarshal([]byte(f.Metadata["train_state"]), &st); err != nil {
-		return bad("bad train_state metadata: %v", err)
+	if st, err = trainStateOf(f); err != nil {
+		return bad("%v", err)
 	}
 	diff := configDiff(cfg, m.Cfg)
 	if st.Settings == nil {
