@@ -6,20 +6,13 @@
 
 package loope
 
-import "fmt"
-
 // Cayley returns P = (I − S)(I + S)⁻¹ = 2(I + S)⁻¹ − I for each n×n matrix S
 // of s (..., n, n). For a skew-symmetric S, I + S is invertible and P is
 // orthogonal with det P = 1. With Q = (I + S)⁻¹, dP = −2·Q·dS·Q, so the
 // gradient is dL/dS = −2·Qᵀ·G·Qᵀ. Computed in float64 and rounded once for
 // float32. Shape (..., n, n).
 func (tp *Tape[T]) Cayley(s *Tensor[T]) *Tensor[T] {
-	r := len(s.Shape)
-	if r < 2 || s.Shape[r-1] != s.Shape[r-2] || s.Shape[r-1] == 0 {
-		panic(fmt.Sprintf("loope: Cayley: want (..., n, n) with n > 0, got %v", s.Shape))
-	}
-	n := s.Shape[r-1]
-	items := s.Size() / (n * n)
+	n, items := squareBatch("Cayley", s)
 	out := tp.outNoZero(s.Shape, s)
 	parallelFor(items, matExpGrain(n), func(lo, hi int) {
 		w := expmWorkPool.Get().(*expmWork)

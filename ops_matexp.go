@@ -16,12 +16,7 @@ import "fmt"
 // result is orthogonal (a rotation). Computed in float64 and rounded once
 // for float32. Shape (..., n, n).
 func (tp *Tape[T]) MatExp(a *Tensor[T]) *Tensor[T] {
-	r := len(a.Shape)
-	if r < 2 || a.Shape[r-1] != a.Shape[r-2] || a.Shape[r-1] == 0 {
-		panic(fmt.Sprintf("loope: MatExp: want (..., n, n) with n > 0, got %v", a.Shape))
-	}
-	n := a.Shape[r-1]
-	items := a.Size() / (n * n)
+	n, items := squareBatch("MatExp", a)
 	out := tp.outNoZero(a.Shape, a)
 	parallelFor(items, matExpGrain(n), func(lo, hi int) {
 		w := expmWorkPool.Get().(*expmWork)
@@ -47,6 +42,17 @@ func (tp *Tape[T]) MatExp(a *Tensor[T]) *Tensor[T] {
 
 // matExpGrain is the number of n×n exponentials per chunk below which
 // splitting does not pay (about 13 n³ flops each).
+// squareBatch returns the side n and the number of n×n matrices of x
+// (..., n, n), and panics, naming op, unless x is such a batch with n > 0.
+func squareBatch[T Float](op string, x *Tensor[T]) (n, items int) {
+	r := len(x.Shape)
+	if r < 2 || x.Shape[r-1] != x.Shape[r-2] || x.Shape[r-1] == 0 {
+		panic(fmt.Sprintf("loope: %s: want (..., n, n) with n > 0, got %v", op, x.Shape))
+	}
+	n = x.Shape[r-1]
+	return n, x.Size() / (n * n)
+}
+
 func matExpGrain(n int) int { return max(1, 4096/(n*n*n)) }
 
 // matExpBackward: dA += L(Aᵀ, G) per matrix (expmFrechet64).
