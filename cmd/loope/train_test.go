@@ -107,6 +107,31 @@ func TestTrainInitFrom(t *testing.T) {
 	}
 }
 
+// runTimedTrain runs train with args (a -time budget) and decodes the
+// result.json it writes into out into res; it returns the stderr. A budget
+// too short for one step on a loaded machine skips the test: seen under
+// heavy load (tests and two training runs at nice 19), where the timing
+// alone took a minute.
+func runTimedTrain(t *testing.T, args []string, out string, res any) string {
+	t.Helper()
+	var err error
+	msg := captureStderr(t, func() { err = runTrain(args) })
+	if err != nil && strings.Contains(err.Error(), "too short") {
+		t.Skipf("machine too loaded to fit the budget: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("%v\n%s", err, msg)
+	}
+	raw, err := os.ReadFile(filepath.Join(out, "result.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, res); err != nil {
+		t.Fatal(err)
+	}
+	return msg
+}
+
 // TestTrainTimeBudget runs `train -time`: the step count comes from a timing
 // on this machine, is printed and saved, and the run does not run away
 // from its budget (a loose bound: the machine may be shared).
@@ -116,28 +141,12 @@ func TestTrainTimeBudget(t *testing.T) {
 	out := filepath.Join(dir, "run")
 	args := []string{"-data", "folder:" + filepath.Join(dir, "data"), "-preset", "tiny", "-batch", "4", "-val-frac", "0.25",
 		"-time", "3s", "-out", out}
-	var err error
-	msg := captureStderr(t, func() { err = runTrain(args) })
-	if err != nil && strings.Contains(err.Error(), "too short") {
-		// Seen under heavy load (tests and two training runs at nice 19):
-		// the timing alone took a minute, so 3 s could not fit one step.
-		t.Skipf("machine too loaded to fit a 3 s budget: %v", err)
-	}
-	if err != nil {
-		t.Fatalf("%v\n%s", err, msg)
-	}
-	raw, err := os.ReadFile(filepath.Join(out, "result.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var res struct {
 		Steps  int     `json:"steps"`
 		Budget float64 `json:"time_budget_s"`
 		Wall   float64 `json:"wall_s"`
 	}
-	if err := json.Unmarshal(raw, &res); err != nil {
-		t.Fatal(err)
-	}
+	msg := runTimedTrain(t, args, out, &res)
 	if res.Steps < 1 || res.Budget != 3 || !strings.Contains(msg, fmt.Sprintf("→ %d steps", res.Steps)) {
 		t.Errorf("steps %d budget %v; stderr:\n%s", res.Steps, res.Budget, msg)
 	}
@@ -156,23 +165,10 @@ func TestTrainTimeResume(t *testing.T) {
 	if msg := captureStderr(t, func() { err = runTrain(trainArgs(dir, out)) }); err != nil {
 		t.Fatalf("%v\n%s", err, msg)
 	}
-	msg := captureStderr(t, func() { err = runTrain(append(trainArgs(dir, out, "-time", "3s"), "-resume", out)) })
-	if err != nil && strings.Contains(err.Error(), "too short") {
-		t.Skipf("machine too loaded to fit a 3 s budget: %v", err)
-	}
-	if err != nil {
-		t.Fatalf("%v\n%s", err, msg)
-	}
-	raw, err := os.ReadFile(filepath.Join(out, "result.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var res struct {
 		Steps int `json:"steps"`
 	}
-	if err := json.Unmarshal(raw, &res); err != nil {
-		t.Fatal(err)
-	}
+	msg := runTimedTrain(t, append(trainArgs(dir, out, "-time", "3s"), "-resume", out), out, &res)
 	if !strings.Contains(msg, "resuming after step 2") || !strings.Contains(msg, "resumed from") || res.Steps <= 2 {
 		t.Errorf("planned %d steps; stderr:\n%s", res.Steps, msg)
 	}
