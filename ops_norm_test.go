@@ -10,13 +10,6 @@ import (
 // RefLayerNormBackward) on float32 inputs widened to float64: it returns y
 // and, for output gradient g, dx, dγ, dβ.
 func layerNormRef64(x, gamma, beta, g []float32, rows, d int, eps float64) (y, dx, dg, db []float64) {
-	wide := func(v []float32) []float64 {
-		w := make([]float64, len(v))
-		for i, e := range v {
-			w[i] = float64(e)
-		}
-		return w
-	}
 	x64, gamma64 := wide(x), wide(gamma)
 	mean, rstd := make([]float64, rows), make([]float64, rows)
 	y, dx, dg, db = make([]float64, rows*d), make([]float64, rows*d), make([]float64, d), make([]float64, d)
