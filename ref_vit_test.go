@@ -2,7 +2,6 @@ package loope
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"testing"
 )
@@ -11,26 +10,16 @@ import (
 // layer: relative to |value| + max|tensor|, as the goldens measure.
 const refTol = 1e-12
 
-// checkClose reports the worst element of got against want (both (n)),
-// relative to |want| + max|want|, if it passes tol.
+// checkClose fails the test if got does not match want within tol, as
+// relClose measures (relative to |want| + max|want|), naming the worst
+// element.
 func checkClose(t *testing.T, name string, got, want []float64, tol float64) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Errorf("%s: %d values, want %d", name, len(got), len(want))
 		return
 	}
-	scale := 0.0
-	for _, w := range want {
-		scale = max(scale, math.Abs(w))
-	}
-	worst, at := 0.0, -1
-	for i := range got {
-		e := math.Abs(got[i]-want[i]) / (math.Abs(want[i]) + scale)
-		if !(e <= worst) { // NaN counts as worst
-			worst, at = e, i
-		}
-	}
-	if !(worst <= tol) {
+	if worst, at, ok := relClose(got, want, tol); !ok {
 		t.Errorf("%s: element %d is %.17g, want %.17g (relative error %.3g > %.3g)", name, at, got[at], want[at], worst, tol)
 	}
 }
