@@ -24,7 +24,7 @@ const (
 )
 
 // putParams stores every model tensor under its timm name.
-func putParams[T Float](f *SafeFile, m *ViT[T]) error {
+func putParams[T Float](f *SafeFile, m Model[T]) error {
 	names, nodecay, buffers := []string{}, []string{}, []string{}
 	for _, p := range m.Params() {
 		if err := PutFloat(f, p.Name, p.T.Data, p.T.Shape...); err != nil {
@@ -38,7 +38,7 @@ func putParams[T Float](f *SafeFile, m *ViT[T]) error {
 			buffers = append(buffers, p.Name)
 		}
 	}
-	cfg, err := json.Marshal(m.Cfg)
+	cfg, err := json.Marshal(m.Config())
 	if err != nil {
 		return err
 	}
@@ -92,7 +92,7 @@ func ConfigFromSafe(f *SafeFile) (Config, error) {
 // saves a NaN or Inf, so one is corruption); a tensor stored in the other
 // float precision is converted. Tensors of f that m does not have are an
 // error unless they start with one of the prefixes in ignore.
-func LoadParams[T Float](m *ViT[T], f *SafeFile, ignore ...string) error {
+func LoadParams[T Float](m Model[T], f *SafeFile, ignore ...string) error {
 	want := map[string]bool{}
 	var errs []error
 	for _, p := range m.Params() {
@@ -115,7 +115,7 @@ func LoadParams[T Float](m *ViT[T], f *SafeFile, ignore ...string) error {
 		if want[name] || hasAnyPrefix(name, ignore) {
 			continue
 		}
-		errs = append(errs, fmt.Errorf("unexpected tensor %q (not a parameter of this %s model)", name, m.Cfg.PE.Name))
+		errs = append(errs, fmt.Errorf("unexpected tensor %q (not a parameter of this %s model with PE %s)", name, archName(m.Config().Arch), peNames(m)))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("loope: loading parameters: %w", err)
@@ -134,7 +134,7 @@ func hasAnyPrefix(s string, prefixes []string) bool {
 
 // SaveCheckpoint writes m, the optimiser moments (as "optim.m.<name>" and
 // "optim.v.<name>") and the step count to path, atomically.
-func SaveCheckpoint[T Float](path string, m *ViT[T], opt *Adam[T]) error {
+func SaveCheckpoint[T Float](path string, m Model[T], opt *Adam[T]) error {
 	f, err := checkpointFile(m, opt)
 	if err != nil {
 		return err
@@ -143,7 +143,7 @@ func SaveCheckpoint[T Float](path string, m *ViT[T], opt *Adam[T]) error {
 }
 
 // checkpointFile builds the safetensors file of a checkpoint in memory.
-func checkpointFile[T Float](m *ViT[T], opt *Adam[T]) (*SafeFile, error) {
+func checkpointFile[T Float](m Model[T], opt *Adam[T]) (*SafeFile, error) {
 	f := NewSafeFile()
 	f.Metadata[metaFormat] = "loope-checkpoint/1"
 	if err := putParams(f, m); err != nil {
@@ -170,11 +170,11 @@ func checkpointFile[T Float](m *ViT[T], opt *Adam[T]) (*SafeFile, error) {
 	return f, nil
 }
 
-// LoadCheckpoint reads a checkpoint written by SaveCheckpoint: it rebuilds
-// the model from the stored config, loads its tensors and, if opt is not
-// nil, the optimiser moments and step into opt (which must have been made
-// for the returned model's Params).
-func LoadCheckpoint[T Float](path string) (*ViT[T], *SafeFile, error) {
+// LoadModel reads a checkpoint written by SaveCheckpoint: it rebuilds the
+// model of any architecture from the stored config and loads its tensors.
+// The returned file holds the rest (optimiser moments, training state) for
+// LoadOptimizer.
+func LoadModel[T Float](path string) (Model[T], *SafeFile, error) {
 	f, err := ReadSafeFile(path)
 	if err != nil {
 		return nil, nil, err
@@ -183,7 +183,7 @@ func LoadCheckpoint[T Float](path string) (*ViT[T], *SafeFile, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	m, err := NewViT[T](cfg, 0)
+	m, err := NewModel[T](cfg, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -193,12 +193,26 @@ func LoadCheckpoint[T Float](path string) (*ViT[T], *SafeFile, error) {
 	return m, f, nil
 }
 
+// LoadCheckpoint is LoadModel for a ViT checkpoint; another architecture's
+// checkpoint is an error.
+func LoadCheckpoint[T Float](path string) (*ViT[T], *SafeFile, error) {
+	m, f, err := LoadModel[T](path)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, ok := m.(*ViT[T])
+	if !ok {
+		return nil, nil, fmt.Errorf("%s: a %s checkpoint, not a ViT's", path, archName(m.Config().Arch))
+	}
+	return v, f, nil
+}
+
 // LoadOptimizer restores opt (made for m's Params) from a checkpoint file.
 // The file's "optim.*" tensors must be exactly the moments of m's trained
 // parameters ("optim.m.<name>" and "optim.v.<name>", each with the
 // parameter's shape), all finite, the second moments ≥ 0, and the step in
 // [0, MaxSteps]: anything else is corruption and an error naming it.
-func LoadOptimizer[T Float](opt *Adam[T], m *ViT[T], f *SafeFile) error {
+func LoadOptimizer[T Float](opt *Adam[T], m Model[T], f *SafeFile) error {
 	step, err := strconv.Atoi(f.Metadata[metaStep])
 	if err != nil || step < 0 || step > MaxSteps {
 		return fmt.Errorf("loope: checkpoint has no valid optimiser step (%q; want an integer in [0, %d])", f.Metadata[metaStep], MaxSteps)
@@ -264,7 +278,7 @@ func Fixture[T Float](fc FixtureConfig) (*SafeFile, error) {
 	if fc.Loss != "bce" && fc.Loss != "ce" {
 		return nil, fmt.Errorf("loope: fixture loss must be bce or ce, got %q", fc.Loss)
 	}
-	m, err := NewViT[T](fc.Model, fc.Seed)
+	m, err := NewModel[T](fc.Model, fc.Seed)
 	if err != nil {
 		return nil, err
 	}

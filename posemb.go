@@ -110,13 +110,15 @@ type trainStepper interface {
 
 // peTrainMode puts the PEs of models into training mode for step (on) or
 // back into inference mode.
-func peTrainMode[T Float](models []*ViT[T], on bool, seed uint64, step int) {
+func peTrainMode[T Float](models []Model[T], on bool, seed uint64, step int) {
 	for _, m := range models {
-		if ts, ok := m.PE.(trainStepper); ok {
-			if on {
-				ts.trainStep(seed, step)
-			} else {
-				ts.evalMode()
+		for _, pe := range m.PosEmbs() {
+			if ts, ok := pe.(trainStepper); ok {
+				if on {
+					ts.trainStep(seed, step)
+				} else {
+					ts.evalMode()
+				}
 			}
 		}
 	}

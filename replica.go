@@ -13,12 +13,12 @@ import (
 	"sync"
 )
 
-// replica returns a model with m's config whose parameters share m's
+// replicaOf returns a model with m's config whose parameters share m's
 // values (Data) but have their own gradients, for data-parallel training.
 // Every input a PE reads must be a param for the replica to compute what
 // m computes (TestReplicaForward checks each registered PE).
-func (m *ViT[T]) replica() (*ViT[T], error) {
-	r, err := NewViT[T](m.Cfg, 0)
+func replicaOf[T Float](m Model[T]) (Model[T], error) {
+	r, err := NewModel[T](m.Config(), 0)
 	if err != nil {
 		return nil, err
 	}
@@ -35,22 +35,10 @@ func (m *ViT[T]) replica() (*ViT[T], error) {
 	return r, nil
 }
 
-// HasBatchStats reports whether m keeps statistics over the batch (buffers
-// such as the running mean of LOOPE's BatchNorm), which data-parallel
-// replicas (TrainConfig.Replicas) cannot share.
-func (m *ViT[T]) HasBatchStats() bool {
-	for _, p := range m.Params() {
-		if p.Buffer {
-			return true
-		}
-	}
-	return false
-}
-
 // replicaSet runs training steps of one model as len(models) data-parallel
 // replicas; with one replica it is the plain step on the calling goroutine.
 type replicaSet[T Float] struct {
-	models []*ViT[T]      // [0] is the model being trained; the others share its values
+	models []Model[T]     // [0] is the model being trained; the others share its values
 	tapes  []*Tape[T]     // one tape per replica
 	grads  [][]*Tensor[T] // the trainable tensors of each replica
 	loss   []float64      // each replica's mean loss of the last step
@@ -60,15 +48,15 @@ type replicaSet[T Float] struct {
 // newReplicaSet prepares n replicas of m (n ≥ 1). More than one needs a
 // model without batch statistics: replicas would normalise over their own
 // part and race on the shared running statistics.
-func newReplicaSet[T Float](m *ViT[T], n int) (*replicaSet[T], error) {
-	if n > 1 && m.HasBatchStats() {
+func newReplicaSet[T Float](m Model[T], n int) (*replicaSet[T], error) {
+	if n > 1 && HasBatchStats(m) {
 		// NOTE(spec): LOOPE's BatchNorm normalises over the whole batch, as in
 		// the authors' single-process training; it trains with split kernels.
-		return nil, fmt.Errorf("loope: %d data-parallel replicas need a model without batch statistics (PE %q has BatchNorm); use 1", n, m.Cfg.PE.Name)
+		return nil, fmt.Errorf("loope: %d data-parallel replicas need a model without batch statistics (%s %s has BatchNorm); use 1", n, archName(m.Config().Arch), peNames(m))
 	}
-	rs := &replicaSet[T]{models: []*ViT[T]{m}}
+	rs := &replicaSet[T]{models: []Model[T]{m}}
 	for range n - 1 {
-		r, err := m.replica()
+		r, err := replicaOf(m)
 		if err != nil {
 			return nil, err
 		}
@@ -76,7 +64,7 @@ func newReplicaSet[T Float](m *ViT[T], n int) (*replicaSet[T], error) {
 	}
 	for _, r := range rs.models {
 		rs.tapes = append(rs.tapes, &Tape[T]{})
-		rs.grads = append(rs.grads, r.Trainable())
+		rs.grads = append(rs.grads, trainable(r))
 	}
 	rs.loss = make([]float64, n)
 	rs.logits = make([]*Tensor[T], n)

@@ -31,7 +31,7 @@ func TestReplicaForward(t *testing.T) {
 				}
 			}
 		}
-		r, err := m.replica()
+		r, err := replicaOf[float64](m)
 		if err != nil {
 			t.Fatal(pe, err)
 		}
@@ -43,7 +43,7 @@ func TestReplicaForward(t *testing.T) {
 				t.Fatalf("%s: replica logit %d = %v, model %v", pe, i, got.Data[i], want.Data[i])
 			}
 		}
-		if r.PatchW.Grad == nil || &r.PatchW.Grad[0] == &m.PatchW.Grad[0] {
+		if rw := r.(*ViT[float64]).PatchW; rw.Grad == nil || &rw.Grad[0] == &m.PatchW.Grad[0] {
 			t.Fatalf("%s: replica must own its gradients", pe)
 		}
 	}

@@ -54,7 +54,7 @@ func TestRopeDinov3TrainMode(t *testing.T) {
 	}
 	logits := func() []float64 { return rotLogits(t, m.PE, cfg, 0, 0, rand.New(rand.NewPCG(1, 2))) }
 	plain := logits()
-	ms := []*ViT[float64]{m}
+	ms := []Model[float64]{m}
 	peTrainMode(ms, true, 7, 3)
 	a := logits()
 	peTrainMode(ms, true, 7, 4)

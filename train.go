@@ -43,7 +43,7 @@ type TrainConfig struct {
 	MinLR       float64 // final learning rate of the cosine schedule
 	Warmup      int     // linear warm-up steps
 	WeightDecay float64 // AdamW decoupled weight decay (weights only)
-	PELRScale   float64 // learning-rate factor of the PE's params (m.PE.Params); 0 means 1
+	PELRScale   float64 // learning-rate factor of the PE's params (every PosEmbs param); 0 means 1
 	Optimizer   string  // "adamw" (default) or "adam"
 	ClipNorm    float64 // global gradient-norm clip; 0 disables
 	Loss        string  // "bce" (multi-label bits) or "ce" (classes)
@@ -214,10 +214,10 @@ func lossOf[T Float](tp *Tape[T], kind string, smoothing float64, logits, y *Ten
 
 // Evaluate runs m over ds in inference mode and returns mean loss and
 // accuracy.
-func Evaluate[T Float](m *ViT[T], ds Dataset, kind string, batch int) EvalResult {
-	b := newBatcher[T](ds, m.Cfg, batch)
+func Evaluate[T Float](m Model[T], ds Dataset, kind string, batch int) EvalResult {
+	b := newBatcher[T](ds, m.Config(), batch)
 	tp := &Tape[T]{NoGrad: true}
-	k := m.Cfg.Classes
+	k := m.Config().Classes
 	res := EvalResult{Examples: ds.Len()}
 	correct := make([]float64, k)
 	idx := make([]int, 0, batch)
@@ -328,7 +328,7 @@ func checkPerm(perm []int, n int) error {
 }
 
 // saveTrainCheckpoint writes m, opt and st to path atomically.
-func saveTrainCheckpoint[T Float](path string, m *ViT[T], opt *Adam[T], st trainState) error {
+func saveTrainCheckpoint[T Float](path string, m Model[T], opt *Adam[T], st trainState) error {
 	f, err := checkpointFile(m, opt)
 	if err != nil {
 		return err
@@ -348,7 +348,7 @@ func saveTrainCheckpoint[T Float](path string, m *ViT[T], opt *Adam[T], st train
 // train.perm, a permutation of [0, n), and the position must be one a run
 // of this batch size reaches: epoch·n + pos = step·batch, with step below
 // tc.Steps.
-func resumeTrain[T Float](path string, m *ViT[T], opt *Adam[T], n int, tc TrainConfig, logw io.Writer) (trainState, error) {
+func resumeTrain[T Float](path string, m Model[T], opt *Adam[T], n int, tc TrainConfig, logw io.Writer) (trainState, error) {
 	f, err := ReadSafeFile(path)
 	if err != nil {
 		return trainState{}, err
@@ -389,7 +389,7 @@ func trainStateOf(f *SafeFile) (trainState, error) {
 }
 
 // restoreTrain is resumeTrain on a parsed checkpoint f.
-func restoreTrain[T Float](f *SafeFile, m *ViT[T], opt *Adam[T], n int, tc TrainConfig, logw io.Writer) (trainState, error) {
+func restoreTrain[T Float](f *SafeFile, m Model[T], opt *Adam[T], n int, tc TrainConfig, logw io.Writer) (trainState, error) {
 	var st trainState
 	bad := func(format string, a ...any) (trainState, error) {
 		return st, fmt.Errorf(format, a...)
@@ -401,7 +401,7 @@ func restoreTrain[T Float](f *SafeFile, m *ViT[T], opt *Adam[T], n int, tc Train
 	if st, err = trainStateOf(f); err != nil {
 		return bad("%v", err)
 	}
-	diff := configDiff(cfg, m.Cfg)
+	diff := configDiff(cfg, m.Config())
 	if st.Settings == nil {
 		fmt.Fprintln(logw, "warning: the checkpoint predates stored training settings; only the model config is checked")
 	} else {
@@ -446,7 +446,7 @@ func restoreTrain[T Float](f *SafeFile, m *ViT[T], opt *Adam[T], n int, tc Train
 // Train optimises m on train for tc.Steps steps, evaluating on val (may be
 // nil). Same seed and thread count give the same bits, also across a
 // checkpoint and resume.
-func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, error) {
+func Train[T Float](m Model[T], train, val Dataset, tc TrainConfig) (EvalResult, error) {
 	if err := tc.Validate(); err != nil {
 		return EvalResult{}, err
 	}
@@ -467,7 +467,7 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 	}
 	params := m.Params()
 	opt := newTrainOptimizer(m, tc)
-	trainable := m.Trainable()
+	grads := trainable(m)
 	pcg := rand.NewPCG(tc.Seed, 0x5eed)
 	rng := rand.New(pcg)
 	st, err := startTrain(m, opt, train.Len(), tc, pcg, rng, logw)
@@ -487,13 +487,13 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 		}
 		return saveTrainCheckpoint(filepath.Join(tc.CheckpointDir, name), m, opt, st)
 	}
-	b := newBatcher[T](train, m.Cfg, tc.Batch)
+	b := newBatcher[T](train, m.Config(), tc.Batch)
 	rs, err := newReplicaSet(m, max(tc.Replicas, 1))
 	if err != nil {
 		return EvalResult{}, err
 	}
 	idx := make([]int, tc.Batch)
-	hits := make([]float64, m.Cfg.Classes)
+	hits := make([]float64, m.Config().Classes)
 	start, first := time.Now(), st.Step
 	meter := trainMeter{start: start, lastT: start, every: logEvery}
 	var evalTime time.Duration // the latest validation pass
@@ -513,7 +513,7 @@ func Train[T Float](m *ViT[T], train, val Dataset, tc TrainConfig) (EvalResult, 
 			return last, fmt.Errorf("loope: step %d: %w (last good checkpoint kept)", step+1, err)
 		}
 		if tc.ClipNorm > 0 {
-			ClipGradNorm(trainable, tc.ClipNorm)
+			ClipGradNorm(grads, tc.ClipNorm)
 		}
 		opt.Update(lr)
 		if err := checkFinite(params, false); err != nil {
@@ -606,7 +606,7 @@ func (t *trainMeter) report(logw io.Writer, enc *json.Encoder, done, total, batc
 
 // newTrainOptimizer returns tc's optimiser over m's parameters (AdamW, or
 // Adam), with the PE's learning-rate factor set.
-func newTrainOptimizer[T Float](m *ViT[T], tc TrainConfig) *Adam[T] {
+func newTrainOptimizer[T Float](m Model[T], tc TrainConfig) *Adam[T] {
 	var opt *Adam[T]
 	if tc.Optimizer == "adam" {
 		opt = NewAdam(m.Params())
@@ -614,11 +614,7 @@ func newTrainOptimizer[T Float](m *ViT[T], tc TrainConfig) *Adam[T] {
 		opt = NewAdamW(m.Params(), tc.WeightDecay)
 	}
 	if tc.PELRScale != 0 && tc.PELRScale != 1 {
-		var pe []*Tensor[T]
-		for _, p := range m.PE.Params() {
-			pe = append(pe, p.T)
-		}
-		opt.SetLRScale(pe, tc.PELRScale)
+		opt.SetLRScale(peParams(m), tc.PELRScale)
 	}
 	return opt
 }
@@ -627,7 +623,7 @@ func newTrainOptimizer[T Float](m *ViT[T], tc TrainConfig) *Adam[T] {
 // drawn from rng, or, with tc.Resume, the checkpoint's position, model,
 // optimiser and RNG state pcg (restored and checked by resumeTrain), after
 // which tc.OnResume runs. n is the training set's size.
-func startTrain[T Float](m *ViT[T], opt *Adam[T], n int, tc TrainConfig, pcg *rand.PCG, rng *rand.Rand, logw io.Writer) (trainState, error) {
+func startTrain[T Float](m Model[T], opt *Adam[T], n int, tc TrainConfig, pcg *rand.PCG, rng *rand.Rand, logw io.Writer) (trainState, error) {
 	if tc.Resume == "" {
 		return trainState{BestAcc: -1, Settings: tc.runSettings(), perm: rng.Perm(n)}, nil
 	}

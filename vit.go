@@ -15,6 +15,8 @@ import (
 
 // Config describes a ViT. The zero value is invalid; start from a preset.
 type Config struct {
+	// Arch names the architecture (ArchNames); "" and "vit" are the ViT.
+	Arch     string   `json:"arch,omitempty"`
 	Image    int      `json:"image"`    // input side in pixels (square images)
 	Channels int      `json:"channels"` // input channels C
 	Patch    int      `json:"patch"`    // patch side P; Image % Patch == 0
@@ -121,6 +123,11 @@ func (c Config) Validate() error {
 	if !(c.Eps > 0) || math.IsInf(c.Eps, 0) {
 		errs = append(errs, fmt.Errorf("eps must be a positive finite number, got %g", c.Eps))
 	}
+	if s, err := lookupArch(c.Arch); err != nil {
+		errs = append(errs, err)
+	} else if s.validate != nil {
+		errs = append(errs, s.validate(c))
+	}
 	if _, ok := peRegistry[c.PE.Name]; !ok {
 		errs = append(errs, fmt.Errorf("unknown positional embedding %q (valid: %s)", c.PE.Name, strings.Join(PENames(), ", ")))
 	}
@@ -168,11 +175,31 @@ type ViT[T Float] struct {
 	HeadW, HeadB   *Tensor[T] // (K, D), (K)
 }
 
+func init() {
+	registerArch("vit", archSpec{
+		summary: "timm VisionTransformer: patch conv, CLS token, pre-norm blocks, head on CLS",
+		f32:     func(c Config, seed uint64) (Model[float32], error) { return newViTModel[float32](c, seed) },
+		f64:     func(c Config, seed uint64) (Model[float64], error) { return newViTModel[float64](c, seed) },
+	})
+}
+
+// newViTModel is NewViT as a Model (a nil *ViT is not a nil Model).
+func newViTModel[T Float](cfg Config, seed uint64) (Model[T], error) {
+	m, err := NewViT[T](cfg, seed)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // NewViT builds a ViT with timm's initialisation (docs/pe-zoo.md §1), drawing
 // every random value from a PCG stream seeded with seed.
 func NewViT[T Float](cfg Config, seed uint64) (*ViT[T], error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if a := archName(cfg.Arch); a != "vit" {
+		return nil, fmt.Errorf("loope: NewViT: config is of architecture %q; use NewModel", a)
 	}
 	rng := rand.New(rand.NewPCG(seed, 0x10013e))
 	d, c, p := cfg.Dim, cfg.Channels, cfg.Patch
@@ -262,24 +289,16 @@ func (m *ViT[T]) Params() []NamedParam[T] {
 }
 
 // Trainable returns the tensors the optimiser updates (Params without buffers).
-func (m *ViT[T]) Trainable() []*Tensor[T] {
-	var ts []*Tensor[T]
-	for _, p := range m.Params() {
-		if !p.Buffer {
-			ts = append(ts, p.T)
-		}
-	}
-	return ts
-}
+func (m *ViT[T]) Trainable() []*Tensor[T] { return trainable[T](m) }
 
 // NumParams returns the number of trainable scalars.
-func (m *ViT[T]) NumParams() int {
-	n := 0
-	for _, t := range m.Trainable() {
-		n += t.Size()
-	}
-	return n
-}
+func (m *ViT[T]) NumParams() int { return NumParams[T](m) }
+
+// Config returns the model's shape.
+func (m *ViT[T]) Config() Config { return m.Cfg }
+
+// PosEmbs returns the model's one positional embedding.
+func (m *ViT[T]) PosEmbs() []PosEmb[T] { return []PosEmb[T]{m.PE} }
 
 // Forward maps images img (B, C, H, W) to logits (B, K) on tp: timm's
 // VisionTransformer.forward, op for op. Where a fused op computes the same

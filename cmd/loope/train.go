@@ -246,10 +246,10 @@ func (f *trainFlags) replicaCount(fs *flag.FlagSet, m *loope.ViT[float32]) (int,
 	reps := *f.replicas
 	if reps == 0 {
 		reps = 1
-		if !m.HasBatchStats() {
+		if !loope.HasBatchStats[float32](m) {
 			reps = min(loope.Threads(), *f.batch)
 		}
-	} else if reps > 1 && m.HasBatchStats() {
+	} else if reps > 1 && loope.HasBatchStats[float32](m) {
 		return 0, badUsage(fs, "-replicas %d: PE %s keeps batch statistics (BatchNorm), which replicas cannot share; use -replicas 1", reps, *f.pe)
 	}
 	return reps, nil
