@@ -81,7 +81,8 @@ func ConfigFromSafe(f *SafeFile) (Config, error) {
 		}
 		have += n
 	}
-	if need := cfg.backboneParams(); need > have {
+	if s, _ := lookupArch(cfg.Arch); s.minParams != nil && s.minParams(cfg) > have {
+		need := s.minParams(cfg)
 		return Config{}, fmt.Errorf("loope: model config needs at least %d parameters, the file holds %d values", need, have)
 	}
 	return cfg, nil

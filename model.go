@@ -31,8 +31,13 @@ type Model[T Float] interface {
 type archSpec struct {
 	summary string
 	// validate reports what is wrong with a config of this architecture
-	// beyond the fields every architecture shares.
+	// beyond image, channels and classes, which Config.Validate checks
+	// first; it may assume those are in range.
 	validate func(Config) error
+	// minParams returns the scalars every checkpoint of a valid config
+	// holds at least (ConfigFromSafe refuses a file with fewer); nil: no
+	// check.
+	minParams func(Config) int64
 	f32      func(cfg Config, seed uint64) (Model[float32], error)
 	f64      func(cfg Config, seed uint64) (Model[float64], error)
 }

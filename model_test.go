@@ -43,7 +43,7 @@ func (m testArch[T]) Config() Config { c := m.Cfg; c.Arch = "test-arch"; return 
 
 func init() {
 	build := func(c Config) Config { c.Arch = ""; return c }
-	registerArch("test-arch", archSpec{summary: "test only",
+	registerArch("test-arch", archSpec{summary: "test only", validate: validateViT,
 		f32: func(c Config, s uint64) (Model[float32], error) {
 			v, err := NewViT[float32](build(c), s)
 			return testArch[float32]{v}, err

@@ -82,7 +82,8 @@ const (
 )
 
 // Validate reports every inconsistency in c, and sizes beyond the Max*
-// bounds.
+// bounds: the fields every architecture reads here, the rest in the
+// architecture's own check (validateViT for the ViT).
 func (c Config) Validate() error {
 	var errs []error
 	pos := func(name string, v, most int) {
@@ -94,12 +95,35 @@ func (c Config) Validate() error {
 	}
 	pos("image", c.Image, MaxImage)
 	pos("channels", c.Channels, MaxChannels)
+	pos("classes", c.Classes, MaxClasses)
+	if s, err := lookupArch(c.Arch); err != nil {
+		errs = append(errs, err)
+	} else if len(errs) == 0 {
+		errs = append(errs, s.validate(c))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("loope: invalid config: %w", err)
+	}
+	return nil
+}
+
+// validateViT checks the ViT fields of c (image, channels and classes are
+// in range): patch, width, depth, heads, MLP, the derived sizes, eps and
+// the PE.
+func validateViT(c Config) error {
+	var errs []error
+	pos := func(name string, v, most int) {
+		if v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be > 0, got %d", name, v))
+		} else if v > most {
+			errs = append(errs, fmt.Errorf("%s %d exceeds the limit %d", name, v, most))
+		}
+	}
 	pos("patch", c.Patch, MaxImage)
 	pos("dim", c.Dim, MaxDim)
 	pos("depth", c.Depth, MaxDepth)
 	pos("heads", c.Heads, MaxDim)
 	pos("mlp", c.MLP, MaxMLP)
-	pos("classes", c.Classes, MaxClasses)
 	if len(errs) == 0 && c.Image%c.Patch == 0 {
 		// Every field is in range, so these products fit in int64.
 		g, d := int64(c.Grid()), int64(c.Dim)
@@ -114,7 +138,7 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("depth %d · heads %d · tokens² %d exceeds the attention limit %d", c.Depth, c.Heads, n*n, MaxAttention))
 		}
 	}
-	if c.Image > 0 && c.Patch > 0 && c.Image%c.Patch != 0 {
+	if c.Patch > 0 && c.Image%c.Patch != 0 {
 		errs = append(errs, fmt.Errorf("image %d is not divisible by patch %d", c.Image, c.Patch))
 	}
 	if c.Dim > 0 && c.Heads > 0 && c.Dim%c.Heads != 0 {
@@ -123,18 +147,10 @@ func (c Config) Validate() error {
 	if !(c.Eps > 0) || math.IsInf(c.Eps, 0) {
 		errs = append(errs, fmt.Errorf("eps must be a positive finite number, got %g", c.Eps))
 	}
-	if s, err := lookupArch(c.Arch); err != nil {
-		errs = append(errs, err)
-	} else if s.validate != nil {
-		errs = append(errs, s.validate(c))
-	}
 	if _, ok := peRegistry[c.PE.Name]; !ok {
 		errs = append(errs, fmt.Errorf("unknown positional embedding %q (valid: %s)", c.PE.Name, strings.Join(PENames(), ", ")))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("loope: invalid config: %w", err)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // backboneParams returns the number of scalars of the ViT without its PE
@@ -177,7 +193,9 @@ type ViT[T Float] struct {
 
 func init() {
 	registerArch("vit", archSpec{
-		summary: "timm VisionTransformer: patch conv, CLS token, pre-norm blocks, head on CLS",
+		summary:   "timm VisionTransformer: patch conv, CLS token, pre-norm blocks, head on CLS",
+		validate:  validateViT,
+		minParams: Config.backboneParams,
 		f32:     func(c Config, seed uint64) (Model[float32], error) { return newViTModel[float32](c, seed) },
 		f64:     func(c Config, seed uint64) (Model[float64], error) { return newViTModel[float64](c, seed) },
 	})
