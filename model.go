@@ -38,8 +38,8 @@ type archSpec struct {
 	// holds at least (ConfigFromSafe refuses a file with fewer); nil: no
 	// check.
 	minParams func(Config) int64
-	f32      func(cfg Config, seed uint64) (Model[float32], error)
-	f64      func(cfg Config, seed uint64) (Model[float64], error)
+	f32       func(cfg Config, seed uint64) (Model[float32], error)
+	f64       func(cfg Config, seed uint64) (Model[float64], error)
 }
 
 // archRegistry maps Config.Arch names to their constructors; "" is "vit".

@@ -196,8 +196,8 @@ func init() {
 		summary:   "timm VisionTransformer: patch conv, CLS token, pre-norm blocks, head on CLS",
 		validate:  validateViT,
 		minParams: Config.backboneParams,
-		f32:     func(c Config, seed uint64) (Model[float32], error) { return newViTModel[float32](c, seed) },
-		f64:     func(c Config, seed uint64) (Model[float64], error) { return newViTModel[float64](c, seed) },
+		f32:       func(c Config, seed uint64) (Model[float32], error) { return newViTModel[float32](c, seed) },
+		f64:       func(c Config, seed uint64) (Model[float64], error) { return newViTModel[float64](c, seed) },
 	})
 }
 
