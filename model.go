@@ -38,6 +38,10 @@ type archSpec struct {
 	// holds at least (ConfigFromSafe refuses a file with fewer); nil: no
 	// check.
 	minParams func(Config) int64
+	// reference, if set, makes the architecture a reference model of the
+	// Three-Cell table (-ref): it returns the config for the input and
+	// outputs (Image, Channels, Classes) of a benchmark's model config.
+	reference func(model Config) (Config, error)
 	f32       func(cfg Config, seed uint64) (Model[float32], error)
 	f64       func(cfg Config, seed uint64) (Model[float64], error)
 }
@@ -61,6 +65,28 @@ func ArchNames() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// ReferenceModels returns the architectures the Three-Cell benchmark can
+// run as reference rows (-ref), sorted.
+func ReferenceModels() []string {
+	var names []string
+	for _, n := range ArchNames() {
+		if archRegistry[n].reference != nil {
+			names = append(names, n)
+		}
+	}
+	return names
+}
+
+// referenceConfig returns the config of reference model name for the
+// image and outputs of model.
+func referenceConfig(name string, model Config) (Config, error) {
+	s, ok := archRegistry[name]
+	if !ok || s.reference == nil {
+		return Config{}, fmt.Errorf("loope: unknown reference model %q (valid: %s)", name, strings.Join(ReferenceModels(), ", "))
+	}
+	return s.reference(model)
 }
 
 // ArchSummary returns the one-line description of a registered architecture.

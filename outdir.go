@@ -24,12 +24,15 @@ const LockName = ".loope.lock"
 // DirLock is an exclusive claim on an output folder (see LockDir).
 type DirLock struct{ path string }
 
-// LockDir creates dir if needed and takes its lock: the file dir/LockName,
+// LockDir creates dir if needed and takes its lock: LockDirAs with LockName.
+func LockDir(dir string, log io.Writer) (*DirLock, error) { return LockDirAs(dir, LockName, log) }
+
+// LockDirAs creates dir if needed and takes the lock file dir/name,
 // created exclusively (O_EXCL) and holding "PID host". If another process
 // holds it, the error names that PID and host. A lock left by a process of
 // this host that no longer runs (a killed run) is taken over, with a line
 // on log. Release the lock with Unlock.
-func LockDir(dir string, log io.Writer) (*DirLock, error) {
+func LockDirAs(dir, name string, log io.Writer) (*DirLock, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("loope: %w", err)
 	}
@@ -37,7 +40,7 @@ func LockDir(dir string, log io.Writer) (*DirLock, error) {
 		log = io.Discard
 	}
 	host, _ := os.Hostname()
-	path := filepath.Join(dir, LockName)
+	path := filepath.Join(dir, name)
 	for try := 0; ; try++ {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err == nil {
@@ -98,14 +101,17 @@ func (l *DirLock) Unlock() error {
 	return err
 }
 
-// UsedBy returns which of the files or glob patterns names exist in dir:
-// an earlier run's results, which a new run into dir would replace.
+// UsedBy returns which of the files or glob patterns names exist in dir,
+// as paths relative to dir: an earlier run's results, which a new run into
+// dir would replace.
 func UsedBy(dir string, names ...string) []string {
 	var found []string
 	for _, n := range names {
 		m, _ := filepath.Glob(filepath.Join(dir, n))
 		for _, p := range m {
-			found = append(found, filepath.Base(p))
+			if rel, err := filepath.Rel(dir, p); err == nil {
+				found = append(found, rel)
+			}
 		}
 	}
 	slices.Sort(found)

@@ -47,34 +47,23 @@ func FreqDelta(dim int) ([4]float64, error) {
 // ThreeCellMetricNames are the columns FreqSensitivity can use.
 var ThreeCellMetricNames = []string{"average", "distance", "orientation", "area", "vecsum"}
 
-// FreqSensitivity computes S_j and S̄ (docs/paper.md §9) per PE from reports
-// of the same model trained with the frequency sets f1…f4 (one report per
-// set; f1 is required), using the mean test accuracy (%) of metric (one of
-// ThreeCellMetricNames). A PE appears if it is in the f1 report and at
-// least one other. It also returns Δf_j.
+// FreqSensitivity computes S_j and S̄ (docs/paper.md §9) per PE from the
+// rows of reports of the same model trained with the frequency sets f1…f4
+// (one sweep with -freqs f1,f2,f3,f4, or one report per set), using the
+// mean test accuracy (%) of metric (one of ThreeCellMetricNames). A PE
+// appears if it has an f1 row and at least one other. It also returns Δf_j.
 func FreqSensitivity(reps []*ThreeCellReport, metric string) ([]FreqSensitivityRow, [4]float64, error) {
 	col := slices.Index(ThreeCellMetricNames, metric)
 	if col < 0 {
 		return nil, [4]float64{}, fmt.Errorf("loope: unknown metric %q (valid: %s)", metric, strings.Join(ThreeCellMetricNames, ", "))
 	}
 	col = [5]int{4, 0, 1, 2, 3}[col] // index into accCols
-	var byFreq [4]*ThreeCellReport
+	if len(reps) == 0 {
+		return nil, [4]float64{}, errors.New("loope: sensitivity needs at least one report")
+	}
+	base := reps[0]
 	for _, r := range reps {
-		j := slices.Index([]string{"f1", "f2", "f3", "f4"}, r.Config.Freqs)
-		if j < 0 {
-			return nil, [4]float64{}, fmt.Errorf("loope: a report has frequency set %q; sensitivity needs f1…f4", r.Config.Freqs)
-		}
-		if byFreq[j] != nil {
-			return nil, [4]float64{}, fmt.Errorf("loope: two reports with frequency set %s", r.Config.Freqs)
-		}
-		byFreq[j] = r
-	}
-	if byFreq[0] == nil {
-		return nil, [4]float64{}, errors.New("loope: sensitivity needs the f1 (baseline) report")
-	}
-	base := byFreq[0]
-	for _, r := range byFreq {
-		if r != nil && (r.Config.Model.Dim != base.Config.Model.Dim || r.Grid != base.Grid) {
+		if r.Config.Model.Dim != base.Config.Model.Dim || r.Grid != base.Grid {
 			return nil, [4]float64{}, fmt.Errorf("loope: reports differ in model dim or grid (%d, %d vs %d, %d)",
 				r.Config.Model.Dim, r.Grid, base.Config.Model.Dim, base.Grid)
 		}
@@ -83,20 +72,33 @@ func FreqSensitivity(reps []*ThreeCellReport, metric string) ([]FreqSensitivityR
 	if err != nil {
 		return nil, delta, err
 	}
-	var rows []FreqSensitivityRow
-	for _, s := range base.Summary {
-		row := FreqSensitivityRow{PE: s.PE}
-		n := 0
-		for j, r := range byFreq {
-			row.O[j], row.S[j] = math.NaN(), math.NaN()
-			if r == nil {
-				continue
+	type key struct{ pe, freqs string }
+	out := map[key]float64{}
+	var pes []string
+	for _, r := range reps {
+		for _, s := range r.Summary {
+			k := key{s.PE, s.Freqs}
+			if _, dup := out[k]; dup {
+				return nil, delta, fmt.Errorf("loope: two reports hold %s with frequency set %q", s.PE, s.Freqs)
 			}
-			for _, t := range r.Summary {
-				if t.PE == s.PE {
-					row.O[j] = 100 * accCols(t.Mean)[col]
-					n++
-				}
+			out[k] = 100 * accCols(s.Mean)[col]
+			if s.Freqs == "f1" {
+				pes = append(pes, s.PE)
+			}
+		}
+	}
+	if len(pes) == 0 {
+		return nil, delta, errors.New("loope: sensitivity needs f1 (baseline) results: none of the reports has a run with -freqs f1")
+	}
+	var rows []FreqSensitivityRow
+	for _, pe := range pes {
+		row := FreqSensitivityRow{PE: pe}
+		n := 0
+		for j, f := range []string{"f1", "f2", "f3", "f4"} {
+			row.O[j], row.S[j] = math.NaN(), math.NaN()
+			if o, ok := out[key{pe, f}]; ok {
+				row.O[j] = o
+				n++
 			}
 		}
 		if n < 2 {

@@ -17,20 +17,20 @@ import (
 	"gonum.org/v1/gonum/stat"
 )
 
-// summariseThreeCell computes the per-PE summaries of runs; figures says
-// whether heat maps were written.
-func summariseThreeCell(pes []string, runs []ThreeCellRun, figures bool) []ThreeCellSummary {
+// summariseThreeCell computes the summaries of the table rows (in order)
+// from runs; figures says whether heat maps are written.
+func summariseThreeCell(rows []string, runs []ThreeCellRun, figures bool) []ThreeCellSummary {
 	var out []ThreeCellSummary
-	for _, pe := range pes {
+	for _, row := range rows {
 		var cols [5][]float64
 		var pesi []PESIScores
-		s := ThreeCellSummary{PE: pe}
+		s := ThreeCellSummary{Row: row}
 		for _, r := range runs {
-			if r.PE != pe {
+			if r.Row() != row {
 				continue
 			}
-			a := r.Test
-			for k, v := range []float64{a.Distance, a.Orientation, a.Area, a.VectorSum, a.Average} {
+			s.PE, s.Ref, s.Freqs = r.PE, r.Ref, r.Freqs
+			for k, v := range accCols(r.Test) {
 				cols[k] = append(cols[k], v)
 			}
 			if r.PESI != nil {
@@ -57,7 +57,7 @@ func summariseThreeCell(pes []string, runs []ThreeCellRun, figures bool) []Three
 			}
 			s.PESI = &p
 			if figures {
-				s.HeatmapPNG = "heatmap_" + pe + ".png"
+				s.HeatmapPNG = "heatmap_" + fileSafe(row) + ".png"
 			}
 		}
 		out = append(out, s)
@@ -137,9 +137,9 @@ func (r *ThreeCellReport) mdSetup(b *strings.Builder) {
 	if c.Stream {
 		data = fmt.Sprintf("streaming, %d fresh images per epoch", c.TrainSize)
 	}
-	freqs := c.Freqs
+	freqs := strings.Join(c.FreqSets, ", ")
 	if freqs == "" {
-		freqs = "default"
+		freqs = "each PE's default"
 	}
 	fmt.Fprintf(b, "Preset %s: %d px images, grid %d×%d, cell %d px = patch, D %d, depth %d, heads %d, MLP %d. "+
 		"%d steps × batch %d, AdamW lr %g → %g cosine, warm-up %d, weight decay %g; %s; data seed %d; "+
@@ -161,11 +161,15 @@ func (r *ThreeCellReport) mdResults(b *strings.Builder) {
 		"Average = mean of the four (docs/paper.md §4.5).\n\n", nTest, first, first+nTest)
 	fmt.Fprintf(b, "| PE | %s | seeds |\n|---|---|---|---|---|---|---|\n", strings.Join(threeCellColumns[:], " | "))
 	for _, s := range r.Summary {
-		fmt.Fprintf(b, "| %s |", s.PE)
+		label := s.Row
+		if s.Ref {
+			label += " (reference model)"
+		}
+		fmt.Fprintf(b, "| %s |", label)
 		for k := range threeCellColumns {
 			var xs []float64
 			for _, run := range r.Runs {
-				if run.PE == s.PE {
+				if run.Row() == s.Row {
 					xs = append(xs, accCols(run.Test)[k])
 				}
 			}
@@ -187,7 +191,7 @@ func (r *ThreeCellReport) mdResults(b *strings.Builder) {
 func (r *ThreeCellReport) mdPaperTable(b *strings.Builder) {
 	var ref []string
 	for _, s := range r.Summary {
-		if row, ok := paperTable4[s.PE]; ok {
+		if row, ok := paperTable4[s.PE]; ok && !s.Ref && s.Freqs == "" {
 			a := row.acc
 			ref = append(ref, fmt.Sprintf("| %s | %s | %.1f | %.1f | %.1f | %.1f | %.1f |", s.PE, row.label, a[0], a[1], a[2], a[3], a[4]))
 		}
@@ -206,7 +210,7 @@ func (r *ThreeCellReport) mdPESI(b *strings.Builder) {
 	var pesi []string
 	for _, s := range r.Summary {
 		if s.PESI != nil {
-			pesi = append(pesi, fmt.Sprintf("| %s | %.4f | %.4f | %.4f | %s |", s.PE, s.PESI.MU, s.PESI.MD, s.PESI.ASU, s.PESource))
+			pesi = append(pesi, fmt.Sprintf("| %s | %.4f | %.4f | %.4f | %s |", s.Row, s.PESI.MU, s.PESI.MD, s.PESI.ASU, s.PESource))
 		}
 	}
 	if len(pesi) > 0 {
@@ -224,24 +228,29 @@ func (r *ThreeCellReport) mdFiles(b *strings.Builder) {
 	fmt.Fprintf(b, "## Files\n\n- results.csv, results.json: per-run numbers\n")
 	for _, run := range r.Runs {
 		if run.CurvePNG != "" {
-			fmt.Fprintf(b, "- %s: training loss and accuracy (train and validation) of %s, seed %d\n", run.CurvePNG, run.PE, run.Seed)
+			fmt.Fprintf(b, "- %s: training loss and accuracy (train and validation) of %s, seed %d\n", run.CurvePNG, run.Row(), run.Seed)
 		}
 	}
 	for _, s := range r.Summary {
 		if s.HeatmapPNG != "" {
 			fmt.Fprintf(b, "- %s: cosine similarity of the %s PE row of each of the nine centre cells of supplement Fig. 2 "+
-				"(corners, edge midpoints, centre) to every patch's row (first seed)\n", s.HeatmapPNG, s.PE)
+				"(corners, edge midpoints, centre) to every patch's row (first seed)\n", s.HeatmapPNG, s.Row)
 		}
 	}
+	fmt.Fprintf(b, "- runs/: one file per run (numbers, curve, config and its hash), from which all of the above is built\n")
 	if !r.Done {
-		fmt.Fprintf(b, "\n(incomplete: %d of %d runs)\n", len(r.Runs), len(c.PEs)*len(c.Seeds))
+		fmt.Fprintf(b, "\n(incomplete: %d of %d runs)\n", len(r.Runs), len(c.Runs()))
 	}
-	fmt.Fprintf(b, "\nWall time %.0f s; %s %s/%s, GOMAXPROCS %d, %d threads.\n",
-		r.WallS, r.Machine.GoVersion, r.Machine.GOOS, r.Machine.GOARCH, r.Machine.GOMAXPROCS, r.Machine.Threads)
+	if len(r.Runs) > 0 {
+		m := r.Runs[0].Machine
+		fmt.Fprintf(b, "\nWall time %.0f s from the first run's start to the last run's end; the runs took %.0f s in all. "+
+			"Run 0 ran on %s %s/%s, GOMAXPROCS %d, %d threads.\n",
+			r.WallS, r.RunsWallS, m.GoVersion, m.GOOS, m.GOARCH, m.GOMAXPROCS, m.Threads)
+	}
 }
 
 // ThreeCellCSVHeader is the header of results.csv, one row per run.
-var ThreeCellCSVHeader = []string{"pe", "seed", "distance", "orientation", "area", "vector_sum", "average",
+var ThreeCellCSVHeader = []string{"index", "row", "pe", "ref", "freqs", "seed", "distance", "orientation", "area", "vector_sum", "average",
 	"bit0", "bit1", "bit2", "bit3", "bit4", "bit5", "test_loss", "val_loss", "val_acc", "params", "steps", "wall_s",
 	"pesi_mu", "pesi_md", "pesi_asu"}
 
@@ -251,7 +260,7 @@ func (r *ThreeCellReport) WriteCSV(w io.Writer) error {
 	cw.Write(ThreeCellCSVHeader)
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
 	for _, run := range r.Runs {
-		row := []string{run.PE, strconv.FormatUint(run.Seed, 10)}
+		row := []string{strconv.Itoa(run.Index), run.Row(), run.PE, strconv.FormatBool(run.Ref), run.Freqs, strconv.FormatUint(run.Seed, 10)}
 		for _, v := range accCols(run.Test) {
 			row = append(row, f(v))
 		}

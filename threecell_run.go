@@ -36,10 +36,15 @@ type ThreeCellBenchConfig struct {
 	TrainSize int      `json:"train_size"` // training images (per epoch when streaming); ≤ 8000 if fixed
 	ValSize   int      `json:"val_size"`   // validation images, from the fixed val split
 	TestSize  int      `json:"test_size"`  // test images (0: the whole test split, as the paper)
-	Freqs     string   `json:"freqs"`      // frequency set of the sinusoidal PEs: "" (each PE's default) or a FreqSetNames entry
+	// FreqSets are the frequency sets (FreqSetNames) the PEs that read one
+	// run with, one run each; empty: each PE's default.
+	FreqSets []string `json:"freq_sets,omitempty"`
+	// Refs are reference models (ReferenceModels, e.g. a CNN) trained on the
+	// same data and recipe, reported under the PEs.
+	Refs []string `json:"refs,omitempty"`
 	// PEOptions holds the full PEConfig of some PEs (matched by Name, e.g.
-	// LOOPE's squashing); a PE without an entry uses PEConfig{Name}. Freqs
-	// is applied on top to every PE that reads a frequency set.
+	// LOOPE's squashing); a PE without an entry uses PEConfig{Name}. The
+	// run's frequency set is applied on top.
 	PEOptions []PEConfig `json:"pe_options,omitempty"`
 
 	Steps       int     `json:"steps"`        // optimiser steps per run
@@ -54,6 +59,9 @@ type ThreeCellBenchConfig struct {
 
 	Out     string `json:"out"`     // output folder ("" writes nothing)
 	Threads int    `json:"threads"` // kernel goroutines (0: GOMAXPROCS)
+	// Shard is the part of Runs this process trains (zero: all). A shard
+	// writes only its run files; MergeThreeCell builds the report.
+	Shard Shard `json:"-"`
 }
 
 // ThreeCellPESIDirections is N of M_D in the reports (δ = 6°, Table 5).
@@ -77,10 +85,18 @@ func (c ThreeCellBenchConfig) Validate() error {
 	if c.TestSize < 0 || c.TestSize > ThreeCellTestN {
 		bad("-test-size %d: need 0 ≤ n ≤ %d (0: all)", c.TestSize, ThreeCellTestN)
 	}
-	if c.Freqs != "" && !slices.Contains(FreqSetNames, c.Freqs) {
-		bad("-freqs: unknown frequency set %q (valid: %s)", c.Freqs, strings.Join(FreqSetNames, ", "))
-	} else if c.Freqs != "" && !slices.ContainsFunc(c.PEs, PEReadsFreqs) {
-		bad("-freqs %s: none of the PEs reads a frequency set (those that do: loope, %s)", c.Freqs, strings.Join(FixedPENames, ", "))
+	for i, f := range c.FreqSets {
+		if !slices.Contains(FreqSetNames, f) {
+			bad("-freqs: unknown frequency set %q (valid: %s)", f, strings.Join(FreqSetNames, ", "))
+		} else if slices.Contains(c.FreqSets[:i], f) {
+			bad("-freqs: %q given twice", f)
+		}
+	}
+	if len(c.FreqSets) > 0 && !slices.ContainsFunc(c.PEs, PEReadsFreqs) {
+		bad("-freqs %s: none of the PEs reads a frequency set (those that do: loope, %s)", strings.Join(c.FreqSets, ","), strings.Join(FixedPENames, ", "))
+	}
+	if c.Shard.N > 1 && (c.Shard.I < 0 || c.Shard.I >= c.Shard.N) {
+		bad("-shard %d/%d: need 0 ≤ i < n", c.Shard.I, c.Shard.N)
 	}
 	for _, o := range c.PEOptions {
 		if !slices.Contains(c.PEs, o.Name) {
@@ -115,8 +131,15 @@ func (c ThreeCellBenchConfig) Validate() error {
 // (known, once each, their options buildable on the model), the seeds and
 // the model shape.
 func (c ThreeCellBenchConfig) validateRuns(bad func(format string, a ...any)) {
-	if len(c.PEs) == 0 {
+	if len(c.PEs) == 0 && len(c.Refs) == 0 {
 		bad("-pe: no positional embedding given")
+	}
+	for i, ref := range c.Refs {
+		if !slices.Contains(ReferenceModels(), ref) {
+			bad("-ref: unknown reference model %q (valid: %s)", ref, strings.Join(ReferenceModels(), ", "))
+		} else if slices.Contains(c.Refs[:i], ref) {
+			bad("-ref: %q given twice", ref)
+		}
 	}
 	for i, pe := range c.PEs {
 		if _, ok := peRegistry[pe]; !ok {
@@ -145,9 +168,21 @@ func (c ThreeCellBenchConfig) validateRuns(bad func(format string, a ...any)) {
 			if _, ok := peRegistry[pe]; !ok {
 				continue
 			}
-			m.PE = c.peConfig(pe) // build each PE once, so its option errors come before any training
+			m.PE = c.peConfig(pe, "") // build each PE once, so its option errors come before any training
 			if _, err := newPosEmb[float32](m, rand.New(rand.NewPCG(0, 0))); err != nil {
 				bad("-pe %s: %v", pe, err)
+			}
+		}
+		for _, ref := range c.Refs {
+			if !slices.Contains(ReferenceModels(), ref) {
+				continue // reported above
+			}
+			rc, err := referenceConfig(ref, c.Model)
+			if err == nil {
+				err = rc.Validate()
+			}
+			if err != nil {
+				bad("-ref %s: %v", ref, err)
 			}
 		}
 	}
@@ -158,18 +193,30 @@ func (c ThreeCellBenchConfig) validateRuns(bad func(format string, a ...any)) {
 // check reads it too.
 func PEReadsFreqs(name string) bool { return name == "loope" || slices.Contains(FixedPENames, name) }
 
-// peConfig returns the PEConfig of one run.
-func (c ThreeCellBenchConfig) peConfig(name string) PEConfig {
+// peConfig returns the PEConfig of PE name with frequency set freqs ("":
+// the PE's default or its option's).
+func (c ThreeCellBenchConfig) peConfig(name, freqs string) PEConfig {
 	pc := PEConfig{Name: name}
 	for _, o := range c.PEOptions {
 		if o.Name == name {
 			pc = o
 		}
 	}
-	if c.Freqs != "" && PEReadsFreqs(name) {
-		pc.Freqs = c.Freqs
+	if freqs != "" {
+		pc.Freqs = freqs
 	}
 	return pc
+}
+
+// modelConfig returns the model config of run r: the preset's ViT with the
+// run's PE, or the reference model at the same image size.
+func (c ThreeCellBenchConfig) modelConfig(r SweepRun) (Config, error) {
+	if r.Ref {
+		return referenceConfig(r.PE, c.Model)
+	}
+	mc := c.Model
+	mc.PE = c.peConfig(r.PE, r.Freqs)
+	return mc, nil
 }
 
 // MachineInfo records where a benchmark ran.
@@ -187,17 +234,16 @@ func machineInfo() MachineInfo {
 		NumCPU: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), Threads: Threads()}
 }
 
-// ThreeCellRun is the outcome of training one PE with one seed.
+// ThreeCellRun is the outcome of one run of the sweep: a PE (or reference
+// model) with one seed (and frequency set).
 type ThreeCellRun struct {
-	PE       string       `json:"pe"`
-	Seed     uint64       `json:"seed"`
+	SweepRun
 	Params   int          `json:"params"`    // trainable scalars
 	Test     ThreeCellAcc `json:"test"`      // Table 4 columns on the test split, fractions
 	TestBits [6]float64   `json:"test_bits"` // per-bit test accuracy
 	TestLoss float64      `json:"test_loss"` // mean BCE on the test split
 	ValLoss  float64      `json:"val_loss"`  // at the last step (NaN-free: 0 without validation)
 	ValAcc   float64      `json:"val_acc"`   // mean bit accuracy at the last step
-	WallS    float64      `json:"wall_s"`    // training + evaluation time
 	Curve    []Metric     `json:"curve"`     // the metrics Train emitted
 	PESI     *PESIScores  `json:"pesi,omitempty"`
 	// PESource says which table PESI and the heat map used: "fixed" for a
@@ -205,42 +251,59 @@ type ThreeCellRun struct {
 	// image-dependent PE; empty if the PE adds no table.
 	PESource string `json:"pe_source,omitempty"`
 	CurvePNG string `json:"curve_png,omitempty"`
+	// Timing, kept in its own fields (a rerun changes nothing else).
+	Started time.Time   `json:"started"`
+	WallS   float64     `json:"wall_s"` // training + evaluation time
+	Machine MachineInfo `json:"machine"`
 }
 
-// ThreeCellSummary aggregates the runs of one PE over seeds.
+// ThreeCellSummary aggregates the runs of one table row over seeds.
 type ThreeCellSummary struct {
-	PE   string       `json:"pe"`
-	N    int          `json:"n"`    // seeds
-	Mean ThreeCellAcc `json:"mean"` // fractions
-	Std  ThreeCellAcc `json:"std"`  // sample standard deviation (n−1); 0 for one seed
-	PESI *PESIScores  `json:"pesi,omitempty"`
+	Row   string       `json:"row"` // PE, "PE/freqs", or reference model
+	PE    string       `json:"pe"`
+	Ref   bool         `json:"ref,omitempty"`
+	Freqs string       `json:"freqs,omitempty"`
+	N     int          `json:"n"`    // seeds
+	Mean  ThreeCellAcc `json:"mean"` // fractions
+	Std   ThreeCellAcc `json:"std"`  // sample standard deviation (n−1); 0 for one seed
+	PESI  *PESIScores  `json:"pesi,omitempty"`
 	// HeatmapPNG is the cosine-similarity figure of the first seed's PE.
 	HeatmapPNG string `json:"heatmap_png,omitempty"`
 	PESource   string `json:"pe_source,omitempty"`
 }
 
-// ThreeCellReport is everything a benchmark produced (results.json).
+// ThreeCellReport is everything a benchmark produced (results.json). It is
+// built from the runs alone (buildThreeCellReport), so a sweep run in one
+// process and one merged from shards give the same report.
 type ThreeCellReport struct {
 	Config   ThreeCellBenchConfig `json:"config"`
-	Machine  MachineInfo          `json:"machine"`
-	Grid     int                  `json:"grid"`      // Three-Cell grid G
-	CellPx   int                  `json:"cell_px"`   // pixels per cell
-	Priors   [6]float64           `json:"priors"`    // exact P(bit = 1), ThreeCellPriors
-	PriorAcc ThreeCellAcc         `json:"prior_acc"` // best constant predictor
-	Runs     []ThreeCellRun       `json:"runs"`
+	Hash     string               `json:"config_hash"` // Config.Hash
+	Grid     int                  `json:"grid"`        // Three-Cell grid G
+	CellPx   int                  `json:"cell_px"`     // pixels per cell
+	Priors   [6]float64           `json:"priors"`      // exact P(bit = 1), ThreeCellPriors
+	PriorAcc ThreeCellAcc         `json:"prior_acc"`   // best constant predictor
+	Runs     []ThreeCellRun       `json:"runs"`        // in index order
 	Summary  []ThreeCellSummary   `json:"summary"`
-	Started  time.Time            `json:"started"`
-	WallS    float64              `json:"wall_s"`
 	Done     bool                 `json:"done"` // false while runs are still missing
+	// Timing: the first run's start, the span from it to the last run's
+	// end, and the sum of the runs' wall times (the sweep's cost).
+	Started   time.Time `json:"started"`
+	WallS     float64   `json:"wall_s"`
+	RunsWallS float64   `json:"runs_wall_s"`
 }
 
-// RunThreeCellBench trains one ViT per PE and seed on the same Three-Cell
-// data, scores each on the test split (fixed indices [9000, 10000)) and,
-// if cfg.Out is set, writes results.md, results.csv, results.json, a
-// training-curve PNG per run and a cosine-similarity PNG per additive PE
-// into it (rewritten after every run, so a stopped benchmark keeps what it
-// finished). Progress lines, with an ETA over the whole benchmark, go to
-// log.
+// RunThreeCellBench trains the runs of cfg's sweep (Runs) that cfg.Shard
+// owns, one model per run on the same Three-Cell data, and scores each on
+// the test split (fixed indices [9000, 10000)).
+//
+// With cfg.Out set, each finished run is saved atomically as
+// Out/runs/<FileName>; a run whose file is already there from the same
+// sweep is skipped, and one whose file is corrupt is run again, so
+// re-running a stopped benchmark resumes it. A whole-sweep process then
+// rebuilds results.md, results.csv, results.json and the figures from the
+// run files after every run; a shard writes only its run files
+// (MergeThreeCell builds the report). Progress lines, with an ETA over the
+// process's runs, go to log.
 func RunThreeCellBench(cfg ThreeCellBenchConfig, log io.Writer) (*ThreeCellReport, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -253,97 +316,220 @@ func RunThreeCellBench(cfg ThreeCellBenchConfig, log io.Writer) (*ThreeCellRepor
 		SetThreads(cfg.Threads)
 		defer SetThreads(old)
 	}
-	if cfg.Out != "" {
-		if err := os.MkdirAll(cfg.Out, 0o755); err != nil {
-			return nil, fmt.Errorf("loope: %w", err)
-		}
-	}
-	gen, err := NewThreeCellFor(cfg.Model, cfg.DataSeed)
+	cfg.Model.PE = PEConfig{}
+	done, tables, err := cfg.finishedRuns(log)
 	if err != nil {
 		return nil, err
 	}
-	cfg.Model.PE = PEConfig{}
-	rep := &ThreeCellReport{Config: cfg, Machine: machineInfo(), Grid: gen.Grid(), CellPx: gen.CellPx,
-		Priors: ThreeCellPriors(gen.Grid()), PriorAcc: ThreeCellPriorAcc(gen.Grid()), Started: time.Now()}
-	total := len(cfg.PEs) * len(cfg.Seeds)
-	for _, pe := range cfg.PEs {
-		for si, seed := range cfg.Seeds {
-			i := len(rep.Runs)
-			prog := &benchProgress{log: log, run: i, runs: total, steps: cfg.Steps, start: rep.Started,
-				tag: fmt.Sprintf("[%s seed %d] ", pe, seed)}
-			run, m, err := trainThreeCellRun(cfg, pe, seed, prog)
-			if err != nil {
-				return rep, fmt.Errorf("loope: run %d/%d (%s, seed %d): %w", i+1, total, pe, seed, err)
-			}
-			if cfg.Out != "" {
-				run.CurvePNG = fmt.Sprintf("curve_%s_seed%d.png", pe, seed)
-				title := fmt.Sprintf("%s, seed %d (%s, %d steps × %d)", pe, seed, cfg.Preset, cfg.Steps, cfg.Batch)
-				if err := PlotTrainingCurves(filepath.Join(cfg.Out, run.CurvePNG), title, run.Curve); err != nil {
-					return rep, err
-				}
-			}
-			if err := probePE(cfg, rep, &run, m, si == 0); err != nil {
-				return rep, err
-			}
-			rep.Runs = append(rep.Runs, run)
-			rep.WallS = time.Since(rep.Started).Seconds()
-			rep.Summary = summariseThreeCell(cfg.PEs, rep.Runs, cfg.Out != "")
-			fmt.Fprintf(log, "run %d/%d done: %s seed %d test %v (%.0fs)\n", i+1, total, pe, seed, run.Test, run.WallS)
-			if err := rep.write(); err != nil {
-				return rep, err
+	var todo []SweepRun
+	for _, r := range cfg.Runs() {
+		if _, ok := done[r.Index]; !ok && cfg.Shard.Owns(r.Index) {
+			todo = append(todo, r)
+		}
+	}
+	fmt.Fprintf(log, "%s: %d of %d runs; %d to train\n", cfg.Shard, countOwned(cfg), len(cfg.Runs()), len(todo))
+	start := time.Now()
+	whole := cfg.Shard.N <= 1
+	for k, sr := range todo {
+		prog := &benchProgress{log: log, run: k, runs: len(todo), steps: cfg.Steps, start: start,
+			tag: fmt.Sprintf("[%s seed %d] ", sr.Row(), sr.Seed)}
+		run, table, err := cfg.runOne(sr, prog)
+		if err != nil {
+			return nil, fmt.Errorf("loope: %s: %w", sr, err)
+		}
+		done[sr.Index], tables[sr.Index] = run, table
+		fmt.Fprintf(log, "%s done (%d/%d): test %v (%.0fs)\n", sr, k+1, len(todo), run.Test, run.WallS)
+		if cfg.Out == "" {
+			continue
+		}
+		if err := writeRunFile(cfg.Out, cfg, run, table); err != nil {
+			return nil, err
+		}
+		if whole {
+			if err := buildThreeCellReport(cfg, mapValues(done)).writeAll(tables); err != nil {
+				return nil, err
 			}
 		}
 	}
-	rep.Done = true
-	rep.WallS = time.Since(rep.Started).Seconds()
-	return rep, rep.write()
+	rep := buildThreeCellReport(cfg, mapValues(done))
+	if cfg.Out != "" && whole && len(todo) == 0 {
+		err = rep.writeAll(tables) // nothing ran: the summary may predate a -force or be missing
+	}
+	return rep, err
 }
 
-// trainThreeCellRun trains and tests one PE with one seed.
-func trainThreeCellRun(cfg ThreeCellBenchConfig, pe string, seed uint64, prog *benchProgress) (ThreeCellRun, *ViT[float32], error) {
-	start := time.Now()
-	mc := cfg.Model
-	mc.PE = cfg.peConfig(pe)
-	m, err := NewViT[float32](mc, seed)
-	if err != nil {
-		return ThreeCellRun{}, nil, err
+// countOwned returns how many runs of the sweep cfg.Shard owns.
+func countOwned(cfg ThreeCellBenchConfig) int {
+	n := 0
+	for _, r := range cfg.Runs() {
+		if cfg.Shard.Owns(r.Index) {
+			n++
+		}
 	}
-	// One generator per dataset: a ThreeCell holds scratch state.
+	return n
+}
+
+// finishedRuns reads the run files already in cfg.Out/runs: runs of this
+// sweep are returned (with their PE tables) and reported as skipped; a
+// corrupt file of a run is reported and left to be run again; a file of
+// another sweep is an error (the caller cleared the folder or chose
+// another).
+func (c ThreeCellBenchConfig) finishedRuns(log io.Writer) (map[int]ThreeCellRun, map[int][]float64, error) {
+	done, tables := map[int]ThreeCellRun{}, map[int][]float64{}
+	if c.Out == "" {
+		return done, tables, nil
+	}
+	if _, err := os.Stat(filepath.Join(c.Out, RunsDir)); errors.Is(err, os.ErrNotExist) {
+		return done, tables, nil
+	}
+	files, paths, errs := readRunDir(filepath.Join(c.Out, RunsDir))
+	for _, err := range errs {
+		fmt.Fprintf(log, "%v: running it again\n", err)
+	}
+	hash := c.Hash()
+	for k, f := range files {
+		if f.ConfigHash != hash {
+			return nil, nil, fmt.Errorf("loope: %s is from another sweep (first difference in config: %s); use another -out, or -force to replace it",
+				paths[k], firstConfigDiff(f.Config, c))
+		}
+		done[f.Run.Index], tables[f.Run.Index] = f.Run, f.PETable
+		if c.Shard.Owns(f.Run.Index) {
+			fmt.Fprintf(log, "%s: finished earlier (%s), skipped\n", f.Run.SweepRun, paths[k])
+		}
+	}
+	return done, tables, nil
+}
+
+func mapValues[K comparable, V any](m map[K]V) []V {
+	out := make([]V, 0, len(m))
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+// buildThreeCellReport builds the report of cfg's sweep from finished
+// runs (any order, each at most once).
+func buildThreeCellReport(cfg ThreeCellBenchConfig, runs []ThreeCellRun) *ThreeCellReport {
+	g := cfg.Model.Image / cfg.Model.Patch
+	runs = slices.Clone(runs)
+	slices.SortFunc(runs, func(a, b ThreeCellRun) int { return a.Index - b.Index })
+	rep := &ThreeCellReport{Config: cfg, Hash: cfg.Hash(), Grid: g, CellPx: cfg.Model.Patch,
+		Priors: ThreeCellPriors(g), PriorAcc: ThreeCellPriorAcc(g), Runs: runs,
+		Done: len(runs) == len(cfg.Runs())}
+	var end time.Time
+	for i, r := range runs {
+		if i == 0 || r.Started.Before(rep.Started) {
+			rep.Started = r.Started
+		}
+		if e := r.Started.Add(time.Duration(r.WallS * float64(time.Second))); e.After(end) {
+			end = e
+		}
+		rep.RunsWallS += r.WallS
+	}
+	if len(runs) > 0 {
+		rep.WallS = end.Sub(rep.Started).Seconds()
+	}
+	rep.Summary = summariseThreeCell(tableRows(cfg.Runs()), runs, cfg.Out != "")
+	return rep
+}
+
+// writeAll writes the report's files into Config.Out: a training-curve PNG
+// per run, a heat map per row from its first run's PE table (tables by run
+// index), then results.md, .csv and .json.
+func (r *ThreeCellReport) writeAll(tables map[int][]float64) error {
+	c := r.Config
+	if c.Out == "" {
+		return nil
+	}
+	for i := range r.Runs {
+		run := &r.Runs[i]
+		title := fmt.Sprintf("%s, seed %d (%s, %d steps × %d)", run.Row(), run.Seed, c.Preset, c.Steps, c.Batch)
+		if err := PlotTrainingCurves(filepath.Join(c.Out, run.CurvePNG), title, run.Curve); err != nil {
+			return err
+		}
+	}
+	for _, s := range r.Summary {
+		if s.HeatmapPNG == "" {
+			continue
+		}
+		first := r.Runs[slices.IndexFunc(r.Runs, func(x ThreeCellRun) bool { return x.Row() == s.Row })]
+		src := "fixed table"
+		if !strings.HasPrefix(first.PESource, "fixed") {
+			src = fmt.Sprintf("table on test image %d", ThreeCellTrainN+ThreeCellValN)
+		}
+		title := fmt.Sprintf("%s (seed %d, %s): cosine similarity of the PE rows", s.Row, first.Seed, src)
+		if err := PlotPEHeatmaps(filepath.Join(c.Out, s.HeatmapPNG), title, tables[first.Index], c.Model.Dim, r.Grid); err != nil {
+			return err
+		}
+	}
+	return r.write()
+}
+
+// runOne trains and tests one run and, for a PE that adds a table, scores
+// it with PESI; it returns the run and that table's patch rows.
+func (c ThreeCellBenchConfig) runOne(sr SweepRun, prog *benchProgress) (ThreeCellRun, []float64, error) {
+	run, m, err := trainThreeCellRun(c, sr, prog)
+	if err != nil {
+		return run, nil, err
+	}
+	run.CurvePNG = fileSafe("curve_"+sr.Row()) + fmt.Sprintf("_seed%d.png", sr.Seed)
+	v, ok := m.(*ViT[float32])
+	if !ok {
+		return run, nil, nil // a reference model has no PE table
+	}
+	table, err := probePE(c, &run, v)
+	return run, table, err
+}
+
+// fileSafe replaces the "/" of a row name ("loope/f2") for a file name.
+func fileSafe(s string) string { return strings.ReplaceAll(s, "/", "_") }
+
+// trainThreeCellRun trains and tests the model of run sr.
+func trainThreeCellRun(cfg ThreeCellBenchConfig, sr SweepRun, prog *benchProgress) (ThreeCellRun, Model[float32], error) {
+	run := ThreeCellRun{SweepRun: sr, Started: time.Now(), Machine: machineInfo()}
+	mc, err := cfg.modelConfig(sr)
+	if err != nil {
+		return run, nil, err
+	}
+	m, err := NewModel[float32](mc, sr.Seed)
+	if err != nil {
+		return run, nil, err
+	}
+	// The data follow the benchmark's ViT (cell = patch), whatever model
+	// runs; one generator per dataset, as a ThreeCell holds scratch state.
+	gen := func() *ThreeCell { g, _ := NewThreeCellFor(cfg.Model, cfg.DataSeed); return g }
 	var train *ThreeCellData
 	if cfg.Stream {
-		train, err = NewThreeCellStream(NewThreeCell(m.Cfg.Grid(), m.Cfg.Patch, cfg.DataSeed), cfg.TrainSize)
+		train, err = NewThreeCellStream(gen(), cfg.TrainSize)
 	} else {
-		train, err = NewThreeCellSplit(NewThreeCell(m.Cfg.Grid(), m.Cfg.Patch, cfg.DataSeed), ThreeCellTrain, cfg.TrainSize)
+		train, err = NewThreeCellSplit(gen(), ThreeCellTrain, cfg.TrainSize)
 	}
 	if err != nil {
-		return ThreeCellRun{}, nil, err
+		return run, nil, err
 	}
 	var val Dataset
 	if cfg.ValSize > 0 {
-		if val, err = NewThreeCellSplit(NewThreeCell(m.Cfg.Grid(), m.Cfg.Patch, cfg.DataSeed), ThreeCellVal, cfg.ValSize); err != nil {
-			return ThreeCellRun{}, nil, err
+		if val, err = NewThreeCellSplit(gen(), ThreeCellVal, cfg.ValSize); err != nil {
+			return run, nil, err
 		}
 	}
-	test, err := NewThreeCellSplit(NewThreeCell(m.Cfg.Grid(), m.Cfg.Patch, cfg.DataSeed), ThreeCellTest, cfg.TestSize)
+	test, err := NewThreeCellSplit(gen(), ThreeCellTest, cfg.TestSize)
 	if err != nil {
-		return ThreeCellRun{}, nil, err
-	}
-	if err := train.CheckModel(m.Cfg); err != nil {
-		return ThreeCellRun{}, nil, err
+		return run, nil, err
 	}
 	tc := TrainConfig{Steps: cfg.Steps, Batch: cfg.Batch, LR: cfg.LR, MinLR: cfg.MinLR, Warmup: cfg.Warmup,
-		WeightDecay: cfg.WeightDecay, Optimizer: "adamw", Loss: "bce", Seed: seed,
+		WeightDecay: cfg.WeightDecay, Optimizer: "adamw", Loss: "bce", Seed: sr.Seed,
 		EvalEvery: cfg.EvalEvery, LogEvery: cfg.LogEvery, Log: &prefixWriter{w: prog.log, prefix: prog.tag}, Metrics: prog}
 	last, err := Train(m, train, val, tc)
 	if err != nil {
-		return ThreeCellRun{}, nil, err
+		return run, nil, err
 	}
 	res := Evaluate(m, test, "bce", cfg.Batch)
-	run := ThreeCellRun{PE: pe, Seed: seed, Params: m.NumParams(), TestLoss: res.Loss,
-		ValLoss: last.Loss, ValAcc: last.Acc, Curve: prog.curve}
+	run.Params, run.TestLoss, run.ValLoss, run.ValAcc, run.Curve = NumParams(m), res.Loss, last.Loss, last.Acc, prog.curve
 	copy(run.TestBits[:], res.BitAcc)
 	run.Test = ThreeCellGroups(run.TestBits)
-	run.WallS = time.Since(start).Seconds()
+	run.WallS = time.Since(run.Started).Seconds()
 	return run, m, nil
 }
 
@@ -404,10 +590,11 @@ func (p *prefixWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// probePE scores the run's PE table with PESI and, for the first seed,
-// draws its cosine-similarity maps. PEs that add nothing to the tokens
-// (none, attention-side, conv) are skipped.
-func probePE(cfg ThreeCellBenchConfig, rep *ThreeCellReport, run *ThreeCellRun, m *ViT[float32], heat bool) error {
+// probePE scores the run's PE table with PESI and returns the patch rows
+// (G², D) the heat map draws: the fixed table, or the table on the first
+// test image for an image-dependent PE. PEs that add nothing to the tokens
+// (none, attention-side, conv) give nil.
+func probePE(cfg ThreeCellBenchConfig, run *ThreeCellRun, m *ViT[float32]) ([]float64, error) {
 	gen := NewThreeCell(m.Cfg.Grid(), m.Cfg.Patch, cfg.DataSeed)
 	first, _ := ThreeCellTest.Range()
 	img := func(k int) *Tensor[float32] {
@@ -417,42 +604,32 @@ func probePE(cfg ThreeCellBenchConfig, rep *ThreeCellReport, run *ThreeCellRun, 
 	}
 	t0, err := PETable(m, img(0))
 	if err != nil || t0 == nil {
-		return err
+		return nil, err
 	}
 	t1, err := PETable(m, img(1))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	d, g := m.Cfg.Dim, m.Cfg.Grid()
-	dependent := maxAbsDiff(t0, t1) > 1e-6
-	if !dependent {
+	if maxAbsDiff(t0, t1) <= 1e-6 {
 		s := PESI(DropCLS(t0, d), d, g, g, ThreeCellPESIDirections)
 		run.PESI, run.PESource = &s, "fixed table"
-	} else {
-		var s PESIScores
-		for k := range ThreeCellPESIImages {
-			tk, err := PETable(m, img(k))
-			if err != nil {
-				return err
-			}
-			sk := PESI(DropCLS(tk, d), d, g, g, ThreeCellPESIDirections)
-			s.MU += sk.MU / ThreeCellPESIImages
-			s.MD += sk.MD / ThreeCellPESIImages
-			s.ASU += sk.ASU / ThreeCellPESIImages
+		return DropCLS(t0, d), nil
+	}
+	var s PESIScores
+	for k := range ThreeCellPESIImages {
+		tk, err := PETable(m, img(k))
+		if err != nil {
+			return nil, err
 		}
-		run.PESI = &s
-		run.PESource = fmt.Sprintf("image-dependent: mean over test images %d–%d", first, first+ThreeCellPESIImages-1)
+		sk := PESI(DropCLS(tk, d), d, g, g, ThreeCellPESIDirections)
+		s.MU += sk.MU / ThreeCellPESIImages
+		s.MD += sk.MD / ThreeCellPESIImages
+		s.ASU += sk.ASU / ThreeCellPESIImages
 	}
-	if !heat || cfg.Out == "" {
-		return nil
-	}
-	src := "fixed table"
-	if dependent {
-		src = fmt.Sprintf("table on test image %d", first)
-	}
-	title := fmt.Sprintf("%s (seed %d, %s): cosine similarity of the PE rows", run.PE, run.Seed, src)
-	name := fmt.Sprintf("heatmap_%s.png", run.PE)
-	return PlotPEHeatmaps(filepath.Join(cfg.Out, name), title, DropCLS(t0, d), d, g)
+	run.PESI = &s
+	run.PESource = fmt.Sprintf("image-dependent: mean over test images %d–%d", first, first+ThreeCellPESIImages-1)
+	return DropCLS(t0, d), nil
 }
 
 func maxAbsDiff(a, b []float64) float64 {

@@ -26,8 +26,11 @@ func TestThreeCellValidate(t *testing.T) {
 		{"-train-size", func(c *ThreeCellBenchConfig) { c.Stream, c.TrainSize = false, 8001 }},
 		{"-val-size", func(c *ThreeCellBenchConfig) { c.ValSize = 1001 }},
 		{"-test-size", func(c *ThreeCellBenchConfig) { c.TestSize = -1 }},
-		{"-freqs: unknown", func(c *ThreeCellBenchConfig) { c.Freqs = "f9" }},
-		{"none of the PEs reads", func(c *ThreeCellBenchConfig) { c.Freqs = "f2" }},
+		{"-freqs: unknown", func(c *ThreeCellBenchConfig) { c.FreqSets = []string{"f9"} }},
+		{"-freqs: \"f1\" given twice", func(c *ThreeCellBenchConfig) { c.PEs, c.FreqSets = []string{"sin1d"}, []string{"f1", "f1"} }},
+		{"none of the PEs reads", func(c *ThreeCellBenchConfig) { c.FreqSets = []string{"f2"} }},
+		{"-ref: unknown reference model \"vit\"", func(c *ThreeCellBenchConfig) { c.Refs = []string{"vit"} }},
+		{"-shard 2/2", func(c *ThreeCellBenchConfig) { c.Shard = Shard{2, 2} }},
 		{"not among the PEs", func(c *ThreeCellBenchConfig) { c.PEOptions = []PEConfig{{Name: "loope"}} }},
 		{"-pe fourier", func(c *ThreeCellBenchConfig) {
 			c.PEs, c.PEOptions = []string{"fourier"}, []PEConfig{{Name: "fourier", Freqs: "f2"}} // fourier learns its frequencies

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
@@ -187,6 +188,42 @@ func mustRead(t testing.TB, path string) []byte {
 	return b
 }
 
+// loopeBinary builds the loope binary once per test process and returns
+// its path.
+func loopeBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "loope-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "loope")
+		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// TestMain removes the binary loopeBinary built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
 // TestCLI runs the built binary with bad arguments and broken or hostile
 // files: usage errors exit 2 with the usage, other errors exit 1 with a
 // message, nothing panics, and hostile files (a 1 TB tensor, a width of
@@ -195,10 +232,7 @@ func TestCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "loope")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := loopeBinary(t)
 	c := makeCLIFiles(t)
 	out := filepath.Join(c.dir, "out.safetensors")
 	unwritable := filepath.Join(c.notADir, "out.safetensors") // below a regular file

@@ -19,14 +19,23 @@ import (
 // must stop: after -h (err nil, usage printed) or a bad flag (errUsage,
 // the flag package printed why and the usage).
 func parseFlags(fs *flag.FlagSet, args []string) (done bool, err error) {
+	if done, err := parseFlagsArgs(fs, args); done {
+		return done, err
+	}
+	if fs.NArg() > 0 { // only threecell -merge takes positional arguments
+		return true, badUsage(fs, "unexpected arguments %q", fs.Args())
+	}
+	return false, nil
+}
+
+// parseFlagsArgs is parseFlags that leaves positional arguments in
+// fs.Args() for the caller.
+func parseFlagsArgs(fs *flag.FlagSet, args []string) (done bool, err error) {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return true, nil
 		}
 		return true, errUsage
-	}
-	if fs.NArg() > 0 { // no subcommand takes positional arguments
-		return true, badUsage(fs, "unexpected arguments %q", fs.Args())
 	}
 	return false, nil
 }

@@ -37,8 +37,15 @@ func init() {
 // maxThreeCellTrain bounds -train-size: Train keeps a permutation of it.
 const maxThreeCellTrain = 1 << 24
 
-// defaultThreeCellPEs are the PEs of the default benchmark.
-const defaultThreeCellPEs = "none,learnable,sin1d,hilbert,loope"
+// The default benchmark: the five PEs of the paper's Table 1, three seeds,
+// and the step count and batch that fit 10 minutes on 2 cores (README
+// "Three-Cell benchmark" has the measurement).
+const (
+	defaultThreeCellPEs   = "none,learnable,sin1d,hilbert,loope"
+	defaultThreeCellSeeds = "3"
+	defaultThreeCellSteps = 1500
+	defaultThreeCellBatch = 32
+)
 
 func runThreeCell(args []string) error { return threecellMain(args, os.Stdout, os.Stderr) }
 
@@ -47,11 +54,12 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("threecell", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	pes := fs.String("pe", defaultThreeCellPEs, "comma list of PEs, or all (registered: "+strings.Join(loope.PENames(), ", ")+")")
-	seeds := fs.String("seeds", "1", "N (seeds 0…N−1) or a comma list of seeds (one explicit seed: \"7,\")")
+	refs := fs.String("ref", "", "comma list of reference models trained on the same data, reported under the PEs (available: "+strings.Join(loope.ReferenceModels(), ", ")+")")
+	seeds := fs.String("seeds", defaultThreeCellSeeds, "N (seeds 0…N−1) or a comma list of seeds (one explicit seed: \"7,\")")
 	preset := fs.String("preset", "tiny", "model preset: "+strings.Join(loope.PresetNames(), ", ")+" (cell = patch, grid = image/patch)")
-	steps := fs.Int("steps", 1500, "optimiser steps per run (the default fits 10 min for the 5 default PEs on 2 cores)")
+	steps := fs.Int("steps", defaultThreeCellSteps, "optimiser steps per run (the default fits 10 min for the 5 default PEs × 3 seeds on 2 cores)")
 	epochs := floatFlag(fs, "epochs", 0, "train this many epochs of -train-size images instead of -steps")
-	batch := fs.Int("batch", 32, "images per step")
+	batch := fs.Int("batch", defaultThreeCellBatch, "images per step")
 	lr := floatFlag(fs, "lr", 1e-3, "peak learning rate (AdamW)")
 	minLR := floatFlag(fs, "min-lr", 2.5e-5, "final learning rate of the cosine schedule")
 	warmup := fs.Int("warmup", -1, "linear warm-up steps (-1: 5% of the steps)")
@@ -63,16 +71,26 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	dataSeed := fs.Uint64("data-seed", 0, "Three-Cell dataset seed, shared by every run")
 	evalEvery := fs.Int("eval-every", 0, "validate every this many steps (0: 4 times per run)")
 	logEvery := fs.Int("log-every", 0, "progress line every this many steps (0: 10 per run)")
-	opts := addPEFlags(fs) // -freqs, -loope-*, -fourier-*: applied to the PEs that read them
-	out := fs.String("out", "out/threecell", "output folder (results.md/.csv/.json and PNG figures)")
+	opts := addPEFlags(fs) // -freqs (here a comma list), -loope-*, -fourier-*: applied to the PEs that read them
+	out := fs.String("out", "out/threecell", "output folder (results.md/.csv/.json, PNG figures, runs/ with one file per run)")
 	threads := threadsFlag(fs)
-	force := fs.Bool("force", false, "write into -out even if it holds an earlier benchmark's results (they are deleted)")
-	if done, err := parseFlags(fs, args); done {
+	force := fs.Bool("force", false, "write into -out even if it holds another sweep's results (they are deleted)")
+	list := fs.Bool("list", false, "print the sweep's runs (index, PE, seed, freqs) and exit")
+	shardS := fs.String("shard", "", "run only the runs whose index ≡ i (mod n), given as i/n (default: from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID, else all)")
+	shards := fs.Int("shards", 0, "shard count n where the engine gives only an index (Kubernetes: the Job's completions)")
+	merge := fs.Bool("merge", false, "build -out's report from the run files of the folders given as arguments (loope threecell -merge -out DIR SRC…)")
+	if done, err := parseFlagsArgs(fs, args); done {
 		return err
 	}
 	bad := func(format string, a ...any) error {
 		fmt.Fprintf(stderr, "loope threecell: "+format+"\n(loope threecell -h lists the flags)\n", a...)
 		return errUsage
+	}
+	if *merge {
+		return threeCellMerge(fs, *out, stdout, stderr, bad)
+	}
+	if fs.NArg() > 0 {
+		return bad("unexpected arguments %q (only -merge takes folders)", fs.Args())
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -82,7 +100,8 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg := loope.ThreeCellBenchConfig{Preset: *preset, Model: model, DataSeed: *dataSeed, Stream: *stream,
 		TrainSize: *trainSize, ValSize: *valSize, TestSize: *testSize, Steps: *steps, Batch: *batch, LR: *lr,
-		MinLR: *minLR, WeightDecay: *wd, EvalEvery: *evalEvery, LogEvery: *logEvery, Out: *out, Threads: *threads}
+		MinLR: *minLR, WeightDecay: *wd, EvalEvery: *evalEvery, LogEvery: *logEvery, Out: *out, Threads: *threads,
+		Refs: splitList(*refs)}
 	if err := threeCellPEs(&cfg, *pes, set, opts); err != nil {
 		return bad("%v", err)
 	}
@@ -90,6 +109,9 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 		return bad("-seeds: %v", err)
 	}
 	if err := threeCellSchedule(&cfg, set, *epochs, *warmup); err != nil {
+		return bad("%v", err)
+	}
+	if cfg.Shard, err = threeCellShard(*shardS, *shards, set, stderr); err != nil {
 		return bad("%v", err)
 	}
 	if err := cfg.Validate(); err != nil {
@@ -102,15 +124,36 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 		return bad("-threads %d: need ≤ %d", *threads, maxThreads)
 	case *trainSize > maxThreeCellTrain:
 		return bad("-train-size %d: need ≤ %d (the shuffled order is held in memory)", *trainSize, maxThreeCellTrain)
+	case *force && cfg.Shard.N > 1:
+		return bad("-force with -shard: a shard must not delete the other shards' runs; clear -out before starting the shards")
+	}
+	if *list {
+		return listThreeCell(stdout, cfg)
 	}
 	if validateOnly {
 		return nil
 	}
-	if err := checkMemory(stderr, model, *batch, 0, 0); err != nil {
+	return runThreeCellSweep(cfg, *force, stdout, stderr)
+}
+
+// runThreeCellSweep checks memory, claims -out (resuming this sweep's runs
+// there, refusing another sweep's results unless force) and runs cfg.
+func runThreeCellSweep(cfg loope.ThreeCellBenchConfig, force bool, stdout, stderr io.Writer) error {
+	if err := checkMemory(stderr, cfg.Model, cfg.Batch, 0, 0); err != nil {
 		return err
 	}
-	if *out != "" {
-		lock, err := openOutDir(*out, false, *force, stderr, "results.md", "results.csv", "results.json", "curve_*.png", "heatmap_*.png")
+	if cfg.Out != "" {
+		why := cfg.ForeignResults()
+		if why != "" && !force {
+			return fmt.Errorf("%s holds results of another sweep (%s): give -force to replace them, or another -out", cfg.Out, why)
+		}
+		var lock *loope.DirLock
+		var err error
+		if cfg.Shard.N > 1 { // shards share -out; each takes a lock of its own and writes only runs/
+			lock, err = loope.LockDirAs(cfg.Out, fmt.Sprintf("%s.shard-%d-of-%d", loope.LockName, cfg.Shard.I, cfg.Shard.N), stderr)
+		} else {
+			lock, err = openOutDir(cfg.Out, why == "", force, stderr, loope.ThreeCellOutputs...)
+		}
 		if err != nil {
 			return err
 		}
@@ -120,10 +163,92 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprint(stdout, rep.Markdown())
-	if *out != "" {
-		fmt.Fprintf(stderr, "wrote %s/results.md, results.csv, results.json and figures\n", *out)
+	switch {
+	case cfg.Shard.N > 1:
+		fmt.Fprintf(stderr, "%s finished: its runs are in %s/%s; when every shard is done: loope threecell -merge -out DIR %s\n",
+			cfg.Shard, cfg.Out, loope.RunsDir, cfg.Out)
+	default:
+		fmt.Fprint(stdout, rep.Markdown())
+		if cfg.Out != "" {
+			fmt.Fprintf(stderr, "wrote %s/results.md, results.csv, results.json, figures and %s/\n", cfg.Out, loope.RunsDir)
+		}
 	}
+	return nil
+}
+
+// threeCellShard returns the shard from -shard, else from the batch
+// engine's variables (with -shards), and says which it is and where it
+// came from.
+func threeCellShard(shard string, shards int, set map[string]bool, log io.Writer) (loope.Shard, error) {
+	if shard != "" {
+		if set["shards"] {
+			return loope.Shard{}, fmt.Errorf("-shard %s and -shards do not go together (-shard i/n names the count)", shard)
+		}
+		s, err := loope.ParseShard(shard)
+		if err != nil {
+			return s, fmt.Errorf("-shard %v", err)
+		}
+		return s, nil
+	}
+	if set["shards"] && shards < 1 {
+		return loope.Shard{}, fmt.Errorf("-shards %d: need ≥ 1", shards)
+	}
+	s, from, err := loope.ShardFromEnv(os.Getenv, shards)
+	if err == nil && from != "" {
+		fmt.Fprintf(log, "%s (from %s)\n", s, from)
+	}
+	return s, err
+}
+
+// listThreeCell prints the runs of cfg's sweep (the owned ones when
+// sharded), one per line: index, PE (or reference model), seed, freqs.
+func listThreeCell(w io.Writer, cfg loope.ThreeCellBenchConfig) error {
+	runs := cfg.Runs()
+	fmt.Fprintf(w, "# %d runs; %s; config hash %s\n# index\tpe\tseed\tfreqs\n", len(runs), cfg.Shard, cfg.Hash()[:12])
+	for _, r := range runs {
+		if !cfg.Shard.Owns(r.Index) {
+			continue
+		}
+		pe, f := r.PE, r.Freqs
+		if r.Ref {
+			pe += " (reference)"
+		}
+		if f == "" {
+			f = "-"
+		}
+		fmt.Fprintf(w, "%d\t%s\t%d\t%s\n", r.Index, pe, r.Seed, f)
+	}
+	return nil
+}
+
+// threeCellMerge builds out's report from the run files of the folders
+// given as arguments (or of out itself when none is given).
+func threeCellMerge(fs *flag.FlagSet, out string, stdout, stderr io.Writer, bad func(string, ...any) error) error {
+	var other []string
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name != "merge" && f.Name != "out" && f.Name != "threads" {
+			other = append(other, "-"+f.Name)
+		}
+	})
+	srcs := fs.Args()
+	switch {
+	case len(other) > 0:
+		return bad("-merge takes only -out and the source folders; %s belong to the sweep's runs, whose files hold them", strings.Join(other, ", "))
+	case out == "":
+		return bad("-merge needs -out")
+	case len(srcs) == 0:
+		srcs = []string{out}
+	}
+	if validateOnly {
+		return nil
+	}
+	rep, err := loope.MergeThreeCell(out, srcs, stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, rep.Markdown())
+	fmt.Fprintf(stderr, "merged %d runs from %s into %s/results.md, results.csv, results.json and figures\n",
+		len(rep.Runs), strings.Join(srcs, ", "), out)
 	return nil
 }
 
@@ -145,10 +270,11 @@ func threeCellPEs(cfg *loope.ThreeCellBenchConfig, pes string, set map[string]bo
 		if err := opts.apply(flag.NewFlagSet("", flag.ContinueOnError), &pc); err != nil {
 			return err
 		}
+		pc.Freqs = "" // the sweep's frequency sets, one run each
 		cfg.PEOptions = append(cfg.PEOptions, pc)
 	}
 	if set["freqs"] {
-		cfg.Freqs = *opts.freqs
+		cfg.FreqSets = splitList(*opts.freqs)
 	}
 	return nil
 }

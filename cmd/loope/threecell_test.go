@@ -6,13 +6,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"io"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/loope-go/loope"
 )
@@ -76,7 +80,7 @@ func TestThreeCellEndToEnd(t *testing.T) {
 	if c := rep.Config; c.Steps != 12 || c.Batch != 8 || !c.Stream || c.Model.Image != 14 || c.Warmup != 0 || c.EvalEvery != 3 {
 		t.Errorf("config %+v", c)
 	}
-	if m := rep.Machine; m.GOMAXPROCS < 1 || m.Threads < 1 || !strings.HasPrefix(m.GoVersion, "go") {
+	if m := rep.Runs[0].Machine; m.GOMAXPROCS < 1 || m.Threads < 1 || !strings.HasPrefix(m.GoVersion, "go") {
 		t.Errorf("machine %+v", m)
 	}
 	for _, r := range rep.Runs {
@@ -117,8 +121,8 @@ func TestThreeCellEndToEnd(t *testing.T) {
 		t.Fatalf("csv: %d rows, header %v", len(rows), rows[0])
 	}
 	for k, row := range rows[1:] {
-		avg, err := strconv.ParseFloat(row[6], 64)
-		if err != nil || row[0] != rep.Runs[k].PE || math.Abs(avg-rep.Runs[k].Test.Average) > 1e-5 {
+		avg, err := strconv.ParseFloat(row[10], 64)
+		if err != nil || row[2] != rep.Runs[k].PE || math.Abs(avg-rep.Runs[k].Test.Average) > 1e-5 {
 			t.Errorf("csv row %v does not match run %s average %g", row, rep.Runs[k].PE, rep.Runs[k].Test.Average)
 		}
 	}
@@ -140,7 +144,7 @@ func TestThreeCellEndToEnd(t *testing.T) {
 	for _, e := range ents {
 		names = append(names, e.Name())
 	}
-	want := []string{"curve_learnable_seed0.png", "curve_none_seed0.png", "heatmap_learnable.png", "results.csv", "results.json", "results.md"}
+	want := []string{"curve_learnable_seed0.png", "curve_none_seed0.png", "heatmap_learnable.png", "results.csv", "results.json", "results.md", "runs"}
 	if !slices.Equal(names, want) {
 		t.Errorf("files %v, want %v", names, want)
 	}
@@ -149,7 +153,7 @@ func TestThreeCellEndToEnd(t *testing.T) {
 	if err := json.Unmarshal(b, &raw); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"config", "machine", "runs", "summary", "priors", "prior_acc", "wall_s"} {
+	for _, k := range []string{"config", "config_hash", "runs", "summary", "priors", "prior_acc", "wall_s", "runs_wall_s"} {
 		if _, ok := raw[k]; !ok {
 			t.Errorf("results.json lacks %q", k)
 		}
@@ -203,9 +207,10 @@ func TestThreeCellFlagErrors(t *testing.T) {
 func TestSensitivity(t *testing.T) {
 	dir := t.TempDir()
 	write := func(freqs string, avg float64, pes ...string) string {
-		rep := loope.ThreeCellReport{Config: loope.ThreeCellBenchConfig{Freqs: freqs, Model: loope.Config{Dim: 4}}, Grid: 14, Done: true}
+		rep := loope.ThreeCellReport{Config: loope.ThreeCellBenchConfig{FreqSets: []string{freqs}, Model: loope.Config{Dim: 4}}, Grid: 14, Done: true}
 		for _, pe := range pes {
-			rep.Summary = append(rep.Summary, loope.ThreeCellSummary{PE: pe, N: 1, Mean: loope.ThreeCellAcc{Average: avg, Distance: 0.5}})
+			rep.Summary = append(rep.Summary, loope.ThreeCellSummary{Row: pe + "/" + freqs, PE: pe, Freqs: freqs, N: 1,
+				Mean: loope.ThreeCellAcc{Average: avg, Distance: 0.5}})
 		}
 		d := filepath.Join(dir, freqs)
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -246,8 +251,8 @@ func TestSensitivity(t *testing.T) {
 		usage bool
 		want  string
 	}{
-		{[]string{"-in", d2 + "," + d3}, false, "needs the f1"},
-		{[]string{"-in", d1 + "," + d1}, false, "two reports with frequency set f1"},
+		{[]string{"-in", d2 + "," + d3}, false, "needs f1 (baseline) results"},
+		{[]string{"-in", d1 + "," + d1}, false, `two reports hold sin1d with frequency set "f1"`},
 		{[]string{"-in", d1}, true, "at least two"},
 		{[]string{"-in", d1 + "," + d2, "-metric", "speed"}, true, `-metric "speed"`},
 		{[]string{"-in", d1 + "," + filepath.Join(dir, "missing")}, false, "no such file"},
@@ -269,7 +274,7 @@ func TestSensitivity(t *testing.T) {
 func TestThreeCellFreqs(t *testing.T) {
 	dir := t.TempDir()
 	var stdout, stderr bytes.Buffer
-	err := threecellMain([]string{"-preset", "tiny", "-pe", "none,sin1d", "-freqs", "f2", "-steps", "1", "-batch", "4",
+	err := threecellMain([]string{"-preset", "tiny", "-pe", "none,sin1d", "-freqs", "f2", "-seeds", "1", "-steps", "1", "-batch", "4",
 		"-train-size", "8", "-val-size", "0", "-test-size", "8", "-out", dir}, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr.String())
@@ -278,22 +283,25 @@ func TestThreeCellFreqs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []loope.PEConfig{{Name: "none"}, {Name: "sin1d", Freqs: "f2"}}
-	if rep.Config.Freqs != "f2" || !slices.Equal(rep.Config.PEOptions, want) {
-		t.Errorf("freqs %q, PE options %+v; want f2 and %+v", rep.Config.Freqs, rep.Config.PEOptions, want)
+	want := []loope.PEConfig{{Name: "none"}, {Name: "sin1d"}}
+	if !slices.Equal(rep.Config.FreqSets, []string{"f2"}) || !slices.Equal(rep.Config.PEOptions, want) {
+		t.Errorf("freqs %q, PE options %+v; want [f2] and %+v", rep.Config.FreqSets, rep.Config.PEOptions, want)
 	}
-	if !strings.Contains(stdout.String(), "sinusoid frequencies f2") {
+	if len(rep.Runs) != 2 || rep.Runs[0].Row() != "none" || rep.Runs[1].Row() != "sin1d/f2" {
+		t.Errorf("runs %+v, want none and sin1d/f2", rep.Runs)
+	}
+	if !strings.Contains(stdout.String(), "sinusoid frequencies f2") || !strings.Contains(stdout.String(), "| sin1d/f2 |") {
 		t.Error("results.md does not state the frequency set")
 	}
 }
 
 // TestThreeCellOutFolder: threecell locks -out (a second benchmark into it
-// is refused naming the holder), refuses to replace an earlier benchmark's
-// results without -force, and leaves no lock or temporary file behind
-// (issue 19 findings 2, 3, 8).
+// is refused naming the holder), resumes its own sweep there, refuses to
+// replace another sweep's results without -force, and leaves no lock or
+// temporary file behind (issue 19 findings 2, 3, 8).
 func TestThreeCellOutFolder(t *testing.T) {
 	dir := t.TempDir()
-	args := []string{"-preset", "tiny", "-pe", "none", "-steps", "1", "-batch", "4",
+	args := []string{"-preset", "tiny", "-pe", "none", "-seeds", "1", "-steps", "1", "-batch", "4",
 		"-train-size", "8", "-val-size", "0", "-test-size", "8", "-out", dir}
 	run := func(extra ...string) (error, string) {
 		var stdout, stderr bytes.Buffer
@@ -311,11 +319,17 @@ func TestThreeCellOutFolder(t *testing.T) {
 	if err, msg := run(); err != nil {
 		t.Fatalf("%v\n%s", err, msg)
 	}
-	if err, msg := run(); err == nil || !strings.Contains(err.Error(), "results.csv, results.json, results.md, which this run would replace") {
-		t.Errorf("used -out: got %v\n%s", err, msg)
+	if err, msg := run(); err != nil || !strings.Contains(msg, "run 0: none seed 0: finished earlier") || !strings.Contains(msg, "0 to train") {
+		t.Errorf("the same sweep again: got %v\n%s", err, msg)
 	}
-	if err, msg := run("-force"); err != nil {
+	if err, msg := run("-steps", "2"); err == nil || !strings.Contains(err.Error(), "holds results of another sweep") || !strings.Contains(err.Error(), "steps: 1 vs 2") {
+		t.Errorf("another sweep's -out: got %v\n%s", err, msg)
+	}
+	if err, msg := run("-steps", "2", "-force"); err != nil {
 		t.Fatalf("-force: %v\n%s", err, msg)
+	}
+	if rep, err := loope.ReadThreeCellReport(dir); err != nil || rep.Config.Steps != 2 || len(rep.Runs) != 1 {
+		t.Errorf("after -force: %v, %+v", err, rep)
 	}
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
@@ -335,5 +349,157 @@ func TestThreeCellRefusesOverMemory(t *testing.T) {
 	err := threecellMain([]string{"-preset", "ti16", "-pe", "none", "-steps", "1", "-batch", "4096", "-out", t.TempDir()}, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "this run needs an estimated") || !strings.Contains(err.Error(), "lower -batch 4096") {
 		t.Errorf("got %v\n%s", err, stderr.String())
+	}
+}
+
+// sweepArgs is a Three-Cell sweep of a few seconds: 4 runs.
+var sweepArgs = []string{"-preset", "tiny", "-pe", "none,sin1d", "-seeds", "2", "-steps", "40", "-batch", "8",
+	"-train-size", "64", "-val-size", "8", "-test-size", "32", "-threads", "1"}
+
+// sweepJSON is DIR/results.json without its timing fields.
+func sweepJSON(t *testing.T, dir string) []byte {
+	t.Helper()
+	r, err := loope.ReadThreeCellReport(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.MarshalIndent(r.WithoutTimes(), "", " ")
+	return b
+}
+
+// TestThreeCellShardProcesses runs one sweep as separate processes of the
+// built binary: unsharded; as 2 shards at once into one shared -out; as 3
+// shards into their own folders. Merged, both give the unsharded
+// results.json (timing fields aside). Then a process killed (SIGKILL) in
+// the middle of a run resumes, and its final numbers equal the
+// uninterrupted run's.
+func TestThreeCellShardProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs 12 short trainings")
+	}
+	bin := loopeBinary(t)
+	dir := t.TempDir()
+	var env []string // extra environment of the next start
+	start := func(out string, extra ...string) (*exec.Cmd, *bytes.Buffer) {
+		cmd := exec.Command(bin, append(append([]string{"threecell"}, sweepArgs...), append([]string{"-out", out}, extra...)...)...)
+		cmd.Env = append(os.Environ(), env...)
+		var stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, &stderr
+	}
+	wait := func(cmd *exec.Cmd, stderr *bytes.Buffer) {
+		t.Helper()
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("%v: %v\n%s", cmd.Args, err, stderr)
+		}
+	}
+	merge := func(out string, srcs ...string) {
+		t.Helper()
+		if b, err := exec.Command(bin, append([]string{"threecell", "-merge", "-out", out}, srcs...)...).CombinedOutput(); err != nil {
+			t.Fatalf("merge: %v\n%s", err, b)
+		}
+	}
+	whole := filepath.Join(dir, "whole")
+	wait(start(whole))
+	want := sweepJSON(t, whole)
+
+	shared := filepath.Join(dir, "shared")
+	a, ea := start(shared, "-shard", "0/2")
+	b, eb := start(shared, "-shard", "1/2")
+	wait(a, ea)
+	wait(b, eb)
+	if !strings.Contains(ea.String(), "shard 0/2: 2 of 4 runs; 2 to train") {
+		t.Errorf("shard 0/2 does not say what it owns:\n%s", ea)
+	}
+	merge(shared)
+	if got := sweepJSON(t, shared); !bytes.Equal(got, want) {
+		t.Errorf("2 shards merged differ from the unsharded sweep:\n%s\n---\n%s", got, want)
+	}
+
+	var parts []string
+	for i := range 3 {
+		p := filepath.Join(dir, fmt.Sprintf("part%d", i))
+		env = []string{"SLURM_ARRAY_TASK_ID=" + strconv.Itoa(i), "SLURM_ARRAY_TASK_COUNT=3"}
+		wait(start(p))
+		parts = append(parts, p)
+	}
+	env = nil
+	three := filepath.Join(dir, "three")
+	merge(three, parts...)
+	if got := sweepJSON(t, three); !bytes.Equal(got, want) {
+		t.Error("3 shards merged differ from the unsharded sweep")
+	}
+
+	killed := filepath.Join(dir, "killed")
+	cmd, _ := start(killed)
+	first := filepath.Join(killed, loope.RunsDir, "0000-none-seed0.json")
+	for {
+		if _, err := os.Stat(first); err == nil {
+			break
+		}
+		if cmd.ProcessState != nil {
+			t.Fatal("the run ended before it could be killed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	ents, _ := os.ReadDir(filepath.Join(killed, loope.RunsDir))
+	if len(ents) >= 4 {
+		t.Fatalf("killed after %d runs: not in the middle", len(ents))
+	}
+	cmd, e := start(killed)
+	wait(cmd, e)
+	if !strings.Contains(e.String(), "run 0: none seed 0: finished earlier") {
+		t.Errorf("resume did not skip the finished run:\n%s", e)
+	}
+	if got := sweepJSON(t, killed); !bytes.Equal(got, want) {
+		t.Error("the resumed sweep differs from the uninterrupted one")
+	}
+}
+
+// TestThreeCellShardFlags: bad shard flags and engine variables are usage
+// errors naming the problem; -list prints the runs a shard owns.
+func TestThreeCellShardFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"-shard", "3/2"}, nil, `-shard "3/2": i = 3`},
+		{[]string{"-shard", "-1/2"}, nil, `-shard "-1/2": i = -1`},
+		{[]string{"-shard", "a/b"}, nil, `-shard "a/b": want i/n`},
+		{[]string{"-shards", "0"}, nil, "-shards 0: need ≥ 1"},
+		{[]string{"-shard", "0/2", "-shards", "2"}, nil, "do not go together"},
+		{[]string{"-shard", "0/2", "-force"}, nil, "-force with -shard"},
+		{nil, map[string]string{"SLURM_ARRAY_TASK_ID": "x", "SLURM_ARRAY_TASK_COUNT": "2"}, `SLURM_ARRAY_TASK_ID="x"`},
+		{nil, map[string]string{"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "2"}, "shard 2 of 2"},
+		{nil, map[string]string{"JOB_COMPLETION_INDEX": "1"}, "give -shards"},
+		{[]string{"-ref", "nope"}, nil, `unknown reference model "nope"`},
+		{[]string{"-merge", "-pe", "none"}, nil, "-merge takes only -out"},
+	} {
+		for k, v := range tc.env {
+			t.Setenv(k, v)
+		}
+		var stdout, stderr bytes.Buffer
+		err := threecellMain(append(tc.args, "-out", ""), &stdout, &stderr)
+		if err != errUsage || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v %v: err %v, stderr %q; want errUsage and %q", tc.args, tc.env, err, stderr.String(), tc.want)
+		}
+		for k := range tc.env {
+			os.Unsetenv(k)
+		}
+	}
+	var stdout, stderr bytes.Buffer
+	if err := threecellMain([]string{"-pe", "none,sin1d,loope", "-freqs", "f1,f2", "-seeds", "2", "-shard", "1/2", "-list"}, &stdout, &stderr); err != nil {
+		t.Fatal(err, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	want := []string{"# index\tpe\tseed\tfreqs", "1\tnone\t1\t-", "3\tsin1d\t1\tf1", "5\tsin1d\t1\tf2", "7\tloope\t1\tf1", "9\tloope\t1\tf2"}
+	if len(lines) != 7 || !strings.HasPrefix(lines[0], "# 10 runs; shard 1/2; config hash ") || !slices.Equal(lines[1:], want) {
+		t.Errorf("-list:\n%s", stdout.String())
 	}
 }
