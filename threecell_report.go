@@ -226,6 +226,12 @@ func (r *ThreeCellReport) mdPESI(b *strings.Builder) {
 func (r *ThreeCellReport) mdFiles(b *strings.Builder) {
 	c := r.Config
 	fmt.Fprintf(b, "## Files\n\n- results.csv, results.json: per-run numbers\n")
+	if c.Out != "" && len(r.Summary) > 0 {
+		fmt.Fprintf(b, "- table4.png: the table above as grouped bars (± one std), with the priors dashed\n")
+		if c.ValSize > 0 {
+			fmt.Fprintf(b, "- curves.png: validation accuracy of every row against images seen (mean over seeds, min–max band)\n")
+		}
+	}
 	for _, run := range r.Runs {
 		if run.CurvePNG != "" {
 			fmt.Fprintf(b, "- %s: training loss and accuracy (train and validation) of %s, seed %d\n", run.CurvePNG, run.Row(), run.Seed)

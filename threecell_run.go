@@ -436,7 +436,7 @@ func buildThreeCellReport(cfg ThreeCellBenchConfig, runs []ThreeCellRun) *ThreeC
 
 // writeAll writes the report's files into Config.Out: a training-curve PNG
 // per run, a heat map per row from its first run's PE table (tables by run
-// index), then results.md, .csv and .json.
+// index), table4.png and curves.png, then results.md, .csv and .json.
 func (r *ThreeCellReport) writeAll(tables map[int][]float64) error {
 	c := r.Config
 	if c.Out == "" {
@@ -460,6 +460,22 @@ func (r *ThreeCellReport) writeAll(tables map[int][]float64) error {
 		}
 		title := fmt.Sprintf("%s (seed %d, %s): cosine similarity of the PE rows", s.Row, first.Seed, src)
 		if err := PlotPEHeatmaps(filepath.Join(c.Out, s.HeatmapPNG), title, tables[first.Index], c.Model.Dim, r.Grid); err != nil {
+			return err
+		}
+	}
+	if len(r.Summary) > 0 {
+		title := fmt.Sprintf("Three-Cell test accuracy, %s, %d steps × %d", c.Preset, c.Steps, c.Batch)
+		if err := PlotTable4(filepath.Join(c.Out, "table4.png"), title, r.Summary, r.PriorAcc); err != nil {
+			return err
+		}
+	}
+	if c.ValSize > 0 && len(r.Runs) > 0 {
+		title := fmt.Sprintf("Validation accuracy, %s; line: mean over seeds, band: min–max", c.Preset)
+		rows := make([]string, len(r.Summary))
+		for i, s := range r.Summary {
+			rows[i] = s.Row
+		}
+		if err := PlotValCurves(filepath.Join(c.Out, "curves.png"), title, r.Runs, rows, c.Batch); err != nil {
 			return err
 		}
 	}

@@ -144,7 +144,8 @@ func TestThreeCellEndToEnd(t *testing.T) {
 	for _, e := range ents {
 		names = append(names, e.Name())
 	}
-	want := []string{"curve_learnable_seed0.png", "curve_none_seed0.png", "heatmap_learnable.png", "results.csv", "results.json", "results.md", "runs"}
+	want := []string{"curve_learnable_seed0.png", "curve_none_seed0.png", "curves.png", "heatmap_learnable.png", "results.csv",
+		"results.json", "results.md", "runs", "table4.png"}
 	if !slices.Equal(names, want) {
 		t.Errorf("files %v, want %v", names, want)
 	}
