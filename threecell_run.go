@@ -10,6 +10,7 @@ package loope
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -58,7 +60,11 @@ type ThreeCellBenchConfig struct {
 	LogEvery    int     `json:"log_every"`    // progress line every this many steps
 
 	Out     string `json:"out"`     // output folder ("" writes nothing)
-	Threads int    `json:"threads"` // kernel goroutines (0: GOMAXPROCS)
+	Threads int    `json:"threads"` // kernel goroutines (0: GOMAXPROCS, or 1 with Jobs > 1)
+	// Jobs is how many runs train side by side, each with one kernel
+	// thread (0: GOMAXPROCS, or 1 when Threads > 1). The runs' numbers do
+	// not depend on it: with Jobs > 1 they are those of Threads 1.
+	Jobs int `json:"-"`
 	// Shard is the part of Runs this process trains (zero: all). A shard
 	// writes only its run files; MergeThreeCell builds the report.
 	Shard Shard `json:"-"`
@@ -121,8 +127,11 @@ func (c ThreeCellBenchConfig) Validate() error {
 	if c.EvalEvery < 0 || c.LogEvery < 0 {
 		bad("-eval-every %d, -log-every %d: need ≥ 0", c.EvalEvery, c.LogEvery)
 	}
-	if c.Threads < 0 {
-		bad("-threads %d: need ≥ 0", c.Threads)
+	if c.Threads < 0 || c.Jobs < 0 {
+		bad("-threads %d, -jobs %d: need ≥ 0", c.Threads, c.Jobs)
+	}
+	if c.Jobs > 1 && c.Threads > 1 {
+		bad("-jobs %d with -threads %d: runs side by side use one kernel thread each; give -jobs 1 or -threads 1", c.Jobs, c.Threads)
 	}
 	return errors.Join(errs...)
 }
@@ -327,35 +336,89 @@ func RunThreeCellBench(cfg ThreeCellBenchConfig, log io.Writer) (*ThreeCellRepor
 			todo = append(todo, r)
 		}
 	}
-	fmt.Fprintf(log, "%s: %d of %d runs; %d to train\n", cfg.Shard, countOwned(cfg), len(cfg.Runs()), len(todo))
-	start := time.Now()
+	jobs := cfg.jobs(len(todo))
+	if jobs > 1 {
+		old := Threads()
+		SetThreads(1) // runs side by side, one kernel thread each: the bits of -threads 1
+		defer SetThreads(old)
+	}
+	fmt.Fprintf(log, "%s: %d of %d runs; %d to train, %d at a time\n", cfg.Shard, countOwned(cfg), len(cfg.Runs()), len(todo), jobs)
+	log = &lockedWriter{w: log}
+	sp := &sweepProgress{log: log, runs: len(todo), steps: cfg.Steps, start: time.Now(), at: map[int]int{}}
 	whole := cfg.Shard.N <= 1
-	for k, sr := range todo {
-		prog := &benchProgress{log: log, run: k, runs: len(todo), steps: cfg.Steps, start: start,
-			tag: fmt.Sprintf("[%s seed %d] ", sr.Row(), sr.Seed)}
-		run, table, err := cfg.runOne(sr, prog)
-		if err != nil {
-			return nil, fmt.Errorf("loope: %s: %w", sr, err)
-		}
+	var mu sync.Mutex // guards done, tables, finished, firstErr and the report files
+	finished, firstErr := 0, error(nil)
+	save := func(sr SweepRun, run ThreeCellRun, table []float64) error {
+		mu.Lock()
+		defer mu.Unlock()
 		done[sr.Index], tables[sr.Index] = run, table
-		fmt.Fprintf(log, "%s done (%d/%d): test %v (%.0fs)\n", sr, k+1, len(todo), run.Test, run.WallS)
+		finished++
+		fmt.Fprintf(log, "%s done (%d/%d): test %v (%.0fs)\n", sr, finished, len(todo), run.Test, run.WallS)
 		if cfg.Out == "" {
-			continue
+			return nil
 		}
 		if err := writeRunFile(cfg.Out, cfg, run, table); err != nil {
-			return nil, err
+			return err
 		}
 		if whole {
-			if err := buildThreeCellReport(cfg, mapValues(done)).writeAll(tables); err != nil {
-				return nil, err
-			}
+			return buildThreeCellReport(cfg, mapValues(done)).writeAll(tables)
 		}
+		return nil
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range next {
+				sr := todo[k]
+				prog := &benchProgress{log: log, sweep: sp, run: k, tag: fmt.Sprintf("[%s seed %d] ", sr.Row(), sr.Seed)}
+				run, table, err := cfg.runOne(sr, prog)
+				if err == nil {
+					err = save(sr, run, table)
+				} else {
+					err = fmt.Errorf("loope: %s: %w", sr, err)
+				}
+				if err != nil {
+					mu.Lock()
+					firstErr = cmp.Or(firstErr, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for k := range todo {
+		mu.Lock()
+		failed := firstErr != nil
+		mu.Unlock()
+		if failed {
+			break // runs in flight finish and keep their files; no new one starts
+		}
+		next <- k
+	}
+	close(next)
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
 	}
 	rep := buildThreeCellReport(cfg, mapValues(done))
 	if cfg.Out != "" && whole && len(todo) == 0 {
 		err = rep.writeAll(tables) // nothing ran: the summary may predate a -force or be missing
 	}
 	return rep, err
+}
+
+// jobs returns how many of n runs train side by side.
+func (c ThreeCellBenchConfig) jobs(n int) int {
+	j := c.Jobs
+	if j == 0 {
+		j = runtime.GOMAXPROCS(0)
+		if c.Threads > 1 {
+			j = 1
+		}
+	}
+	return max(1, min(j, n))
 }
 
 // countOwned returns how many runs of the sweep cfg.Shard owns.
@@ -549,15 +612,15 @@ func trainThreeCellRun(cfg ThreeCellBenchConfig, sr SweepRun, prog *benchProgres
 	return run, m, nil
 }
 
-// benchProgress receives Train's metrics (JSON lines), keeps them as the
-// run's curve and prints the overall progress line after each train line.
+// benchProgress receives one run's metrics from Train (JSON lines), keeps
+// them as the run's curve and reports each train line's step to the sweep.
 type benchProgress struct {
-	log              io.Writer
-	tag              string
-	run, runs, steps int
-	start            time.Time
-	buf              []byte
-	curve            []Metric
+	log   io.Writer
+	sweep *sweepProgress
+	run   int // position among the runs this process trains
+	tag   string
+	buf   []byte
+	curve []Metric
 }
 
 func (p *benchProgress) Write(b []byte) (int, error) {
@@ -573,15 +636,50 @@ func (p *benchProgress) Write(b []byte) (int, error) {
 		}
 		p.buf = p.buf[i+1:]
 		p.curve = append(p.curve, m)
-		if m.Split != "train" {
-			continue
+		if m.Split == "train" {
+			p.sweep.step(p.run, m.Step)
 		}
-		done := float64(p.run*p.steps + m.Step)
-		el := time.Since(p.start)
-		eta := time.Duration(float64(el) * (float64(p.runs*p.steps) - done) / done)
-		fmt.Fprintf(p.log, "overall run %d/%d step %d/%d elapsed %s eta %s\n",
-			p.run+1, p.runs, m.Step, p.steps, el.Round(time.Second), eta.Round(time.Second))
 	}
+}
+
+// sweepProgress prints the overall progress line of a process's runs,
+// several of which may train at once: steps done over all runs, the
+// elapsed time and the ETA from the rate so far.
+type sweepProgress struct {
+	mu          sync.Mutex
+	log         io.Writer
+	runs, steps int
+	start       time.Time
+	at          map[int]int // the last step reported by each run
+}
+
+func (s *sweepProgress) step(run, step int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.at[run] = step
+	done, finished := 0, 0
+	for _, st := range s.at {
+		done += st
+		if st == s.steps {
+			finished++
+		}
+	}
+	el := time.Since(s.start)
+	eta := time.Duration(float64(el) * float64(s.runs*s.steps-done) / float64(done))
+	fmt.Fprintf(s.log, "overall: %d/%d runs trained, %d in progress, %.0f%% of the steps, elapsed %s eta %s\n",
+		finished, s.runs, len(s.at)-finished, 100*float64(done)/float64(s.runs*s.steps), el.Round(time.Second), eta.Round(time.Second))
+}
+
+// lockedWriter serialises writes from the runs training side by side.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
 
 // prefixWriter prefixes every line written through it.

@@ -74,6 +74,7 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	opts := addPEFlags(fs) // -freqs (here a comma list), -loope-*, -fourier-*: applied to the PEs that read them
 	out := fs.String("out", "out/threecell", "output folder (results.md/.csv/.json, PNG figures, runs/ with one file per run)")
 	threads := threadsFlag(fs)
+	jobs := fs.Int("jobs", 0, "runs trained side by side, one kernel thread each (0: one per core, or 1 with -threads > 1); the numbers do not depend on it")
 	force := fs.Bool("force", false, "write into -out even if it holds another sweep's results (they are deleted)")
 	list := fs.Bool("list", false, "print the sweep's runs (index, PE, seed, freqs) and exit")
 	shardS := fs.String("shard", "", "run only the runs whose index ≡ i (mod n), given as i/n (default: from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID, else all)")
@@ -101,7 +102,7 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	cfg := loope.ThreeCellBenchConfig{Preset: *preset, Model: model, DataSeed: *dataSeed, Stream: *stream,
 		TrainSize: *trainSize, ValSize: *valSize, TestSize: *testSize, Steps: *steps, Batch: *batch, LR: *lr,
 		MinLR: *minLR, WeightDecay: *wd, EvalEvery: *evalEvery, LogEvery: *logEvery, Out: *out, Threads: *threads,
-		Refs: splitList(*refs)}
+		Jobs: *jobs, Refs: splitList(*refs)}
 	if err := threeCellPEs(&cfg, *pes, set, opts); err != nil {
 		return bad("%v", err)
 	}
@@ -120,8 +121,8 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	switch err := checkBatch(*batch, model.Channels, model.Image); {
 	case err != nil:
 		return bad("%v", err)
-	case *threads > maxThreads:
-		return bad("-threads %d: need ≤ %d", *threads, maxThreads)
+	case *threads > maxThreads || *jobs > maxThreads:
+		return bad("-threads %d, -jobs %d: need ≤ %d", *threads, *jobs, maxThreads)
 	case *trainSize > maxThreeCellTrain:
 		return bad("-train-size %d: need ≤ %d (the shuffled order is held in memory)", *trainSize, maxThreeCellTrain)
 	case *force && cfg.Shard.N > 1:

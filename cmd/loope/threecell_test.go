@@ -32,7 +32,7 @@ func TestThreeCellEndToEnd(t *testing.T) {
 		t.Fatalf("%v\nstderr:\n%s", err, stderr.String())
 	}
 	// Progress: per-run lines and the overall line with an ETA.
-	for _, want := range []string{"[none seed 0] step 12/12", "[learnable seed 0] eval step 12", "overall run 2/2 step 12/12 elapsed", " eta "} {
+	for _, want := range []string{"[none seed 0] step 12/12", "[learnable seed 0] eval step 12", "overall: 2/2 runs trained, 0 in progress, 100% of the steps, elapsed", " eta "} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
 		}
