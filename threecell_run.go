@@ -11,6 +11,8 @@ package loope
 import (
 	"bytes"
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,6 +50,16 @@ type ThreeCellBenchConfig struct {
 	// LOOPE's squashing); a PE without an entry uses PEConfig{Name}. The
 	// run's frequency set is applied on top.
 	PEOptions []PEConfig `json:"pe_options,omitempty"`
+	// InitFrom, if set, is the paper's protocol: every PE run starts from
+	// the backbone of this timm-named ViT state dict (safetensors, e.g. a
+	// loope train checkpoint): patch embedding, blocks, norm and CLS load
+	// as LoadTimmViT does; the PE is fresh, except that learnable keeps the
+	// file's pos_embed resampled to the grid; the head is new. Reference
+	// models still start from scratch.
+	InitFrom string `json:"init_from,omitempty"`
+	// InitFromSHA256 is InitFrom's digest (CheckInitFrom sets it); the
+	// digest, not the path, is part of Hash.
+	InitFromSHA256 string `json:"init_from_sha256,omitempty"`
 
 	Steps       int     `json:"steps"`        // optimiser steps per run
 	Epochs      float64 `json:"epochs"`       // what Steps was derived from (0: given as steps)
@@ -325,6 +337,9 @@ func RunThreeCellBench(cfg ThreeCellBenchConfig, log io.Writer) (*ThreeCellRepor
 		SetThreads(cfg.Threads)
 		defer SetThreads(old)
 	}
+	if err := cfg.CheckInitFrom(); err != nil {
+		return nil, err
+	}
 	cfg.Model.PE = PEConfig{}
 	done, tables, err := cfg.finishedRuns(log)
 	if err != nil {
@@ -407,6 +422,66 @@ func RunThreeCellBench(cfg ThreeCellBenchConfig, log io.Writer) (*ThreeCellRepor
 		err = rep.writeAll(tables) // nothing ran: the summary may predate a -force or be missing
 	}
 	return rep, err
+}
+
+// CheckInitFrom reads InitFrom, checks that its backbone loads into Model
+// (channels, width, depth, MLP; the image and patch may differ, as
+// LoadTimmViT resamples them) and sets InitFromSHA256. It errs, naming the
+// file and the tensor, if the file is missing, not safetensors, not a
+// timm ViT or of another shape, or if it changed since the digest was
+// taken. Without InitFrom it does nothing.
+func (c *ThreeCellBenchConfig) CheckInitFrom() error {
+	if c.InitFrom == "" {
+		return nil
+	}
+	f, err := ReadSafeFile(c.InitFrom)
+	if err == nil { // a trial load: every tensor name and shape is checked
+		mc := c.Model
+		mc.PE = PEConfig{Name: "none"}
+		_, _, err = LoadTimmViT[float32](f, mc, TimmOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("-init-from %s: %w", c.InitFrom, err)
+	}
+	digest, err := fileSHA256(c.InitFrom)
+	if err == nil && c.InitFromSHA256 != "" && c.InitFromSHA256 != digest {
+		err = fmt.Errorf("the file changed (SHA-256 %s; the sweep's runs were made from %s)", digest, c.InitFromSHA256)
+	}
+	if err != nil {
+		return fmt.Errorf("-init-from %s: %w", c.InitFrom, err)
+	}
+	c.InitFromSHA256 = digest
+	return nil
+}
+
+// fileSHA256 returns the hex SHA-256 of the file at path.
+func fileSHA256(path string) (string, error) {
+	fd, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer fd.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, fd); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// newRunModel builds run sr's model: fresh, or with InitFrom's backbone.
+func (c ThreeCellBenchConfig) newRunModel(mc Config, sr SweepRun) (Model[float32], error) {
+	if c.InitFrom == "" || sr.Ref {
+		return NewModel[float32](mc, sr.Seed)
+	}
+	f, err := ReadSafeFile(c.InitFrom)
+	if err != nil {
+		return nil, err
+	}
+	m, _, err := LoadTimmViT[float32](f, mc, TimmOptions{Seed: sr.Seed})
+	if err != nil {
+		return nil, fmt.Errorf("-init-from %s: %w", c.InitFrom, err)
+	}
+	return m, nil
 }
 
 // jobs returns how many of n runs train side by side.
@@ -571,7 +646,7 @@ func trainThreeCellRun(cfg ThreeCellBenchConfig, sr SweepRun, prog *benchProgres
 	if err != nil {
 		return run, nil, err
 	}
-	m, err := NewModel[float32](mc, sr.Seed)
+	m, err := cfg.newRunModel(mc, sr)
 	if err != nil {
 		return run, nil, err
 	}

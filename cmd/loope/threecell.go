@@ -75,6 +75,7 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "out/threecell", "output folder (results.md/.csv/.json, PNG figures, runs/ with one file per run)")
 	threads := threadsFlag(fs)
 	jobs := fs.Int("jobs", 0, "runs trained side by side, one kernel thread each (0: one per core, or 1 with -threads > 1); the numbers do not depend on it")
+	initFrom := fs.String("init-from", "", "the paper's protocol: every PE run starts from this timm-named ViT state dict (safetensors, e.g. a loope train checkpoint; width, depth, MLP must match -preset); fresh PE (learnable keeps the file's pos_embed, resampled), new head")
 	force := fs.Bool("force", false, "write into -out even if it holds another sweep's results (they are deleted)")
 	list := fs.Bool("list", false, "print the sweep's runs (index, PE, seed, freqs) and exit")
 	shardS := fs.String("shard", "", "run only the runs whose index ≡ i (mod n), given as i/n (default: from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID, else all)")
@@ -102,7 +103,7 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	cfg := loope.ThreeCellBenchConfig{Preset: *preset, Model: model, DataSeed: *dataSeed, Stream: *stream,
 		TrainSize: *trainSize, ValSize: *valSize, TestSize: *testSize, Steps: *steps, Batch: *batch, LR: *lr,
 		MinLR: *minLR, WeightDecay: *wd, EvalEvery: *evalEvery, LogEvery: *logEvery, Out: *out, Threads: *threads,
-		Jobs: *jobs, Refs: splitList(*refs)}
+		Jobs: *jobs, Refs: splitList(*refs), InitFrom: *initFrom}
 	if err := threeCellPEs(&cfg, *pes, set, opts); err != nil {
 		return bad("%v", err)
 	}
@@ -117,6 +118,9 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := cfg.Validate(); err != nil {
 		return bad("%v", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	}
+	if err := cfg.CheckInitFrom(); err != nil {
+		return bad("%v", err)
 	}
 	switch err := checkBatch(*batch, model.Channels, model.Image); {
 	case err != nil:
