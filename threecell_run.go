@@ -359,13 +359,9 @@ func RunThreeCellBench(cfg ThreeCellBenchConfig, log io.Writer) (*ThreeCellRepor
 	}
 	fmt.Fprintf(log, "%s: %d of %d runs; %d to train, %d at a time\n", cfg.Shard, countOwned(cfg), len(cfg.Runs()), len(todo), jobs)
 	log = &lockedWriter{w: log}
-	sp := &sweepProgress{log: log, runs: len(todo), steps: cfg.Steps, start: time.Now(), at: map[int]int{}}
 	whole := cfg.Shard.N <= 1
-	var mu sync.Mutex // guards done, tables, finished, firstErr and the report files
-	finished, firstErr := 0, error(nil)
-	save := func(sr SweepRun, run ThreeCellRun, table []float64) error {
-		mu.Lock()
-		defer mu.Unlock()
+	finished := 0
+	save := func(sr SweepRun, run ThreeCellRun, table []float64) error { // called under trainRuns' lock
 		done[sr.Index], tables[sr.Index] = run, table
 		finished++
 		fmt.Fprintf(log, "%s done (%d/%d): test %v (%.0fs)\n", sr, finished, len(todo), run.Test, run.WallS)
@@ -380,6 +376,24 @@ func RunThreeCellBench(cfg ThreeCellBenchConfig, log io.Writer) (*ThreeCellRepor
 		}
 		return nil
 	}
+	if err := cfg.trainRuns(todo, jobs, log, save); err != nil {
+		return nil, err
+	}
+	rep := buildThreeCellReport(cfg, mapValues(done))
+	if cfg.Out != "" && whole && len(todo) == 0 {
+		err = rep.writeAll(tables) // nothing ran: the summary may predate a -force or be missing
+	}
+	return rep, err
+}
+
+// trainRuns trains the runs todo, jobs at a time, and hands each finished
+// one to save, one call at a time. After the first error no new run
+// starts; the runs in flight finish (and are saved), and that error is
+// returned.
+func (c ThreeCellBenchConfig) trainRuns(todo []SweepRun, jobs int, log io.Writer, save func(SweepRun, ThreeCellRun, []float64) error) error {
+	sp := &sweepProgress{log: log, runs: len(todo), steps: c.Steps, start: time.Now(), at: map[int]int{}}
+	var mu sync.Mutex // guards save and firstErr
+	var firstErr error
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range jobs {
@@ -389,17 +403,15 @@ func RunThreeCellBench(cfg ThreeCellBenchConfig, log io.Writer) (*ThreeCellRepor
 			for k := range next {
 				sr := todo[k]
 				prog := &benchProgress{log: log, sweep: sp, run: k, tag: fmt.Sprintf("[%s seed %d] ", sr.Row(), sr.Seed)}
-				run, table, err := cfg.runOne(sr, prog)
+				run, table, err := c.runOne(sr, prog)
+				mu.Lock()
 				if err == nil {
 					err = save(sr, run, table)
 				} else {
 					err = fmt.Errorf("loope: %s: %w", sr, err)
 				}
-				if err != nil {
-					mu.Lock()
-					firstErr = cmp.Or(firstErr, err)
-					mu.Unlock()
-				}
+				firstErr = cmp.Or(firstErr, err)
+				mu.Unlock()
 			}
 		}()
 	}
@@ -408,20 +420,13 @@ func RunThreeCellBench(cfg ThreeCellBenchConfig, log io.Writer) (*ThreeCellRepor
 		failed := firstErr != nil
 		mu.Unlock()
 		if failed {
-			break // runs in flight finish and keep their files; no new one starts
+			break
 		}
 		next <- k
 	}
 	close(next)
 	wg.Wait()
-	if firstErr != nil {
-		return nil, firstErr
-	}
-	rep := buildThreeCellReport(cfg, mapValues(done))
-	if cfg.Out != "" && whole && len(todo) == 0 {
-		err = rep.writeAll(tables) // nothing ran: the summary may predate a -force or be missing
-	}
-	return rep, err
+	return firstErr
 }
 
 // CheckInitFrom reads InitFrom, checks that its backbone loads into Model
