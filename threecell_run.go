@@ -608,6 +608,9 @@ func (r *ThreeCellReport) writeAll(tables map[int][]float64) error {
 	}
 	if len(r.Summary) > 0 {
 		title := fmt.Sprintf("Three-Cell test accuracy, %s, %d steps × %d", c.Preset, c.Steps, c.Batch)
+		if c.InitFrom != "" {
+			title += ", from " + filepath.Base(c.InitFrom)
+		}
 		if err := PlotTable4(filepath.Join(c.Out, "table4.png"), title, r.Summary, r.PriorAcc); err != nil {
 			return err
 		}

@@ -124,6 +124,12 @@ func TestThreeCellInitFrom(t *testing.T) {
 			}
 		}
 	}
+	if _, err := RunThreeCellBench(cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	if md, _ := os.ReadFile(filepath.Join(cfg.Out, "results.md")); !strings.Contains(string(md), "starts from the backbone in backbone.safetensors (SHA-256 "+cfg.InitFromSHA256[:12]) {
+		t.Errorf("results.md does not name the backbone:\n%s", md)
+	}
 	moved := cfg
 	moved.InitFrom = filepath.Join(dir, "elsewhere.safetensors")
 	if moved.Hash() != cfg.Hash() {
