@@ -9,11 +9,7 @@
 package loope
 
 import (
-	"bytes"
 	"cmp"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -429,66 +425,6 @@ func (c ThreeCellBenchConfig) trainRuns(todo []SweepRun, jobs int, log io.Writer
 	return firstErr
 }
 
-// CheckInitFrom reads InitFrom, checks that its backbone loads into Model
-// (channels, width, depth, MLP; the image and patch may differ, as
-// LoadTimmViT resamples them) and sets InitFromSHA256. It errs, naming the
-// file and the tensor, if the file is missing, not safetensors, not a
-// timm ViT or of another shape, or if it changed since the digest was
-// taken. Without InitFrom it does nothing.
-func (c *ThreeCellBenchConfig) CheckInitFrom() error {
-	if c.InitFrom == "" {
-		return nil
-	}
-	f, err := ReadSafeFile(c.InitFrom)
-	if err == nil { // a trial load: every tensor name and shape is checked
-		mc := c.Model
-		mc.PE = PEConfig{Name: "none"}
-		_, _, err = LoadTimmViT[float32](f, mc, TimmOptions{})
-	}
-	if err != nil {
-		return fmt.Errorf("-init-from %s: %w", c.InitFrom, err)
-	}
-	digest, err := fileSHA256(c.InitFrom)
-	if err == nil && c.InitFromSHA256 != "" && c.InitFromSHA256 != digest {
-		err = fmt.Errorf("the file changed (SHA-256 %s; the sweep's runs were made from %s)", digest, c.InitFromSHA256)
-	}
-	if err != nil {
-		return fmt.Errorf("-init-from %s: %w", c.InitFrom, err)
-	}
-	c.InitFromSHA256 = digest
-	return nil
-}
-
-// fileSHA256 returns the hex SHA-256 of the file at path.
-func fileSHA256(path string) (string, error) {
-	fd, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer fd.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, fd); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// newRunModel builds run sr's model: fresh, or with InitFrom's backbone.
-func (c ThreeCellBenchConfig) newRunModel(mc Config, sr SweepRun) (Model[float32], error) {
-	if c.InitFrom == "" || sr.Ref {
-		return NewModel[float32](mc, sr.Seed)
-	}
-	f, err := ReadSafeFile(c.InitFrom)
-	if err != nil {
-		return nil, err
-	}
-	m, _, err := LoadTimmViT[float32](f, mc, TimmOptions{Seed: sr.Seed})
-	if err != nil {
-		return nil, fmt.Errorf("-init-from %s: %w", c.InitFrom, err)
-	}
-	return m, nil
-}
-
 // jobs returns how many of n runs train side by side.
 func (c ThreeCellBenchConfig) jobs(n int) int {
 	j := c.Jobs
@@ -693,98 +629,6 @@ func trainThreeCellRun(cfg ThreeCellBenchConfig, sr SweepRun, prog *benchProgres
 	run.Test = ThreeCellGroups(run.TestBits)
 	run.WallS = time.Since(run.Started).Seconds()
 	return run, m, nil
-}
-
-// benchProgress receives one run's metrics from Train (JSON lines), keeps
-// them as the run's curve and reports each train line's step to the sweep.
-type benchProgress struct {
-	log   io.Writer
-	sweep *sweepProgress
-	run   int // position among the runs this process trains
-	tag   string
-	buf   []byte
-	curve []Metric
-}
-
-func (p *benchProgress) Write(b []byte) (int, error) {
-	p.buf = append(p.buf, b...)
-	for {
-		i := bytes.IndexByte(p.buf, '\n')
-		if i < 0 {
-			return len(b), nil
-		}
-		var m Metric
-		if err := json.Unmarshal(p.buf[:i], &m); err != nil {
-			return len(b), fmt.Errorf("loope: metrics line %q: %w", p.buf[:i], err)
-		}
-		p.buf = p.buf[i+1:]
-		p.curve = append(p.curve, m)
-		if m.Split == "train" {
-			p.sweep.step(p.run, m.Step)
-		}
-	}
-}
-
-// sweepProgress prints the overall progress line of a process's runs,
-// several of which may train at once: steps done over all runs, the
-// elapsed time and the ETA from the rate so far.
-type sweepProgress struct {
-	mu          sync.Mutex
-	log         io.Writer
-	runs, steps int
-	start       time.Time
-	at          map[int]int // the last step reported by each run
-}
-
-func (s *sweepProgress) step(run, step int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.at[run] = step
-	done, finished := 0, 0
-	for _, st := range s.at {
-		done += st
-		if st == s.steps {
-			finished++
-		}
-	}
-	el := time.Since(s.start)
-	eta := time.Duration(float64(el) * float64(s.runs*s.steps-done) / float64(done))
-	fmt.Fprintf(s.log, "overall: %d/%d runs trained, %d in progress, %.0f%% of the steps, elapsed %s eta %s\n",
-		finished, s.runs, len(s.at)-finished, 100*float64(done)/float64(s.runs*s.steps), el.Round(time.Second), eta.Round(time.Second))
-}
-
-// lockedWriter serialises writes from the runs training side by side.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
-}
-
-// prefixWriter prefixes every line written through it.
-type prefixWriter struct {
-	w      io.Writer
-	prefix string
-	mid    bool // inside a line
-}
-
-func (p *prefixWriter) Write(b []byte) (int, error) {
-	var out []byte
-	for _, c := range b {
-		if !p.mid {
-			out = append(out, p.prefix...)
-		}
-		out = append(out, c)
-		p.mid = c != '\n'
-	}
-	if _, err := p.w.Write(out); err != nil {
-		return 0, err
-	}
-	return len(b), nil
 }
 
 // probePE scores the run's PE table with PESI and returns the patch rows

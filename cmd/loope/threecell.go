@@ -17,6 +17,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -116,21 +117,8 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	if cfg.Shard, err = threeCellShard(*shardS, *shards, set, stderr); err != nil {
 		return bad("%v", err)
 	}
-	if err := cfg.Validate(); err != nil {
-		return bad("%v", strings.ReplaceAll(err.Error(), "\n", "\n  "))
-	}
-	if err := cfg.CheckInitFrom(); err != nil {
+	if err := checkThreeCell(&cfg, *force); err != nil {
 		return bad("%v", err)
-	}
-	switch err := checkBatch(*batch, model.Channels, model.Image); {
-	case err != nil:
-		return bad("%v", err)
-	case *threads > maxThreads || *jobs > maxThreads:
-		return bad("-threads %d, -jobs %d: need ≤ %d", *threads, *jobs, maxThreads)
-	case *trainSize > maxThreeCellTrain:
-		return bad("-train-size %d: need ≤ %d (the shuffled order is held in memory)", *trainSize, maxThreeCellTrain)
-	case *force && cfg.Shard.N > 1:
-		return bad("-force with -shard: a shard must not delete the other shards' runs; clear -out before starting the shards")
 	}
 	if *list {
 		return listThreeCell(stdout, cfg)
@@ -139,6 +127,29 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return runThreeCellSweep(cfg, *force, stdout, stderr)
+}
+
+// checkThreeCell checks the whole sweep before anything is written: the
+// config (with every problem on its own line), the -init-from backbone (its
+// digest is set in cfg), and the limits of the command line.
+func checkThreeCell(cfg *loope.ThreeCellBenchConfig, force bool) error {
+	if err := cfg.Validate(); err != nil {
+		return errors.New(strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	}
+	if err := cfg.CheckInitFrom(); err != nil {
+		return err
+	}
+	switch err := checkBatch(cfg.Batch, cfg.Model.Channels, cfg.Model.Image); {
+	case err != nil:
+		return err
+	case cfg.Threads > maxThreads || cfg.Jobs > maxThreads:
+		return fmt.Errorf("-threads %d, -jobs %d: need ≤ %d", cfg.Threads, cfg.Jobs, maxThreads)
+	case cfg.TrainSize > maxThreeCellTrain:
+		return fmt.Errorf("-train-size %d: need ≤ %d (the shuffled order is held in memory)", cfg.TrainSize, maxThreeCellTrain)
+	case force && cfg.Shard.N > 1:
+		return errors.New("-force with -shard: a shard must not delete the other shards' runs; clear -out before starting the shards")
+	}
+	return nil
 }
 
 // runThreeCellSweep checks memory, claims -out (resuming this sweep's runs
