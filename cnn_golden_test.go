@@ -19,13 +19,26 @@ import (
 	"testing"
 )
 
-// cnnGoldens are the committed goldens, by name (cnn_fixtures.sh).
-var cnnGoldens = []string{"resnet50_s16_f64", "resnet50_s16_f32", "resnet50_s64_imagenet_c1_bce_f64"}
+// cnnGoldens are the committed goldens (cnn_fixtures.sh) with their
+// tolerances: relative, for the forward values (logits, loss, buffers)
+// and for the gradients.
+var cnnGoldens = []struct {
+	name         string
+	tol, gradTol float64
+}{
+	{"resnet50_s16_f64", cnnF64Tol, cnnF64Tol},
+	{"resnet50_s16_f32", cnnF32Tol, cnnF32GradTol},
+	{"resnet50_s64_imagenet_c1_bce_f64", cnnF64Tol, cnnF64Tol},
+	{"inception3_s16_f64", cnnF64Tol, cnnF64Tol},
+	// torch's own float32 logits differ from its float64 ones by 2.5e-4 here.
+	{"inception3_s16_f32", 1e-3, cnnF32GradTol},
+	{"inception3_s107_c1_bce_f64", cnnF64Tol, cnnF64Tol},
+}
 
 // Tolerances against torchvision, relative. float64: 1e-9 for everything
 // (measured: about 1e-12). float32: 1e-4 for logits, loss and buffers
-// (measured: 6e-5); gradients only to cnnF32GradTol (measured: 1.8e-2 on
-// resnet50_s16_f32), because a ReLU input within float32 rounding of 0
+// (measured: 6e-5 for ResNet-50; Inception3 needs 1e-3); gradients only
+// to cnnF32GradTol (measured: 1.8e-2 on resnet50_s16_f32), because a ReLU input within float32 rounding of 0
 // takes the other side of the kink in one of the two implementations
 // (found: one such flip changes a gradient tensor by up to 27% of its
 // largest entry; the same happens between Go's float32 and float64 and
@@ -41,9 +54,9 @@ func TestCNNTorchvisionGolden(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds full-size CNNs")
 	}
-	for _, name := range cnnGoldens {
-		t.Run(name, func(t *testing.T) {
-			g, err := ReadSafeFile("testdata/cnn_" + name + ".golden.safetensors")
+	for _, c := range cnnGoldens {
+		t.Run(c.name, func(t *testing.T) {
+			g, err := ReadSafeFile("testdata/cnn_" + c.name + ".golden.safetensors")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -60,9 +73,9 @@ func TestCNNTorchvisionGolden(t *testing.T) {
 			fc := FixtureConfig{Model: cfg, Seed: seed, Batch: batch, Loss: g.Metadata["loss"], Smoothing: smoothing}
 			t.Logf("%s (torch %s, torchvision %s)", g.Metadata["config"], g.Metadata["torch"], g.Metadata["torchvision"])
 			if g.Metadata["dtype"] == "float64" {
-				checkCNNGolden[float64](t, g, fc, cnnF64Tol, cnnF64Tol)
+				checkCNNGolden[float64](t, g, fc, c.tol, c.gradTol)
 			} else {
-				checkCNNGolden[float32](t, g, fc, cnnF32Tol, cnnF32GradTol)
+				checkCNNGolden[float32](t, g, fc, c.tol, c.gradTol)
 			}
 		})
 	}
