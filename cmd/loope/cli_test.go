@@ -259,6 +259,11 @@ func TestCLI(t *testing.T) {
 		{[]string{"fixture", "-heads", "3", "-out", out}, 2, "not divisible by heads"},
 		{[]string{"fixture", "-batch", "0", "-out", out}, 2, "-batch 0"},
 		{[]string{"fixture", "-smoothing", "0.1", "-out", out}, 2, "-smoothing needs -classes"},
+		{[]string{"fixture", "-arch", "resnet50", "-pe", "loope", "-out", out}, 2, "-pe is a ViT option"},
+		{[]string{"fixture", "-arch", "resnet50", "-cnn-stem", "huge", "-out", out}, 2, "unknown CNN stem"},
+		{[]string{"fixture", "-arch", "inception3", "-image", "1000", "-out", out}, 2, "exceeds the CNN limit"},
+		{[]string{"fixture", "-arch", "nope", "-out", out}, 2, "unknown architecture"},
+		{[]string{"fixture", "-cnn-stem", "small", "-out", out}, 2, "-cnn-stem is for a CNN"},
 		{[]string{"fixture", "-pe", "fourier", "-fourier-dim", "3", "-out", out}, 2, "must be even"},
 		{[]string{"fixture", "-preset", "tiny", "-dim", "8", "-heads", "2", "-depth", "1", "-out", unwritable}, 1, "loope fixture:"},
 
