@@ -137,6 +137,9 @@ func (c ThreeCellBenchConfig) validateRuns(bad func(format string, a ...any)) {
 	if len(c.PEs) == 0 && len(c.Refs) == 0 {
 		bad("-pe: no positional embedding given")
 	}
+	if len(c.Refs) > 0 && c.Batch == 1 {
+		bad("-batch 1: the reference models' BatchNorm needs at least 2 images per step (Inception-V3's last maps are 1×1)")
+	}
 	if c.CNNStem != "" && len(c.Refs) == 0 {
 		bad("-cnn-stem %s: no reference model (-ref) to apply it to", c.CNNStem)
 	}

@@ -261,6 +261,7 @@ func TestCLI(t *testing.T) {
 		{[]string{"fixture", "-smoothing", "0.1", "-out", out}, 2, "-smoothing needs -classes"},
 		{[]string{"fixture", "-arch", "resnet50", "-pe", "loope", "-out", out}, 2, "-pe is a ViT option"},
 		{[]string{"threecell", "-cnn-stem", "small", "-out", out}, 2, "no reference model"},
+		{[]string{"threecell", "-ref", "inception3", "-batch", "1", "-out", out}, 2, "needs at least 2 images"},
 		{[]string{"threecell", "-ref", "resnet50", "-cnn-stem", "huge", "-out", out}, 2, "unknown CNN stem"},
 		{[]string{"fixture", "-arch", "resnet50", "-cnn-stem", "huge", "-out", out}, 2, "unknown CNN stem"},
 		{[]string{"fixture", "-arch", "inception3", "-image", "1000", "-out", out}, 2, "exceeds the CNN limit"},
