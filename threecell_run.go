@@ -42,6 +42,9 @@ type ThreeCellBenchConfig struct {
 	// Refs are reference models (ReferenceModels, e.g. a CNN) trained on the
 	// same data and recipe, reported under the PEs.
 	Refs []string `json:"refs,omitempty"`
+	// CNNStem is the stem of the CNN reference models (Config.Stem,
+	// docs/cnn.md §2): "small", "imagenet", or "" for their default.
+	CNNStem string `json:"cnn_stem,omitempty"`
 	// PEOptions holds the full PEConfig of some PEs (matched by Name, e.g.
 	// LOOPE's squashing); a PE without an entry uses PEConfig{Name}. The
 	// run's frequency set is applied on top.
@@ -151,6 +154,12 @@ func (c ThreeCellBenchConfig) validateRuns(bad func(format string, a ...any)) {
 	if len(c.PEs) == 0 && len(c.Refs) == 0 {
 		bad("-pe: no positional embedding given")
 	}
+	if len(c.Refs) > 0 && c.Batch == 1 {
+		bad("-batch 1: the reference models' BatchNorm needs at least 2 images per step (Inception-V3's last maps are 1×1)")
+	}
+	if c.CNNStem != "" && len(c.Refs) == 0 {
+		bad("-cnn-stem %s: no reference model (-ref) to apply it to", c.CNNStem)
+	}
 	for i, ref := range c.Refs {
 		if !slices.Contains(ReferenceModels(), ref) {
 			bad("-ref: unknown reference model %q (valid: %s)", ref, strings.Join(ReferenceModels(), ", "))
@@ -194,7 +203,7 @@ func (c ThreeCellBenchConfig) validateRuns(bad func(format string, a ...any)) {
 			if !slices.Contains(ReferenceModels(), ref) {
 				continue // reported above
 			}
-			rc, err := referenceConfig(ref, c.Model)
+			rc, err := c.refConfig(ref)
 			if err == nil {
 				err = rc.Validate()
 			}
@@ -229,11 +238,25 @@ func (c ThreeCellBenchConfig) peConfig(name, freqs string) PEConfig {
 // run's PE, or the reference model at the same image size.
 func (c ThreeCellBenchConfig) modelConfig(r SweepRun) (Config, error) {
 	if r.Ref {
-		return referenceConfig(r.PE, c.Model)
+		return c.refConfig(r.PE)
 	}
 	mc := c.Model
 	mc.PE = c.peConfig(r.PE, r.Freqs)
 	return mc, nil
+}
+
+// refConfig returns the config of reference model name for the sweep's
+// model: its image, channels and classes, and the sweep's CNN stem.
+func (c ThreeCellBenchConfig) refConfig(name string) (Config, error) {
+	rc, err := referenceConfig(name, c.Model)
+	if err != nil {
+		return rc, err
+	}
+	if c.CNNStem != "" {
+		rc.Stem = c.CNNStem
+		err = rc.Validate()
+	}
+	return rc, err
 }
 
 // MachineInfo records where a benchmark ran.
