@@ -105,7 +105,6 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	cfg := loope.ThreeCellBenchConfig{Preset: *preset, Model: model, DataSeed: *dataSeed, Stream: *stream,
 		TrainSize: *trainSize, ValSize: *valSize, TestSize: *testSize, Steps: *steps, Batch: *batch, LR: *lr,
 		MinLR: *minLR, WeightDecay: *wd, EvalEvery: *evalEvery, LogEvery: *logEvery, Out: *out, Threads: *threads,
-
 		Jobs: *jobs, Refs: splitList(*refs), InitFrom: *initFrom, CNNStem: *cnnStem}
 	if err := threeCellPEs(&cfg, *pes, set, opts); err != nil {
 		return bad("%v", err)
