@@ -248,7 +248,9 @@ var gradCases = []gradCase{
 		}},
 	// ---- ops_cait.go (CaiT) ----
 	{name: "HeadMix", shapes: [][]int{{2, 3, 4, 5}, {3, 3}, {3}},
-		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.HeadMix(in[0], in[1], in[2]) }},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.HeadMix(in[0], in[1], in[2])
+		}},
 	{name: "LayerScale", shapes: [][]int{{2, 3, 4}, {2, 3, 4}, {4}},
 		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
 			return tp.LayerScale(in[0], in[1], in[2])
