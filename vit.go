@@ -27,6 +27,11 @@ type Config struct {
 	Classes  int      `json:"classes"`  // outputs K (classes, or 6 label bits)
 	Eps      float64  `json:"eps"`      // LayerNorm epsilon (timm: 1e-6)
 	PE       PEConfig `json:"pe"`       // positional embedding
+
+	// CaiT (cait.go); zero for other architectures.
+	ClassDepth int     `json:"class_depth,omitempty"` // class-attention blocks (timm depth_token_only)
+	InitValues float64 `json:"init_values,omitempty"` // LayerScale init of gamma_1, gamma_2 (timm init_values)
+	CaitCLS    string  `json:"cait_cls,omitempty"`    // "": CLS = the PE's row 0 (the authors' wrapper); "learned": timm's cls_token
 }
 
 // presets are the named model shapes (issue 3); Classes defaults to the 6

@@ -1,0 +1,164 @@
+package loope
+
+import (
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+)
+
+// caitMicro is a CaiT small enough for a whole-model finite-difference
+// check: 4 px, patch 2 (grid 2, N = 5), D 8, 2 heads, one block of each
+// kind. init_values 0.5 lets every block reach the logits by more than
+// rounding.
+func caitMicro(pe string) Config {
+	return Config{Arch: "cait", Image: 4, Channels: 3, Patch: 2, Dim: 8, Depth: 1, Heads: 2, MLP: 8,
+		Classes: 3, Eps: 1e-6, PE: PEConfig{Name: pe}, ClassDepth: 1, InitValues: 0.5}
+}
+
+// TestCaiTGradCheck compares the tape's gradient of Σ logits⊙R for every
+// parameter of a micro CaiT with central finite differences, for PEs of
+// each way in: none, additive (learnable, sin1d, loope reading the
+// image), rotation (rope-axial, rope-mixed), logit bias (rpe, irpe-ctx),
+// after a block (cpvt), and timm's learned CLS.
+func TestCaiTGradCheck(t *testing.T) {
+	cases := []struct {
+		pe, cls string
+		depth   int
+	}{
+		{"none", "", 1}, {"learnable", "", 1}, {"sin1d", "", 1}, {"loope", "", 1},
+		{"rope-axial", "", 1}, {"rope-mixed", "", 2}, {"rpe", "", 1}, {"irpe-ctx", "", 1}, {"cpvt", "", 1},
+		{"learnable", "learned", 1}, {"none", "learned", 2},
+	}
+	for ci, c := range cases {
+		t.Run(c.pe+"/"+c.cls, func(t *testing.T) {
+			cfg := caitMicro(c.pe)
+			cfg.CaitCLS, cfg.ClassDepth = c.cls, c.depth
+			m, err := NewCaiT[float64](cfg, uint64(ci))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Random (nonzero) values everywhere, zero-init tensors included.
+			rng := rand.New(rand.NewPCG(uint64(ci), 9))
+			for _, p := range m.Params() {
+				if !p.Buffer {
+					p.T.FillUniform(rng, -0.5, 0.5)
+				}
+			}
+			img := New[float64](2, 3, 4, 4).FillNormal(rng, 0, 1)
+			r := make([]float64, 2*cfg.Classes)
+			for i := range r {
+				r[i] = rng.Float64()*2 - 1
+			}
+			// Training mode (recording tape) for both: LOOPE's BatchNorm uses
+			// the batch statistics; its running statistics do not enter.
+			loss := func() float64 {
+				var tp Tape[float64]
+				s := 0.0
+				for i, v := range m.Forward(&tp, img).Data {
+					s += v * r[i]
+				}
+				return s
+			}
+			var tp Tape[float64]
+			tp.backwardFrom(m.Forward(&tp, img), r)
+			checked := 0
+			for _, p := range m.Params() {
+				if p.Buffer {
+					continue
+				}
+				// Central differences (step 1e-6) on up to 6 random elements
+				// of each tensor: every tensor, at a bounded cost.
+				x := p.T
+				for range min(6, x.Size()) {
+					j := rng.IntN(x.Size())
+					v := x.Data[j]
+					x.Data[j] = v + 1e-6
+					f1 := loss()
+					x.Data[j] = v - 1e-6
+					f0 := loss()
+					x.Data[j] = v
+					if a, n := x.Grad[j], (f1-f0)/2e-6; !(math.Abs(a-n) <= gradTol(n)) {
+						t.Fatalf("%s elem %d: analytic %.10g, numeric %.10g", p.Name, j, a, n)
+					}
+				}
+				checked++
+			}
+			if checked == 0 {
+				t.Fatal("no parameters checked")
+			}
+		})
+	}
+}
+
+// TestCaiTConfigErrors: each bad CaiT field gives an error naming it.
+func TestCaiTConfigErrors(t *testing.T) {
+	for _, c := range []struct {
+		edit func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.ClassDepth = 0 }, "class_depth"},
+		{func(c *Config) { c.ClassDepth = MaxDepth + 1 }, "class_depth"},
+		{func(c *Config) { c.InitValues = math.NaN() }, "init_values"},
+		{func(c *Config) { c.CaitCLS = "pe" }, "cait_cls"},
+		{func(c *Config) { c.PE.Name = "pape" }, "pape"},
+		{func(c *Config) { c.Heads = 3 }, "heads"},
+		{func(c *Config) { c.Arch = "caat" }, "unknown architecture"},
+	} {
+		cfg := caitMicro("learnable")
+		c.edit(&cfg)
+		_, err := NewModel[float32](cfg, 1)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("want an error naming %q, got %v", c.want, err)
+		}
+	}
+	vit, _ := Preset("tiny")
+	if _, err := NewCaiT[float32](vit, 1); err == nil || !strings.Contains(err.Error(), "vit") {
+		t.Errorf("NewCaiT of a ViT config: %v", err)
+	}
+}
+
+// TestCaiTPresets: both presets validate; the tiny one builds, runs and
+// its parameter count is caitParams plus the PE's table, with timm's
+// names.
+func TestCaiTPresets(t *testing.T) {
+	for _, name := range []string{"cait-s24", "cait-tiny"} {
+		cfg, err := Preset(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Arch != "cait" || cfg.ClassDepth != 2 || cfg.InitValues != 1e-5 {
+			t.Errorf("%s: %+v", name, cfg)
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Error(err)
+		}
+	}
+	cfg, _ := Preset("cait-tiny")
+	m, err := NewModel[float32](cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := caitParams(cfg) + int64(cfg.Tokens()*cfg.Dim) // learnable: N rows, row 0 the CLS
+	if got := NumParams(m); int64(got) != want {
+		t.Errorf("cait-tiny has %d parameters, want %d", got, want)
+	}
+	names := map[string]bool{}
+	for _, p := range m.Params() {
+		names[p.Name] = true
+	}
+	for _, n := range []string{"pos_embed", "blocks.3.attn.proj_l.weight", "blocks.0.attn.proj_w.bias", "blocks.0.gamma_1",
+		"blocks_token_only.1.attn.q.weight", "blocks_token_only.0.gamma_2", "norm.weight", "head.bias"} {
+		if !names[n] {
+			t.Errorf("no tensor %q", n)
+		}
+	}
+	if names["cls_token"] {
+		t.Error("cls_token without CaitCLS learned")
+	}
+	var tp Tape[float32]
+	out := m.Forward(&tp, New[float32](2, 3, 14, 14))
+	if out.Shape[0] != 2 || out.Shape[1] != 6 {
+		t.Errorf("logits %v", out.Shape)
+	}
+}
