@@ -12,10 +12,11 @@ func init() {
 	commands["fixture"] = command{"write a golden fixture (weights, input, logits, loss, grads) for porters", runFixture}
 }
 
-// runFixture implements `loope fixture -preset P -pe NAME -seed S -batch B [-f64] [-classes K] -out F.safetensors`.
+// runFixture implements `loope fixture [-arch A] -preset P -pe NAME -seed S -batch B [-f64] [-classes K] -out F.safetensors`.
 func runFixture(args []string) error {
 	fs := flag.NewFlagSet("fixture", flag.ContinueOnError)
 	preset := presetFlag(fs, "small")
+	arch := archFlag(fs)
 	pe := peFlag(fs, "learnable")
 	seed := fs.Uint64("seed", 1, "seed for weights, input and targets")
 	batch := fs.Int("batch", 2, "images in the input batch")
@@ -29,7 +30,7 @@ func runFixture(args []string) error {
 	mlp := fs.Int("mlp", 0, "override the preset's MLP width (0 keeps it)")
 	peOpts := addPEFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: loope fixture -preset P -pe NAME -seed S -batch B [-f64] [-classes K] [-dim D -depth L -heads H -mlp M] [PE options] -out F.safetensors")
+		fmt.Fprintln(fs.Output(), "usage: loope fixture [-arch vit|cait|...] -preset P -pe NAME -seed S -batch B [-f64] [-classes K] [-dim D -depth L -heads H -mlp M] [PE options] -out F.safetensors")
 		fs.PrintDefaults()
 	}
 	if done, err := parseFlags(fs, args); done {
@@ -38,7 +39,9 @@ func runFixture(args []string) error {
 	if *out == "" {
 		return badUsage(fs, "-out is required")
 	}
-	cfg, err := loope.Preset(*preset)
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	cfg, err := archPreset(*arch, *preset, set["preset"])
 	if err != nil {
 		return badUsage(fs, "%v", err)
 	}

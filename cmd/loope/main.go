@@ -48,7 +48,7 @@ func checkModel(cfg loope.Config) error {
 		return err
 	}
 	cfg.Depth = 1
-	_, err := loope.NewViT[float32](cfg, 0)
+	_, err := loope.NewModel[float32](cfg, 0)
 	return err
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates every ViT fixture (Go: `loope fixture`) and its PyTorch golden
-# (testdata/gen/vit_torch.py, Debian python3-torch). Run from the repo root:
+# (testdata/gen/vit_torch.py, Debian python3-torch), then the CaiT fixtures
+# (`loope fixture -arch cait`, golden testdata/gen/cait_torch.py). Run from the repo root:
 #   bash testdata/gen/fixtures.sh
 # Each line: name preset pe seed batch extra-flags. Fixture files are
 # testdata/fixture_<name>.safetensors, goldens *.torch.safetensors.
@@ -53,4 +54,20 @@ tiny_rope_dinov3_f32 tiny rope-dinov3 3 2 -dim 32 -depth 2 -heads 2 -mlp 64
 # PaPE (pe_pape.py)
 tiny_pape_f64 tiny pape 3 2 -f64 -dim 32 -depth 2 -heads 2 -mlp 64
 tiny_pape_f32 tiny pape 3 2 -dim 32 -depth 2 -heads 2 -mlp 64
+LIST
+# CaiT (issue 20; cait_torch.py): cait-tiny at D 16, 2 + 2 blocks (files stay small), the Table 1 PEs.
+while read -r name preset pe seed batch extra; do
+  [ -z "$name" ] && continue
+  case "$name" in \#*) continue ;; esac
+  out=testdata/fixture_$name.safetensors
+  /tmp/loope-fixture fixture -arch cait -preset "$preset" -pe "$pe" -seed "$seed" -batch "$batch" $extra -out "$out"
+  /usr/bin/python3 testdata/gen/cait_torch.py "$out" "${out%.safetensors}.torch.safetensors"
+done <<'LIST'
+cait_tiny_none_f64 cait-tiny none 3 2 -f64 -dim 16 -depth 2 -heads 2 -mlp 32
+cait_tiny_learnable_f64 cait-tiny learnable 3 2 -f64 -dim 16 -depth 2 -heads 2 -mlp 32
+cait_tiny_sin1d_f64 cait-tiny sin1d 3 2 -f64 -dim 16 -depth 2 -heads 2 -mlp 32
+cait_tiny_hilbert_f64 cait-tiny hilbert 3 2 -f64 -dim 16 -depth 2 -heads 2 -mlp 32
+cait_tiny_loope_f64 cait-tiny loope 5 2 -f64 -dim 16 -depth 2 -heads 2 -mlp 32
+cait_tiny_loope_f32 cait-tiny loope 5 2 -dim 16 -depth 2 -heads 2 -mlp 32
+cait_tiny_learnable_ce_f64 cait-tiny learnable 2 3 -f64 -dim 16 -depth 2 -heads 2 -mlp 32 -classes 10 -smoothing 0.1
 LIST
