@@ -3,6 +3,7 @@ package loope
 import (
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -160,5 +161,73 @@ func TestCaiTPresets(t *testing.T) {
 	out := m.Forward(&tp, New[float32](2, 3, 14, 14))
 	if out.Shape[0] != 2 || out.Shape[1] != 6 {
 		t.Errorf("logits %v", out.Shape)
+	}
+}
+
+// TestCaiTCheckpointErrors: a CaiT checkpoint round-trips with its
+// architecture in the config, and a missing tensor, a tensor of the wrong
+// shape or a class-attention depth of 0 is an error naming it. (A missing
+// tensor larger than the PE's table is refused earlier, by ConfigFromSafe's
+// parameter count.)
+func TestCaiTCheckpointErrors(t *testing.T) {
+	cfg := caitMicro("learnable")
+	m, err := NewCaiT[float32](cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name string, c Config, edit func(p NamedParam[float32]) (data []float32, shape []int, keep bool)) string {
+		f := NewSafeFile()
+		for _, p := range m.Params() {
+			data, shape, keep := p.T.Data, p.T.Shape, true
+			if edit != nil {
+				data, shape, keep = edit(p)
+			}
+			if keep {
+				if err := PutFloat(f, p.Name, data, shape...); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		f.Metadata[metaConfig] = mustJSON(c)
+		path := filepath.Join(dir, name)
+		if err := f.WriteFile(path); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	good := filepath.Join(dir, "good.safetensors")
+	if err := SaveCheckpoint(good, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	back, _, err := LoadModel[float32](good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := back.(*CaiT[float32]); !ok || back.Config().Arch != "cait" {
+		t.Fatalf("loaded %T with arch %q", back, back.Config().Arch)
+	}
+	if _, _, err := LoadCheckpoint[float32](good); err == nil || !strings.Contains(err.Error(), "cait checkpoint") {
+		t.Errorf("LoadCheckpoint of a CaiT: %v", err)
+	}
+	missing := write("missing.safetensors", cfg, func(p NamedParam[float32]) ([]float32, []int, bool) {
+		return p.T.Data, p.T.Shape, p.Name != "blocks_token_only.0.gamma_1"
+	})
+	if _, _, err := LoadModel[float32](missing); err == nil || !strings.Contains(err.Error(), "blocks_token_only.0.gamma_1") {
+		t.Errorf("missing tensor: %v", err)
+	}
+	shape := write("shape.safetensors", cfg, func(p NamedParam[float32]) ([]float32, []int, bool) {
+		if p.Name == "blocks.0.attn.proj_l.weight" {
+			return make([]float32, 9), []int{3, 3}, true
+		}
+		return p.T.Data, p.T.Shape, true
+	})
+	if _, _, err := LoadModel[float32](shape); err == nil || !strings.Contains(err.Error(), `"blocks.0.attn.proj_l.weight" has shape [3 3]`) {
+		t.Errorf("wrong shape: %v", err)
+	}
+	c0 := cfg
+	c0.ClassDepth = 0
+	if _, _, err := LoadModel[float32](write("depth0.safetensors", c0, nil)); err == nil || !strings.Contains(err.Error(), "class_depth") {
+		t.Errorf("class depth 0: %v", err)
 	}
 }

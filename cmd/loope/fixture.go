@@ -41,7 +41,7 @@ func runFixture(args []string) error {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	cfg, err := archPreset(*arch, *preset, set["preset"])
+	cfg, _, err := archPreset(*arch, *preset, set["preset"])
 	if err != nil {
 		return badUsage(fs, "%v", err)
 	}

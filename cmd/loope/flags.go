@@ -126,23 +126,24 @@ func archFlag(fs *flag.FlagSet) *string {
 		" (without -preset, a non-vit architecture takes its preset <arch>-tiny)")
 }
 
-// archPreset returns the config of preset for architecture arch. If
+// archPreset returns the config of preset for architecture arch, and the
+// preset's name. If
 // -preset was not given (explicit false) and arch is not the ViT, the
 // preset is arch's own "<arch>-tiny". A preset of another architecture is
 // an error naming both.
-func archPreset(arch, preset string, explicit bool) (loope.Config, error) {
+func archPreset(arch, preset string, explicit bool) (loope.Config, string, error) {
 	if !slices.Contains(loope.ArchNames(), arch) {
-		return loope.Config{}, fmt.Errorf("-arch: unknown architecture %q (valid: %s)", arch, strings.Join(loope.ArchNames(), ", "))
+		return loope.Config{}, "", fmt.Errorf("-arch: unknown architecture %q (valid: %s)", arch, strings.Join(loope.ArchNames(), ", "))
 	}
 	if !explicit && arch != "vit" {
 		preset = arch + "-tiny"
 	}
 	cfg, err := loope.Preset(preset)
 	if err != nil {
-		return cfg, fmt.Errorf("-preset: %w", err)
+		return cfg, "", fmt.Errorf("-preset: %w", err)
 	}
 	if pa := cmp.Or(cfg.Arch, "vit"); pa != arch {
-		return cfg, fmt.Errorf("-preset %s is a %s preset, not a %s one (-arch %s)", preset, pa, arch, arch)
+		return cfg, "", fmt.Errorf("-preset %s is a %s preset, not a %s one (-arch %s)", preset, pa, arch, arch)
 	}
-	return cfg, nil
+	return cfg, preset, nil
 }
