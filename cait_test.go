@@ -2,7 +2,6 @@ package loope
 
 import (
 	"math"
-	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,55 +38,7 @@ func TestCaiTGradCheck(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// Random (nonzero) values everywhere, zero-init tensors included.
-			rng := rand.New(rand.NewPCG(uint64(ci), 9))
-			for _, p := range m.Params() {
-				if !p.Buffer {
-					p.T.FillUniform(rng, -0.5, 0.5)
-				}
-			}
-			img := New[float64](2, 3, 4, 4).FillNormal(rng, 0, 1)
-			r := make([]float64, 2*cfg.Classes)
-			for i := range r {
-				r[i] = rng.Float64()*2 - 1
-			}
-			// Training mode (recording tape) for both: LOOPE's BatchNorm uses
-			// the batch statistics; its running statistics do not enter.
-			loss := func() float64 {
-				var tp Tape[float64]
-				s := 0.0
-				for i, v := range m.Forward(&tp, img).Data {
-					s += v * r[i]
-				}
-				return s
-			}
-			var tp Tape[float64]
-			tp.backwardFrom(m.Forward(&tp, img), r)
-			checked := 0
-			for _, p := range m.Params() {
-				if p.Buffer {
-					continue
-				}
-				// Central differences (step 1e-6) on up to 6 random elements
-				// of each tensor: every tensor, at a bounded cost.
-				x := p.T
-				for range min(6, x.Size()) {
-					j := rng.IntN(x.Size())
-					v := x.Data[j]
-					x.Data[j] = v + 1e-6
-					f1 := loss()
-					x.Data[j] = v - 1e-6
-					f0 := loss()
-					x.Data[j] = v
-					if a, n := x.Grad[j], (f1-f0)/2e-6; !(math.Abs(a-n) <= gradTol(n)) {
-						t.Fatalf("%s elem %d: analytic %.10g, numeric %.10g", p.Name, j, a, n)
-					}
-				}
-				checked++
-			}
-			if checked == 0 {
-				t.Fatal("no parameters checked")
-			}
+			checkModelGrad(t, m, uint64(ci), 6)
 		})
 	}
 }
