@@ -89,8 +89,9 @@ func maxAbs[T Float](x []T) float64 {
 
 // TestTorchGolden checks every committed fixture (testdata/fixture_*.safetensors,
 // written by `loope fixture`) against the independent PyTorch model of
-// testdata/gen/vit_torch.py, or cait_torch.py for the CaiT fixtures
-// fixture_cait_* (its output: the matching *.torch.safetensors):
+// testdata/gen/vit_torch.py, or cait_torch.py / crossvit_torch.py for the
+// fixtures fixture_cait_* / fixture_crossvit_* (its output: the matching
+// *.torch.safetensors):
 // logits, loss, every gradient, and the loss trace of 5 AdamW steps.
 // Tolerances (issue 3): 1e-9 relative in float64, 1e-4 in float32.
 func TestTorchGolden(t *testing.T) {

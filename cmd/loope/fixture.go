@@ -28,6 +28,11 @@ func runFixture(args []string) error {
 	depth := fs.Int("depth", 0, "override the preset's depth (0 keeps it)")
 	heads := fs.Int("heads", 0, "override the preset's heads (0 keeps it)")
 	mlp := fs.Int("mlp", 0, "override the preset's MLP width (0 keeps it)")
+	dim1 := fs.Int("dim1", 0, "crossvit: override branch 1's width (0 keeps it; -dim, -heads, -mlp are branch 0's, -depth counts multi-scale blocks)")
+	heads1 := fs.Int("heads1", 0, "crossvit: override branch 1's heads (0 keeps it)")
+	mlp1 := fs.Int("mlp1", 0, "crossvit: override branch 1's MLP width (0 keeps it)")
+	depth0 := fs.Int("depth0", 0, "crossvit: override branch 0's blocks per multi-scale block (0 keeps it)")
+	depth1 := fs.Int("depth1", 0, "crossvit: override branch 1's blocks per multi-scale block (0 keeps it)")
 	peOpts := addPEFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: loope fixture [-arch vit|cait|...] -preset P -pe NAME -seed S -batch B [-f64] [-classes K] [-dim D -depth L -heads H -mlp M] [PE options] -out F.safetensors")
@@ -52,12 +57,20 @@ func runFixture(args []string) error {
 	for _, o := range []struct {
 		dst *int
 		v   int
-	}{{&cfg.Dim, *dim}, {&cfg.Depth, *depth}, {&cfg.Heads, *heads}, {&cfg.MLP, *mlp}} {
+	}{{&cfg.Dim, *dim}, {&cfg.Depth, *depth}, {&cfg.Heads, *heads}, {&cfg.MLP, *mlp},
+		{&cfg.Dim1, *dim1}, {&cfg.Heads1, *heads1}, {&cfg.MLP1, *mlp1}, {&cfg.Depth0, *depth0}, {&cfg.Depth1, *depth1}} {
 		if o.v < 0 {
-			return badUsage(fs, "-dim, -depth, -heads and -mlp must be >= 0")
+			return badUsage(fs, "-dim, -depth, -heads, -mlp, -dim1, -heads1, -mlp1, -depth0 and -depth1 must be >= 0")
 		}
 		if o.v > 0 {
 			*o.dst = o.v
+		}
+	}
+	if *arch != "crossvit" {
+		for _, n := range []string{"dim1", "heads1", "mlp1", "depth0", "depth1"} {
+			if set[n] {
+				return badUsage(fs, "-%s is a crossvit option (-arch crossvit)", n)
+			}
 		}
 	}
 	fc := loope.FixtureConfig{Model: cfg, Seed: *seed, Batch: *batch, Loss: "bce", Smoothing: *smoothing}
