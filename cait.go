@@ -2,7 +2,8 @@
 // al. 2021), as timm's models/cait.py: the architecture "cait" of the
 // registry, its presets, timm's initialisation and the forward pass in
 // timm's op order. The ops it adds (talking-heads HeadMix, the LayerScale
-// residual, ClassAttention) are in ops_cait.go.
+// residual, ClassAttention) are in ops_cait.go; docs/architectures.md §1
+// describes the model, its presets and how a PE enters.
 //
 // How a positional embedding enters (the LOOPE authors' models/cait.py):
 // timm's CaiT adds pos_embed (N−1 rows) to the patch tokens only and

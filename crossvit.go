@@ -4,7 +4,8 @@
 // for two branches and multi-scale blocks of timm depth [[d0, d1, 0]] × L
 // (every timm preset: one cross-attention block per branch, no MLP; the
 // mlp_ratio's third entry is unused there). The ops it adds (the bicubic
-// branch resize and CrossAttention) are in ops_crossvit.go.
+// branch resize and CrossAttention) are in ops_crossvit.go;
+// docs/architectures.md §2 describes the model and its presets.
 //
 // Config: Image, Patch, Dim, Heads and MLP are branch 0's (the small
 // patches on the full image); Image1, Patch1, Dim1, Heads1 and MLP1 branch
