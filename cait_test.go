@@ -2,6 +2,7 @@ package loope
 
 import (
 	"math"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -180,5 +181,51 @@ func TestCaiTCheckpointErrors(t *testing.T) {
 	c0.ClassDepth = 0
 	if _, _, err := LoadModel[float32](write("depth0.safetensors", c0, nil)); err == nil || !strings.Contains(err.Error(), "class_depth") {
 		t.Errorf("class depth 0: %v", err)
+	}
+}
+
+// TestCaiTEveryPE builds a micro CaiT with every registered PE and runs a
+// forward and backward: finite logits and gradients, or, for the refused
+// PEs only, a config error naming the PE.
+func TestCaiTEveryPE(t *testing.T) {
+	for _, pe := range PENames() {
+		cfg := caitMicro(pe)
+		m, err := NewModel[float64](cfg, 1)
+		if _, refused := caitRefusedPEs[pe]; refused {
+			if err == nil || !strings.Contains(err.Error(), pe) {
+				t.Errorf("%s: want a config error naming it, got %v", pe, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", pe, err)
+			continue
+		}
+		checkFiniteStep(t, pe, m)
+	}
+}
+
+// checkFiniteStep runs one forward and backward of m on N(0, 1) images and
+// reports non-finite logits or gradients.
+func checkFiniteStep(t *testing.T, name string, m Model[float64]) {
+	t.Helper()
+	cfg := m.Config()
+	img := New[float64](2, cfg.Channels, cfg.Image, cfg.Image).FillNormal(rand.New(rand.NewPCG(1, 2)), 0, 1)
+	var tp Tape[float64]
+	out := m.Forward(&tp, img)
+	tp.Backward(tp.Sum(tp.Mul(out, out)))
+	for _, v := range out.Data {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			t.Errorf("%s: logit %v", name, v)
+			return
+		}
+	}
+	for _, p := range m.Params() {
+		for _, g := range p.T.Grad {
+			if math.IsNaN(g) || math.IsInf(g, 0) {
+				t.Errorf("%s: gradient %v in %s", name, g, p.Name)
+				return
+			}
+		}
 	}
 }

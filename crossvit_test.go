@@ -199,3 +199,16 @@ func TestCrossViTCheckpointErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestCrossViTEveryPE builds a micro CrossViT with every registered PE
+// and runs a forward and backward with finite results.
+func TestCrossViTEveryPE(t *testing.T) {
+	for _, pe := range PENames() {
+		m, err := NewModel[float64](crossMicro(pe), 1)
+		if err != nil {
+			t.Errorf("%s: %v", pe, err)
+			continue
+		}
+		checkFiniteStep(t, pe, m)
+	}
+}
