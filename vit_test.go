@@ -49,7 +49,7 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%s: got %v, want an error containing %q", tc.name, err, tc.want)
 		}
 	}
-	if _, err := Preset("huge"); err == nil || !strings.Contains(err.Error(), "valid: b16, s16, small, ti16, tiny") {
+	if _, err := Preset("huge"); err == nil || !strings.Contains(err.Error(), "valid: "+strings.Join(PresetNames(), ", ")) || !strings.Contains(err.Error(), "b16, ") {
 		t.Errorf("Preset(huge): got %v", err)
 	}
 }
