@@ -35,7 +35,7 @@ def check_additive(pe):
     """Refuse PEs whose hooks act inside the attention or after blocks."""
     import pe_additive
     ident = {V.PE.__dict__[h] for h in ("attn_input", "attn_bias", "rotate_qk", "after_block")}
-    ident |= {pe_additive._Hooks.__dict__[h] for h in ("attn_bias", "rotate_qk", "after_block")}
+    ident |= {pe_additive._Hooks.__dict__[h] for h in ("attn_input", "attn_bias", "rotate_qk", "after_block")}
     for h in ("attn_input", "attn_bias", "rotate_qk", "after_block"):
         for cls in type(pe).__mro__:
             if h in cls.__dict__:
