@@ -60,7 +60,7 @@ type node[T Float] struct {
 }
 
 // opAttrs is a node's room for its op's attributes: sixteen words (the
-// largest, Conv2d's convGeom, takes fifteen).
+// largest, Conv2d's convGeom, takes all sixteen).
 type opAttrs [16]uint64
 
 // attrsOf returns nd's attribute room as *A, the op's struct of attributes

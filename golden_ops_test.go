@@ -1,6 +1,7 @@
 package loope
 
-// Compares Conv2d, BatchNorm2d, LayerNorm, Attention and Rotate (outputs,
+// Compares Conv2d, Conv2dHW, BatchNorm2d, LayerNorm, Attention, Rotate,
+// MaxPool2d, AvgPool2d, GlobalAvgPool2d and ResizeBilinear (outputs,
 // gradients, running statistics) with PyTorch in float64, using the golden
 // file written by testdata/gen/ops_torch.py (format in its docstring).
 
@@ -90,8 +91,8 @@ func readTorchGolden(t *testing.T) []*torchCase {
 
 func TestOpsAgainstTorch(t *testing.T) {
 	cases := readTorchGolden(t)
-	if len(cases) != 12 {
-		t.Fatalf("ops_torch.golden: %d cases, want 12", len(cases))
+	if len(cases) != 23 {
+		t.Fatalf("ops_torch.golden: %d cases, want 23", len(cases))
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -118,6 +119,16 @@ func TestOpsAgainstTorch(t *testing.T) {
 				out = tp.Attention(in["q"], in["k"], in["v"], in["bias"], p["scale"])
 			case strings.HasPrefix(c.name, "rotate_"):
 				out = tp.Rotate(in["x"], in["cos"], in["sin"], int(p["skip"]))
+			case strings.HasPrefix(c.name, "convhw_"):
+				out = tp.Conv2dHW(in["x"], in["w"], in["bias"], int(p["stride"]), int(p["padh"]), int(p["padw"]), 1)
+			case strings.HasPrefix(c.name, "maxpool_"):
+				out = tp.MaxPool2d(in["x"], int(p["kernel"]), int(p["stride"]), int(p["pad"]))
+			case strings.HasPrefix(c.name, "avgpool_"):
+				out = tp.AvgPool2d(in["x"], int(p["kernel"]), int(p["stride"]), int(p["pad"]), p["countpad"] == 1)
+			case c.name == "gap":
+				out = tp.GlobalAvgPool2d(in["x"])
+			case strings.HasPrefix(c.name, "resize_"):
+				out = tp.ResizeBilinear(in["x"], int(p["oh"]), int(p["ow"]))
 			default:
 				t.Fatalf("unknown case %s", c.name)
 			}

@@ -274,6 +274,37 @@ var gradCases = []gradCase{
 			// idx (3, 5) with repeats in a row: the backward must add.
 			return tp.TakeAlongLast(in[0], []int{3, 0, 3, 1, 3, 2, 2, 0, 1, 1, 0, 0, 0, 0, 3}, 5)
 		}},
+	// ---- CNN reference models: ops_pool.go, ops_resize.go, Conv2dHW (ops_conv.go) ----
+	{name: "Conv2dHW/1x3-pad01", shapes: [][]int{{2, 3, 4, 5}, {4, 3, 1, 3}, {4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Conv2dHW(in[0], in[1], in[2], 1, 0, 1, 1)
+		}},
+	{name: "Conv2dHW/3x1-pad10-s2-nobias", shapes: [][]int{{1, 2, 5, 4}, {3, 2, 3, 1}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Conv2dHW(in[0], in[1], nil, 2, 1, 0, 1)
+		}},
+	{name: "Conv2dHW/1x5-pad02-wide", shapes: [][]int{{1, 2, 3, 6}, {33, 2, 1, 5}, {33}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.Conv2dHW(in[0], in[1], in[2], 1, 0, 2, 1)
+		}},
+	{name: "MaxPool2d/k3s2p1", shapes: [][]int{{2, 3, 5, 6}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.MaxPool2d(in[0], 3, 2, 1) }},
+	{name: "MaxPool2d/k2s1p0", shapes: [][]int{{1, 2, 3, 4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.MaxPool2d(in[0], 2, 1, 0) }},
+	{name: "AvgPool2d/k3s1p1-countpad", shapes: [][]int{{2, 2, 4, 5}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.AvgPool2d(in[0], 3, 1, 1, true)
+		}},
+	{name: "AvgPool2d/k3s2p1-nocountpad", shapes: [][]int{{1, 2, 5, 5}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.AvgPool2d(in[0], 3, 2, 1, false)
+		}},
+	{name: "GlobalAvgPool2d", shapes: [][]int{{2, 3, 2, 3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.GlobalAvgPool2d(in[0]) }},
+	{name: "ResizeBilinear/up", shapes: [][]int{{1, 2, 3, 4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.ResizeBilinear(in[0], 7, 5) }},
+	{name: "ResizeBilinear/down", shapes: [][]int{{2, 1, 6, 5}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.ResizeBilinear(in[0], 4, 3) }},
 }
 
 // gradTol is the acceptance bound |analytic − numeric| ≤ 1e-6 + 1e-5·|numeric|.

@@ -29,10 +29,24 @@ import "fmt"
 // groups input/output channel groups. Shape (B, O, Ho, Wo) with
 // Ho = (H + 2·pad − KH)/stride + 1 and Wo likewise.
 func (tp *Tape[T]) Conv2d(x, w, bias *Tensor[T], stride, pad, groups int) *Tensor[T] {
-	g, ok := convGeomOf(x, w, bias, stride, pad, groups)
+	return tp.conv2d("Conv2d", x, w, bias, stride, pad, pad, groups)
+}
+
+// Conv2dHW is Conv2d with its own zero padding per axis: padH rows above
+// and below, padW columns left and right, as nn.Conv2d(padding=(padH,
+// padW)); Inception's 1×7 and 7×1 convolutions take (0, 3) and (3, 0).
+// Shape (B, O, Ho, Wo) with Ho = (H + 2·padH − KH)/stride + 1,
+// Wo = (W + 2·padW − KW)/stride + 1.
+func (tp *Tape[T]) Conv2dHW(x, w, bias *Tensor[T], stride, padH, padW, groups int) *Tensor[T] {
+	return tp.conv2d("Conv2dHW", x, w, bias, stride, padH, padW, groups)
+}
+
+// conv2d is Conv2d and Conv2dHW; op names the caller in panics.
+func (tp *Tape[T]) conv2d(op string, x, w, bias *Tensor[T], stride, padH, padW, groups int) *Tensor[T] {
+	g, ok := convGeomHW(x, w, bias, stride, padH, padW, groups)
 	if !ok {
-		panic(fmt.Sprintf("loope: Conv2d: shape mismatch x %v, w %v, bias %v, stride %d, pad %d, groups %d",
-			x.Shape, shapeOrNil(w), shapeOrNil(bias), stride, pad, groups))
+		panic(fmt.Sprintf("loope: %s: shape mismatch x %v, w %v, bias %v, stride %d, pad (%d, %d), groups %d",
+			op, x.Shape, shapeOrNil(w), shapeOrNil(bias), stride, padH, padW, groups))
 	}
 	out := tp.out([]int{g.b, g.o, g.ho, g.wo}, x, w, bias)
 	var bd []T
@@ -72,9 +86,9 @@ func (tp *Tape[T]) Conv2d(x, w, bias *Tensor[T], stride, pad, groups int) *Tenso
 // P_g its patch rows of group g: partial_chunk(dW_g) = dYᵀ_gᵀ·P_g, summed
 // over chunks in order into dW (for wide O: Σ_b dy_b,g·P_b per chunk);
 // dx += the transposed convolution of dy:
-// for stride 1 and a square kernel with pad < KH a stride-1 convolution of
-// dy with the flipped, channel-swapped kernels (pad KH − 1 − pad, output
-// H × W), else col2im(dYᵀ_g·W_g). The depthwise path runs the same sums as
+// for stride 1 with padH < KH and padW < KW a stride-1 convolution of dy
+// with the flipped, channel-swapped kernels (padding KH − 1 − padH,
+// KW − 1 − padW, output H × W), else col2im(dYᵀ_g·W_g). The depthwise path runs the same sums as
 // direct loops.
 type conv2dBackward[T Float] struct{}
 
@@ -106,7 +120,7 @@ func (conv2dBackward[T]) backward(nd *node[T]) {
 type convGeom struct {
 	b, c, h, w     int // input (B, C, H, W)
 	o, kh, kw      int // weight (O, C/groups, KH, KW)
-	stride, pad    int //
+	stride, ph, pw int // stride; zero padding of the rows (top and bottom) and columns (left and right)
 	groups, ho, wo int // output (B, O, Ho, Wo)
 	cb, nc, nw     int // images per chunk, chunks, work slots (chunks run at once)
 }
@@ -126,14 +140,15 @@ func (g *convGeom) depthwise() bool { return g.groups == g.c && g.o == g.c }
 
 // transposed returns the geometry of the convolution that computes dx from
 // dy: input dy (B, O, Ho, Wo), kernels (C, O/groups, KH, KW) flipped in
-// both axes (flipKernels), stride 1, padding KH − 1 − pad, output
-// (B, C, H, W). ok is false where that is not a plain convolution (stride
-// > 1, a non-square kernel or pad ≥ KH); then dx goes through col2im.
+// both axes (flipKernels), stride 1, padding (KH − 1 − padH, KW − 1 −
+// padW), output (B, C, H, W). ok is false where that is not a plain
+// convolution (stride > 1, or padH ≥ KH or padW ≥ KW); then dx goes
+// through col2im.
 func (g *convGeom) transposed() (t convGeom, ok bool) {
-	if g.stride != 1 || g.kh != g.kw || g.pad >= g.kh {
+	if g.stride != 1 || g.ph >= g.kh || g.pw >= g.kw {
 		return convGeom{}, false
 	}
-	t = convGeom{b: g.b, c: g.o, h: g.ho, w: g.wo, o: g.c, kh: g.kh, kw: g.kw, stride: 1, pad: g.kh - 1 - g.pad,
+	t = convGeom{b: g.b, c: g.o, h: g.ho, w: g.wo, o: g.c, kh: g.kh, kw: g.kw, stride: 1, ph: g.kh - 1 - g.ph, pw: g.kw - 1 - g.pw,
 		groups: g.groups, ho: g.h, wo: g.w, cb: g.cb, nc: g.nc, nw: g.nw}
 	return t, t.ho == g.h && t.wo == g.w
 }
@@ -163,16 +178,21 @@ func (g *convGeom) slot(dx bool) int {
 
 // convGeomOf checks the Conv2d arguments and returns their geometry.
 func convGeomOf[T Float](x, w, bias *Tensor[T], stride, pad, groups int) (convGeom, bool) {
-	if w == nil || len(x.Shape) != 4 || len(w.Shape) != 4 || stride < 1 || pad < 0 || groups < 1 {
+	return convGeomHW(x, w, bias, stride, pad, pad, groups)
+}
+
+// convGeomHW checks the Conv2dHW arguments and returns their geometry.
+func convGeomHW[T Float](x, w, bias *Tensor[T], stride, ph, pw, groups int) (convGeom, bool) {
+	if x == nil || w == nil || len(x.Shape) != 4 || len(w.Shape) != 4 || stride < 1 || ph < 0 || pw < 0 || groups < 1 {
 		return convGeom{}, false
 	}
 	g := convGeom{b: x.Shape[0], c: x.Shape[1], h: x.Shape[2], w: x.Shape[3],
-		o: w.Shape[0], kh: w.Shape[2], kw: w.Shape[3], stride: stride, pad: pad, groups: groups}
+		o: w.Shape[0], kh: w.Shape[2], kw: w.Shape[3], stride: stride, ph: ph, pw: pw, groups: groups}
 	if g.c%groups != 0 || g.o%groups != 0 || w.Shape[1] != g.c/groups || g.kh < 1 || g.kw < 1 ||
-		g.h+2*pad < g.kh || g.w+2*pad < g.kw || (bias != nil && !sameShape(bias.Shape, []int{g.o})) {
+		g.h+2*ph < g.kh || g.w+2*pw < g.kw || (bias != nil && !sameShape(bias.Shape, []int{g.o})) {
 		return convGeom{}, false
 	}
-	g.ho, g.wo = (g.h+2*pad-g.kh)/stride+1, (g.w+2*pad-g.kw)/stride+1
+	g.ho, g.wo = (g.h+2*ph-g.kh)/stride+1, (g.w+2*pw-g.kw)/stride+1
 	g.cb = max(1, convChunkElems/(g.ho*g.wo*g.k()))
 	if t, ok := g.transposed(); ok {
 		g.cb = max(1, min(g.cb, convChunkElems/(t.ho*t.wo*t.k())))
@@ -196,13 +216,13 @@ func validRange(n, out, stride, pad, kk int) (lo, hi int) {
 
 // patchRows writes the patch rows of channel group gi of the nb images
 // x (nb, C, H, W) into p (nb·Ho·Wo, K): row (b·Ho + oh)·Wo + ow, column
-// (c·KH + kh)·KW + kw holds x[b, gi·C/groups + c, oh·stride − pad + kh,
-// ow·stride − pad + kw], or 0 in the padding. Each kernel row is a run of
+// (c·KH + kh)·KW + kw holds x[b, gi·C/groups + c, oh·stride − padH + kh,
+// ow·stride − padW + kw], or 0 in the padding. Each kernel row is a run of
 // KW adjacent input pixels, whatever the stride.
 func patchRows[T Float](p, x []T, g *convGeom, nb, gi int) {
 	k, l, cg, hw := g.k(), g.ho*g.wo, g.c/g.groups, g.h*g.w
-	owLo, owHi := validRange(g.w, g.wo, g.stride, g.pad, 0) // first tap inside
-	_, owIn := validRange(g.w, g.wo, g.stride, g.pad, g.kw-1)
+	owLo, owHi := validRange(g.w, g.wo, g.stride, g.pw, 0) // first tap inside
+	_, owIn := validRange(g.w, g.wo, g.stride, g.pw, g.kw-1)
 	owHi = min(owHi, owIn) // [owLo, owHi): the whole kernel row inside
 	for bi := range nb {
 		for oh := range g.ho {
@@ -211,7 +231,7 @@ func patchRows[T Float](p, x []T, g *convGeom, nb, gi int) {
 				xc := x[(bi*g.c+gi*cg+c)*hw : (bi*g.c+gi*cg+c+1)*hw]
 				for kh := range g.kh {
 					off := (c*g.kh + kh) * g.kw
-					ih := oh*g.stride - g.pad + kh
+					ih := oh*g.stride - g.ph + kh
 					if ih < 0 || ih >= g.h {
 						for ow := range g.wo {
 							clear(rows[ow*k+off : ow*k+off+g.kw])
@@ -219,14 +239,14 @@ func patchRows[T Float](p, x []T, g *convGeom, nb, gi int) {
 						continue
 					}
 					xr := xc[ih*g.w : (ih+1)*g.w]
-					copyRuns(rows[off:], xr, k, owLo, owHi, g.stride, g.pad, g.kw)
+					copyRuns(rows[off:], xr, k, owLo, owHi, g.stride, g.pw, g.kw)
 					for ow := 0; ow < g.wo; ow++ { // the edges, where the kernel row leaves the image
 						if ow == owLo && owLo < owHi {
 							if ow = owHi; ow >= g.wo { // [owLo, owHi) is done by copyRuns
 								break
 							}
 						}
-						d, iw := rows[ow*k+off:ow*k+off+g.kw], ow*g.stride-g.pad
+						d, iw := rows[ow*k+off:ow*k+off+g.kw], ow*g.stride-g.pw
 						for j := range d {
 							var v T
 							if iw+j >= 0 && iw+j < len(xr) {
@@ -280,14 +300,14 @@ func col2imRows[T Float](dx, dp []T, g *convGeom, nb, gi int) {
 				dxc := dx[(bi*g.c+gi*cg+c)*hw : (bi*g.c+gi*cg+c+1)*hw]
 				for kh := range g.kh {
 					off := (c*g.kh + kh) * g.kw
-					ih := oh*g.stride - g.pad + kh
+					ih := oh*g.stride - g.ph + kh
 					if ih < 0 || ih >= g.h {
 						continue
 					}
 					dr := dxc[ih*g.w : (ih+1)*g.w]
 					for ow := range g.wo {
 						s := rows[ow*k+off : ow*k+off+g.kw]
-						iw := ow*g.stride - g.pad
+						iw := ow*g.stride - g.pw
 						for j, v := range s {
 							if iw+j >= 0 && iw+j < len(dr) {
 								dr[iw+j] += v
@@ -509,13 +529,13 @@ func conv2dDepthwiseForward[T Float](out, x, w, bias []T, g *convGeom) {
 			for kh := range g.kh {
 				for kw := range g.kw {
 					wv := wp[kh*g.kw+kw]
-					owLo, owHi := validRange(g.w, g.wo, g.stride, g.pad, kw)
+					owLo, owHi := validRange(g.w, g.wo, g.stride, g.pw, kw)
 					for oh := range g.ho {
-						ih := oh*g.stride - g.pad + kh
+						ih := oh*g.stride - g.ph + kh
 						if ih < 0 || ih >= g.h || owLo >= owHi {
 							continue
 						}
-						dst, base := op[oh*g.wo:(oh+1)*g.wo], ih*g.w-g.pad+kw
+						dst, base := op[oh*g.wo:(oh+1)*g.wo], ih*g.w-g.pw+kw
 						for ow := owLo; ow < owHi; ow++ {
 							dst[ow] += wv * xp[base+ow*g.stride]
 						}
@@ -538,13 +558,13 @@ func conv2dDepthwiseBackward[T Float](x, w *Tensor[T], dy []T, g *convGeom) {
 				for kh := range g.kh {
 					for kw := range g.kw {
 						wv := wp[kh*g.kw+kw]
-						owLo, owHi := validRange(g.w, g.wo, g.stride, g.pad, kw)
+						owLo, owHi := validRange(g.w, g.wo, g.stride, g.pw, kw)
 						for oh := range g.ho {
-							ih := oh*g.stride - g.pad + kh
+							ih := oh*g.stride - g.ph + kh
 							if ih < 0 || ih >= g.h || owLo >= owHi {
 								continue
 							}
-							src, base := gp[oh*g.wo:(oh+1)*g.wo], ih*g.w-g.pad+kw
+							src, base := gp[oh*g.wo:(oh+1)*g.wo], ih*g.w-g.pw+kw
 							for ow := owLo; ow < owHi; ow++ {
 								dxp[base+ow*g.stride] += wv * src[ow]
 							}
@@ -565,14 +585,14 @@ func conv2dDepthwiseBackward[T Float](x, w *Tensor[T], dy []T, g *convGeom) {
 				gp, xp := dy[pl*l:(pl+1)*l], x.Data[pl*hw:(pl+1)*hw]
 				for kh := range g.kh {
 					for kw := range g.kw {
-						owLo, owHi := validRange(g.w, g.wo, g.stride, g.pad, kw)
+						owLo, owHi := validRange(g.w, g.wo, g.stride, g.pw, kw)
 						var s T
 						for oh := range g.ho {
-							ih := oh*g.stride - g.pad + kh
+							ih := oh*g.stride - g.ph + kh
 							if ih < 0 || ih >= g.h || owLo >= owHi {
 								continue
 							}
-							gr, base := gp[oh*g.wo:(oh+1)*g.wo], ih*g.w-g.pad+kw
+							gr, base := gp[oh*g.wo:(oh+1)*g.wo], ih*g.w-g.pw+kw
 							for ow := owLo; ow < owHi; ow++ {
 								s += gr[ow] * xp[base+ow*g.stride]
 							}

@@ -272,3 +272,53 @@ func BenchmarkConv2dSmall(b *testing.B) {
 		})
 	}
 }
+
+// TestConv2dHWVsReference: Conv2dHW with padding (padH, padW) against the
+// direct convolution (refConv2d, no padding) of x zero-padded by hand,
+// whose dx, cropped to x, is x's gradient. Covers Inception's 1×7 / 7×1
+// pairs, stride 2, and kernels that take the transposed-convolution and
+// the col2im dx.
+func TestConv2dHWVsReference(t *testing.T) {
+	for ci, tc := range []struct {
+		name               string
+		x, w               []int
+		stride, ph, pw, gr int
+	}{
+		{"1x7-pad03", []int{2, 4, 5, 9}, []int{6, 4, 1, 7}, 1, 0, 3, 1},
+		{"7x1-pad30", []int{2, 4, 9, 5}, []int{6, 4, 7, 1}, 1, 3, 0, 1},
+		{"1x3-pad01-s2", []int{1, 3, 6, 7}, []int{4, 3, 1, 3}, 2, 0, 1, 1},
+		{"3x3-pad21-groups2", []int{2, 4, 4, 5}, []int{4, 2, 3, 3}, 1, 2, 1, 2},
+		{"3x1-pad10-wide", []int{1, 3, 4, 4}, []int{40, 3, 3, 1}, 1, 1, 0, 1},
+	} {
+		rng := rand.New(rand.NewPCG(uint64(ci), 41))
+		x, w, bias := randOf[float64](rng, tc.x...), randOf[float64](rng, tc.w...), randOf[float64](rng, tc.w[0])
+		x.Grad, w.Grad, bias.Grad = make([]float64, x.Size()), make([]float64, w.Size()), make([]float64, bias.Size())
+		var tp Tape[float64]
+		y := tp.Conv2dHW(x, w, bias, tc.stride, tc.ph, tc.pw, tc.gr)
+		dy := randOf[float64](rng, y.Shape...).Data
+		tp.backwardFrom(y, dy)
+		b, c, h, wd := tc.x[0], tc.x[1], tc.x[2], tc.x[3]
+		hp, wp := h+2*tc.ph, wd+2*tc.pw
+		xp := New[float64](b, c, hp, wp)
+		for i := range b * c {
+			for r := range h {
+				copy(xp.Data[(i*hp+r+tc.ph)*wp+tc.pw:], x.Data[(i*h+r)*wd:(i*h+r+1)*wd])
+			}
+		}
+		ry, rdxp, rdw, rdb := refConv2d(xp, w, bias, tc.stride, 0, tc.gr, dy)
+		rdx := make([]float64, x.Size())
+		for i := range b * c {
+			for r := range h {
+				copy(rdx[(i*h+r)*wd:(i*h+r+1)*wd], rdxp[(i*hp+r+tc.ph)*wp+tc.pw:])
+			}
+		}
+		for _, cmp := range []struct {
+			what      string
+			got, want []float64
+		}{{"y", y.Data, ry}, {"dx", x.Grad, rdx}, {"dw", w.Grad, rdw}, {"dbias", bias.Grad, rdb}} {
+			if d := maxDiff(cmp.got, cmp.want); d > 1e-12 {
+				t.Errorf("%s: %s max |diff| %g", tc.name, cmp.what, d)
+			}
+		}
+	}
+}

@@ -90,11 +90,12 @@ type PEConfig struct {
 	FourierDim    int    `json:"fourier_dim,omitempty"`    // fourier feature width F (even; 0 = 768, the authors' value)
 	FourierHidden int    `json:"fourier_hidden,omitempty"` // fourier MLP hidden width (0 = 32, the authors' value)
 
-	// rotation PEs (comrope.go, rope_dinov3.go). Zero selects the documented default.
+	// rotation PEs (comrope.go, rope_dinov3.go, string.go). Zero selects the documented default.
 	ComRoPEBlock int     `json:"comrope_block,omitempty"` // ComRoPE block size b (0 = 2, the authors' default); must divide the head dim
 	DinoShift    float64 `json:"dino_shift,omitempty"`    // rope-dinov3 training shift s of the coordinates (0 = off, the authors' default)
 	DinoJitter   float64 `json:"dino_jitter,omitempty"`   // rope-dinov3 training jitter J ≥ 1 (0 = off, the authors' default)
 	DinoRescale  float64 `json:"dino_rescale,omitempty"`  // rope-dinov3 training rescale R ≥ 1 (0 = 2, the authors' default; 1 = off)
+	StringBasis  string  `json:"string_basis,omitempty"`  // string: "" or "cayley" (default), or "circulant"
 }
 
 // trainStepper is implemented by PEs that differ while training

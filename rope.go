@@ -194,9 +194,13 @@ func (p *ropePE[T]) RotateQK(tp *Tape[T], layer int, q, k *Tensor[T]) (*Tensor[T
 // mixedCosSin builds rope-vit compute_mixed_cis for one layer with ops:
 // angles (G², H·Dh/2) = [t_x t_y]·[Fx; Fy], reshaped to (H, G², Dh/2).
 func (p *ropePE[T]) mixedCosSin(tp *Tape[T], layer int) (*Tensor[T], *Tensor[T]) {
-	n, hh := p.grid*p.grid, p.heads*p.half
-	f := tp.Reshape(tp.Slice(p.Freqs, 1, layer, layer+1), 2, hh)
-	ang := tp.Transpose(tp.Reshape(tp.MatMul(p.xy, f), n, p.heads, p.half), 0, 1)
+	return p.cosSinOf(tp, tp.Reshape(tp.Slice(p.Freqs, 1, layer, layer+1), 2, p.heads*p.half))
+}
+
+// cosSinOf returns the cos and sin (H, G², Dh/2) of the angles
+// t_x·f[0] + t_y·f[1] of frequencies f (2, H·Dh/2).
+func (p *ropePE[T]) cosSinOf(tp *Tape[T], f *Tensor[T]) (*Tensor[T], *Tensor[T]) {
+	ang := tp.Transpose(tp.Reshape(tp.MatMul(p.xy, f), p.grid*p.grid, p.heads, p.half), 0, 1)
 	return tp.Cos(ang), tp.Sin(ang)
 }
 

@@ -146,6 +146,11 @@ func (r *ThreeCellReport) mdSetup(b *strings.Builder) {
 		"validation %d images; sinusoid frequencies %s; seeds %s.\n\n",
 		c.Preset, c.Model.Image, r.Grid, r.Grid, r.CellPx, c.Model.Dim, c.Model.Depth, c.Model.Heads, c.Model.MLP,
 		c.Steps, c.Batch, c.LR, c.MinLR, c.Warmup, c.WeightDecay, data, c.DataSeed, c.ValSize, freqs, strings.Trim(fmt.Sprint(c.Seeds), "[]"))
+	if c.InitFrom != "" {
+		fmt.Fprintf(b, "The paper's protocol: every PE run starts from the backbone in %s (SHA-256 %.12s…): its patch embedding, "+
+			"blocks, final norm and CLS token; the PE is fresh (learnable keeps the file's pos_embed, resampled to the grid) "+
+			"and the head is new.\n\n", filepath.Base(c.InitFrom), c.InitFromSHA256)
+	}
 }
 
 // mdResults writes the results table, the priors row and the exact priors.

@@ -9,8 +9,7 @@
 package loope
 
 import (
-	"bytes"
-	"encoding/json"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -42,10 +42,23 @@ type ThreeCellBenchConfig struct {
 	// Refs are reference models (ReferenceModels, e.g. a CNN) trained on the
 	// same data and recipe, reported under the PEs.
 	Refs []string `json:"refs,omitempty"`
+	// CNNStem is the stem of the CNN reference models (Config.Stem,
+	// docs/cnn.md §2): "small", "imagenet", or "" for their default.
+	CNNStem string `json:"cnn_stem,omitempty"`
 	// PEOptions holds the full PEConfig of some PEs (matched by Name, e.g.
 	// LOOPE's squashing); a PE without an entry uses PEConfig{Name}. The
 	// run's frequency set is applied on top.
 	PEOptions []PEConfig `json:"pe_options,omitempty"`
+	// InitFrom, if set, is the paper's protocol: every PE run starts from
+	// the backbone of this timm-named ViT state dict (safetensors, e.g. a
+	// loope train checkpoint): patch embedding, blocks, norm and CLS load
+	// as LoadTimmViT does; the PE is fresh, except that learnable keeps the
+	// file's pos_embed resampled to the grid; the head is new. Reference
+	// models still start from scratch.
+	InitFrom string `json:"init_from,omitempty"`
+	// InitFromSHA256 is InitFrom's digest (CheckInitFrom sets it); the
+	// digest, not the path, is part of Hash.
+	InitFromSHA256 string `json:"init_from_sha256,omitempty"`
 
 	Steps       int     `json:"steps"`        // optimiser steps per run
 	Epochs      float64 `json:"epochs"`       // what Steps was derived from (0: given as steps)
@@ -58,7 +71,11 @@ type ThreeCellBenchConfig struct {
 	LogEvery    int     `json:"log_every"`    // progress line every this many steps
 
 	Out     string `json:"out"`     // output folder ("" writes nothing)
-	Threads int    `json:"threads"` // kernel goroutines (0: GOMAXPROCS)
+	Threads int    `json:"threads"` // kernel goroutines (0: GOMAXPROCS, or 1 with Jobs > 1)
+	// Jobs is how many runs train side by side, each with one kernel
+	// thread (0: GOMAXPROCS, or 1 when Threads > 1). The runs' numbers do
+	// not depend on it: with Jobs > 1 they are those of Threads 1.
+	Jobs int `json:"-"`
 	// Shard is the part of Runs this process trains (zero: all). A shard
 	// writes only its run files; MergeThreeCell builds the report.
 	Shard Shard `json:"-"`
@@ -121,8 +138,11 @@ func (c ThreeCellBenchConfig) Validate() error {
 	if c.EvalEvery < 0 || c.LogEvery < 0 {
 		bad("-eval-every %d, -log-every %d: need ≥ 0", c.EvalEvery, c.LogEvery)
 	}
-	if c.Threads < 0 {
-		bad("-threads %d: need ≥ 0", c.Threads)
+	if c.Threads < 0 || c.Jobs < 0 {
+		bad("-threads %d, -jobs %d: need ≥ 0", c.Threads, c.Jobs)
+	}
+	if c.Jobs > 1 && c.Threads > 1 {
+		bad("-jobs %d with -threads %d: runs side by side use one kernel thread each; give -jobs 1 or -threads 1", c.Jobs, c.Threads)
 	}
 	return errors.Join(errs...)
 }
@@ -133,6 +153,12 @@ func (c ThreeCellBenchConfig) Validate() error {
 func (c ThreeCellBenchConfig) validateRuns(bad func(format string, a ...any)) {
 	if len(c.PEs) == 0 && len(c.Refs) == 0 {
 		bad("-pe: no positional embedding given")
+	}
+	if len(c.Refs) > 0 && c.Batch == 1 {
+		bad("-batch 1: the reference models' BatchNorm needs at least 2 images per step (Inception-V3's last maps are 1×1)")
+	}
+	if c.CNNStem != "" && len(c.Refs) == 0 {
+		bad("-cnn-stem %s: no reference model (-ref) to apply it to", c.CNNStem)
 	}
 	for i, ref := range c.Refs {
 		if !slices.Contains(ReferenceModels(), ref) {
@@ -177,7 +203,7 @@ func (c ThreeCellBenchConfig) validateRuns(bad func(format string, a ...any)) {
 			if !slices.Contains(ReferenceModels(), ref) {
 				continue // reported above
 			}
-			rc, err := referenceConfig(ref, c.Model)
+			rc, err := c.refConfig(ref)
 			if err == nil {
 				err = rc.Validate()
 			}
@@ -212,11 +238,25 @@ func (c ThreeCellBenchConfig) peConfig(name, freqs string) PEConfig {
 // run's PE, or the reference model at the same image size.
 func (c ThreeCellBenchConfig) modelConfig(r SweepRun) (Config, error) {
 	if r.Ref {
-		return referenceConfig(r.PE, c.Model)
+		return c.refConfig(r.PE)
 	}
 	mc := c.Model
 	mc.PE = c.peConfig(r.PE, r.Freqs)
 	return mc, nil
+}
+
+// refConfig returns the config of reference model name for the sweep's
+// model: its image, channels and classes, and the sweep's CNN stem.
+func (c ThreeCellBenchConfig) refConfig(name string) (Config, error) {
+	rc, err := referenceConfig(name, c.Model)
+	if err != nil {
+		return rc, err
+	}
+	if c.CNNStem != "" {
+		rc.Stem = c.CNNStem
+		err = rc.Validate()
+	}
+	return rc, err
 }
 
 // MachineInfo records where a benchmark ran.
@@ -316,6 +356,9 @@ func RunThreeCellBench(cfg ThreeCellBenchConfig, log io.Writer) (*ThreeCellRepor
 		SetThreads(cfg.Threads)
 		defer SetThreads(old)
 	}
+	if err := cfg.CheckInitFrom(); err != nil {
+		return nil, err
+	}
 	cfg.Model.PE = PEConfig{}
 	done, tables, err := cfg.finishedRuns(log)
 	if err != nil {
@@ -327,35 +370,94 @@ func RunThreeCellBench(cfg ThreeCellBenchConfig, log io.Writer) (*ThreeCellRepor
 			todo = append(todo, r)
 		}
 	}
-	fmt.Fprintf(log, "%s: %d of %d runs; %d to train\n", cfg.Shard, countOwned(cfg), len(cfg.Runs()), len(todo))
-	start := time.Now()
+	jobs := cfg.jobs(len(todo))
+	if jobs > 1 {
+		old := Threads()
+		SetThreads(1) // runs side by side, one kernel thread each: the bits of -threads 1
+		defer SetThreads(old)
+	}
+	fmt.Fprintf(log, "%s: %d of %d runs; %d to train, %d at a time\n", cfg.Shard, countOwned(cfg), len(cfg.Runs()), len(todo), jobs)
+	log = &lockedWriter{w: log}
 	whole := cfg.Shard.N <= 1
-	for k, sr := range todo {
-		prog := &benchProgress{log: log, run: k, runs: len(todo), steps: cfg.Steps, start: start,
-			tag: fmt.Sprintf("[%s seed %d] ", sr.Row(), sr.Seed)}
-		run, table, err := cfg.runOne(sr, prog)
-		if err != nil {
-			return nil, fmt.Errorf("loope: %s: %w", sr, err)
-		}
+	finished := 0
+	save := func(sr SweepRun, run ThreeCellRun, table []float64) error { // called under trainRuns' lock
 		done[sr.Index], tables[sr.Index] = run, table
-		fmt.Fprintf(log, "%s done (%d/%d): test %v (%.0fs)\n", sr, k+1, len(todo), run.Test, run.WallS)
+		finished++
+		fmt.Fprintf(log, "%s done (%d/%d): test %v (%.0fs)\n", sr, finished, len(todo), run.Test, run.WallS)
 		if cfg.Out == "" {
-			continue
+			return nil
 		}
 		if err := writeRunFile(cfg.Out, cfg, run, table); err != nil {
-			return nil, err
+			return err
 		}
 		if whole {
-			if err := buildThreeCellReport(cfg, mapValues(done)).writeAll(tables); err != nil {
-				return nil, err
-			}
+			return buildThreeCellReport(cfg, mapValues(done)).writeAll(tables)
 		}
+		return nil
+	}
+	if err := cfg.trainRuns(todo, jobs, log, save); err != nil {
+		return nil, err
 	}
 	rep := buildThreeCellReport(cfg, mapValues(done))
 	if cfg.Out != "" && whole && len(todo) == 0 {
 		err = rep.writeAll(tables) // nothing ran: the summary may predate a -force or be missing
 	}
 	return rep, err
+}
+
+// trainRuns trains the runs todo, jobs at a time, and hands each finished
+// one to save, one call at a time. After the first error no new run
+// starts; the runs in flight finish (and are saved), and that error is
+// returned.
+func (c ThreeCellBenchConfig) trainRuns(todo []SweepRun, jobs int, log io.Writer, save func(SweepRun, ThreeCellRun, []float64) error) error {
+	sp := &sweepProgress{log: log, runs: len(todo), steps: c.Steps, start: time.Now(), at: map[int]int{}}
+	var mu sync.Mutex // guards save and firstErr
+	var firstErr error
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range jobs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range next {
+				sr := todo[k]
+				prog := &benchProgress{log: log, sweep: sp, run: k, tag: fmt.Sprintf("[%s seed %d] ", sr.Row(), sr.Seed)}
+				run, table, err := c.runOne(sr, prog)
+				mu.Lock()
+				if err == nil {
+					err = save(sr, run, table)
+				} else {
+					err = fmt.Errorf("loope: %s: %w", sr, err)
+				}
+				firstErr = cmp.Or(firstErr, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	for k := range todo {
+		mu.Lock()
+		failed := firstErr != nil
+		mu.Unlock()
+		if failed {
+			break
+		}
+		next <- k
+	}
+	close(next)
+	wg.Wait()
+	return firstErr
+}
+
+// jobs returns how many of n runs train side by side.
+func (c ThreeCellBenchConfig) jobs(n int) int {
+	j := c.Jobs
+	if j == 0 {
+		j = runtime.GOMAXPROCS(0)
+		if c.Threads > 1 {
+			j = 1
+		}
+	}
+	return max(1, min(j, n))
 }
 
 // countOwned returns how many runs of the sweep cfg.Shard owns.
@@ -465,6 +567,9 @@ func (r *ThreeCellReport) writeAll(tables map[int][]float64) error {
 	}
 	if len(r.Summary) > 0 {
 		title := fmt.Sprintf("Three-Cell test accuracy, %s, %d steps × %d", c.Preset, c.Steps, c.Batch)
+		if c.InitFrom != "" {
+			title += ", from " + filepath.Base(c.InitFrom)
+		}
 		if err := PlotTable4(filepath.Join(c.Out, "table4.png"), title, r.Summary, r.PriorAcc); err != nil {
 			return err
 		}
@@ -508,7 +613,7 @@ func trainThreeCellRun(cfg ThreeCellBenchConfig, sr SweepRun, prog *benchProgres
 	if err != nil {
 		return run, nil, err
 	}
-	m, err := NewModel[float32](mc, sr.Seed)
+	m, err := cfg.newRunModel(mc, sr)
 	if err != nil {
 		return run, nil, err
 	}
@@ -547,63 +652,6 @@ func trainThreeCellRun(cfg ThreeCellBenchConfig, sr SweepRun, prog *benchProgres
 	run.Test = ThreeCellGroups(run.TestBits)
 	run.WallS = time.Since(run.Started).Seconds()
 	return run, m, nil
-}
-
-// benchProgress receives Train's metrics (JSON lines), keeps them as the
-// run's curve and prints the overall progress line after each train line.
-type benchProgress struct {
-	log              io.Writer
-	tag              string
-	run, runs, steps int
-	start            time.Time
-	buf              []byte
-	curve            []Metric
-}
-
-func (p *benchProgress) Write(b []byte) (int, error) {
-	p.buf = append(p.buf, b...)
-	for {
-		i := bytes.IndexByte(p.buf, '\n')
-		if i < 0 {
-			return len(b), nil
-		}
-		var m Metric
-		if err := json.Unmarshal(p.buf[:i], &m); err != nil {
-			return len(b), fmt.Errorf("loope: metrics line %q: %w", p.buf[:i], err)
-		}
-		p.buf = p.buf[i+1:]
-		p.curve = append(p.curve, m)
-		if m.Split != "train" {
-			continue
-		}
-		done := float64(p.run*p.steps + m.Step)
-		el := time.Since(p.start)
-		eta := time.Duration(float64(el) * (float64(p.runs*p.steps) - done) / done)
-		fmt.Fprintf(p.log, "overall run %d/%d step %d/%d elapsed %s eta %s\n",
-			p.run+1, p.runs, m.Step, p.steps, el.Round(time.Second), eta.Round(time.Second))
-	}
-}
-
-// prefixWriter prefixes every line written through it.
-type prefixWriter struct {
-	w      io.Writer
-	prefix string
-	mid    bool // inside a line
-}
-
-func (p *prefixWriter) Write(b []byte) (int, error) {
-	var out []byte
-	for _, c := range b {
-		if !p.mid {
-			out = append(out, p.prefix...)
-		}
-		out = append(out, c)
-		p.mid = c != '\n'
-	}
-	if _, err := p.w.Write(out); err != nil {
-		return 0, err
-	}
-	return len(b), nil
 }
 
 // probePE scores the run's PE table with PESI and returns the patch rows

@@ -1,7 +1,9 @@
 package loope
 
 import (
+	"bytes"
 	"math"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -41,6 +43,8 @@ func TestThreeCellValidate(t *testing.T) {
 		{"-warmup", func(c *ThreeCellBenchConfig) { c.Warmup = 10 }},
 		{"-wd", func(c *ThreeCellBenchConfig) { c.WeightDecay = math.NaN() }},
 		{"-threads", func(c *ThreeCellBenchConfig) { c.Threads = -1 }},
+		{"-jobs -1", func(c *ThreeCellBenchConfig) { c.Jobs = -1 }},
+		{"-jobs 2 with -threads 2", func(c *ThreeCellBenchConfig) { c.Jobs, c.Threads = 2, 2 }},
 		{"-preset", func(c *ThreeCellBenchConfig) { c.Model.Image, c.Model.Patch = 4, 2 }},
 	} {
 		c := good
@@ -48,6 +52,32 @@ func TestThreeCellValidate(t *testing.T) {
 		tc.mod(&c)
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err %v", tc.want, err)
+		}
+	}
+}
+
+// TestThreeCellJobs: runs trained side by side (Jobs 3, one kernel thread
+// each) give the report of one run at a time with one thread, and the
+// progress reaches every run's last step.
+func TestThreeCellJobs(t *testing.T) {
+	dir := t.TempDir()
+	one := tinySweep(filepath.Join(dir, "one"))
+	one.Jobs = 1
+	if _, err := RunThreeCellBench(one, nil); err != nil {
+		t.Fatal(err)
+	}
+	three := tinySweep(filepath.Join(dir, "three"))
+	three.Jobs, three.Threads = 3, 0
+	var log bytes.Buffer
+	if _, err := RunThreeCellBench(three, &log); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := reportJSON(t, one.Out), reportJSON(t, three.Out); !bytes.Equal(a, b) {
+		t.Errorf("-jobs 3 differs from -jobs 1 -threads 1:\n%s\n---\n%s", a, b)
+	}
+	for _, want := range []string{"3 to train, 3 at a time", "overall: 3/3 runs trained, 0 in progress, 100% of the steps"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log.String())
 		}
 	}
 }

@@ -107,9 +107,9 @@ func (c ThreeCellBenchConfig) Hash() string {
 }
 
 // sweepKey is c without what Hash leaves out; the model's PE is set per
-// run, so it is left out too.
+// run, so it is left out too, and so is InitFrom's path (its digest stays).
 func (c ThreeCellBenchConfig) sweepKey() ThreeCellBenchConfig {
-	c.Out, c.Threads, c.LogEvery, c.Model.PE = "", 0, 0, PEConfig{}
+	c.Out, c.Threads, c.LogEvery, c.Model.PE, c.InitFrom = "", 0, 0, PEConfig{}, ""
 	return c
 }
 

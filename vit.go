@@ -27,6 +27,11 @@ type Config struct {
 	Classes  int      `json:"classes"`  // outputs K (classes, or 6 label bits)
 	Eps      float64  `json:"eps"`      // LayerNorm epsilon (timm: 1e-6)
 	PE       PEConfig `json:"pe"`       // positional embedding
+	// Stem is the stem of a CNN reference model (docs/cnn.md): "small"
+	// (a 3×3 stride-1 conv, no max-pool), "imagenet" (torchvision's 7×7
+	// stride-2 conv and 3×3 stride-2 max-pool), or "" for the default,
+	// small for images under 64 px. Other architectures leave it "".
+	Stem string `json:"stem,omitempty"`
 
 	// CaiT (cait.go); zero for other architectures.
 	ClassDepth int     `json:"class_depth,omitempty"` // class-attention blocks (timm depth_token_only)

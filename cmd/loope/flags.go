@@ -135,6 +135,9 @@ func archPreset(arch, preset string, explicit bool) (loope.Config, string, error
 	if !slices.Contains(loope.ArchNames(), arch) {
 		return loope.Config{}, "", fmt.Errorf("-arch: unknown architecture %q (valid: %s)", arch, strings.Join(loope.ArchNames(), ", "))
 	}
+	if !archHasPresets(arch) {
+		return loope.Config{}, "", fmt.Errorf("-arch %s has no presets (a CNN reference model: see threecell -ref and fixture -arch %s)", arch, arch)
+	}
 	if !explicit && arch != "vit" {
 		preset = arch + "-tiny"
 	}
@@ -146,4 +149,16 @@ func archPreset(arch, preset string, explicit bool) (loope.Config, string, error
 		return cfg, "", fmt.Errorf("-preset %s is a %s preset, not a %s one (-arch %s)", preset, pa, arch, arch)
 	}
 	return cfg, preset, nil
+}
+
+// archHasPresets reports whether architecture arch has presets (the
+// transformers: vit, cait, crossvit); a CNN has none and takes its input
+// size from flags.
+func archHasPresets(arch string) bool {
+	for _, n := range loope.PresetNames() {
+		if c, _ := loope.Preset(n); cmp.Or(c.Arch, "vit") == arch {
+			return true
+		}
+	}
+	return false
 }

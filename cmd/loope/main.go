@@ -47,6 +47,9 @@ func checkModel(cfg loope.Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	if a := cfg.Arch; a != "" && a != "vit" {
+		return nil // no PE to build; Validate checked the rest
+	}
 	cfg.Depth = 1
 	_, err := loope.NewModel[float32](cfg, 0)
 	return err

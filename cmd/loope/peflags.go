@@ -1,5 +1,5 @@
 // This file holds the flags of the PEs' options (PEConfig fields -freqs,
-// -loope-*, -fourier-*, -comrope-block, -dino-*), shared by every command
+// -loope-*, -fourier-*, -comrope-block, -dino-*, -string-basis), shared by every command
 // that takes -pe.
 
 package main
@@ -22,6 +22,7 @@ type peOptions struct {
 	dinoShift          *float64
 	dinoJitter         *float64
 	dinoRescale        *float64
+	stringBasis        *string
 }
 
 // addPEFlags registers the PE option flags on fs.
@@ -38,6 +39,7 @@ func addPEFlags(fs *flag.FlagSet) *peOptions {
 		dinoShift:   floatFlag(fs, "dino-shift", 0, "rope-dinov3: training shift of the coordinates, U(−s, s) (0 = off, authors' default)"),
 		dinoJitter:  floatFlag(fs, "dino-jitter", 0, "rope-dinov3: training per-axis jitter, log-uniform in [1/J, J] (0 = off, authors' default)"),
 		dinoRescale: floatFlag(fs, "dino-rescale", loope.RopeDinov3Rescale, "rope-dinov3: training rescale, log-uniform in [1/R, R] (1 = off)"),
+		stringBasis: fs.String("string-basis", "cayley", "string: the orthogonal basis, cayley (learnable P = Cayley(S)) or circulant (exp of circulant skew generators)"),
 	}
 }
 
@@ -55,6 +57,7 @@ var peFlagUsers = map[string][]string{
 	"dino-shift":     {"rope-dinov3"},
 	"dino-jitter":    {"rope-dinov3"},
 	"dino-rescale":   {"rope-dinov3"},
+	"string-basis":   {"string"},
 }
 
 func init() {
@@ -88,6 +91,10 @@ func (o *peOptions) apply(fs *flag.FlagSet, pe *loope.PEConfig) error {
 		pe.ComRoPEBlock = *o.comropeBlock
 	case "rope-dinov3":
 		pe.DinoShift, pe.DinoJitter, pe.DinoRescale = *o.dinoShift, *o.dinoJitter, *o.dinoRescale
+	case "string":
+		if *o.stringBasis != "cayley" {
+			pe.StringBasis = *o.stringBasis
+		}
 	}
 	if slices.Contains(peFlagUsers["freqs"], pe.Name) && *o.freqs != "vaswani" {
 		pe.Freqs = *o.freqs

@@ -17,6 +17,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -54,6 +55,7 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("threecell", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	pes := fs.String("pe", defaultThreeCellPEs, "comma list of PEs, or all (registered: "+strings.Join(loope.PENames(), ", ")+")")
+	cnnStem := fs.String("cnn-stem", "", "stem of the CNN reference models (-ref): small (3×3 stride-1 conv, no max-pool) or imagenet (torchvision's 7×7/2 conv and max-pool); empty: small under 64 px (docs/cnn.md)")
 	refs := fs.String("ref", "", "comma list of reference models trained on the same data, reported under the PEs (available: "+strings.Join(loope.ReferenceModels(), ", ")+")")
 	seeds := fs.String("seeds", defaultThreeCellSeeds, "N (seeds 0…N−1) or a comma list of seeds (one explicit seed: \"7,\")")
 	preset := fs.String("preset", "tiny", "model preset: "+strings.Join(loope.PresetNames(), ", ")+" (cell = patch, grid = image/patch)")
@@ -75,6 +77,8 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	opts := addPEFlags(fs) // -freqs (here a comma list), -loope-*, -fourier-*: applied to the PEs that read them
 	out := fs.String("out", "out/threecell", "output folder (results.md/.csv/.json, PNG figures, runs/ with one file per run)")
 	threads := threadsFlag(fs)
+	jobs := fs.Int("jobs", 0, "runs trained side by side, one kernel thread each (0: one per core, or 1 with -threads > 1); the numbers do not depend on it")
+	initFrom := fs.String("init-from", "", "the paper's protocol: every PE run starts from this timm-named ViT state dict (safetensors, e.g. a loope train checkpoint; width, depth, MLP must match -preset); fresh PE (learnable keeps the file's pos_embed, resampled), new head")
 	force := fs.Bool("force", false, "write into -out even if it holds another sweep's results (they are deleted)")
 	list := fs.Bool("list", false, "print the sweep's runs (index, PE, seed, freqs) and exit")
 	shardS := fs.String("shard", "", "run only the runs whose index ≡ i (mod n), given as i/n (default: from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID, else all)")
@@ -102,7 +106,7 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	cfg := loope.ThreeCellBenchConfig{Preset: presetName, Model: model, DataSeed: *dataSeed, Stream: *stream,
 		TrainSize: *trainSize, ValSize: *valSize, TestSize: *testSize, Steps: *steps, Batch: *batch, LR: *lr,
 		MinLR: *minLR, WeightDecay: *wd, EvalEvery: *evalEvery, LogEvery: *logEvery, Out: *out, Threads: *threads,
-		Refs: splitList(*refs)}
+		Jobs: *jobs, Refs: splitList(*refs), InitFrom: *initFrom, CNNStem: *cnnStem}
 	if err := threeCellPEs(&cfg, *pes, set, opts); err != nil {
 		return bad("%v", err)
 	}
@@ -115,18 +119,8 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	if cfg.Shard, err = threeCellShard(*shardS, *shards, set, stderr); err != nil {
 		return bad("%v", err)
 	}
-	if err := cfg.Validate(); err != nil {
-		return bad("%v", strings.ReplaceAll(err.Error(), "\n", "\n  "))
-	}
-	switch err := checkBatch(*batch, model.Channels, model.Image); {
-	case err != nil:
+	if err := checkThreeCell(&cfg, *force); err != nil {
 		return bad("%v", err)
-	case *threads > maxThreads:
-		return bad("-threads %d: need ≤ %d", *threads, maxThreads)
-	case *trainSize > maxThreeCellTrain:
-		return bad("-train-size %d: need ≤ %d (the shuffled order is held in memory)", *trainSize, maxThreeCellTrain)
-	case *force && cfg.Shard.N > 1:
-		return bad("-force with -shard: a shard must not delete the other shards' runs; clear -out before starting the shards")
 	}
 	if *list {
 		return listThreeCell(stdout, cfg)
@@ -135,6 +129,29 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return runThreeCellSweep(cfg, *force, stdout, stderr)
+}
+
+// checkThreeCell checks the whole sweep before anything is written: the
+// config (with every problem on its own line), the -init-from backbone (its
+// digest is set in cfg), and the limits of the command line.
+func checkThreeCell(cfg *loope.ThreeCellBenchConfig, force bool) error {
+	if err := cfg.Validate(); err != nil {
+		return errors.New(strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	}
+	if err := cfg.CheckInitFrom(); err != nil {
+		return err
+	}
+	switch err := checkBatch(cfg.Batch, cfg.Model.Channels, cfg.Model.Image); {
+	case err != nil:
+		return err
+	case cfg.Threads > maxThreads || cfg.Jobs > maxThreads:
+		return fmt.Errorf("-threads %d, -jobs %d: need ≤ %d", cfg.Threads, cfg.Jobs, maxThreads)
+	case cfg.TrainSize > maxThreeCellTrain:
+		return fmt.Errorf("-train-size %d: need ≤ %d (the shuffled order is held in memory)", cfg.TrainSize, maxThreeCellTrain)
+	case force && cfg.Shard.N > 1:
+		return errors.New("-force with -shard: a shard must not delete the other shards' runs; clear -out before starting the shards")
+	}
+	return nil
 }
 
 // runThreeCellSweep checks memory, claims -out (resuming this sweep's runs

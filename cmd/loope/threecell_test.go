@@ -32,7 +32,7 @@ func TestThreeCellEndToEnd(t *testing.T) {
 		t.Fatalf("%v\nstderr:\n%s", err, stderr.String())
 	}
 	// Progress: per-run lines and the overall line with an ETA.
-	for _, want := range []string{"[none seed 0] step 12/12", "[learnable seed 0] eval step 12", "overall run 2/2 step 12/12 elapsed", " eta "} {
+	for _, want := range []string{"[none seed 0] step 12/12", "[learnable seed 0] eval step 12", "overall: 2/2 runs trained, 0 in progress, 100% of the steps, elapsed", " eta "} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
 		}
@@ -187,6 +187,7 @@ func TestThreeCellFlagErrors(t *testing.T) {
 		{[]string{"-val-size", "2000"}, "-val-size 2000"},
 		{[]string{"-freqs", "f9"}, `unknown frequency set "f9"`},
 		{[]string{"-threads", "-2"}, "-threads -2"},
+		{[]string{"-jobs", "2", "-threads", "2"}, "-jobs 2 with -threads 2"},
 		{[]string{"-pe", "none,learnable", "-freqs", "f2"}, "-freqs applies to none of -pe none,learnable"},
 		{[]string{"-pe", "sin1d", "-loope-act", "relu"}, "-loope-act applies to none of -pe sin1d"},
 		{[]string{"-pe", "fourier", "-fourier-dim", "7"}, "-pe fourier"},
@@ -502,5 +503,41 @@ func TestThreeCellShardFlags(t *testing.T) {
 	want := []string{"# index\tpe\tseed\tfreqs", "1\tnone\t1\t-", "3\tsin1d\t1\tf1", "5\tsin1d\t1\tf2", "7\tloope\t1\tf1", "9\tloope\t1\tf2"}
 	if len(lines) != 7 || !strings.HasPrefix(lines[0], "# 10 runs; shard 1/2; config hash ") || !slices.Equal(lines[1:], want) {
 		t.Errorf("-list:\n%s", stdout.String())
+	}
+}
+
+// TestThreeCellInitFromErrors: -init-from with a missing file, a file that
+// is not safetensors, or a backbone whose width does not match -preset is
+// refused with the file named, and -out is not created.
+func TestThreeCellInitFromErrors(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.safetensors")
+	if err := os.WriteFile(garbage, []byte("not safetensors"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := loope.Preset("tiny")
+	cfg.Dim, cfg.MLP, cfg.PE = 32, 64, loope.PEConfig{Name: "learnable"}
+	m, err := loope.NewViT[float32](cfg, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	narrow := filepath.Join(dir, "narrow.safetensors")
+	if err := loope.SaveCheckpoint[float32](narrow, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ file, want string }{
+		{filepath.Join(dir, "missing.safetensors"), "missing.safetensors"},
+		{garbage, "garbage.safetensors"},
+		{narrow, "narrow.safetensors: loope: timm checkpoint does not fit the model: it has dim 32 (model 64)"},
+	} {
+		out := filepath.Join(dir, "out")
+		var stdout, stderr bytes.Buffer
+		err := threecellMain([]string{"-pe", "none", "-seeds", "1", "-init-from", tc.file, "-out", out}, &stdout, &stderr)
+		if err != errUsage || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%s: err %v, stderr %q; want errUsage and %q", tc.file, err, stderr.String(), tc.want)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("%s: the refused run created -out", tc.file)
+		}
 	}
 }

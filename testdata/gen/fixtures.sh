@@ -52,6 +52,8 @@ tiny_comrope_ld_f32 tiny comrope-ld 3 2 -dim 32 -depth 2 -heads 2 -mlp 64
 tiny_liere_f32 tiny liere 3 2 -dim 32 -depth 2 -heads 2 -mlp 64
 tiny_string_f32 tiny string 3 2 -dim 32 -depth 2 -heads 2 -mlp 64
 tiny_rope_dinov3_f32 tiny rope-dinov3 3 2 -dim 32 -depth 2 -heads 2 -mlp 64
+tiny_string_circulant_f64 tiny string 3 2 -f64 -dim 32 -depth 2 -heads 2 -mlp 64 -string-basis circulant
+tiny_string_circulant_f32 tiny string 3 2 -dim 32 -depth 2 -heads 2 -mlp 64 -string-basis circulant
 # PaPE (pe_pape.py)
 tiny_pape_f64 tiny pape 3 2 -f64 -dim 32 -depth 2 -heads 2 -mlp 64
 tiny_pape_f32 tiny pape 3 2 -dim 32 -depth 2 -heads 2 -mlp 64

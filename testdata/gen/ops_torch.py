@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes testdata/ops_torch.golden: PyTorch float64 outputs and gradients of
-Conv2d, BatchNorm2d, LayerNorm, attention and the RoPE rotation, on inputs
-drawn here, for golden_ops_test.go.
+Conv2d, BatchNorm2d, LayerNorm, attention and the RoPE rotation, and of the
+CNN ops (per-axis conv padding, max and average pooling, global average
+pooling, bilinear resize), on inputs drawn here, for golden_ops_test.go.
 
 Run from the repository root:  python3 testdata/gen/ops_torch.py
 
@@ -94,6 +95,41 @@ for name, hc, skip in [("rotate_shared_skip1", 1, 1), ("rotate_perhead_skip0", H
     rot = torch.stack([a * c - bb * s, a * s + bb * c], dim=-1).flatten(-2)
     out = torch.cat([x[:, :, :skip], rot], dim=2)
     finish(name, dict(skip=skip), dict(x=x, cos=c, sin=s), out)
+
+# CNN reference-model ops (docs/cnn.md), appended after the cases above so
+# that their draws, and hence their values, are unchanged.
+# Conv2d with per-axis padding (Go: Conv2dHW), as Inception's 1x7 / 7x1.
+for name, xs, ws, stride, ph, pw in [
+    ("convhw_1x7p03", (2, 3, 5, 9), (4, 3, 1, 7), 1, 0, 3),
+    ("convhw_7x1p30s2", (1, 3, 9, 5), (4, 3, 7, 1), 2, 3, 0),
+]:
+    x, w, b = rand(*xs), rand(*ws), rand(ws[0])
+    out = F.conv2d(x, w, b, stride=stride, padding=(ph, pw))
+    finish(name, dict(stride=stride, padh=ph, padw=pw), dict(x=x, w=w, bias=b), out)
+
+# Max pooling (-inf padding, floor mode) and average pooling with and
+# without the padding in the divisor.
+for name, xs, k, stride, pad in [("maxpool_k3s2p1", (2, 3, 7, 6), 3, 2, 1), ("maxpool_k3s2p0", (1, 2, 9, 9), 3, 2, 0)]:
+    x = rand(*xs)
+    finish(name, dict(kernel=k, stride=stride, pad=pad), dict(x=x), F.max_pool2d(x, k, stride, pad))
+for name, xs, k, stride, pad, cip in [
+    ("avgpool_k3s1p1_countpad", (2, 3, 5, 6), 3, 1, 1, 1),
+    ("avgpool_k3s1p1_nocountpad", (2, 3, 5, 6), 3, 1, 1, 0),
+    ("avgpool_k3s2p1_nocountpad", (1, 2, 7, 6), 3, 2, 1, 0),
+]:
+    x = rand(*xs)
+    out = F.avg_pool2d(x, k, stride, pad, count_include_pad=bool(cip))
+    finish(name, dict(kernel=k, stride=stride, pad=pad, countpad=cip), dict(x=x), out)
+
+# nn.AdaptiveAvgPool2d((1, 1)) then flatten(1) (Go: GlobalAvgPool2d).
+x = rand(2, 3, 3, 4)
+finish("gap", dict(), dict(x=x), F.adaptive_avg_pool2d(x, (1, 1)).flatten(1))
+
+# Bilinear resize, align_corners=False, no antialias (Go: ResizeBilinear).
+for name, xs, oh, ow in [("resize_up", (1, 2, 5, 4), 11, 9), ("resize_down", (2, 1, 7, 9), 4, 5), ("resize_7to38", (1, 1, 7, 7), 38, 38)]:
+    x = rand(*xs)
+    out = F.interpolate(x, size=(oh, ow), mode="bilinear", align_corners=False)
+    finish(name, dict(oh=oh, ow=ow), dict(x=x), out)
 
 path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ops_torch.golden")
 with open(path, "w") as f:

@@ -39,7 +39,7 @@ try:
 except ImportError:
     from vit_torch import PE
 
-from pe_attention import RopeMixed
+from pe_attention import RopeMixed, init_t_xy
 
 
 class MatrixExp(torch.autograd.Function):
@@ -171,6 +171,38 @@ class String(PE):
         return qr @ P.T, kr @ P.T  # P·RoPE(r)·Pᵀ·x
 
 
+class StringCirculant(PE):
+    """Circulant-STRING: R(r) = exp(t_x·L_x + t_y·L_y) with L_k = C_k − C_kᵀ,
+    C_k the circulant matrix of first row c_k (C[a, b] = c[(b − a) mod Dh]),
+    one c per layer, head and axis; applied densely (torch.matrix_exp, no
+    Fourier shortcut) to q and k of the patch tokens, CLS unrotated."""
+
+    def __init__(self, cfg, params):
+        super().__init__(cfg, params)
+        self.tx, self.ty = init_t_xy(_grid(cfg), _dtype(params))
+
+    def rotate_qk(self, layer, q, k):
+        c = self.p["pos_embed.circulant_c"][layer]  # (2H, Dh): rows 0..H-1 axis x, H..2H-1 axis y
+        H, dh = self.cfg["heads"], c.shape[-1]
+        idx = (torch.arange(dh)[None, :] - torch.arange(dh)[:, None]) % dh
+        C = c[:, idx]  # (2H, Dh, Dh)
+        L = C - C.transpose(-1, -2)
+        A = self.tx[:, None, None, None] * L[None, :H] + self.ty[:, None, None, None] * L[None, H:]  # (N, H, Dh, Dh)
+        R = MatrixExp.apply(A).permute(1, 0, 2, 3)  # (H, N, Dh, Dh)
+        out = []
+        for x in (q, k):
+            xp = torch.einsum("hnab,zhnb->zhna", R, x[:, :, 1:])  # R·x per patch token
+            out.append(torch.cat((x[:, :, :1], xp), dim=2))
+        return out[0], out[1]
+
+
+def string_pe(cfg, params):
+    """The string PE of the fixture's basis (PEConfig.StringBasis)."""
+    if cfg["pe"].get("string_basis", "") == "circulant":
+        return StringCirculant(cfg, params)
+    return String(cfg, params)
+
+
 # ---- DINOv3 RoPE (HF modeling_dinov3_vit.py), inference coordinates --------
 
 def rotate_half(x):
@@ -204,6 +236,6 @@ PES = {
     "comrope-ap": ComRoPE,
     "comrope-ld": ComRoPELD,
     "liere": LieRE,
-    "string": String,
+    "string": string_pe,
     "rope-dinov3": RopeDinov3,
 }
