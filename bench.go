@@ -16,9 +16,9 @@ import (
 // update (lr 1e-3, weight decay 0.05). It returns the wall time of the
 // timed steps, or an error at a non-finite loss (the timing would be of
 // NaN arithmetic).
-func TimeTrainSteps[T Float](m *ViT[T], x, y *Tensor[T], untimed, steps int) (time.Duration, error) {
+func TimeTrainSteps[T Float](m Model[T], x, y *Tensor[T], untimed, steps int) (time.Duration, error) {
 	opt := NewAdamW(m.Params(), 0.05)
-	trainable := m.Trainable()
+	trainable := trainable(m)
 	var tp Tape[T]
 	var start time.Time
 	for i := range untimed + steps {

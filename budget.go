@@ -28,8 +28,8 @@ func PlanSteps(cfg Config, batch, replicas int, end time.Time, val, test int, lo
 		log = io.Discard
 	}
 	ds := noiseSet{n: 4 * batch, size: cfg.Channels * cfg.Image * cfg.Image, classes: cfg.Classes}
-	train := func(steps int) (time.Duration, *ViT[float32], error) {
-		m, err := NewViT[float32](cfg, 1)
+	train := func(steps int) (time.Duration, Model[float32], error) {
+		m, err := NewModel[float32](cfg, 1)
 		if err != nil {
 			return 0, nil, err
 		}

@@ -246,6 +246,28 @@ var gradCases = []gradCase{
 		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
 			return tp.Cayley(tp.Scale(tp.Sub(in[0], tp.Transpose(in[0], -1, -2)), 3))
 		}},
+	// ---- ops_cait.go (CaiT) ----
+	{name: "HeadMix", shapes: [][]int{{2, 3, 4, 5}, {3, 3}, {3}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.HeadMix(in[0], in[1], in[2])
+		}},
+	{name: "LayerScale", shapes: [][]int{{2, 3, 4}, {2, 3, 4}, {4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.LayerScale(in[0], in[1], in[2])
+		}},
+	{name: "ClassAttention", shapes: [][]int{{2, 3, 1, 4}, {2, 3, 5, 4}, {2, 3, 5, 4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.ClassAttention(in[0], in[1], in[2], 0.5)
+		}},
+	// ---- ops_crossvit.go (CrossViT) ----
+	{name: "ResizeBicubic/down", shapes: [][]int{{2, 2, 7, 6}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.ResizeBicubic(in[0], 6, 4) }},
+	{name: "ResizeBicubic/up", shapes: [][]int{{1, 2, 3, 4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] { return tp.ResizeBicubic(in[0], 5, 7) }},
+	{name: "CrossAttention", shapes: [][]int{{2, 3, 1, 4}, {2, 3, 5, 4}, {2, 3, 5, 4}},
+		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {
+			return tp.CrossAttention(in[0], in[1], in[2], 0.5)
+		}},
 	// ---- ops_index.go (branch pe2) ----
 	{name: "TakeAlongLast", shapes: [][]int{{2, 3, 3, 4}},
 		build: func(tp *Tape[float64], in []*Tensor[float64]) *Tensor[float64] {

@@ -71,4 +71,3 @@ func (c ThreeCellBenchConfig) newRunModel(mc Config, sr SweepRun) (Model[float32
 	}
 	return m, nil
 }
-

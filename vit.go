@@ -32,6 +32,21 @@ type Config struct {
 	// stride-2 conv and 3×3 stride-2 max-pool), or "" for the default,
 	// small for images under 64 px. Other architectures leave it "".
 	Stem string `json:"stem,omitempty"`
+
+	// CaiT (cait.go); zero for other architectures.
+	ClassDepth int     `json:"class_depth,omitempty"` // class-attention blocks (timm depth_token_only)
+	InitValues float64 `json:"init_values,omitempty"` // LayerScale init of gamma_1, gamma_2 (timm init_values)
+	CaitCLS    string  `json:"cait_cls,omitempty"`    // "": CLS = the PE's row 0 (the authors' wrapper); "learned": timm's cls_token
+
+	// CrossViT (crossvit.go); zero for other architectures. Image, Patch,
+	// Dim, Heads and MLP are branch 0's, Depth counts multi-scale blocks.
+	Image1 int `json:"image_1,omitempty"` // branch-1 input side: the image resized (bicubic) to it
+	Patch1 int `json:"patch_1,omitempty"` // branch-1 patch side
+	Dim1   int `json:"dim_1,omitempty"`   // branch-1 width
+	Heads1 int `json:"heads_1,omitempty"` // branch-1 heads
+	MLP1   int `json:"mlp_1,omitempty"`   // branch-1 MLP hidden width
+	Depth0 int `json:"depth_0,omitempty"` // branch-0 ViT blocks per multi-scale block
+	Depth1 int `json:"depth_1,omitempty"` // branch-1 ViT blocks per multi-scale block
 }
 
 // presets are the named model shapes (issue 3); Classes defaults to the 6

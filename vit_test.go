@@ -49,7 +49,7 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%s: got %v, want an error containing %q", tc.name, err, tc.want)
 		}
 	}
-	if _, err := Preset("huge"); err == nil || !strings.Contains(err.Error(), "valid: b16, s16, small, ti16, tiny") {
+	if _, err := Preset("huge"); err == nil || !strings.Contains(err.Error(), "valid: "+strings.Join(PresetNames(), ", ")) || !strings.Contains(err.Error(), "b16, ") {
 		t.Errorf("Preset(huge): got %v", err)
 	}
 }
@@ -89,7 +89,9 @@ func maxAbs[T Float](x []T) float64 {
 
 // TestTorchGolden checks every committed fixture (testdata/fixture_*.safetensors,
 // written by `loope fixture`) against the independent PyTorch model of
-// testdata/gen/vit_torch.py (its output: the matching *.torch.safetensors):
+// testdata/gen/vit_torch.py, or cait_torch.py / crossvit_torch.py for the
+// fixtures fixture_cait_* / fixture_crossvit_* (its output: the matching
+// *.torch.safetensors):
 // logits, loss, every gradient, and the loss trace of 5 AdamW steps.
 // Tolerances (issue 3): 1e-9 relative in float64, 1e-4 in float32.
 func TestTorchGolden(t *testing.T) {
@@ -108,7 +110,7 @@ func TestTorchGolden(t *testing.T) {
 			}
 			gd, err := ReadSafeFile(golden)
 			if err != nil {
-				t.Fatalf("%v (regenerate: /usr/bin/python3 testdata/gen/vit_torch.py %s %s)", err, path, golden)
+				t.Fatalf("%v (regenerate: bash testdata/gen/fixtures.sh)", err)
 			}
 			if fx.Tensors["input"].DType == "F64" {
 				checkTorchGolden[float64](t, fx, gd, 1e-9)
@@ -127,7 +129,7 @@ func checkTorchGolden[T Float](t *testing.T, fx, gd *SafeFile, rtol float64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := NewViT[T](cfg, 0)
+	m, err := NewModel[T](cfg, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +173,7 @@ func checkTorchGolden[T Float](t *testing.T, fx, gd *SafeFile, rtol float64) {
 		}
 	}
 	params := m.Params()
-	trainable := m.Trainable()
+	trainable := trainable(m)
 	var tp Tape[T]
 	logits := m.Forward(&tp, x)
 	loss := lossOf(&tp, kind, smoothing, logits, y, labels)

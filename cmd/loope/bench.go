@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"maps"
@@ -14,13 +15,14 @@ func init() {
 	commands["bench"] = command{"time full training steps (images/s) for a preset and PE", runBench}
 }
 
-// runBench implements `loope bench [-preset P -pe NAME -batch B | -fixture F] -steps S`.
+// runBench implements `loope bench [-arch A] [-preset P -pe NAME -batch B | -fixture F] -steps S`.
 // One step is what a training loop does (loope.TimeTrainSteps): zero grads,
 // forward, mean BCE over the 6 bits, backward, AdamW update. With -fixture the weights, input and
 // targets come from a `loope fixture` file, as bench/torch_ref.py reads them.
 func runBench(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	preset := presetFlag(fs, "small")
+	arch := archFlag(fs)
 	pe := peFlag(fs, "learnable")
 	batch := fs.Int("batch", 64, "images per step")
 	steps := fs.Int("steps", 20, "timed steps")
@@ -42,13 +44,13 @@ func runBench(args []string) error {
 	var cfg loope.Config
 	if *fixture != "" {
 		for _, name := range slices.Sorted(maps.Keys(set)) {
-			if _, peOption := peFlagUsers[name]; peOption || name == "preset" || name == "pe" || name == "batch" {
+			if _, peOption := peFlagUsers[name]; peOption || name == "preset" || name == "arch" || name == "pe" || name == "batch" {
 				return badUsage(fs, "-fixture gives the model and batch; drop -%s", name)
 			}
 		}
 	} else {
 		var err error
-		if cfg, err = loope.Preset(*preset); err != nil {
+		if cfg, _, err = archPreset(*arch, *preset, set["preset"]); err != nil {
 			return badUsage(fs, "%v", err)
 		}
 		cfg.PE.Name = *pe
@@ -75,17 +77,17 @@ func runBench(args []string) error {
 		return err
 	}
 	b := x.Shape[0]
-	fmt.Printf("go images/s %.1f steps %d batch %d threads %d pe %s (%.1f ms/step)\n",
-		float64(*steps*b)/dt.Seconds(), *steps, b, loope.Threads(), m.Cfg.PE.Name, dt.Seconds()*1000/float64(*steps))
+	fmt.Printf("go images/s %.1f steps %d batch %d threads %d arch %s pe %s (%.1f ms/step)\n",
+		float64(*steps*b)/dt.Seconds(), *steps, b, loope.Threads(), cmp.Or(m.Config().Arch, "vit"), m.Config().PE.Name, dt.Seconds()*1000/float64(*steps))
 	return nil
 }
 
 // benchModel returns the model and the batch bench times: from the loope
 // fixture file (weights, input, 6-bit targets), or, without one, a model
 // of cfg (seed 1) on batch images of N(0, 1) with random 0/1 targets.
-func benchModel(cfg loope.Config, fixture string, batch int) (m *loope.ViT[float32], x, y *loope.Tensor[float32], err error) {
+func benchModel(cfg loope.Config, fixture string, batch int) (m loope.Model[float32], x, y *loope.Tensor[float32], err error) {
 	if fixture == "" {
-		if m, err = loope.NewViT[float32](cfg, 1); err != nil {
+		if m, err = loope.NewModel[float32](cfg, 1); err != nil {
 			return nil, nil, nil, err
 		}
 		rng := rand.New(rand.NewPCG(1, 2))
@@ -96,7 +98,7 @@ func benchModel(cfg loope.Config, fixture string, batch int) (m *loope.ViT[float
 		}
 		return m, x, y, nil
 	}
-	fail := func(err error) (*loope.ViT[float32], *loope.Tensor[float32], *loope.Tensor[float32], error) {
+	fail := func(err error) (loope.Model[float32], *loope.Tensor[float32], *loope.Tensor[float32], error) {
 		return nil, nil, nil, fmt.Errorf("%s: %w", fixture, err)
 	}
 	f, err := loope.ReadSafeFile(fixture)
@@ -106,7 +108,7 @@ func benchModel(cfg loope.Config, fixture string, batch int) (m *loope.ViT[float
 	if cfg, err = loope.ConfigFromSafe(f); err != nil {
 		return fail(err)
 	}
-	if m, err = loope.NewViT[float32](cfg, 0); err != nil {
+	if m, err = loope.NewModel[float32](cfg, 0); err != nil {
 		return fail(err)
 	}
 	if err := loope.LoadParams(m, f, "input", "targets", "logits", "loss", "grad.", "after."); err != nil {

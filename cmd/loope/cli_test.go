@@ -334,6 +334,19 @@ func TestCLI(t *testing.T) {
 		{[]string{"threecell", "-train-size", "1000000000"}, 2, "-train-size 1000000000"},
 		{[]string{"threecell", "-seeds", "0"}, 2, "-seeds"},
 
+		// -arch (issue 20)
+		{[]string{"fixture", "-arch", "bogus-arch", "-out", out}, 2, `unknown architecture "bogus-arch"`},
+		{[]string{"fixture", "-arch", "cait", "-preset", "tiny", "-out", out}, 2, "-preset tiny is a vit preset, not a cait one"},
+		{[]string{"fixture", "-preset", "cait-tiny", "-out", out}, 2, "-preset cait-tiny is a cait preset, not a vit one"},
+		{[]string{"fixture", "-arch", "cait", "-pe", "pape", "-out", out}, 2, `positional embedding "pape" cannot enter a CaiT`},
+		{[]string{"fixture", "-arch", "cait", "-dim1", "8", "-out", out}, 2, "-dim1 is a crossvit option"},
+		{[]string{"fixture", "-arch", "crossvit", "-depth1", "-1", "-out", out}, 2, "must be >= 0"},
+		{[]string{"fixture", "-arch", "crossvit", "-heads1", "5", "-out", out}, 2, "branch 1: dim 128 is not divisible by heads 5"},
+		{[]string{"train", "-arch", "bogus-arch"}, 2, `unknown architecture "bogus-arch"`},
+		{[]string{"train", "-arch", "cait", "-init-from", c.ckpt}, 2, "-init-from loads a timm ViT"},
+		{[]string{"bench", "-arch", "cait", "-preset", "small"}, 2, "-preset small is a vit preset"},
+		{[]string{"threecell", "-arch", "cait", "-preset", "tiny"}, 2, "-preset tiny is a vit preset"},
+
 		{[]string{"sensitivity"}, 2, "-in needs at least two"},
 		{[]string{"sensitivity", "-in", "a,b", "-metric", "bogus"}, 2, "-metric"},
 		{[]string{"sensitivity", "-in", filepath.Join(c.dir, "missing") + "," + filepath.Join(c.dir, "missing2")}, 1, "no such file"},

@@ -5,10 +5,12 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -116,4 +118,47 @@ func peFlag(fs *flag.FlagSet, def string) *string {
 // threadsFlag defines -threads, the kernel goroutines (0: GOMAXPROCS).
 func threadsFlag(fs *flag.FlagSet) *int {
 	return fs.Int("threads", 0, "goroutines for kernels (0: GOMAXPROCS)")
+}
+
+// archFlag defines -arch, the model architecture (default vit).
+func archFlag(fs *flag.FlagSet) *string {
+	return fs.String("arch", "vit", "model architecture: "+strings.Join(loope.ArchNames(), ", ")+
+		" (without -preset, a non-vit architecture takes its preset <arch>-tiny)")
+}
+
+// archPreset returns the config of preset for architecture arch, and the
+// preset's name. If
+// -preset was not given (explicit false) and arch is not the ViT, the
+// preset is arch's own "<arch>-tiny". A preset of another architecture is
+// an error naming both.
+func archPreset(arch, preset string, explicit bool) (loope.Config, string, error) {
+	if !slices.Contains(loope.ArchNames(), arch) {
+		return loope.Config{}, "", fmt.Errorf("-arch: unknown architecture %q (valid: %s)", arch, strings.Join(loope.ArchNames(), ", "))
+	}
+	if !archHasPresets(arch) {
+		return loope.Config{}, "", fmt.Errorf("-arch %s has no presets (a CNN reference model: see threecell -ref and fixture -arch %s)", arch, arch)
+	}
+	if !explicit && arch != "vit" {
+		preset = arch + "-tiny"
+	}
+	cfg, err := loope.Preset(preset)
+	if err != nil {
+		return cfg, "", fmt.Errorf("-preset: %w", err)
+	}
+	if pa := cmp.Or(cfg.Arch, "vit"); pa != arch {
+		return cfg, "", fmt.Errorf("-preset %s is a %s preset, not a %s one (-arch %s)", preset, pa, arch, arch)
+	}
+	return cfg, preset, nil
+}
+
+// archHasPresets reports whether architecture arch has presets (the
+// transformers: vit, cait, crossvit); a CNN has none and takes its input
+// size from flags.
+func archHasPresets(arch string) bool {
+	for _, n := range loope.PresetNames() {
+		if c, _ := loope.Preset(n); cmp.Or(c.Arch, "vit") == arch {
+			return true
+		}
+	}
+	return false
 }

@@ -51,7 +51,7 @@ func checkModel(cfg loope.Config) error {
 		return nil // no PE to build; Validate checked the rest
 	}
 	cfg.Depth = 1
-	_, err := loope.NewViT[float32](cfg, 0)
+	_, err := loope.NewModel[float32](cfg, 0)
 	return err
 }
 

@@ -59,6 +59,7 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	refs := fs.String("ref", "", "comma list of reference models trained on the same data, reported under the PEs (available: "+strings.Join(loope.ReferenceModels(), ", ")+")")
 	seeds := fs.String("seeds", defaultThreeCellSeeds, "N (seeds 0…N−1) or a comma list of seeds (one explicit seed: \"7,\")")
 	preset := fs.String("preset", "tiny", "model preset: "+strings.Join(loope.PresetNames(), ", ")+" (cell = patch, grid = image/patch)")
+	arch := archFlag(fs)
 	steps := fs.Int("steps", defaultThreeCellSteps, "optimiser steps per run (the default fits 10 min for the 5 default PEs × 3 seeds on 2 cores)")
 	epochs := floatFlag(fs, "epochs", 0, "train this many epochs of -train-size images instead of -steps")
 	batch := fs.Int("batch", defaultThreeCellBatch, "images per step")
@@ -98,11 +99,11 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	model, err := loope.Preset(*preset)
+	model, presetName, err := archPreset(*arch, *preset, set["preset"])
 	if err != nil {
-		return bad("-preset: %v", err)
+		return bad("%v", err)
 	}
-	cfg := loope.ThreeCellBenchConfig{Preset: *preset, Model: model, DataSeed: *dataSeed, Stream: *stream,
+	cfg := loope.ThreeCellBenchConfig{Preset: presetName, Model: model, DataSeed: *dataSeed, Stream: *stream,
 		TrainSize: *trainSize, ValSize: *valSize, TestSize: *testSize, Steps: *steps, Batch: *batch, LR: *lr,
 		MinLR: *minLR, WeightDecay: *wd, EvalEvery: *evalEvery, LogEvery: *logEvery, Out: *out, Threads: *threads,
 		Jobs: *jobs, Refs: splitList(*refs), InitFrom: *initFrom, CNNStem: *cnnStem}

@@ -25,7 +25,7 @@ var trainResults = []string{"last.safetensors", "best.safetensors", "metrics.jso
 
 // trainFlags are the flags of loope train.
 type trainFlags struct {
-	data, preset, pe, out, resume, initFrom               *string
+	data, preset, arch, pe, out, resume, initFrom         *string
 	peOpts                                                *peOptions
 	epochs, lr, minLR, wd, peLR, smoothing, clip, valFrac *float64
 	steps, batch, warmup, threads, replicas, ckptEvery    *int
@@ -40,6 +40,7 @@ func newTrainFlags(fs *flag.FlagSet) *trainFlags {
 	return &trainFlags{
 		data:      fs.String("data", "mnist", "mnist[:DIR] | cifar10:DIR | cifar100:DIR | folder:DIR"),
 		preset:    presetFlag(fs, "small"),
+		arch:      archFlag(fs),
 		pe:        peFlag(fs, "learnable"),
 		peOpts:    addPEFlags(fs),
 		epochs:    floatFlag(fs, "epochs", 1, "passes over the training split (ignored if -steps > 0)"),
@@ -69,7 +70,7 @@ func newTrainFlags(fs *flag.FlagSet) *trainFlags {
 	}
 }
 
-// runTrain implements `loope train -data D -preset P -pe NAME ...`.
+// runTrain implements `loope train -data D [-arch A] -preset P -pe NAME ...`.
 func runTrain(args []string) error {
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
 	f := newTrainFlags(fs)
@@ -127,8 +128,8 @@ func runTrain(args []string) error {
 	if pretrained != nil {
 		name = filepath.Base(*f.initFrom)
 	}
-	fmt.Fprintf(os.Stderr, "model %s pe %s: %d parameters; %d steps of batch %d on %d threads, %d replicas\n",
-		name, *f.pe, m.NumParams(), n, *f.batch, loope.Threads(), reps)
+	fmt.Fprintf(os.Stderr, "model %s (%s) pe %s: %d parameters; %d steps of batch %d on %d threads, %d replicas\n",
+		name, *f.arch, *f.pe, loope.NumParams(m), n, *f.batch, loope.Threads(), reps)
 	last, err := loope.Train(m, train, d.Val, tc)
 	if err != nil {
 		return err
@@ -169,11 +170,15 @@ func (f *trainFlags) check(fs *flag.FlagSet) (loope.Config, *loope.SafeFile, err
 	if kind, dir, _ := strings.Cut(*f.data, ":"); kind != "mnist" && (dir == "" || !slices.Contains([]string{"cifar10", "cifar100", "folder"}, kind)) {
 		return fail(bad("-data %q: want mnist[:DIR], cifar10:DIR, cifar100:DIR or folder:DIR", *f.data))
 	}
-	cfg, err := loope.Preset(*f.preset)
+	cfg, name, err := archPreset(*f.arch, *f.preset, set["preset"])
 	if err != nil {
 		return fail(bad("%v", err))
 	}
+	*f.preset = name
 	var pretrained *loope.SafeFile
+	if *f.initFrom != "" && *f.arch != "vit" {
+		return fail(bad("-init-from loads a timm ViT: drop -arch %s", *f.arch))
+	}
 	if *f.initFrom != "" {
 		if pretrained, cfg, err = pretrainedConfig(*f.initFrom, cfg, set["preset"], *f.heads); err != nil {
 			return fail(err)
@@ -226,10 +231,10 @@ func (f *trainFlags) loadData(cfg *loope.Config, t0 time.Time) (*loope.TrainData
 	return d, train, nil
 }
 
-// model builds the ViT: fresh (seeded), or from -init-from.
-func (f *trainFlags) model(cfg loope.Config, pretrained *loope.SafeFile) (*loope.ViT[float32], error) {
+// model builds the model: fresh (seeded), or a ViT from -init-from.
+func (f *trainFlags) model(cfg loope.Config, pretrained *loope.SafeFile) (loope.Model[float32], error) {
 	if pretrained == nil {
-		return loope.NewViT[float32](cfg, *f.seed)
+		return loope.NewModel[float32](cfg, *f.seed)
 	}
 	m, fresh, err := loope.LoadTimmViT[float32](pretrained, cfg, loope.TimmOptions{Seed: *f.seed, NoAntialias: *f.noAA})
 	if err != nil {
@@ -242,7 +247,7 @@ func (f *trainFlags) model(cfg loope.Config, pretrained *loope.SafeFile) (*loope
 
 // replicaCount returns the data-parallel replicas: -replicas, or by
 // default the thread count when the PE keeps no batch statistics.
-func (f *trainFlags) replicaCount(fs *flag.FlagSet, m *loope.ViT[float32]) (int, error) {
+func (f *trainFlags) replicaCount(fs *flag.FlagSet, m loope.Model[float32]) (int, error) {
 	reps := *f.replicas
 	if reps == 0 {
 		reps = 1
@@ -287,7 +292,7 @@ func (f *trainFlags) finish(cfg loope.Config, d *loope.TrainData, name string, n
 		return err
 	}
 	// Test with the best validation checkpoint, as the paper (docs/paper.md §6.2).
-	best, _, err := loope.LoadCheckpoint[float32](filepath.Join(*f.out, "best.safetensors"))
+	best, _, err := loope.LoadModel[float32](filepath.Join(*f.out, "best.safetensors"))
 	if err != nil {
 		return err
 	}
@@ -298,7 +303,7 @@ func (f *trainFlags) finish(cfg loope.Config, d *loope.TrainData, name string, n
 	wall := time.Since(t0)
 	fmt.Printf("test accuracy %.4f loss %.4f (%d images; best-val checkpoint; %s wall)\n", res.Acc, res.Loss, res.Examples, wall.Round(time.Second))
 	summary, _ := json.MarshalIndent(map[string]any{
-		"data": *f.data, "preset": *f.preset, "init_from": *f.initFrom, "image": cfg.Image, "pe": *f.pe, "steps": n, "steps_done": last.Steps, "batch": *f.batch, "seed": *f.seed,
+		"data": *f.data, "arch": *f.arch, "preset": *f.preset, "init_from": *f.initFrom, "image": cfg.Image, "pe": *f.pe, "steps": n, "steps_done": last.Steps, "batch": *f.batch, "seed": *f.seed,
 		"test_acc": res.Acc, "test_loss": res.Loss, "wall_s": wall.Seconds(), "threads": loope.Threads(), "replicas": reps, "time_budget_s": f.budget.Seconds(),
 		"lr": *f.lr, "pe_lr_scale": *f.peLR, "min_lr": *f.minLR, "warmup": tc.Warmup, "wd": *f.wd, "clip": *f.clip, "smoothing": *f.smoothing, "augment": *f.augment, "val_frac": *f.valFrac,
 	}, "", "  ")

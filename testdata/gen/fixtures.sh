@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Regenerates every ViT fixture (Go: `loope fixture`) and its PyTorch golden
-# (testdata/gen/vit_torch.py, Debian python3-torch). Run from the repo root:
+# (testdata/gen/vit_torch.py, Debian python3-torch), then the CaiT and CrossViT
+# fixtures (`loope fixture -arch cait|crossvit`, goldens testdata/gen/cait_torch.py
+# and crossvit_torch.py). Run from the repo root:
 #   bash testdata/gen/fixtures.sh
 # Each line: name preset pe seed batch extra-flags. Fixture files are
 # testdata/fixture_<name>.safetensors, goldens *.torch.safetensors.
@@ -55,4 +57,27 @@ tiny_string_circulant_f32 tiny string 3 2 -dim 32 -depth 2 -heads 2 -mlp 64 -str
 # PaPE (pe_pape.py)
 tiny_pape_f64 tiny pape 3 2 -f64 -dim 32 -depth 2 -heads 2 -mlp 64
 tiny_pape_f32 tiny pape 3 2 -dim 32 -depth 2 -heads 2 -mlp 64
+LIST
+# CaiT and CrossViT (issue 20; cait_torch.py, crossvit_torch.py): the Table 1 PEs at small widths
+# (the committed files stay small; LOOPE's fixed conv stack dominates them). Each line: name arch
+# preset pe seed batch extra-flags.
+while read -r name arch preset pe seed batch extra; do
+  [ -z "$name" ] && continue
+  case "$name" in \#*) continue ;; esac
+  out=testdata/fixture_$name.safetensors
+  /tmp/loope-fixture fixture -arch "$arch" -preset "$preset" -pe "$pe" -seed "$seed" -batch "$batch" $extra -out "$out"
+  /usr/bin/python3 "testdata/gen/${arch}_torch.py" "$out" "${out%.safetensors}.torch.safetensors"
+done <<'LIST'
+cait_tiny_none_f64 cait cait-tiny none 3 2 -f64 -dim 8 -depth 2 -heads 2 -mlp 16
+cait_tiny_learnable_f64 cait cait-tiny learnable 3 2 -f64 -dim 8 -depth 2 -heads 2 -mlp 16
+cait_tiny_sin1d_f64 cait cait-tiny sin1d 3 2 -f64 -dim 8 -depth 2 -heads 2 -mlp 16
+cait_tiny_hilbert_f64 cait cait-tiny hilbert 3 2 -f64 -dim 8 -depth 2 -heads 2 -mlp 16
+cait_tiny_loope_f64 cait cait-tiny loope 5 2 -f64 -dim 8 -depth 2 -heads 2 -mlp 16
+cait_tiny_learnable_f32 cait cait-tiny learnable 3 2 -dim 8 -depth 2 -heads 2 -mlp 16
+crossvit_tiny_none_f64 crossvit crossvit-tiny none 3 2 -f64 -dim 8 -heads 2 -mlp 8 -depth 1 -dim1 12 -heads1 2 -mlp1 12 -depth1 2
+crossvit_tiny_learnable_f64 crossvit crossvit-tiny learnable 3 2 -f64 -dim 8 -heads 2 -mlp 8 -depth 1 -dim1 12 -heads1 2 -mlp1 12 -depth1 2
+crossvit_tiny_sin1d_f64 crossvit crossvit-tiny sin1d 3 2 -f64 -dim 8 -heads 2 -mlp 8 -depth 1 -dim1 12 -heads1 2 -mlp1 12 -depth1 2
+crossvit_tiny_hilbert_f64 crossvit crossvit-tiny hilbert 3 2 -f64 -dim 8 -heads 2 -mlp 8 -depth 1 -dim1 12 -heads1 2 -mlp1 12 -depth1 2
+crossvit_tiny_loope_f64 crossvit crossvit-tiny loope 5 2 -f64 -dim 8 -heads 2 -mlp 8 -depth 1 -dim1 12 -heads1 2 -mlp1 12 -depth1 2
+crossvit_tiny_learnable_f32 crossvit crossvit-tiny learnable 3 2 -dim 8 -heads 2 -mlp 8 -depth 1 -dim1 12 -heads1 2 -mlp1 12 -depth1 2
 LIST

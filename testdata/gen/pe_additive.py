@@ -24,6 +24,9 @@ class _Hooks:
     def __init__(self, cfg, params):
         self.cfg, self.p = cfg, params
 
+    def attn_input(self, layer, y):
+        pass
+
     def attn_bias(self, layer, q):
         return None
 
