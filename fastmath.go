@@ -223,31 +223,9 @@ func gelu32Go(y, x []float32) {
 	}
 }
 
-// geluGrad32 adds (Φ(x) + x·φ(x))·dy into dx (float32 geluBackward).
-func geluGrad32(dx, dy, x []float32) {
-	dx, dy = dx[:len(x)], dy[:len(x)]
-	i := 0
-	if archFastMath && len(x) >= 8 {
-		i = len(x) &^ 7
-		geluGradAVX2(&dx[0], &dy[0], &x[0], i, &fmConst)
-	}
-	geluGrad32Go(dx[i:], dy[i:], x[i:])
-}
-
-// geluGrad32Go is geluGrad32 in plain Go.
-func geluGrad32Go(dx, dy, x []float32) {
-	dx, dy = dx[:len(x)], dy[:len(x)]
-	for i, v := range x {
-		cdf, a2 := phi32(v)
-		pdf := exp32(-a2) * invSqrt2Pi
-		dx[i] += (cdf + v*pdf) * dy[i]
-	}
-}
-
 // geluDeriv32 fills y = x·Φ(x) and g = Φ(x) + x·φ(x), the GELU and its
 // derivative, in one pass: the float32 GELU forward of a recording tape,
-// whose backward then only adds g·dy (mulAdd32), with the same bits as
-// geluGrad32.
+// whose backward then only adds g·dy (mulAdd32).
 func geluDeriv32(y, g, x []float32) {
 	y, g = y[:len(x)], g[:len(x)]
 	i := 0

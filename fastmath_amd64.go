@@ -25,24 +25,15 @@ func softmaxBackRowAVX2(p, d *float32, n int, scale float32, c *[fmRows][8]float
 //go:noescape
 func geluAVX2(y, x *float32, n int, c *[fmRows][8]float32)
 
-// geluGradAVX2 is, for i in [0, n), n a multiple of 8:
-//
-//	cdf, a2 := phi32(x[i]); dx[i] += (cdf + x[i]*exp32(−a2)/√(2π)) * dy[i]
-//
-//go:noescape
-func geluGradAVX2(dx, dy, x *float32, n int, c *[fmRows][8]float32)
-
 // geluDerivAVX2 is, for i in [0, n), n a multiple of 8:
 //
 //	cdf, a2 := phi32(x[i]); y[i] = x[i] * cdf; der[i] = cdf + x[i]*exp32(−a2)/√(2π)
-//
-// with der rounded as geluGradAVX2 rounds the factor it multiplies dy by.
 //
 //go:noescape
 func geluDerivAVX2(y, der, x *float32, n int, c *[fmRows][8]float32)
 
 // mulAddAVX2 is, for i in [0, n), n a multiple of 8: dst[i] += a[i] * b[i]
-// (one fused multiply-add, as geluGradAVX2 adds its product).
+// (one fused multiply-add).
 //
 //go:noescape
 func mulAddAVX2(dst, a, b *float32, n int)

@@ -279,33 +279,6 @@ geludone:
 	VZEROUPPER
 	RET
 
-// func geluGradAVX2(dx, dy, x *float32, n int, c *[fmRows][8]float32)
-TEXT ·geluGradAVX2(SB), NOSPLIT, $0-40
-	MOVQ dx+0(FP), DI
-	MOVQ dy+8(FP), DX
-	MOVQ x+16(FP), SI
-	MOVQ n+24(FP), BX
-	MOVQ c+32(FP), CX
-	XORQ AX, AX
-gradloop:
-	CMPQ AX, BX
-	JGE graddone
-	VMOVUPS (SI)(AX*4), Y8
-	PHI
-	VXORPS SIGNMASK(CX), Y9, Y0
-	EXP(Y0, Y2, Y3, Y4)
-	VMULPS ISQ2PI(CX), Y0, Y0
-	VFMADD231PS Y8, Y0, Y1
-	VMOVUPS (DX)(AX*4), Y2
-	VMOVUPS (DI)(AX*4), Y3
-	VFMADD231PS Y2, Y1, Y3
-	VMOVUPS Y3, (DI)(AX*4)
-	ADDQ $8, AX
-	JMP gradloop
-graddone:
-	VZEROUPPER
-	RET
-
 // func geluDerivAVX2(y, der, x *float32, n int, c *[fmRows][8]float32)
 TEXT ·geluDerivAVX2(SB), NOSPLIT, $0-40
 	MOVQ y+0(FP), DI

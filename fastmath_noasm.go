@@ -16,10 +16,6 @@ func softmaxBackRowAVX2(p, d *float32, n int, scale float32, c *[fmRows][8]float
 
 func geluAVX2(y, x *float32, n int, c *[fmRows][8]float32) { panic("loope: no assembly kernels") }
 
-func geluGradAVX2(dx, dy, x *float32, n int, c *[fmRows][8]float32) {
-	panic("loope: no assembly kernels")
-}
-
 func geluDerivAVX2(y, der, x *float32, n int, c *[fmRows][8]float32) {
 	panic("loope: no assembly kernels")
 }

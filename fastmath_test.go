@@ -2,6 +2,7 @@ package loope
 
 import (
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"testing"
 )
@@ -112,7 +113,7 @@ func TestErfc32(t *testing.T) {
 	}
 }
 
-// TestGELU32 checks gelu32 and geluGrad32 (vector and Go paths) against
+// TestGELU32 checks gelu32 and geluDeriv32 (vector and Go paths) against
 // float64 references over x in [−12, 12]. Φ is relative-accurate like
 // erfc (tolerance erfcTol(z) at z = x/√2, plus 2.4e-7·z² for the rounding
 // of z itself, which the exponent −z² doubles: float32(1/√2) and x·(1/√2)
@@ -126,16 +127,18 @@ func TestGELU32(t *testing.T) {
 		x[i] = float32(-12 + 24*float64(i)/float64(n-1))
 	}
 	for _, path := range []string{"dispatch", "go"} {
-		y, dx, dy := make([]float32, n), make([]float32, n), make([]float32, n)
-		for i := range dy {
-			dy[i] = 1
-		}
+		y, yd, dx := make([]float32, n), make([]float32, n), make([]float32, n)
 		if path == "go" {
 			gelu32Go(y, x)
-			geluGrad32Go(dx, dy, x)
+			geluDeriv32Go(yd, dx, x)
 		} else {
 			gelu32(y, x)
-			geluGrad32(dx, dy, x)
+			geluDeriv32(yd, dx, x)
+		}
+		for i := range y {
+			if math.Float32bits(yd[i]) != math.Float32bits(y[i]) {
+				t.Fatalf("%s: geluDeriv32's GELU %v at x = %v differs from gelu32's %v", path, yd[i], x[i], y[i])
+			}
 		}
 		x64, ones := make([]float64, n), make([]float64, n)
 		for i, v := range x {
@@ -221,21 +224,11 @@ func TestFastMathCrossCheck(t *testing.T) {
 					b[i] = exp32(x[i])
 				}
 				compareTwins(t, "exp", m, scale, a[:m+8], b[:m], 2, 0)
-				// GELU and its gradient
+				// GELU
 				geluAVX2(&a[0], &x[0], m, &fmConst)
 				gelu32Go(b[:m], x[:m])
 				compareTwins(t, "gelu", m, scale, a[:m+8], b[:m], 8, 1e-7)
-				dy := make([]float32, m)
-				for i := range dy {
-					dy[i] = float32(rng.NormFloat64())
-				}
-				for i := range m {
-					a[i], b[i] = 0.5, 0.5
-				}
-				geluGradAVX2(&a[0], &dy[0], &x[0], m, &fmConst)
-				geluGrad32Go(b[:m], dy, x[:m])
-				compareTwins(t, "geluGrad", m, scale, a[:m+8], b[:m], 8, 2e-6) // dx = 0.5 + g·dy, |dy| < 5: a few ulp of g·dy
-				// GELU with its derivative, bit for bit the two kernels above
+				// GELU with its derivative; its y is geluAVX2's bit for bit
 				ga, gb := make([]float32, m+8), make([]float32, m)
 				for i := range ga[m:] {
 					ga[m+i] = fmGuard
@@ -251,15 +244,19 @@ func TestFastMathCrossCheck(t *testing.T) {
 						t.Fatalf("geluDerivAVX2 n=%d: y[%d] = %v, geluAVX2 %v", m, i, a[i], ref[i])
 					}
 				}
-				// mulAdd: dst += g·dy is geluGradAVX2's last step
+				// mulAdd: dst += g·dy, one fused multiply-add, so
+				// exactly float32(dst + g·dy) with g·dy exact in float64
+				dy := make([]float32, m)
+				for i := range dy {
+					dy[i] = float32(rng.NormFloat64())
+				}
 				for i := range m {
-					a[i], ref[i] = 0.5, 0.5
+					a[i] = 0.5
 				}
 				mulAddAVX2(&a[0], &ga[0], &dy[0], m)
-				geluGradAVX2(&ref[0], &dy[0], &x[0], m, &fmConst)
 				for i := range m {
-					if math.Float32bits(a[i]) != math.Float32bits(ref[i]) {
-						t.Fatalf("mulAddAVX2 n=%d: [%d] = %v, geluGradAVX2 %v", m, i, a[i], ref[i])
+					if want := fma32(ga[i], dy[i], 0.5); math.Float32bits(a[i]) != math.Float32bits(want) {
+						t.Fatalf("mulAddAVX2 n=%d: [%d] = %v, fused %v", m, i, a[i], want)
 					}
 				}
 				for i, v := range a[m : m+8] {
@@ -330,6 +327,16 @@ func BenchmarkFastMath(b *testing.B) {
 			y[i] = float32(0.5 * f * (1 + math.Erf(f/math.Sqrt2)))
 		}
 	})
-	run("geluGrad/fast", func() { geluGrad32(dx, y, x) })
-	run("geluGrad/go", func() { geluGrad32Go(dx, y, x) })
+	run("geluDeriv/fast", func() { geluDeriv32(y, dx, x) })
+	run("geluDeriv/go", func() { geluDeriv32Go(y, dx, x) })
+}
+
+// fma32 is a·b + c rounded once to float32 (nearest even), as one FMA
+// instruction computes it: the exact sum in math/big, then one rounding.
+func fma32(a, b, c float32) float32 {
+	x := new(big.Float).SetPrec(400).SetFloat64(float64(a))
+	x.Mul(x, new(big.Float).SetFloat64(float64(b)))
+	x.Add(x, new(big.Float).SetFloat64(float64(c)))
+	f, _ := x.Float32()
+	return f
 }
