@@ -60,74 +60,25 @@ func LoadFolderLog(root string, size int, log io.Writer) (*ImageSet, error) {
 	if size < 1 {
 		return nil, fmt.Errorf("loope: LoadFolder: size %d < 1", size)
 	}
-	entries, err := os.ReadDir(root)
+	f, err := listImageFolder(root)
 	if err != nil {
-		return nil, fmt.Errorf("loope: image folder: %w", err)
+		return nil, err
 	}
-	var classes, skipped []string
-	for _, e := range entries {
-		switch {
-		case strings.HasPrefix(e.Name(), "."):
-			skipped = append(skipped, e.Name()+" (hidden)")
-		case e.IsDir():
-			classes = append(classes, e.Name())
-		default:
-			skipped = append(skipped, e.Name()+" (not in a class folder)")
-		}
-	}
-	slices.Sort(classes)
-	if len(classes) == 0 {
-		return nil, fmt.Errorf("loope: image folder %s: no class subfolders", root)
-	}
-	var paths []string
-	var labels []int32
-	for k, class := range classes {
-		dir := filepath.Join(root, class)
-		before := len(paths)
-		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(root, p)
-			if p != dir && strings.HasPrefix(d.Name(), ".") {
-				skipped = append(skipped, rel+" (hidden)")
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			switch {
-			case d.IsDir():
-			case isImageName(d.Name()):
-				paths = append(paths, p)
-				labels = append(labels, int32(k))
-			default:
-				skipped = append(skipped, rel+" (not .png/.jpg/.jpeg)")
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("loope: image folder: %w", err)
-		}
-		if len(paths) == before {
-			return nil, fmt.Errorf("loope: image folder %s: class folder %q has no .png/.jpg/.jpeg file", root, class)
-		}
-	}
-	if len(skipped) > 0 && log != nil {
+	if len(f.skipped) > 0 && log != nil {
 		const show = 10
 		more := ""
-		if len(skipped) > show {
-			more = fmt.Sprintf(" and %d more", len(skipped)-show)
+		if len(f.skipped) > show {
+			more = fmt.Sprintf(" and %d more", len(f.skipped)-show)
 		}
-		fmt.Fprintf(log, "image folder %s: skipped %d entries: %s%s\n", root, len(skipped), strings.Join(skipped[:min(show, len(skipped))], ", "), more)
+		fmt.Fprintf(log, "image folder %s: skipped %d entries: %s%s\n", root, len(f.skipped), strings.Join(f.skipped[:min(show, len(f.skipped))], ", "), more)
 	}
-	s := newImageSet(len(paths), 3, size, size, len(classes))
-	copy(s.Labels, labels)
-	s.Names = classes
-	errs := make([]error, len(paths))
-	parallelFor(len(paths), 8, func(lo, hi int) {
+	s := newImageSet(len(f.paths), 3, size, size, len(f.classes))
+	copy(s.Labels, f.labels)
+	s.Names = f.classes
+	errs := make([]error, len(f.paths))
+	parallelFor(len(f.paths), 8, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			errs[i] = loadImage(s.Image(i), paths[i], size)
+			errs[i] = loadImage(s.Image(i), f.paths[i], size)
 		}
 	})
 	for _, err := range errs {
@@ -136,6 +87,71 @@ func LoadFolderLog(root string, size int, log io.Writer) (*ImageSet, error) {
 		}
 	}
 	return s, nil
+}
+
+// imageFolder is the listing of an image-folder dataset.
+type imageFolder struct {
+	classes []string // the class folders, sorted
+	paths   []string // every image file, class by class
+	labels  []int32  // the class index of each path
+	skipped []string // entries that are not images of a class, each with why
+}
+
+// listImageFolder lists the classes and image files below root, as
+// LoadFolder reads them.
+func listImageFolder(root string) (imageFolder, error) {
+	var f imageFolder
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return f, fmt.Errorf("loope: image folder: %w", err)
+	}
+	for _, e := range entries {
+		switch {
+		case strings.HasPrefix(e.Name(), "."):
+			f.skipped = append(f.skipped, e.Name()+" (hidden)")
+		case e.IsDir():
+			f.classes = append(f.classes, e.Name())
+		default:
+			f.skipped = append(f.skipped, e.Name()+" (not in a class folder)")
+		}
+	}
+	slices.Sort(f.classes)
+	if len(f.classes) == 0 {
+		return f, fmt.Errorf("loope: image folder %s: no class subfolders", root)
+	}
+	for k, class := range f.classes {
+		dir := filepath.Join(root, class)
+		before := len(f.paths)
+		err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(root, p)
+			if p != dir && strings.HasPrefix(d.Name(), ".") {
+				f.skipped = append(f.skipped, rel+" (hidden)")
+				if d.IsDir() {
+					return filepath.SkipDir
+				}
+				return nil
+			}
+			switch {
+			case d.IsDir():
+			case isImageName(d.Name()):
+				f.paths = append(f.paths, p)
+				f.labels = append(f.labels, int32(k))
+			default:
+				f.skipped = append(f.skipped, rel+" (not .png/.jpg/.jpeg)")
+			}
+			return nil
+		})
+		if err != nil {
+			return f, fmt.Errorf("loope: image folder: %w", err)
+		}
+		if len(f.paths) == before {
+			return f, fmt.Errorf("loope: image folder %s: class folder %q has no .png/.jpg/.jpeg file", root, class)
+		}
+	}
+	return f, nil
 }
 
 // loadImage decodes the image file p and writes it resized and cropped to

@@ -5,17 +5,14 @@
 package loope
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"gonum.org/v1/gonum/floats"
@@ -246,317 +243,42 @@ func Evaluate[T Float](m Model[T], ds Dataset, kind string, batch int) EvalResul
 	return res
 }
 
-// trainState is the position of a run that a checkpoint must restore
-// beyond model and optimiser: saved as JSON metadata plus the data order.
-type trainState struct {
-	Step     int               `json:"step"`               // steps done
-	Epoch    int               `json:"epoch"`              // current epoch
-	Pos      int               `json:"pos"`                // next index into perm
-	RNG      []byte            `json:"rng"`                // shuffling PCG state
-	BestAcc  float64           `json:"best_acc"`           // best validation accuracy so far (-1: none)
-	Settings map[string]string `json:"settings,omitempty"` // runSettings of the run (absent in checkpoints before issue 19)
-	perm     []int             // data order of the current epoch ("train.perm")
-}
-
-// runSettings returns the settings of c that a resume must keep: its own
-// optimisation settings and c.Settings.
-func (c TrainConfig) runSettings() map[string]string {
-	g := func(x float64) string { return strconv.FormatFloat(x, 'g', -1, 64) }
-	opt := c.Optimizer
-	if opt == "" {
-		opt = "adamw"
-	}
-	s := map[string]string{"batch": strconv.Itoa(c.Batch), "lr": g(c.LR), "min_lr": g(c.MinLR), "weight_decay": g(c.WeightDecay),
-		"pe_lr_scale": g(c.PELRScale), "optimizer": opt, "clip": g(c.ClipNorm), "loss": c.Loss, "smoothing": g(c.Smoothing),
-		"seed": strconv.FormatUint(c.Seed, 10)}
-	maps.Copy(s, c.Settings)
-	return s
-}
-
-// settingsDiff lists, one per line, each setting whose value differs
-// between a checkpoint (was) and this run (now), in name order.
-func settingsDiff(was, now map[string]string) []string {
-	keys := maps.Clone(was)
-	maps.Copy(keys, now)
-	var diff []string
-	for _, k := range slices.Sorted(maps.Keys(keys)) {
-		a, okA := was[k]
-		b, okB := now[k]
-		switch {
-		case !okA:
-			diff = append(diff, fmt.Sprintf("%s: not in the checkpoint, %s in this run", k, b))
-		case !okB:
-			diff = append(diff, fmt.Sprintf("%s: %s in the checkpoint, not set in this run", k, a))
-		case a != b:
-			diff = append(diff, fmt.Sprintf("%s: %s in the checkpoint, %s in this run", k, a, b))
-		}
-	}
-	return diff
-}
-
-// configDiff lists the fields of the model configs a and b that differ.
-func configDiff(a, b Config) []string {
-	var ma, mb map[string]any
-	json.Unmarshal([]byte(mustJSON(a)), &ma)
-	json.Unmarshal([]byte(mustJSON(b)), &mb)
-	was, now := map[string]string{}, map[string]string{}
-	for k, v := range ma {
-		was["model."+k] = mustJSON(v)
-	}
-	for k, v := range mb {
-		now["model."+k] = mustJSON(v)
-	}
-	return settingsDiff(was, now)
-}
-
-// checkPerm returns an error unless perm is a permutation of [0, n).
-func checkPerm(perm []int, n int) error {
-	if len(perm) != n {
-		return fmt.Errorf("train.perm has %d entries, the training set %d images", len(perm), n)
-	}
-	seen := make([]bool, n)
-	for i, v := range perm {
-		if v < 0 || v >= n {
-			return fmt.Errorf("train.perm[%d] = %d is outside [0, %d)", i, v, n)
-		}
-		if seen[v] {
-			return fmt.Errorf("train.perm[%d] = %d repeats an earlier entry (want a permutation of [0, %d))", i, v, n)
-		}
-		seen[v] = true
-	}
-	return nil
-}
-
-// saveTrainCheckpoint writes m, opt and st to path atomically.
-func saveTrainCheckpoint[T Float](path string, m Model[T], opt *Adam[T], st trainState) error {
-	f, err := checkpointFile(m, opt)
-	if err != nil {
-		return err
-	}
-	f.Metadata["train_state"] = mustJSON(st)
-	if err := PutInts(f, "train.perm", st.perm, len(st.perm)); err != nil {
-		return err
-	}
-	return f.WriteFile(path)
-}
-
-// resumeTrain restores m, opt and the run position from a checkpoint
-// written by saveTrainCheckpoint for a run of tc on n training examples.
-// Everything restored is checked: the model config and tc's settings
-// (runSettings) must equal the checkpoint's, the tensors must be exactly
-// the model's and the optimiser's (LoadParams, LoadOptimizer) plus
-// train.perm, a permutation of [0, n), and the position must be one a run
-// of this batch size reaches: epoch·n + pos = step·batch, with step below
-// tc.Steps.
-func resumeTrain[T Float](path string, m Model[T], opt *Adam[T], n int, tc TrainConfig, logw io.Writer) (trainState, error) {
-	f, err := ReadSafeFile(path)
-	if err != nil {
-		return trainState{}, err
-	}
-	st, err := restoreTrain(f, m, opt, n, tc, logw)
-	if err != nil {
-		return st, fmt.Errorf("%s: %w", path, err)
-	}
-	return st, nil
-}
-
-// CheckpointStep returns the number of steps a training checkpoint (a
-// last.safetensors or best.safetensors of Train) was saved after, from its
-// train_state: what a resumed run with a time budget adds its steps to.
-func CheckpointStep(path string) (int, error) {
-	f, err := ReadSafeFile(path)
-	if err != nil {
-		return 0, err
-	}
-	st, err := trainStateOf(f)
-	if err != nil {
-		return 0, fmt.Errorf("loope: %s: %w", path, err)
-	}
-	if st.Step < 0 || st.Step > MaxSteps {
-		return 0, fmt.Errorf("loope: %s: train_state step %d outside [0, %d]", path, st.Step, MaxSteps)
-	}
-	return st.Step, nil
-}
-
-// trainStateOf parses the train_state metadata of a training checkpoint
-// (without train.perm).
-func trainStateOf(f *SafeFile) (trainState, error) {
-	var st trainState
-	if err := json.Unmarshal([]byte(f.Metadata["train_state"]), &st); err != nil {
-		return st, fmt.Errorf("bad train_state metadata: %v", err)
-	}
-	return st, nil
-}
-
-// restoreTrain is resumeTrain on a parsed checkpoint f.
-func restoreTrain[T Float](f *SafeFile, m Model[T], opt *Adam[T], n int, tc TrainConfig, logw io.Writer) (trainState, error) {
-	var st trainState
-	bad := func(format string, a ...any) (trainState, error) {
-		return st, fmt.Errorf(format, a...)
-	}
-	cfg, err := ConfigFromSafe(f)
-	if err != nil {
-		return bad("%v", err)
-	}
-	if st, err = trainStateOf(f); err != nil {
-		return bad("%v", err)
-	}
-	diff := configDiff(cfg, m.Config())
-	if st.Settings == nil {
-		fmt.Fprintln(logw, "warning: the checkpoint predates stored training settings; only the model config is checked")
-	} else {
-		diff = append(diff, settingsDiff(st.Settings, tc.runSettings())...)
-	}
-	if len(diff) > 0 {
-		return bad("what the checkpoint was trained with differs from this run (only the step count, time budget and threads may change on resume):\n  %s",
-			strings.Join(diff, "\n  "))
-	}
-	if err := LoadParams(m, f, "optim.", "train."); err != nil {
-		return bad("%v", err)
-	}
-	if err := LoadOptimizer(opt, m, f); err != nil {
-		return bad("%v", err)
-	}
-	for _, name := range f.Names {
-		if hasAnyPrefix(name, []string{"train."}) && name != "train.perm" {
-			return bad("unexpected tensor %q (a training checkpoint holds only train.perm)", name)
-		}
-	}
-	if st.perm, _, err = GetInts(f, "train.perm"); err != nil {
-		return bad("%v", err)
-	}
-	if err := checkPerm(st.perm, n); err != nil {
-		return bad("%v", err)
-	}
-	switch {
-	case st.Step != opt.Step || st.Step < 1:
-		return bad("train state step %d does not match the optimiser step %d (want equal, ≥ 1)", st.Step, opt.Step)
-	case st.Pos < 0 || st.Pos > n || st.Epoch < 0 || st.Epoch > MaxSteps ||
-		int64(st.Epoch)*int64(n)+int64(st.Pos) != int64(st.Step)*int64(tc.Batch):
-		return bad("train state (step %d, epoch %d, pos %d) is not a position a run of batch %d on %d examples reaches (epoch·%d + pos = step·batch)",
-			st.Step, st.Epoch, st.Pos, tc.Batch, n, n)
-	case !(st.BestAcc >= -1 && st.BestAcc <= 1):
-		return bad("train state best_acc %v outside [-1, 1]", st.BestAcc)
-	case st.Step >= tc.Steps:
-		return bad("the checkpoint is at step %d, this run has %d steps: nothing to do (give more steps to continue it)", st.Step, tc.Steps)
-	}
-	return st, nil
-}
-
-// Train optimises m on train for tc.Steps steps, evaluating on val (may be
-// nil). Same seed and thread count give the same bits, also across a
-// checkpoint and resume.
-func Train[T Float](m Model[T], train, val Dataset, tc TrainConfig) (EvalResult, error) {
-	if err := tc.Validate(); err != nil {
-		return EvalResult{}, err
-	}
-	if train.Len() == 0 {
-		return EvalResult{}, errors.New("loope: empty training set")
-	}
-	logw := tc.Log
-	if logw == nil {
-		logw = io.Discard
-	}
-	enc := json.NewEncoder(io.Discard)
-	if tc.Metrics != nil {
-		enc = json.NewEncoder(tc.Metrics)
-	}
-	logEvery := tc.LogEvery
-	if logEvery <= 0 {
-		logEvery = 50
-	}
-	params := m.Params()
-	opt := newTrainOptimizer(m, tc)
-	grads := trainable(m)
-	pcg := rand.NewPCG(tc.Seed, 0x5eed)
-	rng := rand.New(pcg)
-	st, err := startTrain(m, opt, train.Len(), tc, pcg, rng, logw)
+// Train optimises m on train for config.Steps steps, evaluating on val
+// (may be nil). Same seed and thread count give the same bits, also across
+// a checkpoint and resume.
+func Train[T Float](m Model[T], train, val Dataset, config TrainConfig) (EvalResult, error) {
+	r, err := newTrainRun(m, train, val, config)
 	if err != nil {
 		return EvalResult{}, err
 	}
-	if es, ok := train.(EpochSetter); ok {
-		es.SetEpoch(st.Epoch)
-	}
-	save := func(name string) error {
-		if tc.CheckpointDir == "" {
-			return nil
-		}
-		var err error
-		if st.RNG, err = pcg.MarshalBinary(); err != nil {
-			return err
-		}
-		return saveTrainCheckpoint(filepath.Join(tc.CheckpointDir, name), m, opt, st)
-	}
-	b := newBatcher[T](train, m.Config(), tc.Batch)
-	rs, err := newReplicaSet(m, max(tc.Replicas, 1))
-	if err != nil {
-		return EvalResult{}, err
-	}
-	idx := make([]int, tc.Batch)
-	hits := make([]float64, m.Config().Classes)
+	st, tc := &r.st, &r.tc
 	start, first := time.Now(), st.Step
-	meter := trainMeter{start: start, lastT: start, every: logEvery}
-	var evalTime time.Duration // the latest validation pass
-	var last EvalResult
+	meter := trainMeter{start: start, lastT: start, every: r.logEvery}
 	for st.Step < tc.Steps {
-		step := st.Step
-		st.nextBatch(idx, rng, train)
-		lr := CosineLR(step, tc.Steps, tc.Warmup, tc.LR, tc.MinLR)
-		x, y, labels := b.fill(idx)
-		peTrainMode(rs.models, true, tc.Seed, step)
-		lv := rs.step(tc.Loss, tc.Smoothing, x, y, labels)
-		peTrainMode(rs.models, false, 0, 0)
-		if math.IsNaN(lv) || math.IsInf(lv, 0) {
-			return last, fmt.Errorf("loope: non-finite loss %v at step %d (last good checkpoint kept)", lv, step+1)
+		lr := CosineLR(st.Step, tc.Steps, tc.Warmup, tc.LR, tc.MinLR)
+		lv, acc, err := r.step(lr)
+		if err != nil {
+			return r.last, err
 		}
-		if err := checkFinite(params, true); err != nil {
-			return last, fmt.Errorf("loope: step %d: %w (last good checkpoint kept)", step+1, err)
-		}
-		if tc.ClipNorm > 0 {
-			ClipGradNorm(grads, tc.ClipNorm)
-		}
-		opt.Update(lr)
-		if err := checkFinite(params, false); err != nil {
-			return last, fmt.Errorf("loope: step %d: %w (last good checkpoint kept)", step+1, err)
-		}
-		clear(hits)
-		rs.countCorrect(tc.Loss, y, labels, hits)
-		acc := floats.Sum(hits) / float64(len(idx)*len(hits))
-		if tc.Loss == "ce" {
-			acc = hits[0] / float64(len(idx))
-		}
-		meter.add(lv, acc, len(idx))
+		meter.add(lv, acc, tc.Batch)
 		st.Step++
 		done := st.Step
 		stop := !tc.Deadline.IsZero() && done < tc.Steps && time.Now().After(tc.Deadline)
 		if stop {
-			fmt.Fprintf(logw, "deadline: stopping after step %d of %d\n", done, tc.Steps)
+			fmt.Fprintf(r.logw, "deadline: stopping after step %d of %d\n", done, tc.Steps)
 		}
-		if done%logEvery == 0 || done == tc.Steps || stop {
-			meter.report(logw, enc, done, tc.Steps, tc.Batch, lr)
+		if done%r.logEvery == 0 || done == tc.Steps || stop {
+			meter.report(r.logw, r.enc, done, tc.Steps, tc.Batch, lr)
 		}
 		evalStep := tc.EvalEvery > 0 && done%tc.EvalEvery == 0
 		if val != nil && (evalStep || done == tc.Steps || stop) {
-			t := time.Now()
-			last = Evaluate(m, val, tc.Loss, tc.Batch)
-			evalTime = time.Since(t)
-			if math.IsNaN(last.Loss) || math.IsInf(last.Loss, 0) {
-				// The parameters were checked finite, so the validation data is at fault.
-				return last, fmt.Errorf("loope: non-finite validation loss %v at step %d: check the validation data (last good checkpoint kept)", last.Loss, done)
-			}
-			fmt.Fprintf(logw, "eval step %d loss %.4f acc %.4f\n", done, last.Loss, last.Acc)
-			enc.Encode(Metric{Step: done, Split: "val", Loss: last.Loss, Acc: last.Acc, BitAcc: last.BitAcc,
-				ElapsedS: time.Since(start).Seconds()})
-			if last.Acc > st.BestAcc {
-				st.BestAcc = last.Acc
-				if err := save("best.safetensors"); err != nil {
-					return last, err
-				}
+			if err := r.validate(start); err != nil {
+				return r.last, err
 			}
 		}
 		if (tc.CheckpointEvery > 0 && done%tc.CheckpointEvery == 0) || done == tc.Steps || stop {
-			if err := save("last.safetensors"); err != nil {
-				return last, err
+			if err := r.save("last.safetensors"); err != nil {
+				return r.last, err
 			}
 		}
 		if stop {
@@ -564,15 +286,130 @@ func Train[T Float](m Model[T], train, val Dataset, tc TrainConfig) (EvalResult,
 		}
 		if tc.FitDeadline && evalStep && done < tc.Steps {
 			now := time.Now()
-			n := fitSteps(done, done-first, now.Sub(start), tc.Deadline.Sub(now)-evalTime)
+			n := fitSteps(done, done-first, now.Sub(start), tc.Deadline.Sub(now)-r.evalTime)
 			if d := n - tc.Steps; 100*max(d, -d) >= tc.Steps {
-				fmt.Fprintf(logw, "re-plan at step %d: %d steps instead of %d to end by the deadline at this pace\n", done, n, tc.Steps)
+				fmt.Fprintf(r.logw, "re-plan at step %d: %d steps instead of %d to end by the deadline at this pace\n", done, n, tc.Steps)
 				tc.Steps = n
 			}
 		}
 	}
-	last.Steps = st.Step
-	return last, nil
+	r.last.Steps = st.Step
+	return r.last, nil
+}
+
+// trainRun is the state of one Train call.
+type trainRun[T Float] struct {
+	m          Model[T]
+	train, val Dataset
+	tc         TrainConfig
+	logw       io.Writer     // progress lines
+	enc        *json.Encoder // metrics as JSON lines
+	logEvery   int
+	params     []NamedParam[T]
+	grads      []*Tensor[T] // the trainable parameters, for clipping
+	opt        *Adam[T]
+	pcg        *rand.PCG // the shuffling RNG's state, saved in checkpoints
+	rng        *rand.Rand
+	st         trainState
+	b          *batcher[T]
+	rs         *replicaSet[T]
+	idx        []int     // (B) example indices of the step
+	hits       []float64 // (K) correct counts of the step
+	last       EvalResult
+	evalTime   time.Duration // the latest validation pass
+}
+
+// newTrainRun checks tc and sets up a run of m: the optimiser, the
+// shuffle (fresh, or restored from tc.Resume), the batcher and replicas.
+func newTrainRun[T Float](m Model[T], train, val Dataset, tc TrainConfig) (*trainRun[T], error) {
+	if err := tc.Validate(); err != nil {
+		return nil, err
+	}
+	if train.Len() == 0 {
+		return nil, errors.New("loope: empty training set")
+	}
+	r := &trainRun[T]{m: m, train: train, val: val, tc: tc, logw: cmp.Or[io.Writer](tc.Log, io.Discard),
+		enc: json.NewEncoder(cmp.Or[io.Writer](tc.Metrics, io.Discard)), logEvery: cmp.Or(max(tc.LogEvery, 0), 50),
+		params: m.Params(), opt: newTrainOptimizer(m, tc), grads: trainable(m),
+		idx: make([]int, tc.Batch), hits: make([]float64, m.Config().Classes)}
+	r.pcg = rand.NewPCG(tc.Seed, 0x5eed)
+	r.rng = rand.New(r.pcg)
+	var err error
+	if r.st, err = startTrain(m, r.opt, train.Len(), tc, r.pcg, r.rng, r.logw); err != nil {
+		return nil, err
+	}
+	if es, ok := train.(EpochSetter); ok {
+		es.SetEpoch(r.st.Epoch)
+	}
+	r.b = newBatcher[T](train, m.Config(), tc.Batch)
+	if r.rs, err = newReplicaSet(m, max(tc.Replicas, 1)); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// step takes one optimiser step at learning rate lr on the next batch and
+// returns its loss and accuracy. A non-finite loss, gradient or parameter
+// stops the run (the last checkpoint is kept).
+func (r *trainRun[T]) step(lr float64) (lv, acc float64, err error) {
+	tc, n := r.tc, r.st.Step+1
+	r.st.nextBatch(r.idx, r.rng, r.train)
+	x, y, labels := r.b.fill(r.idx)
+	peTrainMode(r.rs.models, true, tc.Seed, r.st.Step)
+	lv = r.rs.step(tc.Loss, tc.Smoothing, x, y, labels)
+	peTrainMode(r.rs.models, false, 0, 0)
+	if math.IsNaN(lv) || math.IsInf(lv, 0) {
+		return lv, 0, fmt.Errorf("loope: non-finite loss %v at step %d (last good checkpoint kept)", lv, n)
+	}
+	if err := checkFinite(r.params, true); err != nil {
+		return lv, 0, fmt.Errorf("loope: step %d: %w (last good checkpoint kept)", n, err)
+	}
+	if tc.ClipNorm > 0 {
+		ClipGradNorm(r.grads, tc.ClipNorm)
+	}
+	r.opt.Update(lr)
+	if err := checkFinite(r.params, false); err != nil {
+		return lv, 0, fmt.Errorf("loope: step %d: %w (last good checkpoint kept)", n, err)
+	}
+	clear(r.hits)
+	r.rs.countCorrect(tc.Loss, y, labels, r.hits)
+	if tc.Loss == "ce" {
+		return lv, r.hits[0] / float64(len(r.idx)), nil
+	}
+	return lv, floats.Sum(r.hits) / float64(len(r.idx)*len(r.hits)), nil
+}
+
+// validate evaluates the model on the validation set after the step just
+// taken, logs the result and saves best.safetensors on a new best.
+func (r *trainRun[T]) validate(start time.Time) error {
+	done, t := r.st.Step, time.Now()
+	r.last = Evaluate(r.m, r.val, r.tc.Loss, r.tc.Batch)
+	r.evalTime = time.Since(t)
+	if math.IsNaN(r.last.Loss) || math.IsInf(r.last.Loss, 0) {
+		// The parameters were checked finite, so the validation data is at fault.
+		return fmt.Errorf("loope: non-finite validation loss %v at step %d: check the validation data (last good checkpoint kept)", r.last.Loss, done)
+	}
+	fmt.Fprintf(r.logw, "eval step %d loss %.4f acc %.4f\n", done, r.last.Loss, r.last.Acc)
+	r.enc.Encode(Metric{Step: done, Split: "val", Loss: r.last.Loss, Acc: r.last.Acc, BitAcc: r.last.BitAcc,
+		ElapsedS: time.Since(start).Seconds()})
+	if r.last.Acc <= r.st.BestAcc {
+		return nil
+	}
+	r.st.BestAcc = r.last.Acc
+	return r.save("best.safetensors")
+}
+
+// save writes the checkpoint name into tc.CheckpointDir (if set), with the
+// shuffling RNG's state.
+func (r *trainRun[T]) save(name string) error {
+	if r.tc.CheckpointDir == "" {
+		return nil
+	}
+	var err error
+	if r.st.RNG, err = r.pcg.MarshalBinary(); err != nil {
+		return err
+	}
+	return saveTrainCheckpoint(filepath.Join(r.tc.CheckpointDir, name), r.m, r.opt, r.st)
 }
 
 // trainMeter sums the training loss and accuracy between progress lines.
@@ -617,48 +454,6 @@ func newTrainOptimizer[T Float](m Model[T], tc TrainConfig) *Adam[T] {
 		opt.SetLRScale(peParams(m), tc.PELRScale)
 	}
 	return opt
-}
-
-// startTrain returns the position a run starts from: a fresh data order
-// drawn from rng, or, with tc.Resume, the checkpoint's position, model,
-// optimiser and RNG state pcg (restored and checked by resumeTrain), after
-// which tc.OnResume runs. n is the training set's size.
-func startTrain[T Float](m Model[T], opt *Adam[T], n int, tc TrainConfig, pcg *rand.PCG, rng *rand.Rand, logw io.Writer) (trainState, error) {
-	if tc.Resume == "" {
-		return trainState{BestAcc: -1, Settings: tc.runSettings(), perm: rng.Perm(n)}, nil
-	}
-	st, err := resumeTrain(tc.Resume, m, opt, n, tc, logw)
-	if err != nil {
-		return st, err
-	}
-	if err := pcg.UnmarshalBinary(st.RNG); err != nil {
-		return st, fmt.Errorf("%s: bad RNG state: %w", tc.Resume, err)
-	}
-	st.Settings = tc.runSettings() // equal, or absent in an old checkpoint
-	if tc.OnResume != nil {
-		if err := tc.OnResume(st.Step); err != nil {
-			return st, err
-		}
-	}
-	fmt.Fprintf(logw, "resumed from %s at step %d\n", tc.Resume, st.Step)
-	return st, nil
-}
-
-// nextBatch fills idx with the next examples of the seeded shuffle,
-// drawing a new order from rng (and moving train to the next epoch) when
-// the current one is used up.
-func (st *trainState) nextBatch(idx []int, rng *rand.Rand, train Dataset) {
-	for r := range idx {
-		if st.Pos == len(st.perm) {
-			st.Pos, st.Epoch = 0, st.Epoch+1
-			st.perm = rng.Perm(train.Len())
-			if es, ok := train.(EpochSetter); ok {
-				es.SetEpoch(st.Epoch)
-			}
-		}
-		idx[r] = st.perm[st.Pos]
-		st.Pos++
-	}
 }
 
 // fitSteps returns the total step count that uses the time left at the

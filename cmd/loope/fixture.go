@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/loope-go/loope"
 )
@@ -19,6 +18,7 @@ func init() {
 func runFixture(args []string) error {
 	fs := flag.NewFlagSet("fixture", flag.ContinueOnError)
 	preset := presetFlag(fs, "small")
+	arch := archFlag(fs)
 	pe := peFlag(fs, "learnable")
 	seed := fs.Uint64("seed", 1, "seed for weights, input and targets")
 	batch := fs.Int("batch", 2, "images in the input batch")
@@ -26,20 +26,11 @@ func runFixture(args []string) error {
 	classes := fs.Int("classes", 0, "K > 0: K-class cross-entropy targets; 0: the 6-bit BCE targets of Three-Cell")
 	smoothing := floatFlag(fs, "smoothing", 0, "label smoothing (with -classes)")
 	out := fs.String("out", "", "output .safetensors file (required)")
-	dim := fs.Int("dim", 0, "override the preset's width D (0 keeps it)")
-	depth := fs.Int("depth", 0, "override the preset's depth (0 keeps it)")
-	heads := fs.Int("heads", 0, "override the preset's heads (0 keeps it)")
-	mlp := fs.Int("mlp", 0, "override the preset's MLP width (0 keeps it)")
-	dim1 := fs.Int("dim1", 0, "crossvit: override branch 1's width (0 keeps it; -dim, -heads, -mlp are branch 0's, -depth counts multi-scale blocks)")
-	heads1 := fs.Int("heads1", 0, "crossvit: override branch 1's heads (0 keeps it)")
-	mlp1 := fs.Int("mlp1", 0, "crossvit: override branch 1's MLP width (0 keeps it)")
-	depth0 := fs.Int("depth0", 0, "crossvit: override branch 0's blocks per multi-scale block (0 keeps it)")
-	depth1 := fs.Int("depth1", 0, "crossvit: override branch 1's blocks per multi-scale block (0 keeps it)")
+	sizes := addSizeFlags(fs)
 	peOpts := addPEFlags(fs)
-	arch := fs.String("arch", "vit", "architecture: "+strings.Join(loope.ArchNames(), ", ")+" (a CNN takes -image, -channels, -classes, -cnn-stem; its image and channels default to the preset's)")
 	image := fs.Int("image", 0, "input side in pixels (0: the preset's)")
 	channels := fs.Int("channels", 0, "input channels (0: the preset's)")
-	stem := fs.String("cnn-stem", "", "stem of a CNN: small (3×3 stride-1 conv, no max-pool) or imagenet (torchvision's 7×7/2 conv and max-pool); empty: small under 64 px")
+	stem := cnnStemFlag(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: loope fixture [-arch vit|cait|crossvit] -preset P -pe NAME -seed S -batch B [-f64] [-classes K] [-dim D -depth L -heads H -mlp M] [-dim1 -heads1 -mlp1 -depth0 -depth1 (crossvit)] [PE options] -out F.safetensors")
 		fmt.Fprintln(fs.Output(), "       loope fixture -arch resnet50|inception3 -image S [-channels C] [-cnn-stem small|imagenet] -seed S -batch B [-f64] [-classes K] -out F.safetensors")
@@ -56,35 +47,24 @@ func runFixture(args []string) error {
 	if *image < 0 || *channels < 0 {
 		return badUsage(fs, "-image and -channels must be >= 0")
 	}
+	var cfg loope.Config
+	var err error
 	if *arch != "" && !archHasPresets(*arch) { // a CNN (or an unknown name, which checkModel reports)
-		cfg, err := loope.Preset(*preset)
-		if err != nil {
+		if cfg, err = loope.Preset(*preset); err != nil {
 			return badUsage(fs, "%v", err)
 		}
-		if *image > 0 {
-			cfg.Image = *image
-		}
-		if *channels > 0 {
-			cfg.Channels = *channels
-		}
-		for _, vitOnly := range []string{"pe", "dim", "depth", "heads", "mlp", "dim1", "heads1", "mlp1", "depth0", "depth1"} {
+		for _, vitOnly := range append([]string{"pe"}, sizeFlagNames...) {
 			if set[vitOnly] {
 				return badUsage(fs, "-%s is a ViT option; -arch %s does not take it", vitOnly, *arch)
 			}
 		}
-		cfg = loope.Config{Arch: *arch, Image: cfg.Image, Channels: cfg.Channels, Classes: cfg.Classes, Stem: *stem}
+		cfg = loope.Config{Arch: *arch, Image: cmp.Or(*image, cfg.Image), Channels: cmp.Or(*channels, cfg.Channels), Classes: cfg.Classes, Stem: *stem}
 		return writeFixture(fs, cfg, *seed, *batch, *f64, *classes, *smoothing, *out)
 	}
-	cfg, _, err := archPreset(cmp.Or(*arch, "vit"), *preset, set["preset"])
-	if err != nil {
+	if cfg, _, err = archPreset(cmp.Or(*arch, "vit"), *preset, set["preset"]); err != nil {
 		return badUsage(fs, "%v", err)
 	}
-	if *image > 0 {
-		cfg.Image = *image
-	}
-	if *channels > 0 {
-		cfg.Channels = *channels
-	}
+	cfg.Image, cfg.Channels = cmp.Or(*image, cfg.Image), cmp.Or(*channels, cfg.Channels)
 	if *stem != "" {
 		return badUsage(fs, "-cnn-stem is for a CNN -arch, not the ViT")
 	}
@@ -92,26 +72,47 @@ func runFixture(args []string) error {
 	if err := peOpts.apply(fs, &cfg.PE); err != nil {
 		return badUsage(fs, "%v", err)
 	}
-	for _, o := range []struct {
-		dst *int
-		v   int
-	}{{&cfg.Dim, *dim}, {&cfg.Depth, *depth}, {&cfg.Heads, *heads}, {&cfg.MLP, *mlp},
-		{&cfg.Dim1, *dim1}, {&cfg.Heads1, *heads1}, {&cfg.MLP1, *mlp1}, {&cfg.Depth0, *depth0}, {&cfg.Depth1, *depth1}} {
-		if o.v < 0 {
-			return badUsage(fs, "-dim, -depth, -heads, -mlp, -dim1, -heads1, -mlp1, -depth0 and -depth1 must be >= 0")
-		}
-		if o.v > 0 {
-			*o.dst = o.v
-		}
-	}
-	if *arch != "crossvit" {
-		for _, n := range []string{"dim1", "heads1", "mlp1", "depth0", "depth1"} {
-			if set[n] {
-				return badUsage(fs, "-%s is a crossvit option (-arch crossvit)", n)
-			}
-		}
+	if err := sizes.apply(&cfg, set); err != nil {
+		return badUsage(fs, "%v", err)
 	}
 	return writeFixture(fs, cfg, *seed, *batch, *f64, *classes, *smoothing, *out)
+}
+
+// sizeFlagNames are the flags of sizeFlags, in order.
+var sizeFlagNames = []string{"dim", "depth", "heads", "mlp", "dim1", "heads1", "mlp1", "depth0", "depth1"}
+
+// sizeFlags are fixture's overrides of a preset's sizes (0 keeps the
+// preset's), in the order of sizeFlagNames; the last five are CrossViT's.
+type sizeFlags [9]*int
+
+// addSizeFlags defines the size overrides on fs.
+func addSizeFlags(fs *flag.FlagSet) *sizeFlags {
+	usage := []string{"width D", "depth", "heads", "MLP width",
+		"branch 1's width (crossvit; -dim, -heads, -mlp are branch 0's, -depth counts multi-scale blocks)",
+		"branch 1's heads (crossvit)", "branch 1's MLP width (crossvit)",
+		"branch 0's blocks per multi-scale block (crossvit)", "branch 1's blocks per multi-scale block (crossvit)"}
+	var s sizeFlags
+	for i, name := range sizeFlagNames {
+		s[i] = fs.Int(name, 0, "override the preset's "+usage[i]+" (0 keeps it)")
+	}
+	return &s
+}
+
+// apply sets the sizes of cfg given (> 0) by the flags; set holds the
+// names of the flags given. The CrossViT sizes need cfg.Arch crossvit.
+func (s *sizeFlags) apply(cfg *loope.Config, set map[string]bool) error {
+	dst := [9]*int{&cfg.Dim, &cfg.Depth, &cfg.Heads, &cfg.MLP, &cfg.Dim1, &cfg.Heads1, &cfg.MLP1, &cfg.Depth0, &cfg.Depth1}
+	for i, name := range sizeFlagNames {
+		switch v := *s[i]; {
+		case v < 0:
+			return fmt.Errorf("-%s %d: need ≥ 0", name, v)
+		case i >= 4 && set[name] && cfg.Arch != "crossvit":
+			return fmt.Errorf("-%s is a crossvit option (-arch crossvit)", name)
+		case v > 0:
+			*dst[i] = v
+		}
+	}
+	return nil
 }
 
 // writeFixture checks the model config cfg and the loss options, builds

@@ -151,6 +151,11 @@ func archPreset(arch, preset string, explicit bool) (loope.Config, string, error
 	return cfg, preset, nil
 }
 
+// cnnStemFlag defines -cnn-stem, the stem of a CNN model (docs/cnn.md).
+func cnnStemFlag(fs *flag.FlagSet) *string {
+	return fs.String("cnn-stem", "", "stem of a CNN model: small (3×3 stride-1 conv, no max-pool) or imagenet (torchvision's 7×7/2 conv and max-pool); empty: small under 64 px (docs/cnn.md)")
+}
+
 // archHasPresets reports whether architecture arch has presets (the
 // transformers: vit, cait, crossvit); a CNN has none and takes its input
 // size from flags.

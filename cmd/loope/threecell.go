@@ -55,7 +55,7 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("threecell", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	pes := fs.String("pe", defaultThreeCellPEs, "comma list of PEs, or all (registered: "+strings.Join(loope.PENames(), ", ")+")")
-	cnnStem := fs.String("cnn-stem", "", "stem of the CNN reference models (-ref): small (3×3 stride-1 conv, no max-pool) or imagenet (torchvision's 7×7/2 conv and max-pool); empty: small under 64 px (docs/cnn.md)")
+	cnnStem := cnnStemFlag(fs)
 	refs := fs.String("ref", "", "comma list of reference models trained on the same data, reported under the PEs (available: "+strings.Join(loope.ReferenceModels(), ", ")+")")
 	seeds := fs.String("seeds", defaultThreeCellSeeds, "N (seeds 0…N−1) or a comma list of seeds (one explicit seed: \"7,\")")
 	preset := fs.String("preset", "tiny", "model preset: "+strings.Join(loope.PresetNames(), ", ")+" (cell = patch, grid = image/patch)")
