@@ -295,6 +295,9 @@ func TestCLI(t *testing.T) {
 		{[]string{"pesi", "-in", c.ckpt, "-tensor", "nope"}, 1, "nope"},
 		{[]string{"pesi", "-in", c.ckpt, "-tensor", "head.bias"}, 1, "has shape"},
 
+		{[]string{"train", "-steps", "10", "-epochs", "2"}, 2, "-steps and -epochs do not go together"},
+		{[]string{"train", "-warmup", "-2"}, 2, "-warmup -2: need ≥ 0, or -1"},
+		{[]string{"train", "-epochs", "0"}, 2, "-epochs 0: need 0 < epochs"},
 		{[]string{"train", "-batch", "0"}, 2, "-batch 0"},
 		{[]string{"train", "-pe", "bogus"}, 2, "unknown positional embedding"},
 		{[]string{"train", "-data", "bogus"}, 2, `-data "bogus"`},

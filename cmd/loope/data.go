@@ -1,7 +1,7 @@
 // This file holds `loope data`: write Three-Cell samples (cells and labels)
 // to a file, and print the generator's exact label priors.
 //
-//	loope data -grid 14 -n 10000 -seed 0 -out threecell.csv
+//	loope data -grid 14 -n 10000 -data-seed 0 -out threecell.csv
 //
 // writes the fixed dataset (stream 0, indices 0..n−1; the paper's split is
 // train [0, 8000), val [8000, 9000), test [9000, 10000)) in well under a
@@ -41,7 +41,7 @@ func runData(args []string) error {
 	fs := flag.NewFlagSet("data", flag.ContinueOnError)
 	grid := fs.Int("grid", loope.ThreeCellGrid, "grid side G (≥ 3)")
 	n := fs.Int("n", loope.ThreeCellN, "number of samples: indices 0..n−1 of the fixed dataset (stream 0)")
-	seed := fs.Uint64("seed", 0, "dataset seed")
+	seed := fs.Uint64("data-seed", 0, "Three-Cell dataset seed (as threecell -data-seed)")
 	cell := fs.Int("cell", loope.ThreeCellCellPx, "pixels per cell side, for -images")
 	images := fs.Bool("images", false, "also write images (N, H, W, 3) uint8 (.safetensors only)")
 	out := fs.String("out", "", "output file: .csv or .safetensors")

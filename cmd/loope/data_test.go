@@ -18,7 +18,7 @@ func TestDataCSV(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "tc.csv")
 	var err error
-	msg := captureStderr(t, func() { err = runData([]string{"-grid", "5", "-n", "50", "-seed", "3", "-out", out}) })
+	msg := captureStderr(t, func() { err = runData([]string{"-grid", "5", "-n", "50", "-data-seed", "3", "-out", out}) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestDataSafetensors(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "tc.safetensors")
 	var err error
 	captureStderr(t, func() {
-		err = runData([]string{"-grid", "4", "-cell", "3", "-n", "20", "-seed", "9", "-images", "-out", out})
+		err = runData([]string{"-grid", "4", "-cell", "3", "-n", "20", "-data-seed", "9", "-images", "-out", out})
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -115,6 +115,58 @@ func peFlag(fs *flag.FlagSet, def string) *string {
 	return fs.String("pe", def, "positional embedding: "+strings.Join(loope.PENames(), ", "))
 }
 
+// optimFlags are the optimiser and schedule flags of train and threecell,
+// each with one meaning in both. Their defaults are the command's recipe
+// (a recipe): the learning rates and weight decay are the same in both.
+type optimFlags struct {
+	steps, batch, warmup  *int
+	epochs, lr, minLR, wd *float64
+}
+
+// recipe holds a command's defaults for optimFlags, and what one epoch
+// passes over.
+type recipe struct {
+	steps, batch, warmup int
+	epochs               float64
+	epochOf              string
+}
+
+// addOptimFlags defines the optimFlags on fs with the defaults of r.
+func addOptimFlags(fs *flag.FlagSet, r recipe) *optimFlags {
+	return &optimFlags{
+		steps:  fs.Int("steps", r.steps, "optimiser steps (not with -epochs)"),
+		epochs: floatFlag(fs, "epochs", r.epochs, "passes over "+r.epochOf+", instead of -steps"),
+		batch:  fs.Int("batch", r.batch, "images per step"),
+		lr:     floatFlag(fs, "lr", 1e-3, "peak learning rate (AdamW)"),
+		minLR:  floatFlag(fs, "min-lr", 2.5e-5, "final learning rate of the cosine schedule"),
+		warmup: fs.Int("warmup", r.warmup, "linear learning-rate warm-up steps (-1: 5% of the steps)"),
+		wd:     floatFlag(fs, "wd", 0.05, "AdamW weight decay (weights only)"),
+	}
+}
+
+// validate rejects -steps with -epochs (set holds the flags given), an
+// -epochs outside (0, 10⁶] and a -warmup below -1.
+func (o *optimFlags) validate(set map[string]bool) error {
+	switch {
+	case set["steps"] && set["epochs"]:
+		return fmt.Errorf("-steps and -epochs do not go together")
+	case set["epochs"] && !(*o.epochs > 0 && *o.epochs <= 1e6):
+		return fmt.Errorf("-epochs %g: need 0 < epochs ≤ 10⁶", *o.epochs)
+	case *o.warmup < -1:
+		return fmt.Errorf("-warmup %d: need ≥ 0, or -1 for 5%% of the steps", *o.warmup)
+	}
+	return nil
+}
+
+// warmupOf returns the warm-up steps of a run of n steps: -warmup, or
+// n/20 for -1.
+func (o *optimFlags) warmupOf(n int) int {
+	if *o.warmup == -1 {
+		return n / 20
+	}
+	return *o.warmup
+}
+
 // threadsFlag defines -threads, the kernel goroutines (0: GOMAXPROCS).
 func threadsFlag(fs *flag.FlagSet) *int {
 	return fs.Int("threads", 0, "goroutines for kernels (0: GOMAXPROCS)")

@@ -60,13 +60,9 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	seeds := fs.String("seeds", defaultThreeCellSeeds, "N (seeds 0…N−1) or a comma list of seeds (one explicit seed: \"7,\")")
 	preset := fs.String("preset", "tiny", "model preset: "+strings.Join(loope.PresetNames(), ", ")+" (cell = patch, grid = image/patch)")
 	arch := archFlag(fs)
-	steps := fs.Int("steps", defaultThreeCellSteps, "optimiser steps per run (the default fits 10 min for the 5 default PEs × 3 seeds on 2 cores)")
-	epochs := floatFlag(fs, "epochs", 0, "train this many epochs of -train-size images instead of -steps")
-	batch := fs.Int("batch", defaultThreeCellBatch, "images per step")
-	lr := floatFlag(fs, "lr", 1e-3, "peak learning rate (AdamW)")
-	minLR := floatFlag(fs, "min-lr", 2.5e-5, "final learning rate of the cosine schedule")
-	warmup := fs.Int("warmup", -1, "linear warm-up steps (-1: 5% of the steps)")
-	wd := floatFlag(fs, "wd", 0.05, "AdamW weight decay")
+	// The default steps fit 10 min for the 5 default PEs × 3 seeds on 2 cores.
+	opt := addOptimFlags(fs, recipe{steps: defaultThreeCellSteps, batch: defaultThreeCellBatch, warmup: -1,
+		epochOf: "-train-size images"})
 	trainSize := fs.Int("train-size", loope.ThreeCellTrainN, "training images (per epoch with -stream)")
 	valSize := fs.Int("val-size", 256, "validation images (fixed split)")
 	testSize := fs.Int("test-size", 0, "test images (0: the whole fixed test split of 1,000, as the paper)")
@@ -104,8 +100,8 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 		return bad("%v", err)
 	}
 	cfg := loope.ThreeCellBenchConfig{Preset: presetName, Model: model, DataSeed: *dataSeed, Stream: *stream,
-		TrainSize: *trainSize, ValSize: *valSize, TestSize: *testSize, Steps: *steps, Batch: *batch, LR: *lr,
-		MinLR: *minLR, WeightDecay: *wd, EvalEvery: *evalEvery, LogEvery: *logEvery, Out: *out, Threads: *threads,
+		TrainSize: *trainSize, ValSize: *valSize, TestSize: *testSize, Steps: *opt.steps, Batch: *opt.batch, LR: *opt.lr,
+		MinLR: *opt.minLR, WeightDecay: *opt.wd, EvalEvery: *evalEvery, LogEvery: *logEvery, Out: *out, Threads: *threads,
 		Jobs: *jobs, Refs: splitList(*refs), InitFrom: *initFrom, CNNStem: *cnnStem}
 	if err := threeCellPEs(&cfg, *pes, set, opts); err != nil {
 		return bad("%v", err)
@@ -113,7 +109,7 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	if cfg.Seeds, err = parseSeeds(*seeds); err != nil {
 		return bad("-seeds: %v", err)
 	}
-	if err := threeCellSchedule(&cfg, set, *epochs, *warmup); err != nil {
+	if err := threeCellSchedule(&cfg, set, opt); err != nil {
 		return bad("%v", err)
 	}
 	if cfg.Shard, err = threeCellShard(*shardS, *shards, set, stderr); err != nil {
@@ -300,21 +296,18 @@ func threeCellPEs(cfg *loope.ThreeCellBenchConfig, pes string, set map[string]bo
 // threeCellSchedule sets the step count from -epochs (if given, instead of
 // -steps), the warm-up (−1: 5 % of the steps) and the default evaluation
 // (4 per run) and log (10 per run) intervals.
-func threeCellSchedule(cfg *loope.ThreeCellBenchConfig, set map[string]bool, epochs float64, warmup int) error {
+func threeCellSchedule(cfg *loope.ThreeCellBenchConfig, set map[string]bool, opt *optimFlags) error {
+	if err := opt.validate(set); err != nil {
+		return err
+	}
 	if set["epochs"] {
-		if set["steps"] {
-			return fmt.Errorf("-steps and -epochs do not go together")
+		if cfg.Batch <= 0 {
+			return fmt.Errorf("-epochs needs -batch > 0")
 		}
-		if !(epochs > 0) || math.IsInf(epochs, 0) || cfg.Batch <= 0 {
-			return fmt.Errorf("-epochs %g: need a finite value > 0 (and -batch > 0)", epochs)
-		}
-		cfg.Epochs = epochs
-		cfg.Steps = int(math.Ceil(epochs * float64(cfg.TrainSize) / float64(cfg.Batch)))
+		cfg.Epochs = *opt.epochs
+		cfg.Steps = int(math.Ceil(cfg.Epochs * float64(cfg.TrainSize) / float64(cfg.Batch)))
 	}
-	cfg.Warmup = warmup
-	if warmup == -1 {
-		cfg.Warmup = cfg.Steps / 20
-	}
+	cfg.Warmup = opt.warmupOf(cfg.Steps)
 	if cfg.EvalEvery == 0 {
 		cfg.EvalEvery = max(1, cfg.Steps/4)
 	}

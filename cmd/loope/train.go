@@ -25,32 +25,28 @@ var trainResults = []string{"last.safetensors", "best.safetensors", "metrics.jso
 
 // trainFlags are the flags of loope train.
 type trainFlags struct {
-	data, preset, arch, pe, out, resume, initFrom         *string
-	peOpts                                                *peOptions
-	epochs, lr, minLR, wd, peLR, smoothing, clip, valFrac *float64
-	steps, batch, warmup, threads, replicas, ckptEvery    *int
-	heads, image                                          *int
-	budget                                                *time.Duration
-	augment, force, noAA                                  *bool
-	seed                                                  *uint64
+	data, preset, arch, pe, out, resume, initFrom *string
+	peOpts                                        *peOptions
+	*optimFlags
+	peLR, smoothing, clip, valFrac *float64
+	threads, replicas, ckptEvery   *int
+	heads, image                   *int
+	budget                         *time.Duration
+	augment, force, noAA           *bool
+	seed                           *uint64
 }
 
 // newTrainFlags defines train's flags on fs.
 func newTrainFlags(fs *flag.FlagSet) *trainFlags {
 	return &trainFlags{
-		data:      fs.String("data", "mnist", "mnist[:DIR] | cifar10:DIR | cifar100:DIR | folder:DIR"),
-		preset:    presetFlag(fs, "small"),
-		arch:      archFlag(fs),
-		pe:        peFlag(fs, "learnable"),
-		peOpts:    addPEFlags(fs),
-		epochs:    floatFlag(fs, "epochs", 1, "passes over the training split (ignored if -steps > 0)"),
-		steps:     fs.Int("steps", 0, "optimiser steps (overrides -epochs)"),
+		data:   fs.String("data", "mnist", "mnist[:DIR] | cifar10:DIR | cifar100:DIR | folder:DIR"),
+		preset: presetFlag(fs, "small"),
+		arch:   archFlag(fs),
+		pe:     peFlag(fs, "learnable"),
+		peOpts: addPEFlags(fs),
+		optimFlags: addOptimFlags(fs, recipe{steps: 0, batch: 64, warmup: 100, epochs: 1,
+			epochOf: "the training split (with -steps 0)"}),
 		budget:    fs.Duration("time", 0, "wall-time budget for the whole run, e.g. 10m: the step count is set from a short timing of this model on this machine (overrides -steps and -epochs; the count is printed and saved in result.json)"),
-		batch:     fs.Int("batch", 64, "images per step"),
-		lr:        floatFlag(fs, "lr", 1e-3, "peak learning rate"),
-		minLR:     floatFlag(fs, "min-lr", 2.5e-5, "final learning rate (cosine schedule)"),
-		warmup:    fs.Int("warmup", 100, "linear warm-up steps"),
-		wd:        floatFlag(fs, "wd", 0.05, "AdamW weight decay (weights only)"),
 		peLR:      floatFlag(fs, "pe-lr-scale", 1, "learning-rate factor for the PE's parameters (a learnable table starts at N(0, 0.02²) and moves at most about lr per step)"),
 		smoothing: floatFlag(fs, "smoothing", 0, "label smoothing"),
 		clip:      floatFlag(fs, "clip", 1, "global gradient-norm clip (0: off)"),
@@ -110,7 +106,7 @@ func runTrain(args []string) error {
 	}
 	defer metrics.Close()
 	var curve bytes.Buffer // the run's metrics (all of them, across resumes), for the curve PNG
-	tc := loope.TrainConfig{Steps: n, Batch: *f.batch, LR: *f.lr, MinLR: *f.minLR, Warmup: min(*f.warmup, n/2),
+	tc := loope.TrainConfig{Steps: n, Batch: *f.batch, LR: *f.lr, MinLR: *f.minLR, Warmup: min(f.warmupOf(n), n/2),
 		WeightDecay: *f.wd, PELRScale: *f.peLR, ClipNorm: *f.clip, Loss: "ce", Smoothing: *f.smoothing, Seed: *f.seed,
 		EvalEvery: max(n/10, 1), LogEvery: max(n/50, 10), CheckpointDir: *f.out, CheckpointEvery: *f.ckptEvery,
 		Replicas: reps, Deadline: deadline, FitDeadline: *f.budget > 0, Log: os.Stderr, Metrics: io.MultiWriter(metrics, &curve),
@@ -151,11 +147,14 @@ func (f *trainFlags) check(fs *flag.FlagSet) (loope.Config, *loope.SafeFile, err
 		}
 		*f.out = *f.resume
 	}
+	if err := f.optimFlags.validate(set); err != nil {
+		return fail(bad("%v", err))
+	}
 	switch {
 	case *f.steps > loope.MaxSteps:
 		return fail(bad("-steps %d: need ≤ %d", *f.steps, loope.MaxSteps))
-	case *f.steps < 0 || !(*f.epochs > 0) || *f.epochs > 1e6 || *f.threads < 0 || *f.ckptEvery < 0 || *f.heads < 0 || *f.image < 0 || *f.replicas < 0:
-		return fail(bad("-epochs must be in (0, 10⁶]; -steps, -threads, -replicas, -ckpt-every, -heads and -image >= 0"))
+	case *f.steps < 0 || *f.threads < 0 || *f.ckptEvery < 0 || *f.heads < 0 || *f.image < 0 || *f.replicas < 0:
+		return fail(bad("-steps, -threads, -replicas, -ckpt-every, -heads and -image must be >= 0"))
 	case *f.replicas > *f.batch:
 		return fail(bad("-replicas %d: need ≤ -batch %d", *f.replicas, *f.batch))
 	case *f.budget < 0 || *f.budget > 1000*time.Hour:
@@ -202,7 +201,7 @@ func (f *trainFlags) check(fs *flag.FlagSet) (loope.Config, *loope.SafeFile, err
 		return fail(bad("%v", err))
 	}
 	// Steps and Warmup are stand-ins here: the step count comes from the data.
-	tc0 := loope.TrainConfig{Steps: 1, Batch: *f.batch, LR: *f.lr, MinLR: *f.minLR, Warmup: *f.warmup, WeightDecay: *f.wd, PELRScale: *f.peLR,
+	tc0 := loope.TrainConfig{Steps: 1, Batch: *f.batch, LR: *f.lr, MinLR: *f.minLR, Warmup: f.warmupOf(1), WeightDecay: *f.wd, PELRScale: *f.peLR,
 		ClipNorm: *f.clip, Loss: "ce", Smoothing: *f.smoothing, CheckpointEvery: *f.ckptEvery}
 	if err := tc0.Validate(); err != nil {
 		return fail(bad("%v", err))
