@@ -13,6 +13,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -293,19 +294,20 @@ func fixedTable(j *peJob) ([]float64, error) {
 	return loope.FixedPE(j.cfg.PE.Name, j.cfg.Dim, j.h, j.w, j.cfg.PE.Freqs)
 }
 
-// modelTable runs the PE's AddInput on zero tokens (inference mode) of the
-// model from -ckpt or -seed; it needs a square grid.
+// modelTable is loope.PETable of the model from -ckpt or -seed, on the
+// context image (zeros without one); it needs a square grid. A PE that
+// adds nothing (none) gives zeros.
 func modelTable(j *peJob) ([]float64, error) {
 	m, err := peModel(j)
 	if err != nil {
 		return nil, err
 	}
-	tp := &loope.Tape[float64]{NoGrad: true}
-	img := j.img
-	if img == nil {
-		img = loope.New[float64](1, j.cfg.Channels, j.cfg.Image, j.cfg.Image)
+	img := cmp.Or(j.img, loope.New[float64](1, j.cfg.Channels, j.cfg.Image, j.cfg.Image))
+	table, err := loope.PETable(m, img)
+	if table == nil && err == nil {
+		table = make([]float64, j.cfg.Tokens()*j.cfg.Dim)
 	}
-	return m.PE.AddInput(tp, tp.New(1, j.cfg.Tokens(), j.cfg.Dim), img).Data, nil
+	return table, err
 }
 
 // loopeTable: with a context image, the module's PE of that image and its
