@@ -31,6 +31,7 @@ splitmix64(i) >> 11 scaled by 2^-52 minus 1, splitmix64 being
   z ^ (z >> 31)
 The script also prints the largest relative difference between Go's
 fixture values and PyTorch's (logits, loss, gradients, buffers).
+cnn_f32_yardstick.py measures how far float32 can agree at all.
 
 Usage (Debian python3-torch, python3-torchvision):
     /usr/bin/python3 testdata/gen/cnn_torchvision.py FIXTURE.safetensors OUT.golden.safetensors
@@ -102,17 +103,10 @@ def rel(a, b):
     return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300))
 
 
-def main(fixture, out):
-    t, meta, sha = read_safetensors(fixture)
-    cfg = json.loads(meta["config"])
-    names = json.loads(meta["params"])
-    buffers = set(json.loads(meta.get("buffers", "[]")))
-    f64 = t["input"].dtype == np.float64
-    dtype = torch.float64 if f64 else torch.float32
-    h = hashlib.sha256()
-    for n in names:
-        h.update(np.ascontiguousarray(t[n]).astype(t[n].dtype.newbyteorder("<")).tobytes())
-
+def run(cfg, meta, t, names, dtype):
+    """One training-mode forward and backward of torchvision's model in
+    dtype on the fixture's weights and input: logits, loss, parameters
+    (with .grad) and buffers (after the forward)."""
     model, fwd = build(cfg)
     model = model.to(dtype)
     sd = {n: torch.tensor(t[n], dtype=dtype) for n in names}
@@ -126,9 +120,21 @@ def main(fixture, out):
     logits = fwd(img)
     loss = loss_fn(meta, logits, targets)
     loss.backward()
-    params = dict(model.named_parameters())
-    bufs = dict(model.named_buffers())
+    return logits, loss, dict(model.named_parameters()), dict(model.named_buffers())
 
+
+def main(fixture, out):
+    t, meta, sha = read_safetensors(fixture)
+    cfg = json.loads(meta["config"])
+    names = json.loads(meta["params"])
+    buffers = set(json.loads(meta.get("buffers", "[]")))
+    f64 = t["input"].dtype == np.float64
+    dtype = torch.float64 if f64 else torch.float32
+    h = hashlib.sha256()
+    for n in names:
+        h.update(np.ascontiguousarray(t[n]).astype(t[n].dtype.newbyteorder("<")).tobytes())
+
+    logits, loss, params, bufs = run(cfg, meta, t, names, dtype)
     golden = {"logits": logits.detach().numpy().astype(np.float64),
               "loss": loss.detach().numpy().astype(np.float64).reshape(())}
     worst = {"logits": rel(t["logits"], golden["logits"]), "loss": rel(t["loss"], golden["loss"])}
