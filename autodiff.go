@@ -294,6 +294,23 @@ func (tp *Tape[T]) view(x *Tensor[T], shape []int) *Tensor[T] {
 	return t
 }
 
+// arenaBytes returns the bytes the tape's arena holds: its tensors' data
+// and gradients, scratch buffers and free gradient buffers.
+func (tp *Tape[T]) arenaBytes() int64 {
+	var n int
+	for _, t := range tp.pool {
+		n += cap(t.Data) + cap(t.Grad)
+	}
+	for _, b := range tp.bufs {
+		n += cap(b)
+	}
+	for _, b := range tp.gradFree {
+		n += cap(b)
+	}
+	var zero T
+	return int64(n) * int64(unsafe.Sizeof(zero))
+}
+
 // scratch returns a zeroed arena buffer of length n, valid until Reset.
 // Ops use it for values the backward needs (means, softmax rows, masks).
 func (tp *Tape[T]) scratch(n int) []T {

@@ -39,30 +39,88 @@ func GB(b int64) string { return fmt.Sprintf("%.2f GB", float64(b)/(1<<30)) }
 
 // EstimateTrainMemory returns the peak memory expected when Train runs a
 // float32 model of cfg at batch images per step on replicas replicas
-// (0 or 1: one), with data bytes of stored images. The activation term
-// counts, per image and block, the tensors the tape keeps for the
-// backward pass and their gradients: 20 of (tokens × width), 5 of
-// (tokens × MLP width) and 4 of (heads × tokens²) float32 values; the
-// validation pass's tape, which lives beside them, is counted as 60% of
-// that. The factors are set so the estimate errs high against the peaks
-// measured in README "Train on real data" (Go's heap also keeps some
-// garbage beyond the live tensors).
+// (0 or 1: one), with data bytes of stored images.
+//
+// For the ViT the activation term counts, per image and block, the
+// tensors the tape keeps for the backward pass and their gradients: 20 of
+// (tokens × width), 5 of (tokens × MLP width) and 4 of (heads × tokens²)
+// float32 values; the validation pass's tape, which lives beside them, is
+// counted as 60% of that. The factors are set so the estimate errs high
+// against the peaks measured in README "Train on real data" (Go's heap
+// also keeps some garbage beyond the live tensors).
+//
+// The other architectures (CaiT, CrossViT and the CNNs) are measured
+// instead: the model is built and one float32 training step (and one
+// inference forward) runs at batch 2 and at batch 4 on a fresh tape; the
+// tape's arena (activations, their gradients and scratch, part of which
+// does not grow with the batch) is extrapolated linearly to batch and
+// doubled, for the garbage Go's collector lets the heap hold (GOGC 100
+// lets it grow to twice the live data). Parameters are counted exactly.
 func EstimateTrainMemory(cfg Config, batch, replicas int, data int64) MemEstimate {
 	const f32 = 4
-	p := cfg.backboneParams()
 	r := int64(max(replicas, 1))
-	t, d, m, h := int64(cfg.Tokens()), int64(cfg.Dim), int64(cfg.MLP), int64(cfg.Heads)
-	block := 20*t*d + 5*t*m + 4*h*t*t
-	img := int64(cfg.Channels) * int64(cfg.Image) * int64(cfg.Image)
-	perImage := int64(cfg.Depth)*block + 4*img + 8*t*d
-	act := int64(batch) * perImage * f32
+	var p, act, eval int64
+	if cfg.Arch == "" || cfg.Arch == "vit" {
+		p = cfg.backboneParams()
+		t, d, m, h := int64(cfg.Tokens()), int64(cfg.Dim), int64(cfg.MLP), int64(cfg.Heads)
+		block := 20*t*d + 5*t*m + 4*h*t*t
+		img := int64(cfg.Channels) * int64(cfg.Image) * int64(cfg.Image)
+		perImage := int64(cfg.Depth)*block + 4*img + 8*t*d
+		act = int64(batch) * perImage * f32
+		eval = act * 6 / 10
+	} else {
+		b := int64(max(batch, 2))
+		p, act = measureArena(cfg, b, true)
+		_, eval = measureArena(cfg, b, false)
+		act, eval = 2*act, 2*eval
+	}
 	return MemEstimate{
 		Params:      (1 + r) * p * f32,
 		Optimizer:   2 * p * f32,
 		Activations: act,
-		Eval:        act * 6 / 10,
+		Eval:        eval,
 		Data:        data,
 	}
+}
+
+// EstimateMemory returns the peak memory expected of the sweep c: the
+// largest EstimateTrainMemory among its model and its reference models
+// (-ref), counted once for each run that trains side by side (-jobs).
+// The sweep streams its data, so Data is 0.
+func (c ThreeCellBenchConfig) EstimateMemory() MemEstimate {
+	est := EstimateTrainMemory(c.Model, c.Batch, 1, 0)
+	for _, ref := range c.Refs {
+		if rc, err := c.refConfig(ref); err == nil {
+			if e := EstimateTrainMemory(rc, c.Batch, 1, 0); e.Total() > est.Total() {
+				est = e
+			}
+		}
+	}
+	j := int64(c.jobs(len(c.Runs())))
+	est.Params, est.Optimizer, est.Activations, est.Eval = j*est.Params, j*est.Optimizer, j*est.Activations, j*est.Eval
+	return est
+}
+
+// measureArena builds a float32 model of cfg and returns its parameter
+// count and the tape arena's bytes at batch b, extrapolated from a
+// training step (forward and backward; train) or an inference forward
+// at batches 2 and 4 on zero images. A config that does not build gives
+// 0, 0 (its errors are reported where it is built for training).
+func measureArena(cfg Config, b int64, train bool) (params, arena int64) {
+	m, err := NewModel[float32](cfg, 0)
+	if err != nil {
+		return 0, 0
+	}
+	var at [2]int64
+	for i, n := range []int{2, 4} {
+		tp := Tape[float32]{NoGrad: !train}
+		logits := m.Forward(&tp, New[float32](n, cfg.Channels, cfg.Image, cfg.Image))
+		if train {
+			tp.backwardFrom(logits, make([]float32, len(logits.Data)))
+		}
+		at[i] = tp.arenaBytes()
+	}
+	return int64(NumParams(m)), at[0] + max(at[1]-at[0], 0)*(b-2)/2
 }
 
 // AvailableMemory returns how many bytes this process may still use: the

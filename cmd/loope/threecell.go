@@ -153,7 +153,7 @@ func checkThreeCell(cfg *loope.ThreeCellBenchConfig, force bool) error {
 // runThreeCellSweep checks memory, claims -out (resuming this sweep's runs
 // there, refusing another sweep's results unless force) and runs cfg.
 func runThreeCellSweep(cfg loope.ThreeCellBenchConfig, force bool, stdout, stderr io.Writer) error {
-	if err := checkMemory(stderr, cfg.Model, cfg.Batch, 0, 0); err != nil {
+	if err := fitsMemory(stderr, cfg.EstimateMemory(), fmt.Sprintf("lower -batch %d or -jobs (each run in flight holds its own model), or drop the largest -ref", cfg.Batch)); err != nil {
 		return err
 	}
 	if cfg.Out != "" {

@@ -320,14 +320,19 @@ func checkMemory(log io.Writer, cfg loope.Config, batch, replicas int, data int6
 	if replicas == 0 {
 		replicas = min(loope.Threads(), batch)
 	}
-	est := loope.EstimateTrainMemory(cfg, batch, replicas, data)
+	return fitsMemory(log, loope.EstimateTrainMemory(cfg, batch, replicas, data),
+		fmt.Sprintf("lower -batch %d (activations grow with it), -image %d (tokens grow with its square), or use a smaller -preset", batch, cfg.Image))
+}
+
+// fitsMemory refuses an estimate est that exceeds the memory available,
+// naming both and what to change (hint); one that fits is printed on log.
+func fitsMemory(log io.Writer, est loope.MemEstimate, hint string) error {
 	avail, source, ok := loope.AvailableMemory()
 	if !ok || est.Total() <= avail {
 		fmt.Fprintf(log, "memory: estimated peak %s\n", est)
 		return nil
 	}
-	return fmt.Errorf("this run needs an estimated %s, but %s is available (%s): lower -batch %d (activations grow with it), -image %d (tokens grow with its square), or use a smaller -preset",
-		est, loope.GB(avail), source, batch, cfg.Image)
+	return fmt.Errorf("this run needs an estimated %s, but %s is available (%s): %s", est, loope.GB(avail), source, hint)
 }
 
 // cutMetrics cuts the metrics file f (JSON lines of loope.Metric, in step
