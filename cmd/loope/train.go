@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -25,8 +27,8 @@ var trainResults = []string{"last.safetensors", "best.safetensors", "metrics.jso
 
 // trainFlags are the flags of loope train.
 type trainFlags struct {
-	data, preset, arch, pe, out, resume, initFrom *string
-	peOpts                                        *peOptions
+	data, preset, arch, pe, out, resume, initFrom, stem *string
+	peOpts                                              *peOptions
 	*optimFlags
 	peLR, smoothing, clip, valFrac *float64
 	threads, replicas, ckptEvery   *int
@@ -42,6 +44,7 @@ func newTrainFlags(fs *flag.FlagSet) *trainFlags {
 		data:   fs.String("data", "mnist", "mnist[:DIR] | cifar10:DIR | cifar100:DIR | folder:DIR"),
 		preset: presetFlag(fs, "small"),
 		arch:   archFlag(fs),
+		stem:   cnnStemFlag(fs),
 		pe:     peFlag(fs, "learnable"),
 		peOpts: addPEFlags(fs),
 		optimFlags: addOptimFlags(fs, recipe{steps: 0, batch: 64, warmup: 100, epochs: 1,
@@ -169,6 +172,16 @@ func (f *trainFlags) check(fs *flag.FlagSet) (loope.Config, *loope.SafeFile, err
 	if kind, dir, _ := strings.Cut(*f.data, ":"); kind != "mnist" && (dir == "" || !slices.Contains([]string{"cifar10", "cifar100", "folder"}, kind)) {
 		return fail(bad("-data %q: want mnist[:DIR], cifar10:DIR, cifar100:DIR or folder:DIR", *f.data))
 	}
+	if slices.Contains(loope.ReferenceModels(), *f.arch) {
+		cfg, err := f.cnnConfig(set)
+		if err != nil {
+			return fail(bad("%v", err))
+		}
+		return cfg, nil, f.checkRun(fs, cfg)
+	}
+	if *f.stem != "" {
+		return fail(bad("-cnn-stem is for a CNN -arch (%s), not %s", strings.Join(loope.ReferenceModels(), ", "), *f.arch))
+	}
 	cfg, name, err := archPreset(*f.arch, *f.preset, set["preset"])
 	if err != nil {
 		return fail(bad("%v", err))
@@ -192,21 +205,44 @@ func (f *trainFlags) check(fs *flag.FlagSet) (loope.Config, *loope.SafeFile, err
 	if err := f.peOpts.apply(fs, &cfg.PE); err != nil {
 		return fail(bad("%v", err))
 	}
-	check := cfg
-	check.Classes = max(check.Classes, 1) // set from the data below (a checkpoint may have no head)
-	if err := checkModel(check); err != nil {
-		return fail(bad("%v", err))
+	return cfg, pretrained, f.checkRun(fs, cfg)
+}
+
+// checkRun checks the model config cfg (its classes come from the data
+// later), the batch and the training settings.
+func (f *trainFlags) checkRun(fs *flag.FlagSet, cfg loope.Config) error {
+	cfg.Classes = max(cfg.Classes, 1) // set from the data below (a checkpoint may have no head)
+	if err := checkModel(cfg); err != nil {
+		return badUsage(fs, "%v", err)
 	}
 	if err := checkBatch(*f.batch, cfg.Channels, cfg.Image); err != nil {
-		return fail(bad("%v", err))
+		return badUsage(fs, "%v", err)
 	}
 	// Steps and Warmup are stand-ins here: the step count comes from the data.
 	tc0 := loope.TrainConfig{Steps: 1, Batch: *f.batch, LR: *f.lr, MinLR: *f.minLR, Warmup: f.warmupOf(1), WeightDecay: *f.wd, PELRScale: *f.peLR,
 		ClipNorm: *f.clip, Loss: "ce", Smoothing: *f.smoothing, CheckpointEvery: *f.ckptEvery}
 	if err := tc0.Validate(); err != nil {
-		return fail(bad("%v", err))
+		return badUsage(fs, "%v", err)
 	}
-	return cfg, pretrained, nil
+	return nil
+}
+
+// cnnConfig is the model config of a CNN -arch (docs/cnn.md): the input
+// size and channels of -preset (or -image), the stem of -cnn-stem; its
+// classes come from the data. The ViT's options are refused, and the PE
+// is recorded as none.
+func (f *trainFlags) cnnConfig(set map[string]bool) (loope.Config, error) {
+	for _, name := range slices.Sorted(maps.Keys(set)) {
+		if _, peOption := peFlagUsers[name]; peOption || name == "pe" || name == "heads" || name == "init-from" || name == "pe-lr-scale" || name == "no-antialias" {
+			return loope.Config{}, fmt.Errorf("-%s is a ViT option; -arch %s does not take it", name, *f.arch)
+		}
+	}
+	p, err := loope.Preset(*f.preset)
+	if err != nil {
+		return loope.Config{}, fmt.Errorf("-preset: %w", err)
+	}
+	*f.pe = "none"
+	return loope.Config{Arch: *f.arch, Image: cmp.Or(*f.image, p.Image), Channels: p.Channels, Classes: 1, Stem: *f.stem}, nil
 }
 
 // loadData loads and splits -data for cfg (setting cfg.Classes), wraps the

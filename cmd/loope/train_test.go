@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -399,6 +400,62 @@ func TestTrainRefusesOverMemory(t *testing.T) {
 	for _, want := range []string{"this run needs an estimated", "activations", "is available (", "lower -batch 64", "-image 128"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("got %v, want %q\n%s", err, want, msg)
+		}
+	}
+}
+
+// TestTrainCNN trains a CNN reference model (-arch inception3 and
+// resnet50, docs/cnn.md) for 2 steps on a folder data set: the run writes
+// its result with the architecture, its input size and no PE, and the
+// ViT's options are refused.
+func TestTrainCNN(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds full-size CNNs")
+	}
+	dir := t.TempDir()
+	writeFolder(t, filepath.Join(dir, "data"), 6, 20)
+	for _, arch := range []string{"resnet50", "inception3"} {
+		out := filepath.Join(dir, arch)
+		args := []string{"-data", "folder:" + filepath.Join(dir, "data"), "-arch", arch, "-image", "16", "-cnn-stem", "small",
+			"-steps", "2", "-batch", "4", "-warmup", "1", "-val-frac", "0.25", "-out", out}
+		var err error
+		msg := captureStderr(t, func() { err = runTrain(args) })
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", arch, err, msg)
+		}
+		raw, err := os.ReadFile(filepath.Join(out, "result.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res struct {
+			Arch     string  `json:"arch"`
+			PE       string  `json:"pe"`
+			Image    int     `json:"image"`
+			TestLoss float64 `json:"test_loss"`
+		}
+		if err := json.Unmarshal(raw, &res); err != nil {
+			t.Fatal(err)
+		}
+		// After 2 steps the running BatchNorm statistics (momentum 0.1) are
+		// far from the data's, so the test loss is finite but can be large.
+		if res.Arch != arch || res.PE != "none" || res.Image != 16 || !(res.TestLoss > 0 && res.TestLoss < math.MaxFloat64) {
+			t.Errorf("%s: result %s", arch, raw)
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-arch", "resnet50", "-pe", "loope"}, "-pe is a ViT option; -arch resnet50 does not take it"},
+		{[]string{"-arch", "inception3", "-heads", "2"}, "-heads is a ViT option"},
+		{[]string{"-arch", "resnet50", "-freqs", "f1"}, "-freqs is a ViT option"},
+		{[]string{"-arch", "resnet50", "-cnn-stem", "tiny"}, "stem"},
+		{[]string{"-cnn-stem", "small"}, "-cnn-stem is for a CNN -arch"},
+	} {
+		var err error
+		msg := captureStderr(t, func() { err = runTrain(append(tc.args, "-out", filepath.Join(dir, "bad"))) })
+		if err == nil || !strings.Contains(msg, tc.want) {
+			t.Errorf("train %v: err %v, stderr lacks %q:\n%s", tc.args, err, tc.want, msg)
 		}
 	}
 }
