@@ -16,11 +16,14 @@ import (
 // (channels, width, depth, MLP; the image and patch may differ, as
 // LoadTimmViT resamples them) and sets InitFromSHA256. It errs, naming the
 // file and the tensor, if the file is missing, not safetensors, not a
-// timm ViT or of another shape, or if it changed since the digest was
-// taken. Without InitFrom it does nothing.
+// timm ViT or of another shape, if it changed since the digest was taken,
+// or if Model is not a ViT. Without InitFrom it does nothing.
 func (c *ThreeCellBenchConfig) CheckInitFrom() error {
 	if c.InitFrom == "" {
 		return nil
+	}
+	if a := archName(c.Model.Arch); a != "vit" {
+		return fmt.Errorf("-init-from %s: loads a timm ViT backbone, and the model is %s (use -arch vit)", c.InitFrom, a)
 	}
 	f, err := ReadSafeFile(c.InitFrom)
 	if err == nil { // a trial load: every tensor name and shape is checked

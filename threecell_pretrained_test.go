@@ -82,6 +82,11 @@ func TestThreeCellInitFrom(t *testing.T) {
 			t.Log(err)
 		}
 	}
+	cait := tinySweep(cfg.Out)
+	cait.Model.Arch, cait.InitFrom = "cait", ckpt
+	if err := cait.CheckInitFrom(); err == nil || !strings.Contains(err.Error(), "the model is cait (use -arch vit)") {
+		t.Errorf("-arch cait: err %v", err)
+	}
 	c := cfg
 	other, _ := NewViT[float32](bb, 100)
 	if err := SaveCheckpoint[float32](ckpt, other, nil); err != nil {
