@@ -23,6 +23,7 @@ func runBench(args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	preset := presetFlag(fs, "small")
 	arch := archFlag(fs)
+	caitCLS := caitCLSFlag(fs)
 	pe := peFlag(fs, "learnable")
 	batch := fs.Int("batch", 64, "images per step")
 	steps := fs.Int("steps", 20, "timed steps")
@@ -44,13 +45,13 @@ func runBench(args []string) error {
 	var cfg loope.Config
 	if *fixture != "" {
 		for _, name := range slices.Sorted(maps.Keys(set)) {
-			if _, peOption := peFlagUsers[name]; peOption || name == "preset" || name == "arch" || name == "pe" || name == "batch" {
+			if _, peOption := peFlagUsers[name]; peOption || name == "preset" || name == "arch" || name == "cait-cls" || name == "pe" || name == "batch" {
 				return badUsage(fs, "-fixture gives the model and batch; drop -%s", name)
 			}
 		}
 	} else {
 		var err error
-		if cfg, _, err = archPreset(*arch, *preset, set["preset"]); err != nil {
+		if cfg, _, err = archPreset(*arch, *preset, set["preset"], *caitCLS); err != nil {
 			return badUsage(fs, "%v", err)
 		}
 		cfg.PE.Name = *pe

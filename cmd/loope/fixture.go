@@ -19,6 +19,7 @@ func runFixture(args []string) error {
 	fs := flag.NewFlagSet("fixture", flag.ContinueOnError)
 	preset := presetFlag(fs, "small")
 	arch := archFlag(fs)
+	caitCLS := caitCLSFlag(fs)
 	pe := peFlag(fs, "learnable")
 	seed := fs.Uint64("seed", 1, "seed for weights, input and targets")
 	batch := fs.Int("batch", 2, "images in the input batch")
@@ -53,7 +54,7 @@ func runFixture(args []string) error {
 		if cfg, err = loope.Preset(*preset); err != nil {
 			return badUsage(fs, "%v", err)
 		}
-		for _, vitOnly := range append([]string{"pe"}, sizeFlagNames...) {
+		for _, vitOnly := range append([]string{"pe", "cait-cls"}, sizeFlagNames...) {
 			if set[vitOnly] {
 				return badUsage(fs, "-%s is a ViT option; -arch %s does not take it", vitOnly, *arch)
 			}
@@ -61,7 +62,7 @@ func runFixture(args []string) error {
 		cfg = loope.Config{Arch: *arch, Image: cmp.Or(*image, cfg.Image), Channels: cmp.Or(*channels, cfg.Channels), Classes: cfg.Classes, Stem: *stem}
 		return writeFixture(fs, cfg, *seed, *batch, *f64, *classes, *smoothing, *out)
 	}
-	if cfg, _, err = archPreset(cmp.Or(*arch, "vit"), *preset, set["preset"]); err != nil {
+	if cfg, _, err = archPreset(cmp.Or(*arch, "vit"), *preset, set["preset"], *caitCLS); err != nil {
 		return badUsage(fs, "%v", err)
 	}
 	cfg.Image, cfg.Channels = cmp.Or(*image, cfg.Image), cmp.Or(*channels, cfg.Channels)

@@ -178,12 +178,20 @@ func archFlag(fs *flag.FlagSet) *string {
 		" (without -preset, a non-vit architecture takes its preset <arch>-tiny)")
 }
 
-// archPreset returns the config of preset for architecture arch, and the
-// preset's name. If
+// caitCLSFlag defines -cait-cls, CaiT's class token (Config.CaitCLS).
+func caitCLSFlag(fs *flag.FlagSet) *string {
+	return fs.String("cait-cls", "", "cait: the class token: empty for the PE's row 0 (the authors' wrapper), learned for timm's own cls_token")
+}
+
+// archPreset returns the config of preset for architecture arch, with
+// CaiT's class token caitCLS (-cait-cls), and the preset's name. If
 // -preset was not given (explicit false) and arch is not the ViT, the
-// preset is arch's own "<arch>-tiny". A preset of another architecture is
-// an error naming both.
-func archPreset(arch, preset string, explicit bool) (loope.Config, string, error) {
+// preset is arch's own "<arch>-tiny". A preset of another architecture,
+// or -cait-cls for another architecture, is an error naming both.
+func archPreset(arch, preset string, explicit bool, caitCLS string) (loope.Config, string, error) {
+	if caitCLS != "" && arch != "cait" {
+		return loope.Config{}, "", fmt.Errorf("-cait-cls is a cait option, and -arch is %s", arch)
+	}
 	if !slices.Contains(loope.ArchNames(), arch) {
 		return loope.Config{}, "", fmt.Errorf("-arch: unknown architecture %q (valid: %s)", arch, strings.Join(loope.ArchNames(), ", "))
 	}
@@ -200,6 +208,7 @@ func archPreset(arch, preset string, explicit bool) (loope.Config, string, error
 	if pa := cmp.Or(cfg.Arch, "vit"); pa != arch {
 		return cfg, "", fmt.Errorf("-preset %s is a %s preset, not a %s one (-arch %s)", preset, pa, arch, arch)
 	}
+	cfg.CaitCLS = caitCLS
 	return cfg, preset, nil
 }
 

@@ -60,6 +60,7 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	seeds := fs.String("seeds", defaultThreeCellSeeds, "N (seeds 0…N−1) or a comma list of seeds (one explicit seed: \"7,\")")
 	preset := fs.String("preset", "tiny", "model preset: "+strings.Join(loope.PresetNames(), ", ")+" (cell = patch, grid = image/patch)")
 	arch := archFlag(fs)
+	caitCLS := caitCLSFlag(fs)
 	// The default steps fit 10 min for the 5 default PEs × 3 seeds on 2 cores.
 	opt := addOptimFlags(fs, recipe{steps: defaultThreeCellSteps, batch: defaultThreeCellBatch, warmup: -1,
 		epochOf: "-train-size images"})
@@ -95,7 +96,7 @@ func threecellMain(args []string, stdout, stderr io.Writer) error {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	model, presetName, err := archPreset(*arch, *preset, set["preset"])
+	model, presetName, err := archPreset(*arch, *preset, set["preset"], *caitCLS)
 	if err != nil {
 		return bad("%v", err)
 	}

@@ -27,8 +27,8 @@ var trainResults = []string{"last.safetensors", "best.safetensors", "metrics.jso
 
 // trainFlags are the flags of loope train.
 type trainFlags struct {
-	data, preset, arch, pe, out, resume, initFrom, stem *string
-	peOpts                                              *peOptions
+	data, preset, arch, pe, out, resume, initFrom, stem, caitCLS *string
+	peOpts                                                       *peOptions
 	*optimFlags
 	peLR, smoothing, clip, valFrac *float64
 	threads, replicas, ckptEvery   *int
@@ -41,12 +41,13 @@ type trainFlags struct {
 // newTrainFlags defines train's flags on fs.
 func newTrainFlags(fs *flag.FlagSet) *trainFlags {
 	return &trainFlags{
-		data:   fs.String("data", "mnist", "mnist[:DIR] | cifar10:DIR | cifar100:DIR | folder:DIR"),
-		preset: presetFlag(fs, "small"),
-		arch:   archFlag(fs),
-		stem:   cnnStemFlag(fs),
-		pe:     peFlag(fs, "learnable"),
-		peOpts: addPEFlags(fs),
+		data:    fs.String("data", "mnist", "mnist[:DIR] | cifar10:DIR | cifar100:DIR | folder:DIR"),
+		preset:  presetFlag(fs, "small"),
+		arch:    archFlag(fs),
+		stem:    cnnStemFlag(fs),
+		caitCLS: caitCLSFlag(fs),
+		pe:      peFlag(fs, "learnable"),
+		peOpts:  addPEFlags(fs),
 		optimFlags: addOptimFlags(fs, recipe{steps: 0, batch: 64, warmup: 100, epochs: 1,
 			epochOf: "the training split (with -steps 0)"}),
 		budget:    fs.Duration("time", 0, "wall-time budget for the whole run, e.g. 10m: the step count is set from a short timing of this model on this machine (overrides -steps and -epochs; the count is printed and saved in result.json)"),
@@ -182,7 +183,7 @@ func (f *trainFlags) check(fs *flag.FlagSet) (loope.Config, *loope.SafeFile, err
 	if *f.stem != "" {
 		return fail(bad("-cnn-stem is for a CNN -arch (%s), not %s", strings.Join(loope.ReferenceModels(), ", "), *f.arch))
 	}
-	cfg, name, err := archPreset(*f.arch, *f.preset, set["preset"])
+	cfg, name, err := archPreset(*f.arch, *f.preset, set["preset"], *f.caitCLS)
 	if err != nil {
 		return fail(bad("%v", err))
 	}
@@ -233,7 +234,7 @@ func (f *trainFlags) checkRun(fs *flag.FlagSet, cfg loope.Config) error {
 // is recorded as none.
 func (f *trainFlags) cnnConfig(set map[string]bool) (loope.Config, error) {
 	for _, name := range slices.Sorted(maps.Keys(set)) {
-		if _, peOption := peFlagUsers[name]; peOption || name == "pe" || name == "heads" || name == "init-from" || name == "pe-lr-scale" || name == "no-antialias" {
+		if _, peOption := peFlagUsers[name]; peOption || name == "pe" || name == "cait-cls" || name == "heads" || name == "init-from" || name == "pe-lr-scale" || name == "no-antialias" {
 			return loope.Config{}, fmt.Errorf("-%s is a ViT option; -arch %s does not take it", name, *f.arch)
 		}
 	}
