@@ -344,6 +344,8 @@ func TestCLI(t *testing.T) {
 		{[]string{"fixture", "-arch", "cait", "-pe", "pape", "-out", out}, 2, `positional embedding "pape" cannot enter a CaiT`},
 		{[]string{"fixture", "-arch", "cait", "-dim1", "8", "-out", out}, 2, "-dim1 is a crossvit option"},
 		{[]string{"fixture", "-arch", "crossvit", "-depth1", "-1", "-out", out}, 2, "-depth1 -1: need ≥ 0"},
+		{[]string{"fixture", "-cait-cls", "learned", "-out", out}, 2, "-cait-cls is a cait option, and -arch is vit"},
+		{[]string{"fixture", "-arch", "resnet50", "-cait-cls", "learned", "-out", out}, 2, "-cait-cls is a ViT option"},
 		{[]string{"fixture", "-arch", "crossvit", "-heads1", "5", "-out", out}, 2, "branch 1: dim 128 is not divisible by heads 5"},
 		{[]string{"train", "-arch", "bogus-arch"}, 2, `unknown architecture "bogus-arch"`},
 		{[]string{"train", "-arch", "cait", "-init-from", c.ckpt}, 2, "-init-from loads a timm ViT"},
