@@ -1,10 +1,11 @@
 // This file holds the Three-Cell benchmark runner (arXiv 2504.14386,
 // Table 4; docs/paper.md §4 and §7): its config, the loop that trains one
 // ViT per PE and seed on the same data (threecell_data.go) and scores the
-// test split with the group accuracies of docs/paper.md §4.5, its progress
-// lines, and the probe of an additive PE's table for PESI and the
-// cosine-similarity maps of supplement Fig. 2. The report is built in
-// threecell_report.go, the frequency sensitivity in sensitivity.go.
+// test split with the group accuracies of docs/paper.md §4.5, and the
+// probe of an additive PE's table for PESI and the cosine-similarity maps
+// of supplement Fig. 2. Its progress lines are in threecell_progress.go,
+// the report in threecell_report.go, the frequency sensitivity in
+// sensitivity.go.
 
 package loope
 
@@ -297,41 +298,6 @@ type ThreeCellRun struct {
 	Machine MachineInfo `json:"machine"`
 }
 
-// ThreeCellSummary aggregates the runs of one table row over seeds.
-type ThreeCellSummary struct {
-	Row   string       `json:"row"` // PE, "PE/freqs", or reference model
-	PE    string       `json:"pe"`
-	Ref   bool         `json:"ref,omitempty"`
-	Freqs string       `json:"freqs,omitempty"`
-	N     int          `json:"n"`    // seeds
-	Mean  ThreeCellAcc `json:"mean"` // fractions
-	Std   ThreeCellAcc `json:"std"`  // sample standard deviation (n−1); 0 for one seed
-	PESI  *PESIScores  `json:"pesi,omitempty"`
-	// HeatmapPNG is the cosine-similarity figure of the first seed's PE.
-	HeatmapPNG string `json:"heatmap_png,omitempty"`
-	PESource   string `json:"pe_source,omitempty"`
-}
-
-// ThreeCellReport is everything a benchmark produced (results.json). It is
-// built from the runs alone (buildThreeCellReport), so a sweep run in one
-// process and one merged from shards give the same report.
-type ThreeCellReport struct {
-	Config   ThreeCellBenchConfig `json:"config"`
-	Hash     string               `json:"config_hash"` // Config.Hash
-	Grid     int                  `json:"grid"`        // Three-Cell grid G
-	CellPx   int                  `json:"cell_px"`     // pixels per cell
-	Priors   [6]float64           `json:"priors"`      // exact P(bit = 1), ThreeCellPriors
-	PriorAcc ThreeCellAcc         `json:"prior_acc"`   // best constant predictor
-	Runs     []ThreeCellRun       `json:"runs"`        // in index order
-	Summary  []ThreeCellSummary   `json:"summary"`
-	Done     bool                 `json:"done"` // false while runs are still missing
-	// Timing: the first run's start, the span from it to the last run's
-	// end, and the sum of the runs' wall times (the sweep's cost).
-	Started   time.Time `json:"started"`
-	WallS     float64   `json:"wall_s"`
-	RunsWallS float64   `json:"runs_wall_s"`
-}
-
 // RunThreeCellBench trains the runs of cfg's sweep (Runs) that cfg.Shard
 // owns, one model per run on the same Three-Cell data, and scores each on
 // the test split (fixed indices [9000, 10000)).
@@ -508,83 +474,6 @@ func mapValues[K comparable, V any](m map[K]V) []V {
 		out = append(out, v)
 	}
 	return out
-}
-
-// buildThreeCellReport builds the report of cfg's sweep from finished
-// runs (any order, each at most once).
-func buildThreeCellReport(cfg ThreeCellBenchConfig, runs []ThreeCellRun) *ThreeCellReport {
-	g := cfg.Model.Image / cfg.Model.Patch
-	runs = slices.Clone(runs)
-	slices.SortFunc(runs, func(a, b ThreeCellRun) int { return a.Index - b.Index })
-	rep := &ThreeCellReport{Config: cfg, Hash: cfg.Hash(), Grid: g, CellPx: cfg.Model.Patch,
-		Priors: ThreeCellPriors(g), PriorAcc: ThreeCellPriorAcc(g), Runs: runs,
-		Done: len(runs) == len(cfg.Runs())}
-	var end time.Time
-	for i, r := range runs {
-		if i == 0 || r.Started.Before(rep.Started) {
-			rep.Started = r.Started
-		}
-		if e := r.Started.Add(time.Duration(r.WallS * float64(time.Second))); e.After(end) {
-			end = e
-		}
-		rep.RunsWallS += r.WallS
-	}
-	if len(runs) > 0 {
-		rep.WallS = end.Sub(rep.Started).Seconds()
-	}
-	rep.Summary = summariseThreeCell(tableRows(cfg.Runs()), runs, cfg.Out != "")
-	return rep
-}
-
-// writeAll writes the report's files into Config.Out: a training-curve PNG
-// per run, a heat map per row from its first run's PE table (tables by run
-// index), table4.png and curves.png, then results.md, .csv and .json.
-func (r *ThreeCellReport) writeAll(tables map[int][]float64) error {
-	c := r.Config
-	if c.Out == "" {
-		return nil
-	}
-	for i := range r.Runs {
-		run := &r.Runs[i]
-		title := fmt.Sprintf("%s, seed %d (%s, %d steps × %d)", run.Row(), run.Seed, c.Preset, c.Steps, c.Batch)
-		if err := PlotTrainingCurves(filepath.Join(c.Out, run.CurvePNG), title, run.Curve); err != nil {
-			return err
-		}
-	}
-	for _, s := range r.Summary {
-		if s.HeatmapPNG == "" {
-			continue
-		}
-		first := r.Runs[slices.IndexFunc(r.Runs, func(x ThreeCellRun) bool { return x.Row() == s.Row })]
-		src := "fixed table"
-		if !strings.HasPrefix(first.PESource, "fixed") {
-			src = fmt.Sprintf("table on test image %d", ThreeCellTrainN+ThreeCellValN)
-		}
-		title := fmt.Sprintf("%s (seed %d, %s): cosine similarity of the PE rows", s.Row, first.Seed, src)
-		if err := PlotPEHeatmaps(filepath.Join(c.Out, s.HeatmapPNG), title, tables[first.Index], c.Model.Dim, r.Grid); err != nil {
-			return err
-		}
-	}
-	if len(r.Summary) > 0 {
-		title := fmt.Sprintf("Three-Cell test accuracy, %s, %d steps × %d", c.Preset, c.Steps, c.Batch)
-		if c.InitFrom != "" {
-			title += ", from " + filepath.Base(c.InitFrom)
-		}
-		if err := PlotTable4(filepath.Join(c.Out, "table4.png"), title, r.Summary, r.PriorAcc); err != nil {
-			return err
-		}
-	}
-	if c.ValSize > 0 && len(r.Runs) > 0 {
-		title := fmt.Sprintf("Validation accuracy, %s; line: mean over seeds, band: min–max", c.Preset)
-		rows := make([]string, len(r.Summary))
-		for i, s := range r.Summary {
-			rows[i] = s.Row
-		}
-		if err := PlotValCurves(filepath.Join(c.Out, "curves.png"), title, r.Runs, rows, c.Batch); err != nil {
-			return err
-		}
-	}
-	return r.write()
 }
 
 // runOne trains and tests one run and, for a PE that adds a table, scores
