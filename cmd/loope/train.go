@@ -62,7 +62,7 @@ func newTrainFlags(fs *flag.FlagSet) *trainFlags {
 		out:       fs.String("out", "out/train", "output folder: last/best checkpoints, metrics.jsonl, result.json"),
 		resume:    fs.String("resume", "", "continue from DIR/last.safetensors of an earlier run, writing into DIR (same flags; only -steps, -time and -threads may change)"),
 		ckptEvery: fs.Int("ckpt-every", 200, "write DIR/last.safetensors every this many steps"),
-		initFrom:  fs.String("init-from", "", "start from a pretrained timm ViT (safetensors state dict, e.g. vit_tiny_patch16_224): width, depth, MLP from the file; image and patch from -preset if given (else the file's); PE from -pe; a new head"),
+		initFrom:  fs.String("init-from", "", "start from a pretrained timm model (safetensors state dict): a ViT (e.g. vit_tiny_patch16_224; width, depth, MLP from the file; image and patch from -preset if given, else the file's), or with -arch cait|crossvit one of the -preset's size (e.g. cait_s24_224 with -preset cait-s24); PE from -pe; a new head"),
 		heads:     fs.Int("heads", 0, "attention heads (0: the preset's; with -init-from, from the width: 192→3, 384→6, 768→12)"),
 		image:     fs.Int("image", 0, "input side in pixels (0: the preset's; with -init-from and no -preset, the checkpoint's)"),
 		force:     fs.Bool("force", false, "start a new run in -out even if it holds an earlier run's checkpoints and results (they are deleted)"),
@@ -189,10 +189,11 @@ func (f *trainFlags) check(fs *flag.FlagSet) (loope.Config, *loope.SafeFile, err
 	}
 	*f.preset = name
 	var pretrained *loope.SafeFile
-	if *f.initFrom != "" && *f.arch != "vit" {
-		return fail(bad("-init-from loads a timm ViT: drop -arch %s", *f.arch))
-	}
-	if *f.initFrom != "" {
+	if *f.initFrom != "" && *f.arch != "vit" { // cait, crossvit: the preset's size, nothing resampled
+		if pretrained, err = loope.ReadSafeFile(*f.initFrom); err != nil {
+			return fail(err)
+		}
+	} else if *f.initFrom != "" {
 		if pretrained, cfg, err = pretrainedConfig(*f.initFrom, cfg, set["preset"], *f.heads); err != nil {
 			return fail(err)
 		}
@@ -271,6 +272,14 @@ func (f *trainFlags) loadData(cfg *loope.Config, t0 time.Time) (*loope.TrainData
 func (f *trainFlags) model(cfg loope.Config, pretrained *loope.SafeFile) (loope.Model[float32], error) {
 	if pretrained == nil {
 		return loope.NewModel[float32](cfg, *f.seed)
+	}
+	if cfg.Arch != "" && cfg.Arch != "vit" {
+		m, fresh, err := loope.LoadTimmBackbone[float32](pretrained, cfg, *f.seed)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", *f.initFrom, err)
+		}
+		fmt.Fprintf(os.Stderr, "init from %s: %s %s; new: %s\n", *f.initFrom, cfg.Arch, *f.preset, strings.Join(fresh, " "))
+		return m, nil
 	}
 	m, fresh, err := loope.LoadTimmViT[float32](pretrained, cfg, loope.TimmOptions{Seed: *f.seed, NoAntialias: *f.noAA})
 	if err != nil {

@@ -459,3 +459,33 @@ func TestTrainCNN(t *testing.T) {
 		}
 	}
 }
+
+// TestTrainInitFromCaiT trains a CaiT for 2 steps, then fine-tunes its
+// checkpoint (timm's names) with the PE swapped: the backbone loads, the
+// PE and head are new; a checkpoint of another size (here its learnable
+// table, at -image 28) is refused naming the tensor.
+func TestTrainInitFromCaiT(t *testing.T) {
+	dir := t.TempDir()
+	data := "folder:" + filepath.Join(dir, "data")
+	writeFolder(t, filepath.Join(dir, "data"), 6, 20)
+	base := []string{"-data", data, "-arch", "cait", "-steps", "2", "-batch", "4", "-warmup", "1", "-val-frac", "0.25"}
+	var err error
+	msg := captureStderr(t, func() { err = runTrain(append(base, "-pe", "learnable", "-out", filepath.Join(dir, "a"))) })
+	if err != nil {
+		t.Fatalf("%v\n%s", err, msg)
+	}
+	ckpt := filepath.Join(dir, "a", "last.safetensors")
+	msg = captureStderr(t, func() { err = runTrain(append(base, "-pe", "sin1d", "-init-from", ckpt, "-out", filepath.Join(dir, "b"))) })
+	if err != nil {
+		t.Fatalf("%v\n%s", err, msg)
+	}
+	if !strings.Contains(msg, "init from "+ckpt+": cait cait-tiny; new: head.bias head.weight") {
+		t.Errorf("stderr lacks the init line:\n%s", msg)
+	}
+	msg = captureStderr(t, func() {
+		err = runTrain(append(base, "-image", "28", "-pe", "learnable", "-init-from", ckpt, "-out", filepath.Join(dir, "c")))
+	})
+	if err == nil || !strings.Contains(err.Error(), `"pos_embed" has shape [1 50 64], model wants [1 197 64]`) {
+		t.Errorf("a checkpoint of another size: err %v\n%s", err, msg)
+	}
+}
