@@ -475,7 +475,9 @@ func TestTrainInitFromCaiT(t *testing.T) {
 		t.Fatalf("%v\n%s", err, msg)
 	}
 	ckpt := filepath.Join(dir, "a", "last.safetensors")
-	msg = captureStderr(t, func() { err = runTrain(append(base, "-pe", "sin1d", "-init-from", ckpt, "-out", filepath.Join(dir, "b"))) })
+	msg = captureStderr(t, func() {
+		err = runTrain(append(base, "-pe", "sin1d", "-init-from", ckpt, "-out", filepath.Join(dir, "b")))
+	})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, msg)
 	}
