@@ -64,14 +64,20 @@ func AttentionPETablesOf[T Float](pe PosEmb[T]) (map[string]*Tensor[float64], st
 // there (none, RoPE, relative biases, CPVT), and an error if AddInput is
 // not additive, i.e. AddInput(x) − x differs from AddInput(0) for random x.
 func PETable[T Float](m *ViT[T], img *Tensor[T]) ([]float64, error) {
-	c := m.Cfg
+	return PETableOf(m.PE, m.Cfg, img)
+}
+
+// PETableOf is PETable for the PE pe of any model, built for the config c
+// (a ViT's or CaiT's config, or a CrossViT branch's, CrossViTBranch.Cfg):
+// AddInput on c.Tokens() zero tokens of width c.Dim.
+func PETableOf[T Float](pe PosEmb[T], c Config, img *Tensor[T]) ([]float64, error) {
 	if len(img.Shape) != 4 || img.Shape[0] != 1 {
 		panic(fmt.Sprintf("loope: PETable: image shape %v, want (1, %d, %d, %d)", img.Shape, c.Channels, c.Image, c.Image))
 	}
 	n, d := c.Tokens(), c.Dim
 	tp := &Tape[T]{NoGrad: true}
 	zero := New[T](1, n, d)
-	out := m.PE.AddInput(tp, zero, img)
+	out := pe.AddInput(tp, zero, img)
 	if out == zero {
 		return nil, nil
 	}
@@ -89,14 +95,14 @@ func PETable[T Float](m *ViT[T], img *Tensor[T]) ([]float64, error) {
 		x.Data[i] = T(math.Sin(float64(i)))
 	}
 	tp.Reset()
-	out = m.PE.AddInput(tp, x, img)
+	out = pe.AddInput(tp, x, img)
 	var scale float64
 	for _, v := range table {
 		scale = max(scale, math.Abs(v))
 	}
 	for i, v := range out.Data {
 		if diff := math.Abs(float64(v) - float64(x.Data[i]) - table[i]); diff > 1e-4*(1+scale) {
-			return nil, fmt.Errorf("loope: PE %s: AddInput is not additive (token %d, dim %d off by %g)", m.PE.Name(), i/d, i%d, diff)
+			return nil, fmt.Errorf("loope: PE %s: AddInput is not additive (token %d, dim %d off by %g)", pe.Name(), i/d, i%d, diff)
 		}
 	}
 	return table, nil

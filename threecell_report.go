@@ -220,11 +220,15 @@ func (r *ThreeCellReport) mdPESI(b *strings.Builder) {
 			pesi = append(pesi, fmt.Sprintf("| %s | %.4f | %.4f | %.4f | %s |", s.Row, s.PESI.MU, s.PESI.MD, s.PESI.ASU, s.PESource))
 		}
 	}
+	crossViTNote := ""
+	if c.Model.Arch == "crossvit" {
+		crossViTNote = " CrossViT: the first branch's PE (patches of the full image); the second branch's is not scored."
+	}
 	if len(pesi) > 0 {
 		fmt.Fprintf(b, "## PESI of the trained additive PEs\n\nM_U, M_D (N = %d), A_SU (docs/paper.md §5) of each PE's "+
 			"%d×%d patch table at D = %d, CLS row excluded, mean over seeds. PEs that add no table are left out; for PEs that also act in "+
-			"attention (e.g. irpe-ctx) this is their additive table only.\n\n",
-			ThreeCellPESIDirections, r.Grid, r.Grid, c.Model.Dim)
+			"attention (e.g. irpe-ctx) this is their additive table only.%s\n\n",
+			ThreeCellPESIDirections, r.Grid, r.Grid, c.Model.Dim, crossViTNote)
 		fmt.Fprintf(b, "| PE | M_U | M_D | A_SU | table |\n|---|---|---|---|---|\n%s\n\n", strings.Join(pesi, "\n"))
 	}
 }

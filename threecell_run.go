@@ -484,11 +484,19 @@ func (c ThreeCellBenchConfig) runOne(sr SweepRun, prog *benchProgress) (ThreeCel
 		return run, nil, err
 	}
 	run.CurvePNG = fileSafe("curve_"+sr.Row()) + fmt.Sprintf("_seed%d.png", sr.Seed)
-	v, ok := m.(*ViT[float32])
-	if !ok {
+	var pe PosEmb[float32]
+	var mc Config
+	switch v := m.(type) {
+	case *ViT[float32]:
+		pe, mc = v.PE, v.Cfg
+	case *CaiT[float32]:
+		pe, mc = v.PE, v.Cfg
+	case *CrossViT[float32]: // the first branch: patches of the full image
+		pe, mc = v.Branch[0].PE, v.Branch[0].Cfg
+	default:
 		return run, nil, nil // a reference model has no PE table
 	}
-	table, err := probePE(c, &run, v)
+	table, err := probePE(c, &run, pe, mc)
 	return run, table, err
 }
 
@@ -543,27 +551,28 @@ func trainThreeCellRun(cfg ThreeCellBenchConfig, sr SweepRun, prog *benchProgres
 	return run, m, nil
 }
 
-// probePE scores the run's PE table with PESI and returns the patch rows
+// probePE scores the run's PE pe (built for the config mc: the model's,
+// or for CrossViT its first branch's) with PESI and returns the patch rows
 // (G², D) the heat map draws: the fixed table, or the table on the first
 // test image for an image-dependent PE. PEs that add nothing to the tokens
 // (none, attention-side, conv) give nil.
-func probePE(cfg ThreeCellBenchConfig, run *ThreeCellRun, m *ViT[float32]) ([]float64, error) {
-	gen := NewThreeCell(m.Cfg.Grid(), m.Cfg.Patch, cfg.DataSeed)
+func probePE(cfg ThreeCellBenchConfig, run *ThreeCellRun, pe PosEmb[float32], mc Config) ([]float64, error) {
+	gen := NewThreeCell(mc.Grid(), mc.Patch, cfg.DataSeed)
 	first, _ := ThreeCellTest.Range()
 	img := func(k int) *Tensor[float32] {
-		x := New[float32](1, 3, m.Cfg.Image, m.Cfg.Image)
+		x := New[float32](1, 3, mc.Image, mc.Image)
 		RenderThreeCell(x.Data, gen.Fixed(first+k), gen.CellPx)
 		return x
 	}
-	t0, err := PETable(m, img(0))
+	t0, err := PETableOf(pe, mc, img(0))
 	if err != nil || t0 == nil {
 		return nil, err
 	}
-	t1, err := PETable(m, img(1))
+	t1, err := PETableOf(pe, mc, img(1))
 	if err != nil {
 		return nil, err
 	}
-	d, g := m.Cfg.Dim, m.Cfg.Grid()
+	d, g := mc.Dim, mc.Grid()
 	if maxAbsDiff(t0, t1) <= 1e-6 {
 		s := PESI(DropCLS(t0, d), d, g, g, ThreeCellPESIDirections)
 		run.PESI, run.PESource = &s, "fixed table"
@@ -571,7 +580,7 @@ func probePE(cfg ThreeCellBenchConfig, run *ThreeCellRun, m *ViT[float32]) ([]fl
 	}
 	var s PESIScores
 	for k := range ThreeCellPESIImages {
-		tk, err := PETable(m, img(k))
+		tk, err := PETableOf(pe, mc, img(k))
 		if err != nil {
 			return nil, err
 		}

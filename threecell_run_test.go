@@ -2,6 +2,7 @@ package loope
 
 import (
 	"bytes"
+	"io"
 	"math"
 	"path/filepath"
 	"slices"
@@ -78,6 +79,34 @@ func TestThreeCellJobs(t *testing.T) {
 	for _, want := range []string{"3 to train, 3 at a time", "overall: 3/3 runs trained, 0 in progress, 100% of the steps"} {
 		if !strings.Contains(log.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, log.String())
+		}
+	}
+}
+
+// TestThreeCellPESIArchitectures: CaiT and CrossViT runs score their
+// additive PE with PESI as the ViT does (CrossViT: the first branch's);
+// a fixed table scores as PESI of that table (to float32 rounding).
+func TestThreeCellPESIArchitectures(t *testing.T) {
+	for _, arch := range []string{"cait", "crossvit"} {
+		c := tinySweep("")
+		model, err := Preset(arch + "-tiny")
+		if err != nil {
+			t.Fatal(err)
+		}
+		model.Depth = 1
+		c.Preset, c.Model, c.PEs, c.FreqSets, c.Steps = arch+"-tiny", model, []string{"hilbert"}, nil, 2
+		r, err := RunThreeCellBench(c, io.Discard)
+		if err != nil {
+			t.Fatalf("%s: %v", arch, err)
+		}
+		table, err := FixedPE("hilbert", model.Dim, model.Grid(), model.Grid(), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := PESI(DropCLS(table, model.Dim), model.Dim, model.Grid(), model.Grid(), ThreeCellPESIDirections)
+		// The model's table is float32: PESI agrees to float32 rounding.
+		if got := r.Summary[0].PESI; got == nil || math.Abs(got.MU-want.MU) > 1e-6 || math.Abs(got.MD-want.MD) > 1e-6 || math.Abs(got.ASU-want.ASU) > 1e-6 {
+			t.Errorf("%s: PESI %v, want %v", arch, got, want)
 		}
 	}
 }
