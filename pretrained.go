@@ -153,17 +153,10 @@ func LoadTimmViT[T Float](f *SafeFile, cfg Config, opt TimmOptions) (*ViT[T], []
 	var errs []error
 	var fresh []string
 	load := func(p NamedParam[T]) {
-		data, shape, err := timmFloat[T](f, p.Name)
-		if err != nil {
+		if err := loadTimmTensor(f, p, nil, ""); err != nil {
 			errs = append(errs, err)
-			return
 		}
 		used[p.Name] = true
-		if !sameShape(shape, p.T.Shape) {
-			errs = append(errs, fmt.Errorf("tensor %q has shape %v, model wants %v", p.Name, shape, p.T.Shape))
-			return
-		}
-		copy(p.T.Data, data)
 	}
 	learnable := cfg.PE.Name == "learnable"
 	pe := map[string]bool{}
@@ -200,6 +193,24 @@ func LoadTimmViT[T Float](f *SafeFile, cfg Config, opt TimmOptions) (*ViT[T], []
 		return nil, nil, fmt.Errorf("loope: loading timm checkpoint: %w", err)
 	}
 	return m, fresh, nil
+}
+
+// loadTimmTensor copies the tensor of f named as p into p, through adapt
+// if not nil (which may reshape it), and returns an error naming the
+// tensor if it is missing or its shape is not p's; hint ends that error.
+func loadTimmTensor[T Float](f *SafeFile, p NamedParam[T], adapt func(data []T, shape []int) ([]T, []int, error), hint string) error {
+	data, shape, err := timmFloat[T](f, p.Name)
+	if err == nil && adapt != nil {
+		data, shape, err = adapt(data, shape)
+	}
+	if err != nil {
+		return err
+	}
+	if !sameShape(shape, p.T.Shape) {
+		return fmt.Errorf("tensor %q has shape %v, model wants %v%s", p.Name, shape, p.T.Shape, hint)
+	}
+	copy(p.T.Data, data)
+	return nil
 }
 
 // timmFits reports whether the checkpoint's shapes fc fit the model cfg:

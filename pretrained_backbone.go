@@ -47,21 +47,15 @@ func LoadTimmBackbone[T Float](f *SafeFile, cfg Config, seed uint64) (Model[T], 
 			fresh = append(fresh, p.Name)
 			continue
 		}
-		data, shape, err := timmFloat[T](f, p.Name)
-		if err == nil && learnableTable && archName(cfg.Arch) == "cait" {
-			data, shape, err = caitTable(f, data, shape, p.T.Shape)
+		var adapt func([]T, []int) ([]T, []int, error)
+		if learnableTable && archName(cfg.Arch) == "cait" {
+			adapt = func(data []T, shape []int) ([]T, []int, error) { return caitTable(f, data, shape, p.T.Shape) }
 			used["cls_token"] = true
 		}
-		if err != nil {
+		if err := loadTimmTensor(f, p, adapt, " (pick the -preset of this checkpoint)"); err != nil {
 			errs = append(errs, err)
-			continue
 		}
 		used[p.Name] = true
-		if !sameShape(shape, p.T.Shape) {
-			errs = append(errs, fmt.Errorf("tensor %q has shape %v, model wants %v (pick the -preset of this checkpoint)", p.Name, shape, p.T.Shape))
-			continue
-		}
-		copy(p.T.Data, data)
 	}
 	ours := f.Metadata[metaFormat] == "loope-checkpoint/1"
 	for _, name := range f.Names {

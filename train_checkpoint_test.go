@@ -98,8 +98,11 @@ func TestKillAndResume(t *testing.T) {
 	}
 }
 
-// TestResumeRejectsOtherModel: resuming with a different config is an error.
-func TestResumeRejectsOtherModel(t *testing.T) {
+// trainFourSteps runs 4 steps of resumeCfg with checkpoints into a
+// temporary folder and returns the model config, the run's config and
+// its data.
+func trainFourSteps(t testing.TB) (Config, TrainConfig, brightSpot) {
+	t.Helper()
 	cfg, tc := resumeCfg()
 	tc.Steps, tc.CheckpointDir = 4, t.TempDir()
 	ds := brightSpot{n: 40, side: cfg.Image, ch: cfg.Channels}
@@ -107,6 +110,12 @@ func TestResumeRejectsOtherModel(t *testing.T) {
 	if _, err := Train(m, ds, nil, tc); err != nil {
 		t.Fatal(err)
 	}
+	return cfg, tc, ds
+}
+
+// TestResumeRejectsOtherModel: resuming with a different config is an error.
+func TestResumeRejectsOtherModel(t *testing.T) {
+	cfg, tc, ds := trainFourSteps(t)
 	cfg.Dim, cfg.MLP = 32, 64
 	m2, _ := NewViT[float32](cfg, 1)
 	tc.Resume = filepath.Join(tc.CheckpointDir, "last.safetensors")
@@ -167,13 +176,7 @@ func craftedResumes(t testing.TB) (good *SafeFile, tc TrainConfig, bad map[strin
 	want string
 }) {
 	t.Helper()
-	cfg, tc := resumeCfg()
-	tc.Steps, tc.CheckpointDir = 4, t.TempDir()
-	ds := brightSpot{n: 40, side: cfg.Image, ch: cfg.Channels}
-	m, _ := NewViT[float32](cfg, 1)
-	if _, err := Train(m, ds, nil, tc); err != nil {
-		t.Fatal(err)
-	}
+	_, tc, _ = trainFourSteps(t)
 	good, err := ReadSafeFile(filepath.Join(tc.CheckpointDir, "last.safetensors"))
 	if err != nil {
 		t.Fatal(err)
