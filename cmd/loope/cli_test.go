@@ -348,7 +348,7 @@ func TestCLI(t *testing.T) {
 		{[]string{"fixture", "-arch", "resnet50", "-cait-cls", "learned", "-out", out}, 2, "-cait-cls is a ViT option"},
 		{[]string{"fixture", "-arch", "crossvit", "-heads1", "5", "-out", out}, 2, "branch 1: dim 128 is not divisible by heads 5"},
 		{[]string{"train", "-arch", "bogus-arch"}, 2, `unknown architecture "bogus-arch"`},
-		{[]string{"train", "-arch", "cait", "-init-from", c.ckpt}, 2, "-init-from loads a timm ViT"},
+		{[]string{"train", "-arch", "cait", "-init-from", c.ckpt}, 1, `tensor "patch_embed.proj.weight" has shape [8 3 2 2], model wants [64 3 2 2]`},
 		{[]string{"bench", "-arch", "cait", "-preset", "small"}, 2, "-preset small is a vit preset"},
 		{[]string{"threecell", "-arch", "cait", "-preset", "tiny"}, 2, "-preset tiny is a vit preset"},
 

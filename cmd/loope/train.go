@@ -193,6 +193,11 @@ func (f *trainFlags) check(fs *flag.FlagSet) (loope.Config, *loope.SafeFile, err
 		if pretrained, err = loope.ReadSafeFile(*f.initFrom); err != nil {
 			return fail(err)
 		}
+		trial := cfg // a trial load, so a checkpoint of another size is refused before the data is read
+		trial.PE.Name, trial.Classes = "none", 1
+		if _, _, err := loope.LoadTimmBackbone[float32](pretrained, trial, 0); err != nil {
+			return fail(fmt.Errorf("%s: %w", *f.initFrom, err))
+		}
 	} else if *f.initFrom != "" {
 		if pretrained, cfg, err = pretrainedConfig(*f.initFrom, cfg, set["preset"], *f.heads); err != nil {
 			return fail(err)
