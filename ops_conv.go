@@ -21,7 +21,10 @@
 
 package loope
 
-import "fmt"
+import (
+	"fmt"
+	"sync"
+)
 
 // Conv2d returns the 2-D cross-correlation of x (B, C, H, W) with
 // w (O, C/groups, KH, KW) plus bias (O) or nil, PyTorch semantics: zero
@@ -94,26 +97,37 @@ type conv2dBackward[T Float] struct{}
 
 func (conv2dBackward[T]) backward(nd *node[T]) {
 	x, w, bias, y := nd.in[0], nd.in[1], nd.in[2], nd.out
-	g := *attrsOf[convGeom](nd)
+	g := attrsOf[convGeom](nd)
 	l := g.ho * g.wo
 	if bias != nil && bias.Grad != nil {
-		parallelFor(g.o, max(1, 4096/max(g.b*l, 1)), func(lo, hi int) {
-			for o := lo; o < hi; o++ {
-				var s T
-				for bi := range g.b {
-					for _, v := range y.Grad[(bi*g.o+o)*l : (bi*g.o+o+1)*l] {
-						s += v
-					}
-				}
-				bias.Grad[o] += s
-			}
-		})
+		runPooled[T](&convBiasJobs, convBiasJob[T]{db: bias.Grad, dy: y.Grad, b: g.b, o: g.o, l: l}, g.o, max(1, 4096/max(g.b*l, 1)), false)
 	}
 	if g.depthwise() {
-		conv2dDepthwiseBackward(x, w, y.Grad, &g)
+		conv2dDepthwiseBackward(x, w, y.Grad, g)
 		return
 	}
-	conv2dRowsBackward(x, w, y.Grad, nd.saved[0], nd.saved[1], nd.saved[2], &g)
+	conv2dRowsBackward(x, w, y.Grad, nd.saved[0], nd.saved[1], nd.saved[2], g)
+}
+
+// convBiasJob adds to db[o] (O) the sum of channel o of dy (B, O, L), for
+// the channels of a range (a pooled job: no closure to allocate).
+type convBiasJob[T Float] struct {
+	db, dy  []T
+	b, o, l int
+}
+
+var convBiasJobs [2]sync.Pool // [0] float32, [1] float64
+
+func (j *convBiasJob[T]) run(lo, hi int) {
+	for o := lo; o < hi; o++ {
+		var s T
+		for bi := range j.b {
+			for _, v := range j.dy[(bi*j.o+o)*j.l : (bi*j.o+o+1)*j.l] {
+				s += v
+			}
+		}
+		j.db[o] += s
+	}
 }
 
 // convGeom is the geometry of one Conv2d call.
@@ -379,38 +393,50 @@ func (g *convGeom) chunk(ch int) (b0, b1 int) { return ch * g.cb, min(g.b, (ch+1
 // Yᵀ_g (rows, O/groups) = bias + P_g·W_gᵀ into the columns of Yᵀ (rows, O),
 // then out = Yᵀ transposed. work holds g.nw slots of g.slot(false) or more.
 func conv2dRowsForward[T Float](out, x, w, bias, work []T, g *convGeom) {
+	runPooled[T](&convForwardJobs, convForwardJob[T]{out: out, x: x, w: w, bias: bias, work: work, g: *g}, g.nw, 1, false)
+}
+
+// convForwardJob is conv2dRowsForward on a range of work slots (a pooled
+// job; the geometry is copied in, so nothing escapes).
+type convForwardJob[T Float] struct {
+	out, x, w, bias, work []T
+	g                     convGeom
+}
+
+var convForwardJobs [2]sync.Pool // [0] float32, [1] float64
+
+func (j *convForwardJob[T]) run(slo, shi int) {
+	out, x, w, bias, work, g := j.out, j.x, j.w, j.bias, j.work, &j.g
 	l, k, og := g.ho*g.wo, g.k(), g.o/g.groups
 	ro, slot := g.yRows(), len(work)/g.nw
-	parallelFor(g.nw, 1, func(slo, shi int) {
-		for s := slo; s < shi; s++ {
-			yt, p := work[s*slot:s*slot+ro], work[s*slot+ro:(s+1)*slot]
-			for ch := s * g.nc / g.nw; ch < (s+1)*g.nc/g.nw; ch++ {
-				b0, b1 := g.chunk(ch)
-				nb := b1 - b0
-				if og >= convWideO { // out_b,g (O/groups, L) = bias + W_g·P_bᵀ, image by image
-					ob := out[b0*g.o*l : b1*g.o*l]
-					for i := range nb * g.o {
-						fillBias(ob[i*l:(i+1)*l], bias, i%g.o)
-					}
-					for gi := range g.groups {
-						patchRows(p, x[b0*g.c*g.h*g.w:], g, nb, gi)
-						for bi := range nb {
-							gemmSerial(false, true, og, l, k, w[gi*og*k:], k, p[bi*l*k:], k, ob[(bi*g.o+gi*og)*l:], l, true)
-						}
-					}
-					continue
-				}
-				for i := range nb * l { // Yᵀ starts at the bias, the taps accumulate onto it
-					fillBias(yt[i*g.o:(i+1)*g.o], bias, -1)
+	for s := slo; s < shi; s++ {
+		yt, p := work[s*slot:s*slot+ro], work[s*slot+ro:(s+1)*slot]
+		for ch := s * g.nc / g.nw; ch < (s+1)*g.nc/g.nw; ch++ {
+			b0, b1 := g.chunk(ch)
+			nb := b1 - b0
+			if og >= convWideO { // out_b,g (O/groups, L) = bias + W_g·P_bᵀ, image by image
+				ob := out[b0*g.o*l : b1*g.o*l]
+				for i := range nb * g.o {
+					fillBias(ob[i*l:(i+1)*l], bias, i%g.o)
 				}
 				for gi := range g.groups {
 					patchRows(p, x[b0*g.c*g.h*g.w:], g, nb, gi)
-					gemmSerial(false, true, nb*l, og, k, p, k, w[gi*og*k:], k, yt[gi*og:], g.o, true)
+					for bi := range nb {
+						gemmSerial(false, true, og, l, k, w[gi*og*k:], k, p[bi*l*k:], k, ob[(bi*g.o+gi*og)*l:], l, true)
+					}
 				}
-				rowsToPlanes(out[b0*g.o*l:], yt, nb, l, g.o, false)
+				continue
 			}
+			for i := range nb * l { // Yᵀ starts at the bias, the taps accumulate onto it
+				fillBias(yt[i*g.o:(i+1)*g.o], bias, -1)
+			}
+			for gi := range g.groups {
+				patchRows(p, x[b0*g.c*g.h*g.w:], g, nb, gi)
+				gemmSerial(false, true, nb*l, og, k, p, k, w[gi*og*k:], k, yt[gi*og:], g.o, true)
+			}
+			rowsToPlanes(out[b0*g.o*l:], yt, nb, l, g.o, false)
 		}
-	})
+	}
 }
 
 // convWideO is the number of output channels per group from which the
@@ -445,6 +471,25 @@ func conv2dRowsBackward[T Float](x, w *Tensor[T], dy, work, flipped, parts []T, 
 	if !dx && !dw {
 		return
 	}
+	runPooled[T](&convBackwardJobs, convBackwardJob[T]{x: x, w: w, dy: dy, work: work, flipped: flipped, parts: parts, g: *g}, g.nw, 1, false)
+	if dw && g.nc > 0 { // dW += Σ_chunks partials, chunk 0 first
+		runPooled[T](&convPartsJobs, convPartsJob[T]{dw: w.Grad, parts: parts, nc: g.nc}, len(w.Data), 1024, false)
+	}
+}
+
+// convBackwardJob is conv2dRowsBackward on a range of work slots (a
+// pooled job; the geometry is copied in, so nothing escapes).
+type convBackwardJob[T Float] struct {
+	x, w                     *Tensor[T]
+	dy, work, flipped, parts []T
+	g                        convGeom
+}
+
+var convBackwardJobs [2]sync.Pool // [0] float32, [1] float64
+
+func (j *convBackwardJob[T]) run(slo, shi int) {
+	x, w, dy, work, flipped, parts, g := j.x, j.w, j.dy, j.work, j.flipped, j.parts, &j.g
+	dx, dw := x.Grad != nil, w.Grad != nil
 	l, k, og, cg := g.ho*g.wo, g.k(), g.o/g.groups, g.c/g.groups
 	t, tconv := g.transposed()
 	tconv = tconv && dx
@@ -453,62 +498,70 @@ func conv2dRowsBackward[T Float](x, w *Tensor[T], dy, work, flipped, parts []T, 
 		kt = t.k()
 	}
 	nw, wide := len(w.Data), og >= convWideO // wide: dy stays in planes (no dYᵀ)
-	parallelFor(g.nw, 1, func(slo, shi int) {
-		for s := slo; s < shi; s++ {
-			ws := work[s*slot : (s+1)*slot]
-			dyt, z, p := ws[:ro], ws[ro:ro], ws[ro:]
-			if tconv {
-				z, p = ws[ro:ro+rt*g.c], ws[ro+rt*g.c:]
+	for s := slo; s < shi; s++ {
+		ws := work[s*slot : (s+1)*slot]
+		dyt, z, p := ws[:ro], ws[ro:ro], ws[ro:]
+		if tconv {
+			z, p = ws[ro:ro+rt*g.c], ws[ro+rt*g.c:]
+		}
+		for ch := s * g.nc / g.nw; ch < (s+1)*g.nc/g.nw; ch++ {
+			b0, b1 := g.chunk(ch)
+			nb := b1 - b0
+			dyc := dy[b0*g.o*l : b1*g.o*l]
+			if !wide {
+				planesToRows(dyt, dyc, nb, l, g.o)
 			}
-			for ch := s * g.nc / g.nw; ch < (s+1)*g.nc/g.nw; ch++ {
-				b0, b1 := g.chunk(ch)
-				nb := b1 - b0
-				dyc := dy[b0*g.o*l : b1*g.o*l]
-				if !wide {
-					planesToRows(dyt, dyc, nb, l, g.o)
-				}
-				for gi := range g.groups {
-					wg, pw := w.Data[gi*og*k:], parts[min(ch*nw+gi*og*k, len(parts)):]
-					if dw {
-						patchRows(p, x.Data[b0*g.c*g.h*g.w:], g, nb, gi)
-						if wide { // dW_g += dy_b,g·P_b image by image, in order
-							for bi := range nb {
-								gemmSerial(false, false, og, k, l, dyc[(bi*g.o+gi*og)*l:], l, p[bi*l*k:], k, pw, k, bi > 0)
-							}
-						} else {
-							gemmSerial(true, false, og, k, nb*l, dyt[gi*og:], g.o, p, k, pw, k, false)
-						}
-					}
-					switch {
-					case tconv:
-						patchRows(p, dyc, &t, nb, gi)
-						gemmSerial(false, true, nb*t.ho*t.wo, cg, kt, p, kt, flipped[gi*cg*kt:], kt, z[gi*cg:], g.c, false)
-					case dx && wide: // dP_b = dy_b,gᵀ·W_g
+			for gi := range g.groups {
+				wg, pw := w.Data[gi*og*k:], parts[min(ch*nw+gi*og*k, len(parts)):]
+				if dw {
+					patchRows(p, x.Data[b0*g.c*g.h*g.w:], g, nb, gi)
+					if wide { // dW_g += dy_b,g·P_b image by image, in order
 						for bi := range nb {
-							gemmSerial(true, false, l, k, og, dyc[(bi*g.o+gi*og)*l:], l, wg, k, p[bi*l*k:], k, false)
+							gemmSerial(false, false, og, k, l, dyc[(bi*g.o+gi*og)*l:], l, p[bi*l*k:], k, pw, k, bi > 0)
 						}
-						col2imRows(x.Grad[b0*g.c*g.h*g.w:], p, g, nb, gi)
-					case dx:
-						gemmSerial(false, false, nb*l, k, og, dyt[gi*og:], g.o, wg, k, p, k, false)
-						col2imRows(x.Grad[b0*g.c*g.h*g.w:], p, g, nb, gi)
+					} else {
+						gemmSerial(true, false, og, k, nb*l, dyt[gi*og:], g.o, p, k, pw, k, false)
 					}
 				}
-				if tconv {
-					rowsToPlanes(x.Grad[b0*g.c*g.h*g.w:], z, nb, g.h*g.w, g.c, true)
+				switch {
+				case tconv:
+					patchRows(p, dyc, &t, nb, gi)
+					gemmSerial(false, true, nb*t.ho*t.wo, cg, kt, p, kt, flipped[gi*cg*kt:], kt, z[gi*cg:], g.c, false)
+				case dx && wide: // dP_b = dy_b,gᵀ·W_g
+					for bi := range nb {
+						gemmSerial(true, false, l, k, og, dyc[(bi*g.o+gi*og)*l:], l, wg, k, p[bi*l*k:], k, false)
+					}
+					col2imRows(x.Grad[b0*g.c*g.h*g.w:], p, g, nb, gi)
+				case dx:
+					gemmSerial(false, false, nb*l, k, og, dyt[gi*og:], g.o, wg, k, p, k, false)
+					col2imRows(x.Grad[b0*g.c*g.h*g.w:], p, g, nb, gi)
 				}
+			}
+			if tconv {
+				rowsToPlanes(x.Grad[b0*g.c*g.h*g.w:], z, nb, g.h*g.w, g.c, true)
 			}
 		}
-	})
-	if dw && g.nc > 0 { // dW += Σ_chunks partials, chunk 0 first
-		parallelFor(nw, 1024, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				sum := parts[i]
-				for ch := 1; ch < g.nc; ch++ {
-					sum += parts[ch*nw+i]
-				}
-				w.Grad[i] += sum
-			}
-		})
+	}
+}
+
+// convPartsJob adds the per-chunk weight-gradient partials parts (nc
+// blocks of len(dw)) into dw, chunk 0 first, for a range of entries (a
+// pooled job).
+type convPartsJob[T Float] struct {
+	dw, parts []T
+	nc        int
+}
+
+var convPartsJobs [2]sync.Pool // [0] float32, [1] float64
+
+func (j *convPartsJob[T]) run(lo, hi int) {
+	nw := len(j.dw)
+	for i := lo; i < hi; i++ {
+		sum := j.parts[i]
+		for ch := 1; ch < j.nc; ch++ {
+			sum += j.parts[ch*nw+i]
+		}
+		j.dw[i] += sum
 	}
 }
 
