@@ -15,8 +15,9 @@ The positional embedding enters as in the LOOPE authors' models/cait.py: the
 PE's N-row table T (computed here as the PE's add_input on zeros, so LOOPE's
 image-dependent table is one forward's) gives pos_embed = T[:, 1:] (added to
 the patch tokens) and cls_token = T[:, :1]; with config cait_cls "learned",
-timm's own cls_token is used. Only PEs that act by add_input are covered
-here (the PE modules are vit_torch.py's).
+timm's own cls_token is used. PEs that rotate q and k or bias the logits
+act in the patch self-attention only (talking_head_attn); PEs with other
+hooks (irpe-ctx, cpvt) are not covered (the PE modules are vit_torch.py's).
 
 Usage (Debian: apt-get install python3-torch):
     /usr/bin/python3 testdata/gen/cait_torch.py FIXTURE.safetensors OUT.safetensors
@@ -31,25 +32,34 @@ import torch.nn.functional as F
 import vit_torch as V
 
 
-def check_additive(pe):
-    """Refuse PEs whose hooks act inside the attention or after blocks."""
+def check_hooks(pe):
+    """Refuse PEs whose hooks read the block input or act after blocks
+    (irpe-ctx, cpvt): only add_input, rotate_qk and attn_bias are covered."""
     import pe_additive
-    ident = {V.PE.__dict__[h] for h in ("attn_input", "attn_bias", "rotate_qk", "after_block")}
-    ident |= {pe_additive._Hooks.__dict__[h] for h in ("attn_input", "attn_bias", "rotate_qk", "after_block")}
-    for h in ("attn_input", "attn_bias", "rotate_qk", "after_block"):
+    ident = {V.PE.__dict__[h] for h in ("attn_input", "after_block")}
+    ident |= {pe_additive._Hooks.__dict__[h] for h in ("attn_input", "after_block")}
+    for h in ("attn_input", "after_block"):
         for cls in type(pe).__mro__:
             if h in cls.__dict__:
                 if cls.__dict__[h] not in ident:
-                    raise SystemExit(f"cait_torch.py: PE {type(pe).__name__} overrides {h}; only additive PEs are covered")
+                    raise SystemExit(f"cait_torch.py: PE {type(pe).__name__} overrides {h}; not covered here")
                 break
 
 
-def talking_head_attn(p, pre, x, H, scale):
-    """timm TalkingHeadAttn.forward."""
+def talking_head_attn(p, pre, x, H, scale, pe, layer):
+    """timm TalkingHeadAttn.forward; an attention-side PE rotates q, k or
+    biases the logits of the patch tokens, seeing the ViT's N tokens with a
+    zero CLS row in front (cut off again), as Go's CaiT.patchPE."""
     B, N, C = x.shape
     qkv = F.linear(x, p[pre + "qkv.weight"], p[pre + "qkv.bias"]).reshape(B, N, 3, H, C // H).permute(2, 0, 3, 1, 4)
-    q, k, v = qkv[0] * scale, qkv[1], qkv[2]
+    q, k, v = qkv[0], qkv[1], qkv[2]
+    z = torch.zeros_like(q[:, :, :1])
+    q, k = pe.rotate_qk(layer, torch.cat([z, q], 2), torch.cat([z, k], 2))
+    bias = pe.attn_bias(layer, q)
+    q, k = q[:, :, 1:] * scale, k[:, :, 1:]
     attn = q @ k.transpose(-2, -1)
+    if bias is not None:
+        attn = attn + bias[..., 1:, 1:]
     attn = F.linear(attn.permute(0, 2, 3, 1), p[pre + "proj_l.weight"], p[pre + "proj_l.bias"]).permute(0, 3, 1, 2)
     attn = attn.softmax(dim=-1)
     attn = F.linear(attn.permute(0, 2, 3, 1), p[pre + "proj_w.weight"], p[pre + "proj_w.bias"]).permute(0, 3, 1, 2)
@@ -88,7 +98,7 @@ def forward(cfg, p, pe, img):
     x = x + pos_embed
     for i in range(cfg["depth"]):
         pre = f"blocks.{i}."
-        x = x + p[pre + "gamma_1"] * talking_head_attn(p, pre + "attn.", ln(x, pre + "norm1."), H, scale)
+        x = x + p[pre + "gamma_1"] * talking_head_attn(p, pre + "attn.", ln(x, pre + "norm1."), H, scale, pe, i)
         x = x + p[pre + "gamma_2"] * mlp(p, pre + "mlp.", ln(x, pre + "norm2."))
     cls_tokens = cls_token
     for i in range(cfg["class_depth"]):
@@ -113,7 +123,7 @@ def main(fixture, out):
     params = {n: torch.tensor(t[n], dtype=dtype, requires_grad=n not in buffers) for n in names}
     names = [n for n in names if n not in buffers]
     pe = V.make_pe(cfg, params)
-    check_additive(pe)
+    check_hooks(pe)
     img = torch.tensor(t["input"], dtype=dtype)
     targets = torch.tensor(t["targets"], dtype=dtype if meta["loss"] == "bce" else torch.int64)
 

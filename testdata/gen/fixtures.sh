@@ -75,6 +75,8 @@ cait_tiny_hilbert_f64 cait cait-tiny hilbert 3 2 -f64 -dim 8 -depth 2 -heads 2 -
 cait_tiny_loope_f64 cait cait-tiny loope 5 2 -f64 -dim 8 -depth 2 -heads 2 -mlp 16
 cait_tiny_learnable_f32 cait cait-tiny learnable 3 2 -dim 8 -depth 2 -heads 2 -mlp 16
 cait_tiny_learnable_clslearned_f64 cait cait-tiny learnable 3 2 -f64 -dim 8 -depth 2 -heads 2 -mlp 16 -cait-cls learned
+cait_tiny_rope_axial_f64 cait cait-tiny rope-axial 3 2 -f64 -dim 8 -depth 2 -heads 2 -mlp 16
+cait_tiny_rpe_f64 cait cait-tiny rpe 3 2 -f64 -dim 8 -depth 2 -heads 2 -mlp 16
 crossvit_tiny_none_f64 crossvit crossvit-tiny none 3 2 -f64 -dim 8 -heads 2 -mlp 8 -depth 1 -dim1 12 -heads1 2 -mlp1 12 -depth1 2
 crossvit_tiny_learnable_f64 crossvit crossvit-tiny learnable 3 2 -f64 -dim 8 -heads 2 -mlp 8 -depth 1 -dim1 12 -heads1 2 -mlp1 12 -depth1 2
 crossvit_tiny_sin1d_f64 crossvit crossvit-tiny sin1d 3 2 -f64 -dim 8 -heads 2 -mlp 8 -depth 1 -dim1 12 -heads1 2 -mlp1 12 -depth1 2
