@@ -69,9 +69,7 @@ func EstimateTrainMemory(cfg Config, batch, replicas int, data int64) MemEstimat
 		act = int64(batch) * perImage * f32
 		eval = act * 6 / 10
 	} else {
-		b := int64(max(batch, 2))
-		p, act = measureArena(cfg, b, true)
-		_, eval = measureArena(cfg, b, false)
+		p, act, eval = measureArenas(cfg, int64(max(batch, 2)))
 		act, eval = 2*act, 2*eval
 	}
 	return MemEstimate{
@@ -101,26 +99,29 @@ func (c ThreeCellBenchConfig) EstimateMemory() MemEstimate {
 	return est
 }
 
-// measureArena builds a float32 model of cfg and returns its parameter
-// count and the tape arena's bytes at batch b, extrapolated from a
-// training step (forward and backward; train) or an inference forward
-// at batches 2 and 4 on zero images. A config that does not build gives
-// 0, 0 (its errors are reported where it is built for training).
-func measureArena(cfg Config, b int64, train bool) (params, arena int64) {
+// measureArenas builds a float32 model of cfg and returns its parameter
+// count and the tape arena's bytes at batch b of a training step (forward
+// and backward) and of an inference forward, each extrapolated from
+// batches 2 and 4 on zero images. A config that does not build gives
+// zeros (its errors are reported where it is built for training).
+func measureArenas(cfg Config, b int64) (params, train, eval int64) {
 	m, err := NewModel[float32](cfg, 0)
 	if err != nil {
-		return 0, 0
+		return 0, 0, 0
 	}
-	var at [2]int64
-	for i, n := range []int{2, 4} {
-		tp := Tape[float32]{NoGrad: !train}
-		logits := m.Forward(&tp, New[float32](n, cfg.Channels, cfg.Image, cfg.Image))
-		if train {
-			tp.backwardFrom(logits, make([]float32, len(logits.Data)))
+	arena := func(grad bool) int64 {
+		var at [2]int64
+		for i, n := range []int{2, 4} {
+			tp := Tape[float32]{NoGrad: !grad}
+			logits := m.Forward(&tp, New[float32](n, cfg.Channels, cfg.Image, cfg.Image))
+			if grad {
+				tp.backwardFrom(logits, make([]float32, len(logits.Data)))
+			}
+			at[i] = tp.arenaBytes()
 		}
-		at[i] = tp.arenaBytes()
+		return at[0] + max(at[1]-at[0], 0)*(b-2)/2
 	}
-	return int64(NumParams(m)), at[0] + max(at[1]-at[0], 0)*(b-2)/2
+	return int64(NumParams(m)), arena(true), arena(false)
 }
 
 // AvailableMemory returns how many bytes this process may still use: the
