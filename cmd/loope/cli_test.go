@@ -346,6 +346,7 @@ func TestCLI(t *testing.T) {
 		{[]string{"fixture", "-arch", "crossvit", "-depth1", "-1", "-out", out}, 2, "-depth1 -1: need ≥ 0"},
 		{[]string{"fixture", "-cait-cls", "learned", "-out", out}, 2, "-cait-cls is a cait option, and -arch is vit"},
 		{[]string{"fixture", "-arch", "resnet50", "-cait-cls", "learned", "-out", out}, 2, "-cait-cls is a ViT option"},
+		{[]string{"fixture", "-arch", "resnet50", "-freqs", "f1", "-out", out}, 2, "-freqs is a ViT option"},
 		{[]string{"fixture", "-arch", "crossvit", "-heads1", "5", "-out", out}, 2, "branch 1: dim 128 is not divisible by heads 5"},
 		{[]string{"train", "-arch", "bogus-arch"}, 2, `unknown architecture "bogus-arch"`},
 		{[]string{"train", "-arch", "cait", "-init-from", c.ckpt}, 1, `tensor "patch_embed.proj.weight" has shape [8 3 2 2], model wants [64 3 2 2]`},

@@ -54,10 +54,8 @@ func runFixture(args []string) error {
 		if cfg, err = loope.Preset(*preset); err != nil {
 			return badUsage(fs, "%v", err)
 		}
-		for _, vitOnly := range append([]string{"pe", "cait-cls"}, sizeFlagNames...) {
-			if set[vitOnly] {
-				return badUsage(fs, "-%s is a ViT option; -arch %s does not take it", vitOnly, *arch)
-			}
+		if err := refuseViTOptions(set, *arch, sizeFlagNames...); err != nil {
+			return badUsage(fs, "%v", err)
 		}
 		cfg = loope.Config{Arch: *arch, Image: cmp.Or(*image, cfg.Image), Channels: cmp.Or(*channels, cfg.Channels), Classes: cfg.Classes, Stem: *stem}
 		return writeFixture(fs, cfg, *seed, *batch, *f64, *classes, *smoothing, *out)

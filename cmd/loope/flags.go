@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -215,6 +216,18 @@ func archPreset(arch, preset string, explicit bool, caitCLS string) (loope.Confi
 // cnnStemFlag defines -cnn-stem, the stem of a CNN model (docs/cnn.md).
 func cnnStemFlag(fs *flag.FlagSet) *string {
 	return fs.String("cnn-stem", "", "stem of a CNN model: small (3×3 stride-1 conv, no max-pool) or imagenet (torchvision's 7×7/2 conv and max-pool); empty: small under 64 px (docs/cnn.md)")
+}
+
+// refuseViTOptions returns an error naming the first flag given (set,
+// in sorted order) that only the transformers take, for the CNN
+// architecture arch: -pe, a PE option, -cait-cls, or one of also.
+func refuseViTOptions(set map[string]bool, arch string, also ...string) error {
+	for _, name := range slices.Sorted(maps.Keys(set)) {
+		if _, peOption := peFlagUsers[name]; peOption || name == "pe" || name == "cait-cls" || slices.Contains(also, name) {
+			return fmt.Errorf("-%s is a ViT option; -arch %s does not take it", name, arch)
+		}
+	}
+	return nil
 }
 
 // archHasPresets reports whether architecture arch has presets (the

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -239,10 +238,8 @@ func (f *trainFlags) checkRun(fs *flag.FlagSet, cfg loope.Config) error {
 // classes come from the data. The ViT's options are refused, and the PE
 // is recorded as none.
 func (f *trainFlags) cnnConfig(set map[string]bool) (loope.Config, error) {
-	for _, name := range slices.Sorted(maps.Keys(set)) {
-		if _, peOption := peFlagUsers[name]; peOption || name == "pe" || name == "cait-cls" || name == "heads" || name == "init-from" || name == "pe-lr-scale" || name == "no-antialias" {
-			return loope.Config{}, fmt.Errorf("-%s is a ViT option; -arch %s does not take it", name, *f.arch)
-		}
+	if err := refuseViTOptions(set, *f.arch, "heads", "init-from", "pe-lr-scale", "no-antialias"); err != nil {
+		return loope.Config{}, err
 	}
 	p, err := loope.Preset(*f.preset)
 	if err != nil {
