@@ -38,8 +38,8 @@ func init() {
 		summary:   "timm Cait: LayerScale talking-heads blocks on the patches, then class-attention blocks for the CLS token",
 		validate:  validateCaiT,
 		minParams: caitParams,
-		f32:       func(c Config, seed uint64) (Model[float32], error) { return newCaiTModel[float32](c, seed) },
-		f64:       func(c Config, seed uint64) (Model[float64], error) { return newCaiTModel[float64](c, seed) },
+		f32:       func(c Config, seed uint64) (Model[float32], error) { return asModel(NewCaiT[float32](c, seed)) },
+		f64:       func(c Config, seed uint64) (Model[float64], error) { return asModel(NewCaiT[float64](c, seed)) },
 	})
 }
 
@@ -125,15 +125,6 @@ type CaiT[T Float] struct {
 	HeadW, HeadB   *Tensor[T]          // (K, D), (K)
 	attnPE         bool                // the PE rotates q, k or biases the logits
 	afterPE        bool                // the PE acts after a block (cpvt)
-}
-
-// newCaiTModel is NewCaiT as a Model (a nil *CaiT is not a nil Model).
-func newCaiTModel[T Float](cfg Config, seed uint64) (Model[T], error) {
-	m, err := NewCaiT[T](cfg, seed)
-	if err != nil {
-		return nil, err
-	}
-	return m, nil
 }
 
 // NewCaiT builds a CaiT with timm's initialisation (Linear weights

@@ -46,8 +46,8 @@ func init() {
 		summary:   "timm CrossVit: two ViT branches (small patches on the image, large on it resized) fused by CLS cross-attention; mean of two heads",
 		validate:  validateCrossViT,
 		minParams: crossViTParams,
-		f32:       func(c Config, seed uint64) (Model[float32], error) { return newCrossViTModel[float32](c, seed) },
-		f64:       func(c Config, seed uint64) (Model[float64], error) { return newCrossViTModel[float64](c, seed) },
+		f32:       func(c Config, seed uint64) (Model[float32], error) { return asModel(NewCrossViT[float32](c, seed)) },
+		f64:       func(c Config, seed uint64) (Model[float64], error) { return asModel(NewCrossViT[float64](c, seed)) },
 	})
 }
 
@@ -140,15 +140,6 @@ type CrossViTBranch[T Float] struct {
 type CrossViT[T Float] struct {
 	Cfg    Config
 	Branch [2]CrossViTBranch[T]
-}
-
-// newCrossViTModel is NewCrossViT as a Model.
-func newCrossViTModel[T Float](cfg Config, seed uint64) (Model[T], error) {
-	m, err := NewCrossViT[T](cfg, seed)
-	if err != nil {
-		return nil, err
-	}
-	return m, nil
 }
 
 // NewCrossViT builds a CrossViT with timm's initialisation (Linear

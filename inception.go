@@ -59,18 +59,9 @@ func init() {
 		validate:  validateCNN(inception3Size),
 		minParams: inception3Size,
 		reference: cnnReference("inception3"),
-		f32:       func(c Config, seed uint64) (Model[float32], error) { return newInceptionModel[float32](c, seed) },
-		f64:       func(c Config, seed uint64) (Model[float64], error) { return newInceptionModel[float64](c, seed) },
+		f32:       func(c Config, seed uint64) (Model[float32], error) { return asModel(NewInception3[float32](c, seed)) },
+		f64:       func(c Config, seed uint64) (Model[float64], error) { return asModel(NewInception3[float64](c, seed)) },
 	})
-}
-
-// newInceptionModel is NewInception3 as a Model.
-func newInceptionModel[T Float](cfg Config, seed uint64) (Model[T], error) {
-	m, err := NewInception3[T](cfg, seed)
-	if err != nil {
-		return nil, err
-	}
-	return m, nil
 }
 
 // inceptionBuilder makes BasicConv2d units in torchvision's order; with a

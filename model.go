@@ -49,6 +49,15 @@ type archSpec struct {
 // archRegistry maps Config.Arch names to their constructors; "" is "vit".
 var archRegistry = map[string]archSpec{}
 
+// asModel returns a constructor's model m as a Model, or nil with its
+// error: a nil *ViT (or *CaiT, …) is not a nil Model.
+func asModel[T Float, M Model[T]](m M, err error) (Model[T], error) {
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // registerArch adds an architecture; a name registered twice panics.
 func registerArch(name string, s archSpec) {
 	if _, dup := archRegistry[name]; dup {

@@ -48,18 +48,9 @@ func init() {
 		validate:  validateCNN(resnet50Size),
 		minParams: resnet50Size,
 		reference: cnnReference("resnet50"),
-		f32:       func(c Config, seed uint64) (Model[float32], error) { return newResNetModel[float32](c, seed) },
-		f64:       func(c Config, seed uint64) (Model[float64], error) { return newResNetModel[float64](c, seed) },
+		f32:       func(c Config, seed uint64) (Model[float32], error) { return asModel(NewResNet50[float32](c, seed)) },
+		f64:       func(c Config, seed uint64) (Model[float64], error) { return asModel(NewResNet50[float64](c, seed)) },
 	})
-}
-
-// newResNetModel is NewResNet50 as a Model (a nil *ResNet is not a nil Model).
-func newResNetModel[T Float](cfg Config, seed uint64) (Model[T], error) {
-	m, err := NewResNet50[T](cfg, seed)
-	if err != nil {
-		return nil, err
-	}
-	return m, nil
 }
 
 // resnet50Size returns the number of scalars of a ResNet-50 of cfg,

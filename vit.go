@@ -216,18 +216,9 @@ func init() {
 		summary:   "timm VisionTransformer: patch conv, CLS token, pre-norm blocks, head on CLS",
 		validate:  validateViT,
 		minParams: Config.backboneParams,
-		f32:       func(c Config, seed uint64) (Model[float32], error) { return newViTModel[float32](c, seed) },
-		f64:       func(c Config, seed uint64) (Model[float64], error) { return newViTModel[float64](c, seed) },
+		f32:       func(c Config, seed uint64) (Model[float32], error) { return asModel(NewViT[float32](c, seed)) },
+		f64:       func(c Config, seed uint64) (Model[float64], error) { return asModel(NewViT[float64](c, seed)) },
 	})
-}
-
-// newViTModel is NewViT as a Model (a nil *ViT is not a nil Model).
-func newViTModel[T Float](cfg Config, seed uint64) (Model[T], error) {
-	m, err := NewViT[T](cfg, seed)
-	if err != nil {
-		return nil, err
-	}
-	return m, nil
 }
 
 // NewViT builds a ViT with timm's initialisation (docs/pe-zoo.md §1), drawing
