@@ -60,7 +60,7 @@ func EstimateTrainMemory(cfg Config, batch, replicas int, data int64) MemEstimat
 	const f32 = 4
 	r := int64(max(replicas, 1))
 	var p, act, eval int64
-	if cfg.Arch == "" || cfg.Arch == "vit" {
+	if archName(cfg.Arch) == "vit" {
 		p = cfg.backboneParams()
 		t, d, m, h := int64(cfg.Tokens()), int64(cfg.Dim), int64(cfg.MLP), int64(cfg.Heads)
 		block := 20*t*d + 5*t*m + 4*h*t*t

@@ -275,7 +275,7 @@ func (f *trainFlags) model(cfg loope.Config, pretrained *loope.SafeFile) (loope.
 	if pretrained == nil {
 		return loope.NewModel[float32](cfg, *f.seed)
 	}
-	if cfg.Arch != "" && cfg.Arch != "vit" {
+	if cmp.Or(cfg.Arch, "vit") != "vit" {
 		m, fresh, err := loope.LoadTimmBackbone[float32](pretrained, cfg, *f.seed)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", *f.initFrom, err)
